@@ -1,0 +1,14 @@
+//! Spoor's domain model: the span, trace and dependency types every other crate
+//! speaks. It mirrors Jaeger's domain model so that conversions to and from
+//! Jaeger's wire formats are lossless. No I/O and no async here.
+
+mod duration;
+mod ids;
+mod span;
+
+pub use duration::{parse_go_duration, DurationParseError};
+pub use ids::{IdParseError, SpanId, TraceId};
+pub use span::{
+    DependencyLink, KeyValue, Log, Process, RefType, Span, SpanKind, SpanRef, Trace, Value,
+    SPAN_KIND_TAG,
+};

@@ -1,0 +1,15 @@
+//! Compiles the Jaeger api_v2 IDL in the workspace's proto/ folder. protox parses
+//! the files in Rust, so no system protoc is needed.
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto/api_v2");
+    let files = ["model.proto", "collector.proto", "query.proto", "sampling.proto"];
+    let paths: Vec<PathBuf> = files.iter().map(|f| root.join(f)).collect();
+    for path in &paths {
+        println!("cargo:rerun-if-changed={}", path.display());
+    }
+    let descriptors = protox::compile(&paths, [&root])?;
+    tonic_prost_build::configure().compile_fds(descriptors)?;
+    Ok(())
+}

@@ -1,1 +1,16 @@
+//! Jaeger api_v2 protobuf messages and gRPC services, generated at build time
+//! from the IDL in the workspace's `proto/` folder, plus conversions to and
+//! from the domain model and a reader for Jaeger's proto-JSON trace files.
 
+pub mod api_v2 {
+    #![allow(clippy::all)]
+    tonic::include_proto!("jaeger.api_v2");
+}
+
+mod convert;
+pub mod jsonpb;
+
+pub use convert::{
+    duration_to_proto, span_from_proto, span_to_proto, spans_from_batch, system_time_from_proto,
+    system_time_to_proto, ConvertError,
+};

@@ -1,0 +1,17 @@
+//! The storage contract: traits every span store implements, the query types
+//! they take, and (behind the `testsuite` feature) the conformance suite every
+//! backend runs so they all answer the same way.
+
+mod error;
+mod query;
+mod traits;
+
+#[cfg(feature = "testsuite")]
+pub mod testsuite;
+
+pub use error::StorageError;
+pub use query::{span_matches, Operation, OperationQuery, TraceQuery, DEFAULT_NUM_TRACES};
+pub use traits::{DependencyReader, SpanReader, SpanWriter};
+
+pub use dedupe::dedupe_spans;
+mod dedupe;

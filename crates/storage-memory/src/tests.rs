@@ -1,0 +1,99 @@
+use super::*;
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use spoor_model::Process;
+
+async fn unbounded() -> MemoryStore {
+    MemoryStore::new(MemoryConfig { max_traces: 0, max_bytes: usize::MAX })
+}
+
+spoor_storage::storage_conformance_tests!(unbounded);
+
+fn span(trace: u128, id: u64, big: usize) -> Span {
+    Span {
+        trace_id: TraceId(trace),
+        span_id: SpanId(id),
+        operation_name: "x".repeat(big),
+        references: vec![],
+        flags: 0,
+        start_time: UNIX_EPOCH + Duration::from_secs(trace as u64),
+        duration: Duration::ZERO,
+        tags: vec![],
+        logs: vec![],
+        process: Arc::new(Process { service_name: "svc".into(), tags: vec![] }),
+        warnings: vec![],
+    }
+}
+
+#[tokio::test]
+async fn trace_count_bound_evicts_oldest_first_and_counts() {
+    let store = MemoryStore::new(MemoryConfig { max_traces: 3, max_bytes: usize::MAX });
+    for t in 1..=5 {
+        store.write_spans(vec![span(t, 1, 1), span(t, 2, 1)]).await.unwrap();
+    }
+    assert!(store.get_trace(TraceId(1)).await.unwrap().is_none());
+    assert!(store.get_trace(TraceId(2)).await.unwrap().is_none());
+    for t in 3..=5 {
+        assert!(store.get_trace(TraceId(t)).await.unwrap().is_some(), "trace {t} kept");
+    }
+    let stats = store.stats();
+    assert_eq!((stats.traces, stats.spans), (3, 6));
+    assert_eq!((stats.evicted_traces, stats.evicted_spans), (2, 4));
+}
+
+#[tokio::test]
+async fn byte_budget_holds_under_many_traces() {
+    let budget = 1 << 20;
+    let store = MemoryStore::new(MemoryConfig { max_traces: 0, max_bytes: budget });
+    for t in 1..=10_000u128 {
+        store.write_spans(vec![span(t, 1, 1_000)]).await.unwrap();
+    }
+    let stats = store.stats();
+    assert!(stats.bytes as usize <= budget, "{} bytes over a {budget} budget", stats.bytes);
+    assert!(stats.evicted_traces > 8_000, "evicted {}", stats.evicted_traces);
+    assert!(store.get_trace(TraceId(10_000)).await.unwrap().is_some(), "newest kept");
+    assert!(store.get_trace(TraceId(1)).await.unwrap().is_none(), "oldest evicted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_and_readers_see_whole_traces() {
+    let store = Arc::new(unbounded().await);
+    let writers: Vec<_> = (0..8u128)
+        .map(|w| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                for t in 0..200u128 {
+                    let id = w * 1_000 + t + 1;
+                    store.write_spans(vec![span(id, 1, 1), span(id, 2, 1)]).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    let reader = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            for _ in 0..50 {
+                let q = TraceQuery {
+                    service_name: "svc".into(),
+                    operation_name: None,
+                    tags: vec![],
+                    start_time_min: UNIX_EPOCH,
+                    start_time_max: UNIX_EPOCH + Duration::from_secs(1 << 20),
+                    duration_min: None,
+                    duration_max: None,
+                    num_traces: 20,
+                };
+                for t in store.find_traces(&q).await.unwrap() {
+                    assert!(!t.spans.is_empty());
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    for w in writers {
+        w.await.unwrap();
+    }
+    reader.await.unwrap();
+    assert_eq!(store.stats().spans, 8 * 200 * 2);
+}

@@ -1,0 +1,162 @@
+use super::*;
+use proptest::prelude::*;
+
+fn kv(key: &str, v: any_value::Value) -> OtlpKeyValue {
+    OtlpKeyValue { key: key.into(), value: Some(AnyValue { value: Some(v) }), ..Default::default() }
+}
+
+fn str_kv(key: &str, v: &str) -> OtlpKeyValue {
+    kv(key, any_value::Value::StringValue(v.into()))
+}
+
+fn sample_span() -> OtlpSpan {
+    OtlpSpan {
+        trace_id: (1u128 << 64 | 2).to_be_bytes().to_vec(),
+        span_id: 3u64.to_be_bytes().to_vec(),
+        trace_state: "k=v".into(),
+        parent_span_id: 4u64.to_be_bytes().to_vec(),
+        flags: 1,
+        name: "GET /users".into(),
+        kind: OtlpKind::Server as i32,
+        start_time_unix_nano: 1_700_000_000_000_000_000,
+        end_time_unix_nano: 1_700_000_000_002_500_000,
+        attributes: vec![
+            str_kv("http.method", "GET"),
+            kv("http.status_code", any_value::Value::IntValue(500)),
+        ],
+        events: vec![Event {
+            time_unix_nano: 1_700_000_000_001_000_000,
+            name: "exception".into(),
+            attributes: vec![str_kv("exception.message", "boom")],
+            dropped_attributes_count: 0,
+        }],
+        links: vec![Link {
+            trace_id: 9u128.to_be_bytes().to_vec(),
+            span_id: 10u64.to_be_bytes().to_vec(),
+            ..Default::default()
+        }],
+        status: Some(Status { code: StatusCode::Error as i32, message: "failed".into() }),
+        ..Default::default()
+    }
+}
+
+fn request(spans: Vec<OtlpSpan>) -> Vec<ResourceSpans> {
+    vec![ResourceSpans {
+        resource: Some(Resource {
+            attributes: vec![str_kv(SERVICE_NAME, "users"), str_kv("host.name", "h1")],
+            ..Default::default()
+        }),
+        scope_spans: vec![ScopeSpans {
+            scope: Some(InstrumentationScope {
+                name: "my.lib".into(),
+                version: "1.0".into(),
+                ..Default::default()
+            }),
+            spans,
+            schema_url: String::new(),
+        }],
+        schema_url: String::new(),
+    }]
+}
+
+#[test]
+fn maps_otlp_to_jaeger_model() {
+    let (spans, errors) = spans_from_otlp(request(vec![sample_span()]));
+    assert_eq!(errors, vec![]);
+    let s = &spans[0];
+    assert_eq!(s.trace_id, TraceId::new(1, 2));
+    assert_eq!(s.span_id, SpanId(3));
+    assert_eq!(s.parent_span_id(), Some(SpanId(4)));
+    assert_eq!(s.references[1].ref_type, RefType::FollowsFrom);
+    assert_eq!(s.references[1].trace_id, TraceId(9));
+    assert_eq!(s.duration, Duration::from_micros(2_500));
+    assert_eq!(s.process.service_name, "users");
+    assert_eq!(s.process.tags, vec![KeyValue::string("host.name", "h1")]);
+    assert_eq!(s.kind(), SpanKind::Server);
+    assert!(s.is_error());
+    assert_eq!(s.tag("http.status_code"), Some(&Value::Int64(500)));
+    assert_eq!(s.tag(STATUS_DESCRIPTION_TAG), Some(&Value::String("failed".into())));
+    assert_eq!(s.tag(SCOPE_NAME_TAG), Some(&Value::String("my.lib".into())));
+    assert_eq!(s.tag(TRACE_STATE_TAG), Some(&Value::String("k=v".into())));
+    assert_eq!(s.logs[0].fields[0], KeyValue::string("event", "exception"));
+    assert_eq!(s.logs[0].fields[1], KeyValue::string("exception.message", "boom"));
+}
+
+#[test]
+fn arrays_become_json_text() {
+    let mut span = sample_span();
+    let array = any_value::Value::ArrayValue(opentelemetry_proto::tonic::common::v1::ArrayValue {
+        values: vec![
+            AnyValue { value: Some(any_value::Value::IntValue(1)) },
+            AnyValue { value: Some(any_value::Value::StringValue("a".into())) },
+        ],
+    });
+    span.attributes = vec![kv("list", array)];
+    let (spans, _) = spans_from_otlp(request(vec![span]));
+    assert_eq!(spans[0].tag("list"), Some(&Value::String(r#"[1,"a"]"#.into())));
+}
+
+#[test]
+fn bad_spans_are_reported_and_the_rest_kept() {
+    let mut bad_trace = sample_span();
+    bad_trace.trace_id = vec![1, 2];
+    let mut bad_span = sample_span();
+    bad_span.span_id = vec![];
+    let (spans, errors) = spans_from_otlp(request(vec![bad_trace, sample_span(), bad_span]));
+    assert_eq!(spans.len(), 1);
+    assert_eq!(errors, vec![OtlpError::TraceIdLength(2), OtlpError::SpanIdLength(0)]);
+
+    let mut no_service = request(vec![sample_span(), sample_span()]);
+    no_service[0].resource = None;
+    let (spans, errors) = spans_from_otlp(no_service);
+    assert!(spans.is_empty());
+    assert_eq!(errors, vec![OtlpError::NoServiceName, OtlpError::NoServiceName]);
+}
+
+#[test]
+fn otlp_round_trips_through_the_model() {
+    let original = request(vec![sample_span()]);
+    let (spans, _) = spans_from_otlp(original.clone());
+    assert_eq!(spans_to_otlp(&spans), original);
+}
+
+fn any_value() -> impl Strategy<Value = any_value::Value> {
+    prop_oneof![
+        ".*".prop_map(any_value::Value::StringValue),
+        any::<bool>().prop_map(any_value::Value::BoolValue),
+        any::<i64>().prop_map(any_value::Value::IntValue),
+        (-1e12f64..1e12).prop_map(any_value::Value::DoubleValue),
+        proptest::collection::vec(any::<u8>(), 0..16).prop_map(any_value::Value::BytesValue),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn any_span_round_trips(
+        trace in 1u128..,
+        id in 1u64..,
+        parent in any::<u64>(),
+        start in 0u64..4_000_000_000_000_000_000,
+        len in 0u64..1_000_000_000_000,
+        kind in 0i32..=5,
+        attrs in proptest::collection::vec(("[a-z.]{1,12}", any_value()), 0..8),
+    ) {
+        prop_assume!(attrs.iter().all(|(k, _)| !k.starts_with("otel.") && k != "span.kind" && k != "error" && k != "w3c.tracestate"));
+        let span = OtlpSpan {
+            trace_id: trace.to_be_bytes().to_vec(),
+            span_id: id.to_be_bytes().to_vec(),
+            parent_span_id: if parent == 0 { vec![] } else { parent.to_be_bytes().to_vec() },
+            flags: 1,
+            name: "op".into(),
+            kind,
+            start_time_unix_nano: start,
+            end_time_unix_nano: start + len,
+            attributes: attrs.iter().map(|(k, v)| kv(k, v.clone())).collect(),
+            ..Default::default()
+        };
+        let original = request(vec![span]);
+        let (spans, errors) = spans_from_otlp(original.clone());
+        prop_assert!(errors.is_empty());
+        prop_assert_eq!(spans_to_otlp(&spans), original);
+    }
+}

@@ -1,0 +1,12 @@
+//! What every Spoor binary shares: layered configuration (flags, environment,
+//! config file), logging, the admin port with health and Prometheus metrics,
+//! storage selection, and graceful shutdown.
+
+pub mod admin;
+pub mod config;
+pub mod net;
+pub mod shutdown;
+pub mod storage;
+pub mod telemetry;
+
+pub use prometheus_client::registry::Registry;

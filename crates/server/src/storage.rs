@@ -1,0 +1,93 @@
+//! Storage selection from configuration. Every backend is built here and
+//! handed to the servers as trait objects.
+use std::sync::Arc;
+
+use clap::{Args, ValueEnum};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+use spoor_storage::{DependencyReader, SpanReader, SpanWriter};
+use spoor_storage_memory::{MemoryConfig, MemoryStore};
+
+pub const DEFAULT_MEMORY_MAX_TRACES: usize = 100_000;
+pub const DEFAULT_MEMORY_MAX_BYTES: usize = 1 << 30;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StorageType {
+    /// Bounded in-process memory; lost on restart.
+    Memory,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct StorageOptions {
+    /// Span storage backend (Jaeger's SPAN_STORAGE_TYPE).
+    #[arg(long = "span-storage.type", env = "SPAN_STORAGE_TYPE", value_enum, default_value = "memory")]
+    pub storage_type: StorageType,
+
+    /// Memory store: most traces kept; the oldest are evicted beyond it (0: no count bound).
+    #[arg(long = "memory.max-traces", env = "MEMORY_MAX_TRACES", default_value_t = DEFAULT_MEMORY_MAX_TRACES)]
+    pub memory_max_traces: usize,
+
+    /// Memory store: approximate bytes of span data kept; the oldest traces are evicted beyond it.
+    #[arg(long = "memory.max-bytes", env = "MEMORY_MAX_BYTES", default_value_t = DEFAULT_MEMORY_MAX_BYTES)]
+    pub memory_max_bytes: usize,
+}
+
+/// The opened store, as the servers use it.
+#[derive(Clone)]
+pub struct Storage {
+    pub writer: Arc<dyn SpanWriter>,
+    pub reader: Arc<dyn SpanReader>,
+    pub dependencies: Arc<dyn DependencyReader>,
+}
+
+impl StorageOptions {
+    /// Opens the configured backend and registers its metrics.
+    pub fn open(&self, registry: &mut Registry) -> anyhow::Result<Storage> {
+        match self.storage_type {
+            StorageType::Memory => {
+                let store = Arc::new(MemoryStore::new(MemoryConfig {
+                    max_traces: self.memory_max_traces,
+                    max_bytes: self.memory_max_bytes,
+                }));
+                registry.register_collector(Box::new(MemoryMetrics(Arc::clone(&store))));
+                Ok(Storage { writer: store.clone(), reader: store.clone(), dependencies: store })
+            }
+        }
+    }
+}
+
+/// Exports the memory store's own counters at scrape time.
+struct MemoryMetrics(Arc<MemoryStore>);
+
+impl std::fmt::Debug for MemoryMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemoryMetrics")
+    }
+}
+
+impl Collector for MemoryMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = self.0.stats();
+        let gauges = [
+            ("spoor_memory_traces", "Traces held by the memory store", s.traces),
+            ("spoor_memory_spans", "Spans held by the memory store", s.spans),
+            ("spoor_memory_bytes", "Estimated bytes of span data held by the memory store", s.bytes),
+        ];
+        for (name, help, value) in gauges {
+            let g = ConstGauge::new(value as i64);
+            g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
+        }
+        let counters = [
+            ("spoor_memory_evicted_traces", "Traces evicted from the memory store to stay within its bounds", s.evicted_traces),
+            ("spoor_memory_evicted_spans", "Spans evicted from the memory store to stay within its bounds", s.evicted_spans),
+        ];
+        for (name, help, value) in counters {
+            let c = ConstCounter::new(value);
+            c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
+        }
+        Ok(())
+    }
+}

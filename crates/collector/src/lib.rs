@@ -1,0 +1,108 @@
+//! The collector: receives spans over Jaeger gRPC (14250) and OTLP gRPC (4317)
+//! and HTTP (4318), validates them, and hands them through a bounded queue to
+//! writer workers that store them.
+//!
+//! Receivers only translate wire formats; [`SpanProcessor`] holds the rules
+//! (validation, counting, backpressure) so they are the same for every protocol.
+
+mod grpc;
+mod metrics;
+mod options;
+mod otlp_http;
+mod processor;
+mod queue;
+
+pub use metrics::{CollectorMetrics, Transport};
+pub use options::{CollectorOptions, QueueFullAction};
+pub use otlp_http::router as otlp_http_router;
+pub use processor::{Outcome, ProcessError, SpanProcessor};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use prometheus_client::registry::Registry;
+use spoor_server::shutdown::Shutdown;
+use spoor_server::storage::Storage;
+
+/// How long shutdown waits for queued spans to be written.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Bound listeners and the processor, ready to serve. Binding first lets
+/// callers (and tests) learn the real ports before serving starts.
+pub struct Collector {
+    options: CollectorOptions,
+    processor: Arc<SpanProcessor>,
+    workers: queue::Workers,
+    grpc: tokio::net::TcpListener,
+    otlp: Option<(tokio::net::TcpListener, tokio::net::TcpListener)>,
+}
+
+impl Collector {
+    pub async fn bind(
+        options: CollectorOptions,
+        storage: &Storage,
+        registry: &mut Registry,
+    ) -> anyhow::Result<Self> {
+        options.validate()?;
+        let metrics = Arc::new(CollectorMetrics::new(registry));
+        let (queue, workers) = queue::start(
+            options.queue_size,
+            options.num_workers,
+            Arc::clone(&storage.writer),
+            Arc::clone(&metrics),
+        );
+        let processor = Arc::new(SpanProcessor::new(queue, options.queue_full_action, metrics));
+        let grpc = spoor_server::net::bind(options.grpc_addr()?, "collector gRPC").await?;
+        let otlp = if options.otlp_enabled {
+            Some((
+                spoor_server::net::bind(options.otlp_grpc_addr()?, "OTLP gRPC").await?,
+                spoor_server::net::bind(options.otlp_http_addr()?, "OTLP HTTP").await?,
+            ))
+        } else {
+            None
+        };
+        Ok(Collector { options, processor, workers, grpc, otlp })
+    }
+
+    /// The bound addresses: Jaeger gRPC, then OTLP gRPC and HTTP when enabled.
+    pub fn local_addrs(&self) -> Vec<std::net::SocketAddr> {
+        let mut addrs = vec![self.grpc.local_addr().expect("bound")];
+        if let Some((g, h)) = &self.otlp {
+            addrs.push(g.local_addr().expect("bound"));
+            addrs.push(h.local_addr().expect("bound"));
+        }
+        addrs
+    }
+
+    /// Serves until `shutdown`, then stops intake and drains the queue.
+    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let Collector { options, processor, workers, grpc, otlp } = self;
+        let max_message = options.grpc_max_message_size;
+        let mut servers = tokio::task::JoinSet::new();
+        servers.spawn(grpc::serve_jaeger(grpc, Arc::clone(&processor), max_message, shutdown.clone()));
+        if let Some((otlp_grpc, otlp_http)) = otlp {
+            servers.spawn(grpc::serve_otlp(otlp_grpc, Arc::clone(&processor), max_message, shutdown.clone()));
+            let app = otlp_http::router(Arc::clone(&processor), options.otlp_http_max_request_size);
+            let stop = shutdown.clone();
+            servers.spawn(async move {
+                axum::serve(otlp_http, app)
+                    .with_graceful_shutdown(stop.wait())
+                    .await
+                    .context("while serving OTLP HTTP")
+            });
+        }
+        tracing::info!(addrs = ?servers.len(), "collector serving");
+        drop(processor);
+        let mut result = Ok(());
+        while let Some(done) = servers.join_next().await {
+            if let Err(e) = done.context("collector server task failed").and_then(|r| r) {
+                tracing::error!(error = %e, "collector server stopped");
+                result = Err(e);
+            }
+        }
+        // every receiver is gone: the queue closes and the workers drain it
+        workers.drain(DRAIN_TIMEOUT).await;
+        result
+    }
+}

@@ -1,0 +1,114 @@
+//! gRPC receivers: Jaeger api_v2 CollectorService and OTLP TraceService.
+use std::sync::Arc;
+
+use anyhow::Context;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use spoor_proto::api_v2::collector_service_server::{CollectorService, CollectorServiceServer};
+use spoor_proto::api_v2::{PostSpansRequest, PostSpansResponse};
+use spoor_server::shutdown::Shutdown;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::codec::CompressionEncoding;
+use tonic::{Request, Response, Status};
+
+use crate::{ProcessError, SpanProcessor, Transport};
+
+impl From<ProcessError> for Status {
+    fn from(e: ProcessError) -> Self {
+        match e {
+            ProcessError::QueueFull => Status::resource_exhausted(e.to_string()),
+        }
+    }
+}
+
+struct JaegerCollector(Arc<SpanProcessor>);
+
+#[tonic::async_trait]
+impl CollectorService for JaegerCollector {
+    async fn post_spans(
+        &self,
+        request: Request<PostSpansRequest>,
+    ) -> Result<Response<PostSpansResponse>, Status> {
+        let Some(batch) = request.into_inner().batch else {
+            self.0.metrics().reject_request(Transport::JaegerGrpc, "empty");
+            return Err(Status::invalid_argument("request has no batch"));
+        };
+        let (spans, errors) = spoor_proto::spans_from_batch(batch);
+        let errors = errors.into_iter().map(|(i, e)| format!("span #{i}: {e}")).collect();
+        let outcome = self.0.process(Transport::JaegerGrpc, spans, errors)?;
+        if outcome.rejected > 0 {
+            // the valid spans were kept; the status tells the client what was not
+            return Err(Status::invalid_argument(outcome.message));
+        }
+        Ok(Response::new(PostSpansResponse {}))
+    }
+}
+
+struct OtlpCollector(Arc<SpanProcessor>);
+
+#[tonic::async_trait]
+impl TraceService for OtlpCollector {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        let outcome = process_otlp(&self.0, Transport::OtlpGrpc, request.into_inner())?;
+        Ok(Response::new(outcome))
+    }
+}
+
+/// Shared by OTLP gRPC and HTTP: rejected spans are reported as a partial
+/// success, as the OTLP specification asks.
+pub fn process_otlp(
+    processor: &SpanProcessor,
+    transport: Transport,
+    request: ExportTraceServiceRequest,
+) -> Result<ExportTraceServiceResponse, ProcessError> {
+    let (spans, errors) = spoor_codec::otlp::spans_from_otlp(request.resource_spans);
+    let errors = errors.into_iter().map(|e| e.to_string()).collect();
+    let outcome = processor.process(transport, spans, errors)?;
+    Ok(ExportTraceServiceResponse {
+        partial_success: (outcome.rejected > 0).then(|| ExportTracePartialSuccess {
+            rejected_spans: outcome.rejected as i64,
+            error_message: outcome.message,
+        }),
+    })
+}
+
+pub async fn serve_jaeger(
+    listener: tokio::net::TcpListener,
+    processor: Arc<SpanProcessor>,
+    max_message_size: usize,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let service = CollectorServiceServer::new(JaegerCollector(processor))
+        .max_decoding_message_size(max_message_size)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip);
+    tonic::transport::Server::builder()
+        .add_service(service)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.wait())
+        .await
+        .context("while serving Jaeger gRPC")
+}
+
+pub async fn serve_otlp(
+    listener: tokio::net::TcpListener,
+    processor: Arc<SpanProcessor>,
+    max_message_size: usize,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let service = TraceServiceServer::new(OtlpCollector(processor))
+        .max_decoding_message_size(max_message_size)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip);
+    tonic::transport::Server::builder()
+        .add_service(service)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.wait())
+        .await
+        .context("while serving OTLP gRPC")
+}

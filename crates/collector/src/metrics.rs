@@ -1,0 +1,88 @@
+//! Every count the collector keeps, in one place.
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// The protocol a span arrived by.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Transport {
+    JaegerGrpc,
+    OtlpGrpc,
+    OtlpHttp,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::JaegerGrpc => "grpc",
+            Transport::OtlpGrpc => "otlp_grpc",
+            Transport::OtlpHttp => "otlp_http",
+        }
+    }
+}
+
+impl EncodeLabelValue for Transport {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(encoder, self.as_str())
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransportLabel {
+    pub transport: Transport,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectLabel {
+    pub transport: Transport,
+    pub reason: &'static str,
+}
+
+pub struct CollectorMetrics {
+    pub spans_received: Family<TransportLabel, Counter>,
+    pub spans_accepted: Family<TransportLabel, Counter>,
+    pub spans_rejected: Family<RejectLabel, Counter>,
+    pub spans_dropped: Family<TransportLabel, Counter>,
+    pub requests_rejected: Family<RejectLabel, Counter>,
+    pub queue_length: Gauge,
+    pub queue_capacity: Gauge,
+    pub spans_written: Counter,
+    pub write_failures: Counter,
+    pub write_latency: Histogram,
+}
+
+impl CollectorMetrics {
+    pub fn new(registry: &mut Registry) -> Self {
+        let m = CollectorMetrics {
+            spans_received: Family::default(),
+            spans_accepted: Family::default(),
+            spans_rejected: Family::default(),
+            spans_dropped: Family::default(),
+            requests_rejected: Family::default(),
+            queue_length: Gauge::default(),
+            queue_capacity: Gauge::default(),
+            spans_written: Counter::default(),
+            write_failures: Counter::default(),
+            write_latency: Histogram::new(exponential_buckets(0.000_05, 2.0, 18)),
+        };
+        let r = registry.sub_registry_with_prefix("spoor_collector");
+        r.register("spans_received", "Spans received, by transport", m.spans_received.clone());
+        r.register("spans_accepted", "Spans accepted into the queue, by transport", m.spans_accepted.clone());
+        r.register("spans_rejected", "Spans refused, by transport and reason", m.spans_rejected.clone());
+        r.register("spans_dropped", "Spans discarded because the queue was full (drop mode)", m.spans_dropped.clone());
+        r.register("requests_rejected", "Requests refused whole, by transport and reason", m.requests_rejected.clone());
+        r.register("queue_length", "Spans waiting in the queue", m.queue_length.clone());
+        r.register("queue_capacity", "Spans the queue can hold", m.queue_capacity.clone());
+        r.register("spans_written", "Spans written to storage", m.spans_written.clone());
+        r.register("storage_write_failures", "Batches the storage refused", m.write_failures.clone());
+        r.register("storage_write_seconds", "Time to write one batch to storage", m.write_latency.clone());
+        m
+    }
+
+    pub fn reject_request(&self, transport: Transport, reason: &'static str) {
+        self.requests_rejected.get_or_create(&RejectLabel { transport, reason }).inc();
+    }
+}

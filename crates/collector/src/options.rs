@@ -1,0 +1,74 @@
+use std::net::SocketAddr;
+
+use clap::{ArgAction, Args, ValueEnum};
+use spoor_server::net::parse_host_port;
+
+pub const DEFAULT_QUEUE_SIZE: usize = 2_000;
+pub const DEFAULT_NUM_WORKERS: usize = 50;
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
+
+/// What the collector does with a batch when its queue is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum QueueFullAction {
+    /// Refuse the batch so the client retries later (gRPC RESOURCE_EXHAUSTED, HTTP 429).
+    Reject,
+    /// Accept and discard the batch, counting the spans as dropped.
+    Drop,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct CollectorOptions {
+    /// Jaeger gRPC (api_v2 CollectorService) listen address.
+    #[arg(long = "collector.grpc-server.host-port", env = "COLLECTOR_GRPC_SERVER_HOST_PORT", default_value = ":14250")]
+    pub grpc_host_port: String,
+
+    /// Largest gRPC message accepted, in bytes, for Jaeger and OTLP gRPC.
+    #[arg(long = "collector.grpc-server.max-message-size", env = "COLLECTOR_GRPC_SERVER_MAX_MESSAGE_SIZE", default_value_t = DEFAULT_MAX_MESSAGE_SIZE)]
+    pub grpc_max_message_size: usize,
+
+    /// Accept OTLP over gRPC and HTTP.
+    #[arg(long = "collector.otlp.enabled", env = "COLLECTOR_OTLP_ENABLED", default_value_t = true, action = ArgAction::Set)]
+    pub otlp_enabled: bool,
+
+    /// OTLP gRPC listen address.
+    #[arg(long = "collector.otlp.grpc.host-port", env = "COLLECTOR_OTLP_GRPC_HOST_PORT", default_value = ":4317")]
+    pub otlp_grpc_host_port: String,
+
+    /// OTLP HTTP listen address.
+    #[arg(long = "collector.otlp.http.host-port", env = "COLLECTOR_OTLP_HTTP_HOST_PORT", default_value = ":4318")]
+    pub otlp_http_host_port: String,
+
+    /// Largest OTLP HTTP request body, in bytes, before and after decompression.
+    #[arg(long = "collector.otlp.http.max-request-size", env = "COLLECTOR_OTLP_HTTP_MAX_REQUEST_SIZE", default_value_t = DEFAULT_MAX_MESSAGE_SIZE)]
+    pub otlp_http_max_request_size: usize,
+
+    /// Spans the queue between receivers and writers holds.
+    #[arg(long = "collector.queue-size", env = "COLLECTOR_QUEUE_SIZE", default_value_t = DEFAULT_QUEUE_SIZE)]
+    pub queue_size: usize,
+
+    /// Workers writing from the queue to storage.
+    #[arg(long = "collector.num-workers", env = "COLLECTOR_NUM_WORKERS", default_value_t = DEFAULT_NUM_WORKERS)]
+    pub num_workers: usize,
+
+    /// What to do with a batch when the queue is full.
+    #[arg(long = "collector.queue-full-action", env = "COLLECTOR_QUEUE_FULL_ACTION", value_enum, default_value = "reject")]
+    pub queue_full_action: QueueFullAction,
+}
+
+impl CollectorOptions {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.queue_size > 0, "collector.queue-size must be at least 1");
+        anyhow::ensure!(self.num_workers > 0, "collector.num-workers must be at least 1");
+        anyhow::ensure!(self.grpc_max_message_size > 0, "collector.grpc-server.max-message-size must be positive");
+        Ok(())
+    }
+    pub fn grpc_addr(&self) -> anyhow::Result<SocketAddr> {
+        parse_host_port(&self.grpc_host_port).map_err(anyhow::Error::msg)
+    }
+    pub fn otlp_grpc_addr(&self) -> anyhow::Result<SocketAddr> {
+        parse_host_port(&self.otlp_grpc_host_port).map_err(anyhow::Error::msg)
+    }
+    pub fn otlp_http_addr(&self) -> anyhow::Result<SocketAddr> {
+        parse_host_port(&self.otlp_http_host_port).map_err(anyhow::Error::msg)
+    }
+}

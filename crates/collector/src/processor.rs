@@ -1,0 +1,115 @@
+//! The rules every receiver shares: validate spans, count them, and queue the
+//! valid ones, refusing or dropping when the queue is full.
+use std::sync::Arc;
+
+use spoor_model::Span;
+
+use crate::metrics::{CollectorMetrics, RejectLabel, Transport, TransportLabel};
+use crate::options::QueueFullAction;
+use crate::queue::SpanQueue;
+
+/// How many rejection reasons a response lists before summarising.
+const MAX_LISTED_ERRORS: usize = 5;
+
+/// What happened to a batch that was taken.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub accepted: usize,
+    pub rejected: usize,
+    /// Why spans were rejected, for the client; empty when none were.
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ProcessError {
+    #[error("collector queue is full; retry later")]
+    QueueFull,
+}
+
+pub struct SpanProcessor {
+    queue: SpanQueue,
+    full_action: QueueFullAction,
+    metrics: Arc<CollectorMetrics>,
+}
+
+/// A span the collector refuses to store, and why.
+fn invalid(span: &Span) -> Option<(&'static str, String)> {
+    if span.trace_id.is_zero() {
+        return Some(("invalid_trace_id", format!("span {}: trace id is zero", span.span_id)));
+    }
+    if span.process.service_name.is_empty() {
+        return Some(("missing_service", format!("span {}: process has no service name", span.span_id)));
+    }
+    None
+}
+
+impl SpanProcessor {
+    pub(crate) fn new(queue: SpanQueue, full_action: QueueFullAction, metrics: Arc<CollectorMetrics>) -> Self {
+        SpanProcessor { queue, full_action, metrics }
+    }
+
+    pub fn metrics(&self) -> &CollectorMetrics {
+        &self.metrics
+    }
+
+    /// Validates and queues `spans`. `decode_errors` are spans of the same
+    /// request that could not even be decoded; they count as rejected
+    /// (`reason` "malformed") and their messages reach the client.
+    pub fn process(
+        &self,
+        transport: Transport,
+        spans: Vec<Span>,
+        decode_errors: Vec<String>,
+    ) -> Result<Outcome, ProcessError> {
+        let label = TransportLabel { transport };
+        let received = spans.len() + decode_errors.len();
+        self.metrics.spans_received.get_or_create(&label).inc_by(received as u64);
+        let reject = |reason: &'static str, n: usize| {
+            self.metrics.spans_rejected.get_or_create(&RejectLabel { transport, reason }).inc_by(n as u64);
+        };
+        if !decode_errors.is_empty() {
+            reject("malformed", decode_errors.len());
+        }
+        let mut errors = decode_errors;
+        let valid: Vec<Span> = spans
+            .into_iter()
+            .filter(|span| match invalid(span) {
+                None => true,
+                Some((reason, message)) => {
+                    reject(reason, 1);
+                    errors.push(message);
+                    false
+                }
+            })
+            .collect();
+        let accepted = valid.len();
+        if accepted > 0 {
+            if self.queue.try_push(valid).is_err() {
+                match self.full_action {
+                    QueueFullAction::Reject => {
+                        reject("queue_full", accepted);
+                        return Err(ProcessError::QueueFull);
+                    }
+                    QueueFullAction::Drop => {
+                        self.metrics.spans_dropped.get_or_create(&label).inc_by(accepted as u64);
+                    }
+                }
+            } else {
+                self.metrics.spans_accepted.get_or_create(&label).inc_by(accepted as u64);
+            }
+        }
+        Ok(Outcome { accepted, rejected: errors.len(), message: summarize(&errors) })
+    }
+}
+
+fn summarize(errors: &[String]) -> String {
+    if errors.is_empty() {
+        return String::new();
+    }
+    let mut message = format!("{} span(s) rejected: ", errors.len());
+    message.push_str(&errors[..errors.len().min(MAX_LISTED_ERRORS)].join("; "));
+    if errors.len() > MAX_LISTED_ERRORS {
+        message.push_str(&format!("; and {} more", errors.len() - MAX_LISTED_ERRORS));
+    }
+    message
+}

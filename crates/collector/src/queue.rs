@@ -1,0 +1,100 @@
+//! The bounded queue between receivers and storage writers. Its bound is in
+//! spans: a batch takes one permit per span and gives them back once written,
+//! so queued plus in-flight spans never exceed the capacity.
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use spoor_model::Span;
+use spoor_storage::SpanWriter;
+use tokio::sync::{mpsc, Mutex, OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use tokio::task::JoinSet;
+
+use crate::metrics::CollectorMetrics;
+
+struct Item {
+    spans: Vec<Span>,
+    _permit: OwnedSemaphorePermit,
+}
+
+pub struct SpanQueue {
+    permits: Arc<Semaphore>,
+    capacity: usize,
+    tx: mpsc::UnboundedSender<Item>,
+    metrics: Arc<CollectorMetrics>,
+}
+
+/// The queue is full; the batch was not taken.
+#[derive(Debug)]
+pub struct QueueFull;
+
+impl SpanQueue {
+    /// Takes the batch if there is room for it, without waiting. A batch
+    /// larger than the whole queue waits for an empty queue instead.
+    pub fn try_push(&self, spans: Vec<Span>) -> Result<(), QueueFull> {
+        let n = spans.len().clamp(1, self.capacity) as u32;
+        let permit = match Arc::clone(&self.permits).try_acquire_many_owned(n) {
+            Ok(p) => p,
+            Err(TryAcquireError::NoPermits | TryAcquireError::Closed) => return Err(QueueFull),
+        };
+        self.metrics.queue_length.inc_by(spans.len() as i64);
+        let len = spans.len() as i64;
+        self.tx.send(Item { spans, _permit: permit }).map_err(|_| {
+            self.metrics.queue_length.dec_by(len);
+            QueueFull
+        })
+    }
+}
+
+/// The writer tasks behind a queue.
+pub struct Workers {
+    tasks: JoinSet<()>,
+}
+
+impl Workers {
+    /// Waits for the workers to write what is queued (the queue closes when
+    /// every [`SpanQueue`] is dropped), at most `timeout`.
+    pub async fn drain(mut self, timeout: Duration) {
+        let started = Instant::now();
+        let all = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(timeout, all).await.is_err() {
+            tracing::warn!(waited = ?started.elapsed(), "queue not drained before the deadline");
+        }
+    }
+}
+
+pub fn start(
+    capacity: usize,
+    workers: usize,
+    writer: Arc<dyn SpanWriter>,
+    metrics: Arc<CollectorMetrics>,
+) -> (SpanQueue, Workers) {
+    let (tx, rx) = mpsc::unbounded_channel::<Item>();
+    let rx = Arc::new(Mutex::new(rx));
+    metrics.queue_capacity.set(capacity as i64);
+    let mut tasks = JoinSet::new();
+    for _ in 0..workers {
+        let rx = Arc::clone(&rx);
+        let writer = Arc::clone(&writer);
+        let metrics = Arc::clone(&metrics);
+        tasks.spawn(async move {
+            loop {
+                let Some(item) = rx.lock().await.recv().await else { return };
+                let n = item.spans.len();
+                metrics.queue_length.dec_by(n as i64);
+                let started = Instant::now();
+                match writer.write_spans(item.spans).await {
+                    Ok(()) => {
+                        metrics.spans_written.inc_by(n as u64);
+                    }
+                    Err(e) => {
+                        metrics.write_failures.inc();
+                        tracing::error!(error = %e, spans = n, "writing spans to storage failed");
+                    }
+                }
+                metrics.write_latency.observe(started.elapsed().as_secs_f64());
+            }
+        });
+    }
+    let queue = SpanQueue { permits: Arc::new(Semaphore::new(capacity)), capacity, tx, metrics };
+    (queue, Workers { tasks })
+}

@@ -1,0 +1,94 @@
+//! The query service: Jaeger's HTTP JSON API on 16686 and the api_v2 gRPC
+//! QueryService on 16685, both reading from any storage backend.
+
+mod grpc;
+mod http;
+mod metrics;
+mod params;
+pub mod uimodel;
+
+pub use http::{router as http_router, ApiState};
+pub use metrics::QueryMetrics;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use prometheus_client::registry::Registry;
+use spoor_proto::api_v2::query_service_server::QueryServiceServer;
+use spoor_server::net::{bind, parse_host_port};
+use spoor_server::shutdown::Shutdown;
+use spoor_server::storage::Storage;
+use tokio_stream::wrappers::TcpListenerStream;
+
+#[derive(Args, Clone, Debug)]
+pub struct QueryOptions {
+    /// HTTP API (and later UI) listen address.
+    #[arg(long = "query.http-server.host-port", env = "QUERY_HTTP_SERVER_HOST_PORT", default_value = ":16686")]
+    pub http_host_port: String,
+
+    /// gRPC QueryService listen address.
+    #[arg(long = "query.grpc-server.host-port", env = "QUERY_GRPC_SERVER_HOST_PORT", default_value = ":16685")]
+    pub grpc_host_port: String,
+
+    /// Path prefix of every HTTP route, for serving behind a reverse proxy (e.g. /jaeger).
+    #[arg(long = "query.base-path", env = "QUERY_BASE_PATH", default_value = "/")]
+    pub base_path: String,
+}
+
+impl QueryOptions {
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.base_path.starts_with('/'), "query.base-path must start with '/'");
+        Ok(())
+    }
+}
+
+pub struct QueryServer {
+    options: QueryOptions,
+    state: ApiState,
+    http: tokio::net::TcpListener,
+    grpc: tokio::net::TcpListener,
+}
+
+/// The HTTP API under `base_path`.
+pub fn app(state: ApiState, base_path: &str) -> axum::Router {
+    let api = http::router(state);
+    match base_path.trim_end_matches('/') {
+        "" => api,
+        prefix => axum::Router::new().nest(prefix, api).fallback(http::not_found),
+    }
+}
+
+impl QueryServer {
+    pub async fn bind(options: QueryOptions, storage: &Storage, registry: &mut Registry) -> anyhow::Result<Self> {
+        options.validate()?;
+        let state = ApiState { storage: storage.clone(), metrics: Arc::new(QueryMetrics::new(registry)) };
+        let http = bind(parse_host_port(&options.http_host_port).map_err(anyhow::Error::msg)?, "query HTTP").await?;
+        let grpc = bind(parse_host_port(&options.grpc_host_port).map_err(anyhow::Error::msg)?, "query gRPC").await?;
+        Ok(QueryServer { options, state, http, grpc })
+    }
+
+    /// HTTP, then gRPC.
+    pub fn local_addrs(&self) -> Vec<std::net::SocketAddr> {
+        vec![self.http.local_addr().expect("bound"), self.grpc.local_addr().expect("bound")]
+    }
+
+    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let QueryServer { options, state, http, grpc } = self;
+        let grpc_service = QueryServiceServer::new(grpc::GrpcQuery { storage: state.storage.clone() });
+        let app = app(state, &options.base_path);
+        let stop = shutdown.clone();
+        let http_task = async move {
+            axum::serve(http, app).with_graceful_shutdown(stop.wait()).await.context("while serving query HTTP")
+        };
+        let grpc_task = async move {
+            tonic::transport::Server::builder()
+                .add_service(grpc_service)
+                .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), shutdown.wait())
+                .await
+                .context("while serving query gRPC")
+        };
+        tokio::try_join!(http_task, grpc_task)?;
+        Ok(())
+    }
+}

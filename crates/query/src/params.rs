@@ -1,0 +1,220 @@
+//! Parsing of the HTTP API's query parameters, with Jaeger's names, units
+//! and error messages.
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use spoor_model::{parse_go_duration, SpanKind, TraceId};
+use spoor_storage::{TraceQuery, DEFAULT_NUM_TRACES};
+
+/// The most traces one search returns, whatever `limit` asks for.
+pub const MAX_SEARCH_LIMIT: usize = 10_000;
+/// Lookback of a search without `start`.
+pub const DEFAULT_LOOKBACK: Duration = Duration::from_secs(3600);
+/// Lookback of `/api/dependencies` without `lookback`.
+pub const DEFAULT_DEPENDENCY_LOOKBACK: Duration = Duration::from_secs(24 * 3600);
+
+/// The raw pairs of a query string, repeats kept.
+pub struct Params(pub Vec<(String, String)>);
+
+impl Params {
+    fn all<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
+        self.0.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The last non-empty value of `name`.
+    fn one(&self, name: &str) -> Option<&str> {
+        self.0.iter().rev().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.as_str())
+    }
+}
+
+fn bad(name: &str, why: impl std::fmt::Display) -> String {
+    format!("unable to parse param '{name}': {why}")
+}
+
+fn micros_param(p: &Params, name: &str) -> Result<Option<SystemTime>, String> {
+    p.one(name)
+        .map(|v| {
+            v.parse::<u64>()
+                .map(|us| UNIX_EPOCH + Duration::from_micros(us))
+                .map_err(|e| bad(name, format!("{v:?} is not microseconds since the epoch: {e}")))
+        })
+        .transpose()
+}
+
+fn millis_param(p: &Params, name: &str) -> Result<Option<u64>, String> {
+    p.one(name)
+        .map(|v| v.parse::<u64>().map_err(|e| bad(name, format!("{v:?} is not milliseconds: {e}"))))
+        .transpose()
+}
+
+fn duration_param(p: &Params, name: &str) -> Result<Option<Duration>, String> {
+    p.one(name).map(|v| parse_go_duration(v).map_err(|e| bad(name, e))).transpose()
+}
+
+/// What `/api/traces` asks for: either traces by id or a search.
+#[derive(Debug, PartialEq)]
+pub enum TracesRequest {
+    ByIds(Vec<TraceId>),
+    Search(TraceQuery),
+}
+
+pub fn traces_request(p: &Params, now: SystemTime) -> Result<TracesRequest, String> {
+    let ids: Vec<TraceId> = p
+        .all("traceID")
+        .filter(|v| !v.is_empty())
+        .map(|v| v.parse().map_err(|e| bad("traceID", e)))
+        .collect::<Result<_, _>>()?;
+    if !ids.is_empty() {
+        return Ok(TracesRequest::ByIds(ids));
+    }
+    let service_name = p.one("service").ok_or("parameter 'service' is required")?.to_string();
+    let end = micros_param(p, "end")?.unwrap_or(now);
+    let lookback = match p.one("lookback") {
+        None | Some("custom") => DEFAULT_LOOKBACK,
+        Some(v) => parse_go_duration(v).map_err(|e| bad("lookback", e))?,
+    };
+    let start = match micros_param(p, "start")? {
+        Some(s) => s,
+        None => end.checked_sub(lookback).unwrap_or(UNIX_EPOCH),
+    };
+    if start > end {
+        return Err("parameter 'start' must not be after 'end'".into());
+    }
+    let limit = match p.one("limit") {
+        None => DEFAULT_NUM_TRACES,
+        Some(v) => v.parse::<usize>().map_err(|e| bad("limit", e))?.min(MAX_SEARCH_LIMIT),
+    };
+    let duration_min = duration_param(p, "minDuration")?;
+    let duration_max = duration_param(p, "maxDuration")?;
+    if let (Some(min), Some(max)) = (duration_min, duration_max) {
+        if min > max {
+            return Err("parameter 'minDuration' must not exceed 'maxDuration'".into());
+        }
+    }
+    let mut tags = BTreeMap::new();
+    for v in p.all("tag") {
+        let (k, val) = v.split_once(':').ok_or_else(|| bad("tag", format!("{v:?} is not key:value")))?;
+        tags.insert(k.to_string(), val.to_string());
+    }
+    for v in p.all("tags").filter(|v| !v.is_empty()) {
+        let map: BTreeMap<String, serde_json::Value> =
+            serde_json::from_str(v).map_err(|e| bad("tags", format!("not a JSON object: {e}")))?;
+        for (k, val) in map {
+            let val = match val {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Bool(_) | serde_json::Value::Number(_) => val.to_string(),
+                other => return Err(bad("tags", format!("value of {k:?} is not a scalar: {other}"))),
+            };
+            tags.insert(k, val);
+        }
+    }
+    Ok(TracesRequest::Search(TraceQuery {
+        service_name,
+        operation_name: p.one("operation").map(str::to_string),
+        tags: tags.into_iter().collect(),
+        start_time_min: start,
+        start_time_max: end,
+        duration_min,
+        duration_max,
+        num_traces: limit,
+    }))
+}
+
+/// `spanKind` of `/api/operations`: empty or absent means every kind.
+pub fn span_kind(p: &Params) -> Result<Option<SpanKind>, String> {
+    match p.one("spanKind") {
+        None => Ok(None),
+        Some(v) => match SpanKind::parse(v) {
+            SpanKind::Unspecified => Err(bad(
+                "spanKind",
+                format!("{v:?} is not one of server, client, producer, consumer, internal"),
+            )),
+            kind => Ok(Some(kind)),
+        },
+    }
+}
+
+pub fn required<'a>(p: &'a Params, name: &str) -> Result<&'a str, String> {
+    p.one(name).ok_or_else(|| format!("parameter '{name}' is required"))
+}
+
+/// `endTs` and `lookback` of `/api/dependencies`, both in milliseconds.
+pub fn dependencies_window(p: &Params, now: SystemTime) -> Result<(SystemTime, Duration), String> {
+    let end = millis_param(p, "endTs")?.map(|ms| UNIX_EPOCH + Duration::from_millis(ms)).unwrap_or(now);
+    let lookback = millis_param(p, "lookback")?.map(Duration::from_millis).unwrap_or(DEFAULT_DEPENDENCY_LOOKBACK);
+    Ok((end, lookback))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(q: &str) -> Params {
+        Params(
+            q.split('&')
+                .filter(|s| !s.is_empty())
+                .map(|kv| {
+                    let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                    (k.to_string(), v.to_string())
+                })
+                .collect(),
+        )
+    }
+
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    }
+
+    #[test]
+    fn parses_a_full_search() {
+        let p = params(r#"service=web&operation=GET&start=1000000&end=2000000&minDuration=1.2ms&maxDuration=1s&limit=20&tag=error:true&tags={"http.status_code":500,"a":"b"}"#);
+        let TracesRequest::Search(q) = traces_request(&p, now()).unwrap() else { panic!() };
+        assert_eq!(q.service_name, "web");
+        assert_eq!(q.operation_name.as_deref(), Some("GET"));
+        assert_eq!(q.start_time_min, UNIX_EPOCH + Duration::from_secs(1));
+        assert_eq!(q.start_time_max, UNIX_EPOCH + Duration::from_secs(2));
+        assert_eq!(q.duration_min, Some(Duration::from_micros(1200)));
+        assert_eq!(q.duration_max, Some(Duration::from_secs(1)));
+        assert_eq!(q.num_traces, 20);
+        let tags: Vec<(&str, &str)> = q.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(tags, vec![("a", "b"), ("error", "true"), ("http.status_code", "500")]);
+    }
+
+    #[test]
+    fn defaults_and_trace_ids() {
+        let TracesRequest::Search(q) = traces_request(&params("service=web"), now()).unwrap() else { panic!() };
+        assert_eq!(q.start_time_max, now());
+        assert_eq!(q.start_time_min, now() - DEFAULT_LOOKBACK);
+        assert_eq!(q.num_traces, DEFAULT_NUM_TRACES);
+        let r = traces_request(&params("traceID=abc&traceID=00000000000000010000000000000002"), now());
+        assert_eq!(r.unwrap(), TracesRequest::ByIds(vec![TraceId(0xabc), TraceId::new(1, 2)]));
+        let TracesRequest::Search(q) = traces_request(&params("service=web&limit=999999"), now()).unwrap() else { panic!() };
+        assert_eq!(q.num_traces, MAX_SEARCH_LIMIT);
+    }
+
+    #[test]
+    fn bad_parameters_name_the_parameter() {
+        let cases = [
+            ("", "'service'"),
+            ("service=a&limit=x", "'limit'"),
+            ("service=a&limit=-1", "'limit'"),
+            ("service=a&start=yesterday", "'start'"),
+            ("service=a&end=1.5", "'end'"),
+            ("service=a&start=20&end=10", "'start'"),
+            ("service=a&minDuration=fast", "'minDuration'"),
+            ("service=a&minDuration=2s&maxDuration=1s", "'minDuration'"),
+            ("service=a&tags=[1]", "'tags'"),
+            ("service=a&tags={\"k\":[1]}", "'tags'"),
+            ("service=a&tag=novalue", "'tag'"),
+            ("traceID=xyz", "'traceID'"),
+            ("service=a&lookback=forever", "'lookback'"),
+        ];
+        for (q, needle) in cases {
+            let err = traces_request(&params(q), now()).unwrap_err();
+            assert!(err.contains(needle), "{q}: {err}");
+        }
+        assert!(span_kind(&params("spanKind=sideways")).unwrap_err().contains("'spanKind'"));
+        assert_eq!(span_kind(&params("spanKind=server")).unwrap(), Some(SpanKind::Server));
+        assert!(dependencies_window(&params("endTs=now"), now()).unwrap_err().contains("'endTs'"));
+    }
+}

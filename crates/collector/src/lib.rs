@@ -92,7 +92,6 @@ impl Collector {
                     .context("while serving OTLP HTTP")
             });
         }
-        tracing::info!(addrs = ?servers.len(), "collector serving");
         drop(processor);
         let mut result = Ok(());
         while let Some(done) = servers.join_next().await {

@@ -25,11 +25,11 @@ use tokio_stream::wrappers::TcpListenerStream;
 pub struct QueryOptions {
     /// HTTP API (and later UI) listen address.
     #[arg(long = "query.http-server.host-port", env = "QUERY_HTTP_SERVER_HOST_PORT", default_value = ":16686")]
-    pub http_host_port: String,
+    pub query_http_host_port: String,
 
     /// gRPC QueryService listen address.
     #[arg(long = "query.grpc-server.host-port", env = "QUERY_GRPC_SERVER_HOST_PORT", default_value = ":16685")]
-    pub grpc_host_port: String,
+    pub query_grpc_host_port: String,
 
     /// Path prefix of every HTTP route, for serving behind a reverse proxy (e.g. /jaeger).
     #[arg(long = "query.base-path", env = "QUERY_BASE_PATH", default_value = "/")]
@@ -63,8 +63,8 @@ impl QueryServer {
     pub async fn bind(options: QueryOptions, storage: &Storage, registry: &mut Registry) -> anyhow::Result<Self> {
         options.validate()?;
         let state = ApiState { storage: storage.clone(), metrics: Arc::new(QueryMetrics::new(registry)) };
-        let http = bind(parse_host_port(&options.http_host_port).map_err(anyhow::Error::msg)?, "query HTTP").await?;
-        let grpc = bind(parse_host_port(&options.grpc_host_port).map_err(anyhow::Error::msg)?, "query gRPC").await?;
+        let http = bind(parse_host_port(&options.query_http_host_port).map_err(anyhow::Error::msg)?, "query HTTP").await?;
+        let grpc = bind(parse_host_port(&options.query_grpc_host_port).map_err(anyhow::Error::msg)?, "query gRPC").await?;
         Ok(QueryServer { options, state, http, grpc })
     }
 

@@ -1,1 +1,8 @@
-fn main() {}
+use spoor_bin::CollectorCli;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli: CollectorCli = spoor_server::config::parse()?;
+    spoor_server::telemetry::init_logging(&cli.common.log_level);
+    cli.run().await
+}

@@ -1,0 +1,142 @@
+//! Command lines of the Spoor binaries. Each `main` parses one of these and
+//! calls its `run`; everything else lives in the library crates.
+use std::path::PathBuf;
+
+use clap::{Args, Parser};
+use spoor_collector::{Collector, CollectorOptions};
+use spoor_query::{QueryOptions, QueryServer};
+use spoor_server::lifecycle::run_with_admin;
+use spoor_server::net::parse_host_port;
+use spoor_server::storage::StorageOptions;
+use spoor_server::Registry;
+
+/// Options every binary has.
+#[derive(Args, Clone, Debug)]
+pub struct CommonOptions {
+    /// A YAML, TOML or JSON file of options, keyed by flag name; flags and environment win over it.
+    #[arg(long = "config-file", env = "SPOOR_CONFIG_FILE")]
+    pub config_file: Option<PathBuf>,
+
+    /// Minimum log level: error, warn, info, debug or trace (RUST_LOG overrides).
+    #[arg(long = "log-level", env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "spoor-collector", version, about = "Receives spans (Jaeger gRPC, OTLP) and writes them to storage")]
+pub struct CollectorCli {
+    #[command(flatten)]
+    pub common: CommonOptions,
+    /// Admin port: health on /, Prometheus metrics on /metrics.
+    #[arg(long = "admin.http.host-port", env = "ADMIN_HTTP_HOST_PORT", default_value = ":14269")]
+    pub admin_host_port: String,
+    #[command(flatten)]
+    pub storage: StorageOptions,
+    #[command(flatten)]
+    pub collector: CollectorOptions,
+}
+
+#[derive(Parser, Debug)]
+#[command(name = "spoor-query", version, about = "Serves Jaeger's query API over HTTP and gRPC")]
+pub struct QueryCli {
+    #[command(flatten)]
+    pub common: CommonOptions,
+    /// Admin port: health on /, Prometheus metrics on /metrics.
+    #[arg(long = "admin.http.host-port", env = "ADMIN_HTTP_HOST_PORT", default_value = ":16687")]
+    pub admin_host_port: String,
+    #[command(flatten)]
+    pub storage: StorageOptions,
+    #[command(flatten)]
+    pub query: QueryOptions,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "spoor-all-in-one",
+    version,
+    about = "Collector and query in one process on an in-process store: the quick start"
+)]
+pub struct AllInOneCli {
+    #[command(flatten)]
+    pub common: CommonOptions,
+    /// Admin port: health on /, Prometheus metrics on /metrics.
+    #[arg(long = "admin.http.host-port", env = "ADMIN_HTTP_HOST_PORT", default_value = ":14269")]
+    pub admin_host_port: String,
+    #[command(flatten)]
+    pub storage: StorageOptions,
+    #[command(flatten)]
+    pub collector: CollectorOptions,
+    #[command(flatten)]
+    pub query: QueryOptions,
+}
+
+fn admin_addr(s: &str) -> anyhow::Result<std::net::SocketAddr> {
+    parse_host_port(s).map_err(anyhow::Error::msg)
+}
+
+impl CollectorCli {
+    pub async fn run(self) -> anyhow::Result<()> {
+        let mut registry = Registry::default();
+        let storage = self.storage.open(&mut registry)?;
+        let collector = Collector::bind(self.collector, &storage, &mut registry).await?;
+        tracing::info!(addrs = ?collector.local_addrs(), "collector listening");
+        run_with_admin(admin_addr(&self.admin_host_port)?, registry, |stop| collector.run(stop)).await
+    }
+}
+
+impl QueryCli {
+    pub async fn run(self) -> anyhow::Result<()> {
+        let mut registry = Registry::default();
+        let storage = self.storage.open(&mut registry)?;
+        let query = QueryServer::bind(self.query, &storage, &mut registry).await?;
+        tracing::info!(addrs = ?query.local_addrs(), "query listening");
+        run_with_admin(admin_addr(&self.admin_host_port)?, registry, |stop| query.run(stop)).await
+    }
+}
+
+impl AllInOneCli {
+    pub async fn run(self) -> anyhow::Result<()> {
+        let mut registry = Registry::default();
+        let storage = self.storage.open(&mut registry)?;
+        let collector = Collector::bind(self.collector, &storage, &mut registry).await?;
+        let query = QueryServer::bind(self.query, &storage, &mut registry).await?;
+        tracing::info!(collector = ?collector.local_addrs(), query = ?query.local_addrs(), "all-in-one listening");
+        run_with_admin(admin_addr(&self.admin_host_port)?, registry, |stop| async move {
+            let (c, q) = tokio::join!(collector.run(stop.clone()), query.run(stop));
+            c.and(q)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_lines_are_well_formed_and_use_jaegers_names() {
+        CollectorCli::command().debug_assert();
+        QueryCli::command().debug_assert();
+        AllInOneCli::command().debug_assert();
+        let cli = AllInOneCli::try_parse_from([
+            "spoor-all-in-one",
+            "--memory.max-traces=50",
+            "--collector.queue-size=10",
+            "--query.base-path=/jaeger",
+        ])
+        .unwrap();
+        assert_eq!(cli.storage.memory_max_traces, 50);
+        assert_eq!(cli.collector.queue_size, 10);
+        assert_eq!(cli.query.base_path, "/jaeger");
+        assert_eq!(cli.admin_host_port, ":14269");
+    }
+
+    #[test]
+    fn help_documents_every_option_with_its_default() {
+        let help = AllInOneCli::command().render_long_help().to_string();
+        for needle in ["--collector.queue-size", "COLLECTOR_QUEUE_SIZE", "[default: 2000]", "SPAN_STORAGE_TYPE", "QUERY_BASE_PATH", "MEMORY_MAX_TRACES"] {
+            assert!(help.contains(needle), "{needle} missing from --help");
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! The life of a Spoor process: serve the admin port, mark healthy, run the
+//! services until ctrl-c or SIGTERM, then mark unhealthy and stop them.
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use prometheus_client::registry::Registry;
+
+use crate::admin::{self, Health};
+use crate::shutdown::{os_signal, Shutdown, ShutdownTrigger};
+
+/// Runs `services` (given the shutdown signal) with the admin port on
+/// `admin_addr`. Returns when the services have stopped, after a signal or on
+/// their own failure.
+pub async fn run_with_admin<F, Fut>(admin_addr: SocketAddr, registry: Registry, services: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Shutdown) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let listener = crate::net::bind(admin_addr, "admin").await?;
+    tracing::info!(addr = %listener.local_addr()?, "admin port serving health and metrics");
+    let health = Health::default();
+    let (trigger, shutdown) = ShutdownTrigger::new();
+    let trigger = Arc::new(trigger);
+    let admin = tokio::spawn(admin::serve(listener, health.clone(), Arc::new(registry), shutdown.clone()));
+    let on_signal = {
+        let (health, trigger) = (health.clone(), Arc::clone(&trigger));
+        tokio::spawn(async move {
+            os_signal().await;
+            tracing::info!("shutting down: intake stops, queued spans are written");
+            health.set_ready(false);
+            trigger.trigger();
+        })
+    };
+    health.set_ready(true);
+    let result = services(shutdown).await;
+    health.set_ready(false);
+    trigger.trigger();
+    on_signal.abort();
+    if let Ok(Err(e)) = admin.await {
+        tracing::warn!(error = %e, "admin port stopped with an error");
+    }
+    result
+}

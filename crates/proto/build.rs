@@ -4,7 +4,12 @@ use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto/api_v2");
-    let files = ["model.proto", "collector.proto", "query.proto", "sampling.proto"];
+    let files = [
+        "model.proto",
+        "collector.proto",
+        "query.proto",
+        "sampling.proto",
+    ];
     let paths: Vec<PathBuf> = files.iter().map(|f| root.join(f)).collect();
     for path in &paths {
         println!("cargo:rerun-if-changed={}", path.display());

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use clap::{Args, Parser};
 use spoor_collector::{Collector, CollectorOptions};
 use spoor_query::{QueryOptions, QueryServer};
+use spoor_server::Registry;
 use spoor_server::lifecycle::run_with_admin;
 use spoor_server::net::parse_host_port;
 use spoor_server::storage::StorageOptions;
-use spoor_server::Registry;
 
 /// Options every binary has.
 #[derive(Args, Clone, Debug)]
@@ -23,12 +23,20 @@ pub struct CommonOptions {
 }
 
 #[derive(Parser, Debug)]
-#[command(name = "spoor-collector", version, about = "Receives spans (Jaeger gRPC, OTLP) and writes them to storage")]
+#[command(
+    name = "spoor-collector",
+    version,
+    about = "Receives spans (Jaeger gRPC, OTLP) and writes them to storage"
+)]
 pub struct CollectorCli {
     #[command(flatten)]
     pub common: CommonOptions,
     /// Admin port: health on /, Prometheus metrics on /metrics.
-    #[arg(long = "admin.http.host-port", env = "ADMIN_HTTP_HOST_PORT", default_value = ":14269")]
+    #[arg(
+        long = "admin.http.host-port",
+        env = "ADMIN_HTTP_HOST_PORT",
+        default_value = ":14269"
+    )]
     pub admin_host_port: String,
     #[command(flatten)]
     pub storage: StorageOptions,
@@ -37,12 +45,20 @@ pub struct CollectorCli {
 }
 
 #[derive(Parser, Debug)]
-#[command(name = "spoor-query", version, about = "Serves Jaeger's query API over HTTP and gRPC")]
+#[command(
+    name = "spoor-query",
+    version,
+    about = "Serves Jaeger's query API over HTTP and gRPC"
+)]
 pub struct QueryCli {
     #[command(flatten)]
     pub common: CommonOptions,
     /// Admin port: health on /, Prometheus metrics on /metrics.
-    #[arg(long = "admin.http.host-port", env = "ADMIN_HTTP_HOST_PORT", default_value = ":16687")]
+    #[arg(
+        long = "admin.http.host-port",
+        env = "ADMIN_HTTP_HOST_PORT",
+        default_value = ":16687"
+    )]
     pub admin_host_port: String,
     #[command(flatten)]
     pub storage: StorageOptions,
@@ -60,7 +76,11 @@ pub struct AllInOneCli {
     #[command(flatten)]
     pub common: CommonOptions,
     /// Admin port: health on /, Prometheus metrics on /metrics.
-    #[arg(long = "admin.http.host-port", env = "ADMIN_HTTP_HOST_PORT", default_value = ":14269")]
+    #[arg(
+        long = "admin.http.host-port",
+        env = "ADMIN_HTTP_HOST_PORT",
+        default_value = ":14269"
+    )]
     pub admin_host_port: String,
     #[command(flatten)]
     pub storage: StorageOptions,
@@ -80,7 +100,10 @@ impl CollectorCli {
         let storage = self.storage.open(&mut registry)?;
         let collector = Collector::bind(self.collector, &storage, &mut registry).await?;
         tracing::info!(addrs = ?collector.local_addrs(), "collector listening");
-        run_with_admin(admin_addr(&self.admin_host_port)?, registry, |stop| collector.run(stop)).await
+        run_with_admin(admin_addr(&self.admin_host_port)?, registry, |stop| {
+            collector.run(stop)
+        })
+        .await
     }
 }
 
@@ -90,7 +113,10 @@ impl QueryCli {
         let storage = self.storage.open(&mut registry)?;
         let query = QueryServer::bind(self.query, &storage, &mut registry).await?;
         tracing::info!(addrs = ?query.local_addrs(), "query listening");
-        run_with_admin(admin_addr(&self.admin_host_port)?, registry, |stop| query.run(stop)).await
+        run_with_admin(admin_addr(&self.admin_host_port)?, registry, |stop| {
+            query.run(stop)
+        })
+        .await
     }
 }
 
@@ -101,10 +127,14 @@ impl AllInOneCli {
         let collector = Collector::bind(self.collector, &storage, &mut registry).await?;
         let query = QueryServer::bind(self.query, &storage, &mut registry).await?;
         tracing::info!(collector = ?collector.local_addrs(), query = ?query.local_addrs(), "all-in-one listening");
-        run_with_admin(admin_addr(&self.admin_host_port)?, registry, |stop| async move {
-            let (c, q) = tokio::join!(collector.run(stop.clone()), query.run(stop));
-            c.and(q)
-        })
+        run_with_admin(
+            admin_addr(&self.admin_host_port)?,
+            registry,
+            |stop| async move {
+                let (c, q) = tokio::join!(collector.run(stop.clone()), query.run(stop));
+                c.and(q)
+            },
+        )
         .await
     }
 }
@@ -135,7 +165,14 @@ mod tests {
     #[test]
     fn help_documents_every_option_with_its_default() {
         let help = AllInOneCli::command().render_long_help().to_string();
-        for needle in ["--collector.queue-size", "COLLECTOR_QUEUE_SIZE", "[default: 2000]", "SPAN_STORAGE_TYPE", "QUERY_BASE_PATH", "MEMORY_MAX_TRACES"] {
+        for needle in [
+            "--collector.queue-size",
+            "COLLECTOR_QUEUE_SIZE",
+            "[default: 2000]",
+            "SPAN_STORAGE_TYPE",
+            "QUERY_BASE_PATH",
+            "MEMORY_MAX_TRACES",
+        ] {
             assert!(help.contains(needle), "{needle} missing from --help");
         }
     }

@@ -34,11 +34,16 @@ impl CollectorService for JaegerCollector {
         request: Request<PostSpansRequest>,
     ) -> Result<Response<PostSpansResponse>, Status> {
         let Some(batch) = request.into_inner().batch else {
-            self.0.metrics().reject_request(Transport::JaegerGrpc, "empty");
+            self.0
+                .metrics()
+                .reject_request(Transport::JaegerGrpc, "empty");
             return Err(Status::invalid_argument("request has no batch"));
         };
         let (spans, errors) = spoor_proto::spans_from_batch(batch);
-        let errors = errors.into_iter().map(|(i, e)| format!("span #{i}: {e}")).collect();
+        let errors = errors
+            .into_iter()
+            .map(|(i, e)| format!("span #{i}: {e}"))
+            .collect();
         let outcome = self.0.process(Transport::JaegerGrpc, spans, errors)?;
         if outcome.rejected > 0 {
             // the valid spans were kept; the status tells the client what was not
@@ -72,7 +77,7 @@ pub fn process_otlp(
     let errors = errors.into_iter().map(|e| e.to_string()).collect();
     let outcome = processor.process(transport, spans, errors)?;
     Ok(ExportTraceServiceResponse {
-        partial_success: (outcome.rejected > 0).then(|| ExportTracePartialSuccess {
+        partial_success: (outcome.rejected > 0).then_some(ExportTracePartialSuccess {
             rejected_spans: outcome.rejected as i64,
             error_message: outcome.message,
         }),

@@ -52,7 +52,11 @@ impl Collector {
             Arc::clone(&storage.writer),
             Arc::clone(&metrics),
         );
-        let processor = Arc::new(SpanProcessor::new(queue, options.queue_full_action, metrics));
+        let processor = Arc::new(SpanProcessor::new(
+            queue,
+            options.queue_full_action,
+            metrics,
+        ));
         let grpc = spoor_server::net::bind(options.grpc_addr()?, "collector gRPC").await?;
         let otlp = if options.otlp_enabled {
             Some((
@@ -62,7 +66,13 @@ impl Collector {
         } else {
             None
         };
-        Ok(Collector { options, processor, workers, grpc, otlp })
+        Ok(Collector {
+            options,
+            processor,
+            workers,
+            grpc,
+            otlp,
+        })
     }
 
     /// The bound addresses: Jaeger gRPC, then OTLP gRPC and HTTP when enabled.
@@ -77,12 +87,28 @@ impl Collector {
 
     /// Serves until `shutdown`, then stops intake and drains the queue.
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let Collector { options, processor, workers, grpc, otlp } = self;
+        let Collector {
+            options,
+            processor,
+            workers,
+            grpc,
+            otlp,
+        } = self;
         let max_message = options.grpc_max_message_size;
         let mut servers = tokio::task::JoinSet::new();
-        servers.spawn(grpc::serve_jaeger(grpc, Arc::clone(&processor), max_message, shutdown.clone()));
+        servers.spawn(grpc::serve_jaeger(
+            grpc,
+            Arc::clone(&processor),
+            max_message,
+            shutdown.clone(),
+        ));
         if let Some((otlp_grpc, otlp_http)) = otlp {
-            servers.spawn(grpc::serve_otlp(otlp_grpc, Arc::clone(&processor), max_message, shutdown.clone()));
+            servers.spawn(grpc::serve_otlp(
+                otlp_grpc,
+                Arc::clone(&processor),
+                max_message,
+                shutdown.clone(),
+            ));
             let app = otlp_http::router(Arc::clone(&processor), options.otlp_http_max_request_size);
             let stop = shutdown.clone();
             servers.spawn(async move {

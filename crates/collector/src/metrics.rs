@@ -3,7 +3,7 @@ use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEn
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 /// The protocol a span arrived by.
@@ -69,20 +69,62 @@ impl CollectorMetrics {
             write_latency: Histogram::new(exponential_buckets(0.000_05, 2.0, 18)),
         };
         let r = registry.sub_registry_with_prefix("spoor_collector");
-        r.register("spans_received", "Spans received, by transport", m.spans_received.clone());
-        r.register("spans_accepted", "Spans accepted into the queue, by transport", m.spans_accepted.clone());
-        r.register("spans_rejected", "Spans refused, by transport and reason", m.spans_rejected.clone());
-        r.register("spans_dropped", "Spans discarded because the queue was full (drop mode)", m.spans_dropped.clone());
-        r.register("requests_rejected", "Requests refused whole, by transport and reason", m.requests_rejected.clone());
-        r.register("queue_length", "Spans waiting in the queue", m.queue_length.clone());
-        r.register("queue_capacity", "Spans the queue can hold", m.queue_capacity.clone());
-        r.register("spans_written", "Spans written to storage", m.spans_written.clone());
-        r.register("storage_write_failures", "Batches the storage refused", m.write_failures.clone());
-        r.register("storage_write_seconds", "Time to write one batch to storage", m.write_latency.clone());
+        r.register(
+            "spans_received",
+            "Spans received, by transport",
+            m.spans_received.clone(),
+        );
+        r.register(
+            "spans_accepted",
+            "Spans accepted into the queue, by transport",
+            m.spans_accepted.clone(),
+        );
+        r.register(
+            "spans_rejected",
+            "Spans refused, by transport and reason",
+            m.spans_rejected.clone(),
+        );
+        r.register(
+            "spans_dropped",
+            "Spans discarded because the queue was full (drop mode)",
+            m.spans_dropped.clone(),
+        );
+        r.register(
+            "requests_rejected",
+            "Requests refused whole, by transport and reason",
+            m.requests_rejected.clone(),
+        );
+        r.register(
+            "queue_length",
+            "Spans waiting in the queue",
+            m.queue_length.clone(),
+        );
+        r.register(
+            "queue_capacity",
+            "Spans the queue can hold",
+            m.queue_capacity.clone(),
+        );
+        r.register(
+            "spans_written",
+            "Spans written to storage",
+            m.spans_written.clone(),
+        );
+        r.register(
+            "storage_write_failures",
+            "Batches the storage refused",
+            m.write_failures.clone(),
+        );
+        r.register(
+            "storage_write_seconds",
+            "Time to write one batch to storage",
+            m.write_latency.clone(),
+        );
         m
     }
 
     pub fn reject_request(&self, transport: Transport, reason: &'static str) {
-        self.requests_rejected.get_or_create(&RejectLabel { transport, reason }).inc();
+        self.requests_rejected
+            .get_or_create(&RejectLabel { transport, reason })
+            .inc();
     }
 }

@@ -19,7 +19,11 @@ pub enum QueueFullAction {
 #[derive(Args, Clone, Debug)]
 pub struct CollectorOptions {
     /// Jaeger gRPC (api_v2 CollectorService) listen address.
-    #[arg(long = "collector.grpc-server.host-port", env = "COLLECTOR_GRPC_SERVER_HOST_PORT", default_value = ":14250")]
+    #[arg(
+        long = "collector.grpc-server.host-port",
+        env = "COLLECTOR_GRPC_SERVER_HOST_PORT",
+        default_value = ":14250"
+    )]
     pub grpc_host_port: String,
 
     /// Largest gRPC message accepted, in bytes, for Jaeger and OTLP gRPC.
@@ -31,11 +35,19 @@ pub struct CollectorOptions {
     pub otlp_enabled: bool,
 
     /// OTLP gRPC listen address.
-    #[arg(long = "collector.otlp.grpc.host-port", env = "COLLECTOR_OTLP_GRPC_HOST_PORT", default_value = ":4317")]
+    #[arg(
+        long = "collector.otlp.grpc.host-port",
+        env = "COLLECTOR_OTLP_GRPC_HOST_PORT",
+        default_value = ":4317"
+    )]
     pub otlp_grpc_host_port: String,
 
     /// OTLP HTTP listen address.
-    #[arg(long = "collector.otlp.http.host-port", env = "COLLECTOR_OTLP_HTTP_HOST_PORT", default_value = ":4318")]
+    #[arg(
+        long = "collector.otlp.http.host-port",
+        env = "COLLECTOR_OTLP_HTTP_HOST_PORT",
+        default_value = ":4318"
+    )]
     pub otlp_http_host_port: String,
 
     /// Largest OTLP HTTP request body, in bytes, before and after decompression.
@@ -51,15 +63,29 @@ pub struct CollectorOptions {
     pub num_workers: usize,
 
     /// What to do with a batch when the queue is full.
-    #[arg(long = "collector.queue-full-action", env = "COLLECTOR_QUEUE_FULL_ACTION", value_enum, default_value = "reject")]
+    #[arg(
+        long = "collector.queue-full-action",
+        env = "COLLECTOR_QUEUE_FULL_ACTION",
+        value_enum,
+        default_value = "reject"
+    )]
     pub queue_full_action: QueueFullAction,
 }
 
 impl CollectorOptions {
     pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.queue_size > 0, "collector.queue-size must be at least 1");
-        anyhow::ensure!(self.num_workers > 0, "collector.num-workers must be at least 1");
-        anyhow::ensure!(self.grpc_max_message_size > 0, "collector.grpc-server.max-message-size must be positive");
+        anyhow::ensure!(
+            self.queue_size > 0,
+            "collector.queue-size must be at least 1"
+        );
+        anyhow::ensure!(
+            self.num_workers > 0,
+            "collector.num-workers must be at least 1"
+        );
+        anyhow::ensure!(
+            self.grpc_max_message_size > 0,
+            "collector.grpc-server.max-message-size must be positive"
+        );
         Ok(())
     }
     pub fn grpc_addr(&self) -> anyhow::Result<SocketAddr> {

@@ -4,12 +4,12 @@
 use std::io::Read;
 use std::sync::Arc;
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::Router;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
@@ -29,7 +29,10 @@ pub fn router(processor: Arc<SpanProcessor>, max_body: usize) -> Router {
     Router::new()
         .route("/v1/traces", post(export))
         .layer(DefaultBodyLimit::max(max_body))
-        .with_state(HttpState { processor, max_body })
+        .with_state(HttpState {
+            processor,
+            max_body,
+        })
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -54,8 +57,18 @@ struct Failure {
     message: String,
 }
 
-fn fail(status: StatusCode, grpc_code: tonic::Code, reason: &'static str, message: impl Into<String>) -> Failure {
-    Failure { status, grpc_code, reason, message: message.into() }
+fn fail(
+    status: StatusCode,
+    grpc_code: tonic::Code,
+    reason: &'static str,
+    message: impl Into<String>,
+) -> Failure {
+    Failure {
+        status,
+        grpc_code,
+        reason,
+        message: message.into(),
+    }
 }
 
 fn respond(encoding: Encoding, status: StatusCode, body: Vec<u8>) -> Response {
@@ -63,26 +76,42 @@ fn respond(encoding: Encoding, status: StatusCode, body: Vec<u8>) -> Response {
         Encoding::Protobuf => PROTOBUF,
         Encoding::Json => JSON,
     };
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], body).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        body,
+    )
+        .into_response()
 }
 
 fn error_response(encoding: Encoding, f: Failure) -> Response {
-    let status = RpcStatus { code: f.grpc_code as i32, message: f.message };
+    let status = RpcStatus {
+        code: f.grpc_code as i32,
+        message: f.message,
+    };
     let body = match encoding {
         Encoding::Protobuf => status.encode_to_vec(),
-        Encoding::Json => serde_json::to_vec(&serde_json::json!({"code": status.code, "message": status.message}))
-            .unwrap_or_default(),
+        Encoding::Json => {
+            serde_json::to_vec(&serde_json::json!({"code": status.code, "message": status.message}))
+                .unwrap_or_default()
+        }
     };
     let mut resp = respond(encoding, f.status, body);
     if f.status == StatusCode::TOO_MANY_REQUESTS {
-        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     resp
 }
 
 fn encoding_of(headers: &HeaderMap) -> Option<Encoding> {
     let ct = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mime = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match mime.as_str() {
         PROTOBUF => Some(Encoding::Protobuf),
         JSON => Some(Encoding::Json),
@@ -96,7 +125,14 @@ fn gunzip(body: &[u8], max: usize) -> Result<Vec<u8>, Failure> {
     flate2::read::GzDecoder::new(body)
         .take(max as u64 + 1)
         .read_to_end(&mut out)
-        .map_err(|e| fail(StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument, "undecodable", format!("invalid gzip body: {e}")))?;
+        .map_err(|e| {
+            fail(
+                StatusCode::BAD_REQUEST,
+                tonic::Code::InvalidArgument,
+                "undecodable",
+                format!("invalid gzip body: {e}"),
+            )
+        })?;
     if out.len() > max {
         return Err(fail(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -110,21 +146,43 @@ fn gunzip(body: &[u8], max: usize) -> Result<Vec<u8>, Failure> {
 
 async fn export(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(encoding) = encoding_of(&headers) else {
-        state.processor.metrics().reject_request(Transport::OtlpHttp, "unsupported_media_type");
+        state
+            .processor
+            .metrics()
+            .reject_request(Transport::OtlpHttp, "unsupported_media_type");
         let msg = format!("unsupported content type; use {PROTOBUF} or {JSON}");
-        return error_response(Encoding::Json, fail(StatusCode::UNSUPPORTED_MEDIA_TYPE, tonic::Code::InvalidArgument, "", msg));
+        return error_response(
+            Encoding::Json,
+            fail(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                tonic::Code::InvalidArgument,
+                "",
+                msg,
+            ),
+        );
     };
     match handle(&state, encoding, &headers, body) {
         Ok(resp) => resp,
         Err(f) => {
-            state.processor.metrics().reject_request(Transport::OtlpHttp, f.reason);
+            state
+                .processor
+                .metrics()
+                .reject_request(Transport::OtlpHttp, f.reason);
             error_response(encoding, f)
         }
     }
 }
 
-fn handle(state: &HttpState, encoding: Encoding, headers: &HeaderMap, body: Bytes) -> Result<Response, Failure> {
-    let body = match headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()) {
+fn handle(
+    state: &HttpState,
+    encoding: Encoding,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response, Failure> {
+    let body = match headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+    {
         None | Some("identity") => body.to_vec(),
         Some(e) if e.eq_ignore_ascii_case("gzip") => gunzip(&body, state.max_body)?,
         Some(other) => {
@@ -133,7 +191,7 @@ fn handle(state: &HttpState, encoding: Encoding, headers: &HeaderMap, body: Byte
                 tonic::Code::InvalidArgument,
                 "unsupported_encoding",
                 format!("unsupported content encoding {other:?}; use gzip or none"),
-            ))
+            ));
         }
     };
     let request = match encoding {
@@ -142,10 +200,23 @@ fn handle(state: &HttpState, encoding: Encoding, headers: &HeaderMap, body: Byte
         Encoding::Json => serde_json::from_slice::<ExportTraceServiceRequest>(&body)
             .map_err(|e| format!("undecodable json body: {e}")),
     }
-    .map_err(|m| fail(StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument, "undecodable", m))?;
-    let response = process_otlp(&state.processor, Transport::OtlpHttp, request).map_err(|e| match e {
-        ProcessError::QueueFull => fail(StatusCode::TOO_MANY_REQUESTS, tonic::Code::ResourceExhausted, "queue_full", e.to_string()),
+    .map_err(|m| {
+        fail(
+            StatusCode::BAD_REQUEST,
+            tonic::Code::InvalidArgument,
+            "undecodable",
+            m,
+        )
     })?;
+    let response =
+        process_otlp(&state.processor, Transport::OtlpHttp, request).map_err(|e| match e {
+            ProcessError::QueueFull => fail(
+                StatusCode::TOO_MANY_REQUESTS,
+                tonic::Code::ResourceExhausted,
+                "queue_full",
+                e.to_string(),
+            ),
+        })?;
     let body = match encoding {
         Encoding::Protobuf => response.encode_to_vec(),
         Encoding::Json => serde_json::to_vec(&response).unwrap_or_default(),

@@ -35,17 +35,31 @@ pub struct SpanProcessor {
 /// A span the collector refuses to store, and why.
 fn invalid(span: &Span) -> Option<(&'static str, String)> {
     if span.trace_id.is_zero() {
-        return Some(("invalid_trace_id", format!("span {}: trace id is zero", span.span_id)));
+        return Some((
+            "invalid_trace_id",
+            format!("span {}: trace id is zero", span.span_id),
+        ));
     }
     if span.process.service_name.is_empty() {
-        return Some(("missing_service", format!("span {}: process has no service name", span.span_id)));
+        return Some((
+            "missing_service",
+            format!("span {}: process has no service name", span.span_id),
+        ));
     }
     None
 }
 
 impl SpanProcessor {
-    pub(crate) fn new(queue: SpanQueue, full_action: QueueFullAction, metrics: Arc<CollectorMetrics>) -> Self {
-        SpanProcessor { queue, full_action, metrics }
+    pub(crate) fn new(
+        queue: SpanQueue,
+        full_action: QueueFullAction,
+        metrics: Arc<CollectorMetrics>,
+    ) -> Self {
+        SpanProcessor {
+            queue,
+            full_action,
+            metrics,
+        }
     }
 
     pub fn metrics(&self) -> &CollectorMetrics {
@@ -63,9 +77,15 @@ impl SpanProcessor {
     ) -> Result<Outcome, ProcessError> {
         let label = TransportLabel { transport };
         let received = spans.len() + decode_errors.len();
-        self.metrics.spans_received.get_or_create(&label).inc_by(received as u64);
+        self.metrics
+            .spans_received
+            .get_or_create(&label)
+            .inc_by(received as u64);
         let reject = |reason: &'static str, n: usize| {
-            self.metrics.spans_rejected.get_or_create(&RejectLabel { transport, reason }).inc_by(n as u64);
+            self.metrics
+                .spans_rejected
+                .get_or_create(&RejectLabel { transport, reason })
+                .inc_by(n as u64);
         };
         if !decode_errors.is_empty() {
             reject("malformed", decode_errors.len());
@@ -91,14 +111,24 @@ impl SpanProcessor {
                         return Err(ProcessError::QueueFull);
                     }
                     QueueFullAction::Drop => {
-                        self.metrics.spans_dropped.get_or_create(&label).inc_by(accepted as u64);
+                        self.metrics
+                            .spans_dropped
+                            .get_or_create(&label)
+                            .inc_by(accepted as u64);
                     }
                 }
             } else {
-                self.metrics.spans_accepted.get_or_create(&label).inc_by(accepted as u64);
+                self.metrics
+                    .spans_accepted
+                    .get_or_create(&label)
+                    .inc_by(accepted as u64);
             }
         }
-        Ok(Outcome { accepted, rejected: errors.len(), message: summarize(&errors) })
+        Ok(Outcome {
+            accepted,
+            rejected: errors.len(),
+            message: summarize(&errors),
+        })
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use spoor_model::Span;
 use spoor_storage::SpanWriter;
-use tokio::sync::{mpsc, Mutex, OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc};
 use tokio::task::JoinSet;
 
 use crate::metrics::CollectorMetrics;
@@ -38,10 +38,15 @@ impl SpanQueue {
         };
         self.metrics.queue_length.inc_by(spans.len() as i64);
         let len = spans.len() as i64;
-        self.tx.send(Item { spans, _permit: permit }).map_err(|_| {
-            self.metrics.queue_length.dec_by(len);
-            QueueFull
-        })
+        self.tx
+            .send(Item {
+                spans,
+                _permit: permit,
+            })
+            .map_err(|_| {
+                self.metrics.queue_length.dec_by(len);
+                QueueFull
+            })
     }
 }
 
@@ -78,7 +83,9 @@ pub fn start(
         let metrics = Arc::clone(&metrics);
         tasks.spawn(async move {
             loop {
-                let Some(item) = rx.lock().await.recv().await else { return };
+                let Some(item) = rx.lock().await.recv().await else {
+                    return;
+                };
                 let n = item.spans.len();
                 metrics.queue_length.dec_by(n as i64);
                 let started = Instant::now();
@@ -91,10 +98,17 @@ pub fn start(
                         tracing::error!(error = %e, spans = n, "writing spans to storage failed");
                     }
                 }
-                metrics.write_latency.observe(started.elapsed().as_secs_f64());
+                metrics
+                    .write_latency
+                    .observe(started.elapsed().as_secs_f64());
             }
         });
     }
-    let queue = SpanQueue { permits: Arc::new(Semaphore::new(capacity)), capacity, tx, metrics };
+    let queue = SpanQueue {
+        permits: Arc::new(Semaphore::new(capacity)),
+        capacity,
+        tx,
+        metrics,
+    };
     (queue, Workers { tasks })
 }

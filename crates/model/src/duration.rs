@@ -37,7 +37,9 @@ pub fn parse_go_duration(input: &str) -> Result<Duration, DurationParseError> {
         if num == "." || num.matches('.').count() > 1 {
             return Err(err("malformed number"));
         }
-        let unit_len = after.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after.len());
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
         let (unit, next) = after.split_at(unit_len);
         let scale: u128 = match unit {
             "ns" => 1,
@@ -59,13 +61,17 @@ pub fn parse_go_duration(input: &str) -> Result<Duration, DurationParseError> {
             .and_then(|v| total_ns.checked_add(v))
             .ok_or_else(|| err("overflow"))?;
         if !frac_part.is_empty() {
-            let frac: f64 = format!("0.{frac_part}").parse().map_err(|_| err("malformed number"))?;
+            let frac: f64 = format!("0.{frac_part}")
+                .parse()
+                .map_err(|_| err("malformed number"))?;
             total += frac * scale as f64;
         }
         rest = next;
     }
     let ns = total_ns + total.round() as u128;
-    u64::try_from(ns).map(Duration::from_nanos).map_err(|_| err("overflow"))
+    u64::try_from(ns)
+        .map(Duration::from_nanos)
+        .map_err(|_| err("overflow"))
 }
 
 #[cfg(test)]
@@ -86,7 +92,11 @@ mod tests {
             ("+3ms", 3_000_000),
         ];
         for (input, ns) in cases {
-            assert_eq!(parse_go_duration(input), Ok(Duration::from_nanos(ns)), "{input}");
+            assert_eq!(
+                parse_go_duration(input),
+                Ok(Duration::from_nanos(ns)),
+                "{input}"
+            );
         }
     }
 

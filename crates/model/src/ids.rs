@@ -42,8 +42,12 @@ impl TraceId {
     /// Accepts the 16-byte form, and the 8-byte form of old 64-bit ids.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, IdParseError> {
         match bytes.len() {
-            16 => Ok(TraceId(u128::from_be_bytes(bytes.try_into().expect("16 bytes")))),
-            8 => Ok(TraceId(u64::from_be_bytes(bytes.try_into().expect("8 bytes")) as u128)),
+            16 => Ok(TraceId(u128::from_be_bytes(
+                bytes.try_into().expect("16 bytes"),
+            ))),
+            8 => Ok(TraceId(
+                u64::from_be_bytes(bytes.try_into().expect("8 bytes")) as u128,
+            )),
             n => Err(IdParseError::WrongLength(n, 16)),
         }
     }
@@ -58,7 +62,9 @@ impl SpanId {
     }
     pub fn from_slice(bytes: &[u8]) -> Result<Self, IdParseError> {
         match bytes.len() {
-            8 => Ok(SpanId(u64::from_be_bytes(bytes.try_into().expect("8 bytes")))),
+            8 => Ok(SpanId(u64::from_be_bytes(
+                bytes.try_into().expect("8 bytes"),
+            ))),
             n => Err(IdParseError::WrongLength(n, 8)),
         }
     }
@@ -116,7 +122,10 @@ mod tests {
     #[test]
     fn trace_id_prints_short_form_when_high_half_is_zero() {
         assert_eq!(TraceId(1).to_string(), "0000000000000001");
-        assert_eq!(TraceId::new(1, 2).to_string(), "00000000000000010000000000000002");
+        assert_eq!(
+            TraceId::new(1, 2).to_string(),
+            "00000000000000010000000000000002"
+        );
     }
 
     #[test]
@@ -125,9 +134,18 @@ mod tests {
             assert_eq!(id.to_string().parse::<TraceId>(), Ok(id));
         }
         assert_eq!("ABC".parse::<TraceId>(), Ok(TraceId(0xabc)));
-        assert!(matches!("xyz".parse::<TraceId>(), Err(IdParseError::NotHex(_))));
-        assert!(matches!("+1".parse::<TraceId>(), Err(IdParseError::NotHex(_))));
-        assert!(matches!("0".repeat(33).parse::<TraceId>(), Err(IdParseError::TooLong(..))));
+        assert!(matches!(
+            "xyz".parse::<TraceId>(),
+            Err(IdParseError::NotHex(_))
+        ));
+        assert!(matches!(
+            "+1".parse::<TraceId>(),
+            Err(IdParseError::NotHex(_))
+        ));
+        assert!(matches!(
+            "0".repeat(33).parse::<TraceId>(),
+            Err(IdParseError::TooLong(..))
+        ));
         assert_eq!("".parse::<TraceId>(), Err(IdParseError::Empty));
     }
 
@@ -137,6 +155,9 @@ mod tests {
         assert_eq!(TraceId::from_slice(&t.to_bytes()), Ok(t));
         assert_eq!(TraceId::from_slice(&7u64.to_be_bytes()), Ok(TraceId(7)));
         assert_eq!(SpanId::from_slice(&SpanId(9).to_bytes()), Ok(SpanId(9)));
-        assert_eq!(SpanId::from_slice(&[1, 2]), Err(IdParseError::WrongLength(2, 8)));
+        assert_eq!(
+            SpanId::from_slice(&[1, 2]),
+            Err(IdParseError::WrongLength(2, 8))
+        );
     }
 }

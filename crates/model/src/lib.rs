@@ -6,9 +6,9 @@ mod duration;
 mod ids;
 mod span;
 
-pub use duration::{parse_go_duration, DurationParseError};
+pub use duration::{DurationParseError, parse_go_duration};
 pub use ids::{IdParseError, SpanId, TraceId};
 pub use span::{
-    DependencyLink, KeyValue, Log, Process, RefType, Span, SpanKind, SpanRef, Trace, Value,
-    SPAN_KIND_TAG,
+    DependencyLink, KeyValue, Log, Process, RefType, SPAN_KIND_TAG, Span, SpanKind, SpanRef, Trace,
+    Value,
 };

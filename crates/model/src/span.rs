@@ -36,7 +36,10 @@ pub struct KeyValue {
 
 impl KeyValue {
     pub fn new(key: impl Into<String>, value: Value) -> Self {
-        KeyValue { key: key.into(), value }
+        KeyValue {
+            key: key.into(),
+            value,
+        }
     }
     pub fn string(key: impl Into<String>, value: impl Into<String>) -> Self {
         Self::new(key, Value::String(value.into()))
@@ -146,7 +149,10 @@ impl Span {
     }
 
     pub fn tag(&self, key: &str) -> Option<&Value> {
-        self.tags.iter().find(|kv| kv.key == key).map(|kv| &kv.value)
+        self.tags
+            .iter()
+            .find(|kv| kv.key == key)
+            .map(|kv| &kv.value)
     }
 
     pub fn kind(&self) -> SpanKind {
@@ -208,12 +214,19 @@ mod tests {
 
     #[test]
     fn parent_is_first_reference_into_the_same_trace() {
-        let r = |t, s, ref_type| SpanRef { trace_id: TraceId(t), span_id: SpanId(s), ref_type };
+        let r = |t, s, ref_type| SpanRef {
+            trace_id: TraceId(t),
+            span_id: SpanId(s),
+            ref_type,
+        };
         let span = Span {
             trace_id: TraceId(1),
             span_id: SpanId(4),
             operation_name: "op".into(),
-            references: vec![r(0xff, 0xff, RefType::ChildOf), r(1, 2, RefType::FollowsFrom)],
+            references: vec![
+                r(0xff, 0xff, RefType::ChildOf),
+                r(1, 2, RefType::FollowsFrom),
+            ],
             flags: 0,
             start_time: SystemTime::UNIX_EPOCH,
             duration: Duration::ZERO,

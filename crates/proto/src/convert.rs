@@ -22,7 +22,10 @@ pub enum ConvertError {
 
 pub fn system_time_to_proto(t: SystemTime) -> prost_types::Timestamp {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    prost_types::Timestamp { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
+    prost_types::Timestamp {
+        seconds: d.as_secs() as i64,
+        nanos: d.subsec_nanos() as i32,
+    }
 }
 
 /// Times before the epoch or with out-of-range nanos clamp to the epoch.
@@ -36,7 +39,10 @@ pub fn system_time_from_proto(t: Option<&prost_types::Timestamp>) -> SystemTime 
 }
 
 pub fn duration_to_proto(d: Duration) -> prost_types::Duration {
-    prost_types::Duration { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
+    prost_types::Duration {
+        seconds: d.as_secs() as i64,
+        nanos: d.subsec_nanos() as i32,
+    }
 }
 
 /// Negative or malformed durations become zero.
@@ -50,7 +56,10 @@ pub fn duration_from_proto(d: Option<&prost_types::Duration>) -> Duration {
 }
 
 fn kv_to_proto(kv: &KeyValue) -> api_v2::KeyValue {
-    let mut out = api_v2::KeyValue { key: kv.key.clone(), ..Default::default() };
+    let mut out = api_v2::KeyValue {
+        key: kv.key.clone(),
+        ..Default::default()
+    };
     match &kv.value {
         Value::String(s) => {
             out.v_type = api_v2::ValueType::String as i32;
@@ -83,7 +92,12 @@ fn kv_from_proto(kv: api_v2::KeyValue) -> Result<KeyValue, ConvertError> {
         Ok(api_v2::ValueType::Int64) => Value::Int64(kv.v_int64),
         Ok(api_v2::ValueType::Float64) => Value::Float64(kv.v_float64),
         Ok(api_v2::ValueType::Binary) => Value::Binary(kv.v_binary),
-        Err(_) => return Err(ConvertError::UnknownEnum { what: "ValueType", value: kv.v_type }),
+        Err(_) => {
+            return Err(ConvertError::UnknownEnum {
+                what: "ValueType",
+                value: kv.v_type,
+            });
+        }
     };
     Ok(KeyValue { key: kv.key, value })
 }
@@ -100,7 +114,10 @@ pub fn process_to_proto(p: &Process) -> api_v2::Process {
 }
 
 fn process_from_proto(p: api_v2::Process) -> Result<Process, ConvertError> {
-    Ok(Process { service_name: p.service_name, tags: kvs_from_proto(p.tags)? })
+    Ok(Process {
+        service_name: p.service_name,
+        tags: kvs_from_proto(p.tags)?,
+    })
 }
 
 /// The api_v2 form of a span, with its process embedded.
@@ -166,7 +183,7 @@ pub fn span_from_proto(
                         return Err(ConvertError::UnknownEnum {
                             what: "SpanRefType",
                             value: r.ref_type,
-                        })
+                        });
                     }
                 },
             })
@@ -265,7 +282,10 @@ mod tests {
         bad.trace_id = vec![1, 2, 3];
         let batch = api_v2::Batch {
             spans: vec![bad, good],
-            process: Some(api_v2::Process { service_name: "from-batch".into(), tags: vec![] }),
+            process: Some(api_v2::Process {
+                service_name: "from-batch".into(),
+                tags: vec![],
+            }),
         };
         let (spans, errors) = spans_from_batch(batch);
         assert_eq!(spans.len(), 1);

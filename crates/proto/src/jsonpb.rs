@@ -14,11 +14,19 @@ pub enum JsonError {
     #[error("malformed trace json: {0}")]
     Syntax(#[from] serde_json::Error),
     #[error("invalid {field} {value:?}: {reason}")]
-    Field { field: &'static str, value: String, reason: String },
+    Field {
+        field: &'static str,
+        value: String,
+        reason: String,
+    },
 }
 
 fn field_err(field: &'static str, value: &str, reason: impl ToString) -> JsonError {
-    JsonError::Field { field, value: value.to_string(), reason: reason.to_string() }
+    JsonError::Field {
+        field,
+        value: value.to_string(),
+        reason: reason.to_string(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -133,9 +141,9 @@ fn key_value(kv: JsonKeyValue) -> Result<KeyValue, JsonError> {
             Some(serde_json::Value::String(s)) => {
                 s.parse().map_err(|e| field_err("vInt64", &s, e))?
             }
-            Some(serde_json::Value::Number(n)) => {
-                n.as_i64().ok_or_else(|| field_err("vInt64", &n.to_string(), "not an int64"))?
-            }
+            Some(serde_json::Value::Number(n)) => n
+                .as_i64()
+                .ok_or_else(|| field_err("vInt64", &n.to_string(), "not an int64"))?,
             Some(other) => return Err(field_err("vInt64", &other.to_string(), "not an int64")),
         }),
         "FLOAT64" => Value::Float64(kv.v_float64.unwrap_or_default()),
@@ -150,7 +158,10 @@ fn key_values(kvs: Option<Vec<JsonKeyValue>>) -> Result<Vec<KeyValue>, JsonError
 }
 
 fn span(s: JsonSpan) -> Result<Span, JsonError> {
-    let process = s.process.unwrap_or(JsonProcess { service_name: String::new(), tags: None });
+    let process = s.process.unwrap_or(JsonProcess {
+        service_name: String::new(),
+        tags: None,
+    });
     let duration = match s.duration {
         Some(d) => spoor_model::parse_go_duration(&d).map_err(|e| field_err("duration", &d, e))?,
         None => std::time::Duration::ZERO,
@@ -183,9 +194,17 @@ fn span(s: JsonSpan) -> Result<Span, JsonError> {
             .logs
             .unwrap_or_default()
             .into_iter()
-            .map(|l| Ok(Log { timestamp: parse_rfc3339(&l.timestamp)?, fields: key_values(l.fields)? }))
+            .map(|l| {
+                Ok(Log {
+                    timestamp: parse_rfc3339(&l.timestamp)?,
+                    fields: key_values(l.fields)?,
+                })
+            })
             .collect::<Result<_, JsonError>>()?,
-        process: Arc::new(Process { service_name: process.service_name, tags: key_values(process.tags)? }),
+        process: Arc::new(Process {
+            service_name: process.service_name,
+            tags: key_values(process.tags)?,
+        }),
         warnings: s.warnings.unwrap_or_default(),
     })
 }
@@ -217,7 +236,10 @@ mod tests {
         assert_eq!(s.trace_id, TraceId(0x11));
         assert_eq!(s.span_id, SpanId(3));
         assert_eq!(s.references[0].ref_type, RefType::ChildOf);
-        assert_eq!(s.start_time, UNIX_EPOCH + Duration::new(1_485_467_191, 639_875_139));
+        assert_eq!(
+            s.start_time,
+            UNIX_EPOCH + Duration::new(1_485_467_191, 639_875_139)
+        );
         assert_eq!(s.duration, Duration::from_micros(100));
         assert_eq!(s.tags[0].value, Value::String("x".into()));
         assert_eq!(s.tags[1].value, Value::Int64(9_223_372_036_854_775_222));

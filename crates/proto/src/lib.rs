@@ -11,6 +11,6 @@ mod convert;
 pub mod jsonpb;
 
 pub use convert::{
-    duration_to_proto, span_from_proto, span_to_proto, spans_from_batch, system_time_from_proto,
-    system_time_to_proto, ConvertError,
+    ConvertError, duration_to_proto, span_from_proto, span_to_proto, spans_from_batch,
+    system_time_from_proto, system_time_to_proto,
 };

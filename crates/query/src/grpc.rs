@@ -40,7 +40,9 @@ fn chunks(traces: Vec<Trace>) -> ChunkStream {
         .iter()
         .flat_map(|t| {
             t.spans.chunks(SPANS_PER_CHUNK).map(|c| {
-                Ok(SpansResponseChunk { spans: c.iter().map(span_to_proto).collect() })
+                Ok(SpansResponseChunk {
+                    spans: c.iter().map(span_to_proto).collect(),
+                })
             })
         })
         .collect();
@@ -54,16 +56,24 @@ fn duration(d: Option<&prost_types::Duration>) -> Option<Duration> {
     .filter(|d| !d.is_zero())
 }
 
-
 #[tonic::async_trait]
 impl QueryService for GrpcQuery {
     type GetTraceStream = ChunkStream;
     type FindTracesStream = ChunkStream;
 
-    async fn get_trace(&self, request: Request<GetTraceRequest>) -> Result<Response<ChunkStream>, Status> {
+    async fn get_trace(
+        &self,
+        request: Request<GetTraceRequest>,
+    ) -> Result<Response<ChunkStream>, Status> {
         let id = TraceId::from_slice(&request.into_inner().trace_id)
             .map_err(|e| Status::invalid_argument(format!("invalid trace id: {e}")))?;
-        match self.storage.reader.get_trace(id).await.map_err(storage_status)? {
+        match self
+            .storage
+            .reader
+            .get_trace(id)
+            .await
+            .map_err(storage_status)?
+        {
             Some(trace) => Ok(Response::new(chunks(vec![trace]))),
             None => Err(Status::not_found("trace not found")),
         }
@@ -74,11 +84,19 @@ impl QueryService for GrpcQuery {
         _request: Request<ArchiveTraceRequest>,
     ) -> Result<Response<ArchiveTraceResponse>, Status> {
         // Jaeger answers the same when no archive storage is configured
-        Err(Status::unimplemented("archive span storage was not configured"))
+        Err(Status::unimplemented(
+            "archive span storage was not configured",
+        ))
     }
 
-    async fn find_traces(&self, request: Request<FindTracesRequest>) -> Result<Response<ChunkStream>, Status> {
-        let p = request.into_inner().query.ok_or_else(|| Status::invalid_argument("missing query parameters"))?;
+    async fn find_traces(
+        &self,
+        request: Request<FindTracesRequest>,
+    ) -> Result<Response<ChunkStream>, Status> {
+        let p = request
+            .into_inner()
+            .query
+            .ok_or_else(|| Status::invalid_argument("missing query parameters"))?;
         let query = TraceQuery {
             service_name: p.service_name,
             operation_name: Some(p.operation_name).filter(|o| !o.is_empty()),
@@ -90,9 +108,16 @@ impl QueryService for GrpcQuery {
             },
             duration_min: duration(p.duration_min.as_ref()),
             duration_max: duration(p.duration_max.as_ref()),
-            num_traces: p.search_depth.clamp(0, crate::params::MAX_SEARCH_LIMIT as i32) as usize,
+            num_traces: p
+                .search_depth
+                .clamp(0, crate::params::MAX_SEARCH_LIMIT as i32) as usize,
         };
-        let traces = self.storage.reader.find_traces(&query).await.map_err(storage_status)?;
+        let traces = self
+            .storage
+            .reader
+            .find_traces(&query)
+            .await
+            .map_err(storage_status)?;
         Ok(Response::new(chunks(traces)))
     }
 
@@ -100,7 +125,12 @@ impl QueryService for GrpcQuery {
         &self,
         _request: Request<GetServicesRequest>,
     ) -> Result<Response<GetServicesResponse>, Status> {
-        let services = self.storage.reader.get_services().await.map_err(storage_status)?;
+        let services = self
+            .storage
+            .reader
+            .get_services()
+            .await
+            .map_err(storage_status)?;
         Ok(Response::new(GetServicesResponse { services }))
     }
 
@@ -112,14 +142,19 @@ impl QueryService for GrpcQuery {
         let span_kind = match r.span_kind.as_str() {
             "" => None,
             k => match SpanKind::parse(k) {
-                SpanKind::Unspecified => return Err(Status::invalid_argument(format!("unknown span kind {k:?}"))),
+                SpanKind::Unspecified => {
+                    return Err(Status::invalid_argument(format!("unknown span kind {k:?}")));
+                }
                 kind => Some(kind),
             },
         };
         let ops = self
             .storage
             .reader
-            .get_operations(&OperationQuery { service_name: r.service, span_kind })
+            .get_operations(&OperationQuery {
+                service_name: r.service,
+                span_kind,
+            })
             .await
             .map_err(storage_status)?;
         let mut names: Vec<String> = ops.iter().map(|o| o.name.clone()).collect();
@@ -128,7 +163,10 @@ impl QueryService for GrpcQuery {
             operation_names: names,
             operations: ops
                 .into_iter()
-                .map(|o| Operation { name: o.name, span_kind: o.span_kind.as_str().to_string() })
+                .map(|o| Operation {
+                    name: o.name,
+                    span_kind: o.span_kind.as_str().to_string(),
+                })
                 .collect(),
         }))
     }
@@ -143,8 +181,15 @@ impl QueryService for GrpcQuery {
             None => std::time::SystemTime::now(),
         };
         let start = system_time_from_proto(r.start_time.as_ref());
-        let lookback = end.duration_since(start).map_err(|_| Status::invalid_argument("start time is after end time"))?;
-        let links = self.storage.dependencies.get_dependencies(end, lookback).await.map_err(storage_status)?;
+        let lookback = end
+            .duration_since(start)
+            .map_err(|_| Status::invalid_argument("start time is after end time"))?;
+        let links = self
+            .storage
+            .dependencies
+            .get_dependencies(end, lookback)
+            .await
+            .map_err(storage_status)?;
         Ok(Response::new(GetDependenciesResponse {
             dependencies: links
                 .into_iter()

@@ -45,7 +45,14 @@ struct EnvelopeError {
 fn ok<T: Serialize>(data: Vec<T>, errors: Vec<EnvelopeError>) -> Response {
     let total = data.len();
     let errors = (!errors.is_empty()).then_some(errors);
-    Json(Envelope { data, total, limit: 0, offset: 0, errors }).into_response()
+    Json(Envelope {
+        data,
+        total,
+        limit: 0,
+        offset: 0,
+        errors,
+    })
+    .into_response()
 }
 
 #[derive(Debug)]
@@ -71,7 +78,10 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             ApiError::Storage(e) => {
                 tracing::error!(error = %e, "storage read failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, "storage read failed".to_string())
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "storage read failed".to_string(),
+                )
             }
         };
         let body = Envelope::<Option<()>> {
@@ -79,7 +89,11 @@ impl IntoResponse for ApiError {
             total: 0,
             limit: 0,
             offset: 0,
-            errors: Some(vec![EnvelopeError { code: status.as_u16(), msg, trace_id: None }]),
+            errors: Some(vec![EnvelopeError {
+                code: status.as_u16(),
+                msg,
+                trace_id: None,
+            }]),
         };
         (status, Json(body)).into_response()
     }
@@ -95,7 +109,10 @@ pub fn router(state: ApiState) -> Router {
     let metrics = Arc::clone(&state.metrics);
     Router::new()
         .route("/api/services", get(services))
-        .route("/api/services/{service}/operations", get(service_operations))
+        .route(
+            "/api/services/{service}/operations",
+            get(service_operations),
+        )
         .route("/api/operations", get(operations))
         .route("/api/traces", get(traces))
         .route("/api/traces/{trace_id}", get(trace_by_id))
@@ -106,7 +123,11 @@ pub fn router(state: ApiState) -> Router {
 }
 
 /// Counts requests and their latency per route and status.
-async fn record(State(metrics): State<Arc<QueryMetrics>>, request: Request, next: Next) -> Response {
+async fn record(
+    State(metrics): State<Arc<QueryMetrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -123,8 +144,18 @@ async fn services(State(s): State<ApiState>) -> ApiResult {
 }
 
 async fn service_operations(State(s): State<ApiState>, Path(service): Path<String>) -> ApiResult {
-    let q = OperationQuery { service_name: service, span_kind: None };
-    let mut names: Vec<String> = s.storage.reader.get_operations(&q).await?.into_iter().map(|o| o.name).collect();
+    let q = OperationQuery {
+        service_name: service,
+        span_kind: None,
+    };
+    let mut names: Vec<String> = s
+        .storage
+        .reader
+        .get_operations(&q)
+        .await?
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
     names.dedup();
     Ok(ok(names, vec![]))
 }
@@ -136,17 +167,36 @@ struct UiOperation {
     span_kind: &'static str,
 }
 
-async fn operations(State(s): State<ApiState>, Query(p): Query<Vec<(String, String)>>) -> ApiResult {
+async fn operations(
+    State(s): State<ApiState>,
+    Query(p): Query<Vec<(String, String)>>,
+) -> ApiResult {
     let p = Params(p);
-    let service_name = params::required(&p, "service").map_err(ApiError::BadRequest)?.to_string();
+    let service_name = params::required(&p, "service")
+        .map_err(ApiError::BadRequest)?
+        .to_string();
     let span_kind = params::span_kind(&p).map_err(ApiError::BadRequest)?;
-    let ops = s.storage.reader.get_operations(&OperationQuery { service_name, span_kind }).await?;
-    let ops = ops.into_iter().map(|o| UiOperation { name: o.name, span_kind: o.span_kind.as_str() }).collect();
+    let ops = s
+        .storage
+        .reader
+        .get_operations(&OperationQuery {
+            service_name,
+            span_kind,
+        })
+        .await?;
+    let ops = ops
+        .into_iter()
+        .map(|o| UiOperation {
+            name: o.name,
+            span_kind: o.span_kind.as_str(),
+        })
+        .collect();
     Ok(ok::<UiOperation>(ops, vec![]))
 }
 
 async fn traces(State(s): State<ApiState>, Query(p): Query<Vec<(String, String)>>) -> ApiResult {
-    let request = params::traces_request(&Params(p), SystemTime::now()).map_err(ApiError::BadRequest)?;
+    let request =
+        params::traces_request(&Params(p), SystemTime::now()).map_err(ApiError::BadRequest)?;
     match request {
         TracesRequest::Search(query) => {
             let traces = s.storage.reader.find_traces(&query).await?;
@@ -180,9 +230,17 @@ async fn trace_by_id(State(s): State<ApiState>, Path(id): Path<String>) -> ApiRe
     }
 }
 
-async fn dependencies(State(s): State<ApiState>, Query(p): Query<Vec<(String, String)>>) -> ApiResult {
-    let (end, lookback) = params::dependencies_window(&Params(p), SystemTime::now()).map_err(ApiError::BadRequest)?;
-    let links = s.storage.dependencies.get_dependencies(end, lookback).await?;
+async fn dependencies(
+    State(s): State<ApiState>,
+    Query(p): Query<Vec<(String, String)>>,
+) -> ApiResult {
+    let (end, lookback) =
+        params::dependencies_window(&Params(p), SystemTime::now()).map_err(ApiError::BadRequest)?;
+    let links = s
+        .storage
+        .dependencies
+        .get_dependencies(end, lookback)
+        .await?;
     Ok(ok(links.iter().map(ui_dependency).collect(), vec![]))
 }
 

@@ -7,7 +7,7 @@ mod metrics;
 mod params;
 pub mod uimodel;
 
-pub use http::{router as http_router, ApiState};
+pub use http::{ApiState, router as http_router};
 pub use metrics::QueryMetrics;
 
 use std::sync::Arc;
@@ -24,11 +24,19 @@ use tokio_stream::wrappers::TcpListenerStream;
 #[derive(Args, Clone, Debug)]
 pub struct QueryOptions {
     /// HTTP API (and later UI) listen address.
-    #[arg(long = "query.http-server.host-port", env = "QUERY_HTTP_SERVER_HOST_PORT", default_value = ":16686")]
+    #[arg(
+        long = "query.http-server.host-port",
+        env = "QUERY_HTTP_SERVER_HOST_PORT",
+        default_value = ":16686"
+    )]
     pub query_http_host_port: String,
 
     /// gRPC QueryService listen address.
-    #[arg(long = "query.grpc-server.host-port", env = "QUERY_GRPC_SERVER_HOST_PORT", default_value = ":16685")]
+    #[arg(
+        long = "query.grpc-server.host-port",
+        env = "QUERY_GRPC_SERVER_HOST_PORT",
+        default_value = ":16685"
+    )]
     pub query_grpc_host_port: String,
 
     /// Path prefix of every HTTP route, for serving behind a reverse proxy (e.g. /jaeger).
@@ -38,7 +46,10 @@ pub struct QueryOptions {
 
 impl QueryOptions {
     fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.base_path.starts_with('/'), "query.base-path must start with '/'");
+        anyhow::ensure!(
+            self.base_path.starts_with('/'),
+            "query.base-path must start with '/'"
+        );
         Ok(())
     }
 }
@@ -55,31 +66,66 @@ pub fn app(state: ApiState, base_path: &str) -> axum::Router {
     let api = http::router(state);
     match base_path.trim_end_matches('/') {
         "" => api,
-        prefix => axum::Router::new().nest(prefix, api).fallback(http::not_found),
+        prefix => axum::Router::new()
+            .nest(prefix, api)
+            .fallback(http::not_found),
     }
 }
 
 impl QueryServer {
-    pub async fn bind(options: QueryOptions, storage: &Storage, registry: &mut Registry) -> anyhow::Result<Self> {
+    pub async fn bind(
+        options: QueryOptions,
+        storage: &Storage,
+        registry: &mut Registry,
+    ) -> anyhow::Result<Self> {
         options.validate()?;
-        let state = ApiState { storage: storage.clone(), metrics: Arc::new(QueryMetrics::new(registry)) };
-        let http = bind(parse_host_port(&options.query_http_host_port).map_err(anyhow::Error::msg)?, "query HTTP").await?;
-        let grpc = bind(parse_host_port(&options.query_grpc_host_port).map_err(anyhow::Error::msg)?, "query gRPC").await?;
-        Ok(QueryServer { options, state, http, grpc })
+        let state = ApiState {
+            storage: storage.clone(),
+            metrics: Arc::new(QueryMetrics::new(registry)),
+        };
+        let http = bind(
+            parse_host_port(&options.query_http_host_port).map_err(anyhow::Error::msg)?,
+            "query HTTP",
+        )
+        .await?;
+        let grpc = bind(
+            parse_host_port(&options.query_grpc_host_port).map_err(anyhow::Error::msg)?,
+            "query gRPC",
+        )
+        .await?;
+        Ok(QueryServer {
+            options,
+            state,
+            http,
+            grpc,
+        })
     }
 
     /// HTTP, then gRPC.
     pub fn local_addrs(&self) -> Vec<std::net::SocketAddr> {
-        vec![self.http.local_addr().expect("bound"), self.grpc.local_addr().expect("bound")]
+        vec![
+            self.http.local_addr().expect("bound"),
+            self.grpc.local_addr().expect("bound"),
+        ]
     }
 
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let QueryServer { options, state, http, grpc } = self;
-        let grpc_service = QueryServiceServer::new(grpc::GrpcQuery { storage: state.storage.clone() });
+        let QueryServer {
+            options,
+            state,
+            http,
+            grpc,
+        } = self;
+        let grpc_service = QueryServiceServer::new(grpc::GrpcQuery {
+            storage: state.storage.clone(),
+        });
         let app = app(state, &options.base_path);
         let stop = shutdown.clone();
         let http_task = async move {
-            axum::serve(http, app).with_graceful_shutdown(stop.wait()).await.context("while serving query HTTP")
+            axum::serve(http, app)
+                .with_graceful_shutdown(stop.wait())
+                .await
+                .context("while serving query HTTP")
         };
         let grpc_task = async move {
             tonic::transport::Server::builder()

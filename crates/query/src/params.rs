@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use spoor_model::{parse_go_duration, SpanKind, TraceId};
-use spoor_storage::{TraceQuery, DEFAULT_NUM_TRACES};
+use spoor_model::{SpanKind, TraceId, parse_go_duration};
+use spoor_storage::{DEFAULT_NUM_TRACES, TraceQuery};
 
 /// The most traces one search returns, whatever `limit` asks for.
 pub const MAX_SEARCH_LIMIT: usize = 10_000;
@@ -18,12 +18,19 @@ pub struct Params(pub Vec<(String, String)>);
 
 impl Params {
     fn all<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
-        self.0.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The last non-empty value of `name`.
     fn one(&self, name: &str) -> Option<&str> {
-        self.0.iter().rev().find(|(k, v)| k == name && !v.is_empty()).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -36,19 +43,29 @@ fn micros_param(p: &Params, name: &str) -> Result<Option<SystemTime>, String> {
         .map(|v| {
             v.parse::<u64>()
                 .map(|us| UNIX_EPOCH + Duration::from_micros(us))
-                .map_err(|e| bad(name, format!("{v:?} is not microseconds since the epoch: {e}")))
+                .map_err(|e| {
+                    bad(
+                        name,
+                        format!("{v:?} is not microseconds since the epoch: {e}"),
+                    )
+                })
         })
         .transpose()
 }
 
 fn millis_param(p: &Params, name: &str) -> Result<Option<u64>, String> {
     p.one(name)
-        .map(|v| v.parse::<u64>().map_err(|e| bad(name, format!("{v:?} is not milliseconds: {e}"))))
+        .map(|v| {
+            v.parse::<u64>()
+                .map_err(|e| bad(name, format!("{v:?} is not milliseconds: {e}")))
+        })
         .transpose()
 }
 
 fn duration_param(p: &Params, name: &str) -> Result<Option<Duration>, String> {
-    p.one(name).map(|v| parse_go_duration(v).map_err(|e| bad(name, e))).transpose()
+    p.one(name)
+        .map(|v| parse_go_duration(v).map_err(|e| bad(name, e)))
+        .transpose()
 }
 
 /// What `/api/traces` asks for: either traces by id or a search.
@@ -67,7 +84,10 @@ pub fn traces_request(p: &Params, now: SystemTime) -> Result<TracesRequest, Stri
     if !ids.is_empty() {
         return Ok(TracesRequest::ByIds(ids));
     }
-    let service_name = p.one("service").ok_or("parameter 'service' is required")?.to_string();
+    let service_name = p
+        .one("service")
+        .ok_or("parameter 'service' is required")?
+        .to_string();
     let end = micros_param(p, "end")?.unwrap_or(now);
     let lookback = match p.one("lookback") {
         None | Some("custom") => DEFAULT_LOOKBACK,
@@ -82,18 +102,23 @@ pub fn traces_request(p: &Params, now: SystemTime) -> Result<TracesRequest, Stri
     }
     let limit = match p.one("limit") {
         None => DEFAULT_NUM_TRACES,
-        Some(v) => v.parse::<usize>().map_err(|e| bad("limit", e))?.min(MAX_SEARCH_LIMIT),
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|e| bad("limit", e))?
+            .min(MAX_SEARCH_LIMIT),
     };
     let duration_min = duration_param(p, "minDuration")?;
     let duration_max = duration_param(p, "maxDuration")?;
-    if let (Some(min), Some(max)) = (duration_min, duration_max) {
-        if min > max {
-            return Err("parameter 'minDuration' must not exceed 'maxDuration'".into());
-        }
+    if let (Some(min), Some(max)) = (duration_min, duration_max)
+        && min > max
+    {
+        return Err("parameter 'minDuration' must not exceed 'maxDuration'".into());
     }
     let mut tags = BTreeMap::new();
     for v in p.all("tag") {
-        let (k, val) = v.split_once(':').ok_or_else(|| bad("tag", format!("{v:?} is not key:value")))?;
+        let (k, val) = v
+            .split_once(':')
+            .ok_or_else(|| bad("tag", format!("{v:?} is not key:value")))?;
         tags.insert(k.to_string(), val.to_string());
     }
     for v in p.all("tags").filter(|v| !v.is_empty()) {
@@ -103,7 +128,12 @@ pub fn traces_request(p: &Params, now: SystemTime) -> Result<TracesRequest, Stri
             let val = match val {
                 serde_json::Value::String(s) => s,
                 serde_json::Value::Bool(_) | serde_json::Value::Number(_) => val.to_string(),
-                other => return Err(bad("tags", format!("value of {k:?} is not a scalar: {other}"))),
+                other => {
+                    return Err(bad(
+                        "tags",
+                        format!("value of {k:?} is not a scalar: {other}"),
+                    ));
+                }
             };
             tags.insert(k, val);
         }
@@ -135,13 +165,18 @@ pub fn span_kind(p: &Params) -> Result<Option<SpanKind>, String> {
 }
 
 pub fn required<'a>(p: &'a Params, name: &str) -> Result<&'a str, String> {
-    p.one(name).ok_or_else(|| format!("parameter '{name}' is required"))
+    p.one(name)
+        .ok_or_else(|| format!("parameter '{name}' is required"))
 }
 
 /// `endTs` and `lookback` of `/api/dependencies`, both in milliseconds.
 pub fn dependencies_window(p: &Params, now: SystemTime) -> Result<(SystemTime, Duration), String> {
-    let end = millis_param(p, "endTs")?.map(|ms| UNIX_EPOCH + Duration::from_millis(ms)).unwrap_or(now);
-    let lookback = millis_param(p, "lookback")?.map(Duration::from_millis).unwrap_or(DEFAULT_DEPENDENCY_LOOKBACK);
+    let end = millis_param(p, "endTs")?
+        .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
+        .unwrap_or(now);
+    let lookback = millis_param(p, "lookback")?
+        .map(Duration::from_millis)
+        .unwrap_or(DEFAULT_DEPENDENCY_LOOKBACK);
     Ok((end, lookback))
 }
 
@@ -167,8 +202,12 @@ mod tests {
 
     #[test]
     fn parses_a_full_search() {
-        let p = params(r#"service=web&operation=GET&start=1000000&end=2000000&minDuration=1.2ms&maxDuration=1s&limit=20&tag=error:true&tags={"http.status_code":500,"a":"b"}"#);
-        let TracesRequest::Search(q) = traces_request(&p, now()).unwrap() else { panic!() };
+        let p = params(
+            r#"service=web&operation=GET&start=1000000&end=2000000&minDuration=1.2ms&maxDuration=1s&limit=20&tag=error:true&tags={"http.status_code":500,"a":"b"}"#,
+        );
+        let TracesRequest::Search(q) = traces_request(&p, now()).unwrap() else {
+            panic!()
+        };
         assert_eq!(q.service_name, "web");
         assert_eq!(q.operation_name.as_deref(), Some("GET"));
         assert_eq!(q.start_time_min, UNIX_EPOCH + Duration::from_secs(1));
@@ -176,19 +215,39 @@ mod tests {
         assert_eq!(q.duration_min, Some(Duration::from_micros(1200)));
         assert_eq!(q.duration_max, Some(Duration::from_secs(1)));
         assert_eq!(q.num_traces, 20);
-        let tags: Vec<(&str, &str)> = q.tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        assert_eq!(tags, vec![("a", "b"), ("error", "true"), ("http.status_code", "500")]);
+        let tags: Vec<(&str, &str)> = q
+            .tags
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            tags,
+            vec![("a", "b"), ("error", "true"), ("http.status_code", "500")]
+        );
     }
 
     #[test]
     fn defaults_and_trace_ids() {
-        let TracesRequest::Search(q) = traces_request(&params("service=web"), now()).unwrap() else { panic!() };
+        let TracesRequest::Search(q) = traces_request(&params("service=web"), now()).unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(q.start_time_max, now());
         assert_eq!(q.start_time_min, now() - DEFAULT_LOOKBACK);
         assert_eq!(q.num_traces, DEFAULT_NUM_TRACES);
-        let r = traces_request(&params("traceID=abc&traceID=00000000000000010000000000000002"), now());
-        assert_eq!(r.unwrap(), TracesRequest::ByIds(vec![TraceId(0xabc), TraceId::new(1, 2)]));
-        let TracesRequest::Search(q) = traces_request(&params("service=web&limit=999999"), now()).unwrap() else { panic!() };
+        let r = traces_request(
+            &params("traceID=abc&traceID=00000000000000010000000000000002"),
+            now(),
+        );
+        assert_eq!(
+            r.unwrap(),
+            TracesRequest::ByIds(vec![TraceId(0xabc), TraceId::new(1, 2)])
+        );
+        let TracesRequest::Search(q) =
+            traces_request(&params("service=web&limit=999999"), now()).unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(q.num_traces, MAX_SEARCH_LIMIT);
     }
 
@@ -213,8 +272,19 @@ mod tests {
             let err = traces_request(&params(q), now()).unwrap_err();
             assert!(err.contains(needle), "{q}: {err}");
         }
-        assert!(span_kind(&params("spanKind=sideways")).unwrap_err().contains("'spanKind'"));
-        assert_eq!(span_kind(&params("spanKind=server")).unwrap(), Some(SpanKind::Server));
-        assert!(dependencies_window(&params("endTs=now"), now()).unwrap_err().contains("'endTs'"));
+        assert!(
+            span_kind(&params("spanKind=sideways"))
+                .unwrap_err()
+                .contains("'spanKind'")
+        );
+        assert_eq!(
+            span_kind(&params("spanKind=server")).unwrap(),
+            Some(SpanKind::Server)
+        );
+        assert!(
+            dependencies_window(&params("endTs=now"), now())
+                .unwrap_err()
+                .contains("'endTs'")
+        );
     }
 }

@@ -86,7 +86,9 @@ pub struct UiDependencyLink {
 }
 
 pub fn micros(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 fn duration_micros(d: Duration) -> u64 {
@@ -97,14 +99,21 @@ fn key_value(kv: &KeyValue) -> UiKeyValue {
     let (value_type, value) = match &kv.value {
         Value::String(s) => ("string", serde_json::Value::String(s.clone())),
         Value::Bool(b) => ("bool", serde_json::Value::Bool(*b)),
-        Value::Int64(i) if (-MAX_SAFE_INT..=MAX_SAFE_INT).contains(i) => ("int64", serde_json::Value::from(*i)),
+        Value::Int64(i) if (-MAX_SAFE_INT..=MAX_SAFE_INT).contains(i) => {
+            ("int64", serde_json::Value::from(*i))
+        }
         Value::Int64(i) => ("int64", serde_json::Value::String(i.to_string())),
         Value::Float64(f) => ("float64", serde_json::Value::from(*f)),
-        Value::Binary(b) => {
-            ("binary", serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(b)))
-        }
+        Value::Binary(b) => (
+            "binary",
+            serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(b)),
+        ),
     };
-    UiKeyValue { key: kv.key.clone(), value_type, value }
+    UiKeyValue {
+        key: kv.key.clone(),
+        value_type,
+        value,
+    }
 }
 
 fn key_values(kvs: &[KeyValue]) -> Vec<UiKeyValue> {
@@ -121,7 +130,10 @@ pub fn ui_trace(trace: &Trace) -> UiTrace {
     let mut processes: Vec<&Process> = Vec::new();
     let mut spans = Vec::with_capacity(trace.spans.len());
     for span in &trace.spans {
-        let index = match processes.iter().position(|p| std::ptr::eq(*p, &*span.process) || **p == *span.process) {
+        let index = match processes
+            .iter()
+            .position(|p| std::ptr::eq(*p, &*span.process) || **p == *span.process)
+        {
             Some(i) => i,
             None => {
                 processes.push(&span.process);
@@ -148,20 +160,33 @@ pub fn ui_trace(trace: &Trace) -> UiTrace {
             logs: span
                 .logs
                 .iter()
-                .map(|l| UiLog { timestamp: micros(l.timestamp), fields: key_values(&l.fields) })
+                .map(|l| UiLog {
+                    timestamp: micros(l.timestamp),
+                    fields: key_values(&l.fields),
+                })
                 .collect(),
             process_id: format!("p{}", index + 1),
             warnings: warnings(&span.warnings),
         });
     }
     UiTrace {
-        trace_id: trace.spans.first().map(|s| s.trace_id.to_string()).unwrap_or_default(),
+        trace_id: trace
+            .spans
+            .first()
+            .map(|s| s.trace_id.to_string())
+            .unwrap_or_default(),
         spans,
         processes: processes
             .into_iter()
             .enumerate()
             .map(|(i, p)| {
-                (format!("p{}", i + 1), UiProcess { service_name: p.service_name.clone(), tags: key_values(&p.tags) })
+                (
+                    format!("p{}", i + 1),
+                    UiProcess {
+                        service_name: p.service_name.clone(),
+                        tags: key_values(&p.tags),
+                    },
+                )
             })
             .collect(),
         warnings: warnings(&trace.warnings),
@@ -182,7 +207,10 @@ mod tests {
     use super::*;
 
     fn testdata(name: &str) -> String {
-        let path = format!("{}/../../testdata/uimodel/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/../../testdata/uimodel/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
@@ -192,7 +220,12 @@ mod tests {
         let trace = spoor_proto::jsonpb::trace_from_json(&testdata("domain_01.json")).unwrap();
         let got = serde_json::to_value(ui_trace(&trace)).unwrap();
         let want: serde_json::Value = serde_json::from_str(&testdata("ui_01.json")).unwrap();
-        assert_eq!(got, want, "got {}", serde_json::to_string_pretty(&got).unwrap());
+        assert_eq!(
+            got,
+            want,
+            "got {}",
+            serde_json::to_string_pretty(&got).unwrap()
+        );
     }
 
     #[test]

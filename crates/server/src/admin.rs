@@ -1,11 +1,11 @@
 //! The admin port: `/` answers health (200 when serving, 503 when not) and
 //! `/metrics` exports every registered metric in Prometheus text format.
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -20,7 +20,10 @@ pub struct Health {
 
 impl Default for Health {
     fn default() -> Self {
-        Health { ready: Arc::new(AtomicBool::new(false)), since: SystemTime::now() }
+        Health {
+            ready: Arc::new(AtomicBool::new(false)),
+            since: SystemTime::now(),
+        }
     }
 }
 
@@ -49,7 +52,10 @@ pub fn router(health: Health, registry: Arc<Registry>) -> Router {
 async fn health_handler(State(state): State<AdminState>) -> impl IntoResponse {
     let up_since = unix_seconds(state.health.since);
     if state.health.is_ready() {
-        (StatusCode::OK, Json(serde_json::json!({"status": "Server available", "upSince": up_since})))
+        (
+            StatusCode::OK,
+            Json(serde_json::json!({"status": "Server available", "upSince": up_since})),
+        )
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -60,7 +66,9 @@ async fn health_handler(State(state): State<AdminState>) -> impl IntoResponse {
 
 /// Seconds since the epoch.
 fn unix_seconds(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 async fn metrics_handler(State(state): State<AdminState>) -> impl IntoResponse {
@@ -68,7 +76,10 @@ async fn metrics_handler(State(state): State<AdminState>) -> impl IntoResponse {
     match prometheus_client::encoding::text::encode(&mut body, &state.registry) {
         Ok(()) => (
             StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
             body,
         ),
         Err(_) => (
@@ -86,7 +97,9 @@ pub async fn serve(
     registry: Arc<Registry>,
     shutdown: crate::shutdown::Shutdown,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(health, registry)).with_graceful_shutdown(shutdown.wait()).await
+    axum::serve(listener, router(health, registry))
+        .with_graceful_shutdown(shutdown.wait())
+        .await
 }
 
 #[cfg(test)]

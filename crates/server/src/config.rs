@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::Path;
 
-use anyhow::{bail, Context};
-use clap::parser::ValueSource;
+use anyhow::{Context, bail};
 use clap::Parser;
+use clap::parser::ValueSource;
 
 /// The id every binary's options give their `--config-file` argument.
 pub const CONFIG_FILE_ARG: &str = "config_file";
@@ -55,7 +55,11 @@ fn flatten(
     out: &mut BTreeMap<String, String>,
 ) -> anyhow::Result<()> {
     for (key, value) in table {
-        let key = if prefix.is_empty() { key } else { format!("{prefix}.{key}") };
+        let key = if prefix.is_empty() {
+            key
+        } else {
+            format!("{prefix}.{key}")
+        };
         match value.kind {
             config::ValueKind::Table(t) => flatten(&key, t.into_iter().collect(), out)?,
             config::ValueKind::Array(items) => {
@@ -81,7 +85,10 @@ pub fn parse_with_file<T: Parser>(
     let matches = command.clone().try_get_matches_from(args.clone())?;
     let mut layered = args;
     for (key, value) in file_values {
-        let Some(arg) = command.get_arguments().find(|a| a.get_long() == Some(key.as_str())) else {
+        let Some(arg) = command
+            .get_arguments()
+            .find(|a| a.get_long() == Some(key.as_str()))
+        else {
             bail!("unknown option {key:?} in config file");
         };
         let id = arg.get_id().as_str();
@@ -105,18 +112,28 @@ mod tests {
     struct Opts {
         #[arg(long = "config-file")]
         config_file: Option<std::path::PathBuf>,
-        #[arg(long = "collector.queue-size", env = "SPOOR_TEST_QUEUE_SIZE", default_value_t = 2000)]
+        #[arg(
+            long = "collector.queue-size",
+            env = "SPOOR_TEST_QUEUE_SIZE",
+            default_value_t = 2000
+        )]
         queue_size: usize,
         #[arg(long = "log-level", default_value = "info")]
         log_level: String,
     }
 
     fn file(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn args(a: &[&str]) -> Vec<OsString> {
-        std::iter::once("prog").chain(a.iter().copied()).map(OsString::from).collect()
+        std::iter::once("prog")
+            .chain(a.iter().copied())
+            .map(OsString::from)
+            .collect()
     }
 
     #[test]
@@ -143,7 +160,10 @@ mod tests {
         let path = dir.join("spoor.yaml");
         std::fs::write(&path, "collector:\n  queue-size: 42\nlog-level: warn\n").unwrap();
         let values = read_file(&path).unwrap();
-        assert_eq!(values, file(&[("collector.queue-size", "42"), ("log-level", "warn")]));
+        assert_eq!(
+            values,
+            file(&[("collector.queue-size", "42"), ("log-level", "warn")])
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

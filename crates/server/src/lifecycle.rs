@@ -7,12 +7,16 @@ use std::sync::Arc;
 use prometheus_client::registry::Registry;
 
 use crate::admin::{self, Health};
-use crate::shutdown::{os_signal, Shutdown, ShutdownTrigger};
+use crate::shutdown::{Shutdown, ShutdownTrigger, os_signal};
 
 /// Runs `services` (given the shutdown signal) with the admin port on
 /// `admin_addr`. Returns when the services have stopped, after a signal or on
 /// their own failure.
-pub async fn run_with_admin<F, Fut>(admin_addr: SocketAddr, registry: Registry, services: F) -> anyhow::Result<()>
+pub async fn run_with_admin<F, Fut>(
+    admin_addr: SocketAddr,
+    registry: Registry,
+    services: F,
+) -> anyhow::Result<()>
 where
     F: FnOnce(Shutdown) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
@@ -22,7 +26,12 @@ where
     let health = Health::default();
     let (trigger, shutdown) = ShutdownTrigger::new();
     let trigger = Arc::new(trigger);
-    let admin = tokio::spawn(admin::serve(listener, health.clone(), Arc::new(registry), shutdown.clone()));
+    let admin = tokio::spawn(admin::serve(
+        listener,
+        health.clone(),
+        Arc::new(registry),
+        shutdown.clone(),
+    ));
     let on_signal = {
         let (health, trigger) = (health.clone(), Arc::clone(&trigger));
         tokio::spawn(async move {

@@ -3,7 +3,11 @@ use std::net::{SocketAddr, ToSocketAddrs};
 
 /// Resolves `host:port`; `:port` binds all interfaces, as in Jaeger.
 pub fn parse_host_port(s: &str) -> Result<SocketAddr, String> {
-    let full = if s.starts_with(':') { format!("0.0.0.0{s}") } else { s.to_string() };
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_string()
+    };
     full.to_socket_addrs()
         .map_err(|e| format!("invalid host:port {s:?}: {e}"))?
         .next()
@@ -24,8 +28,14 @@ mod tests {
 
     #[test]
     fn empty_host_means_all_interfaces() {
-        assert_eq!(parse_host_port(":14250").unwrap(), "0.0.0.0:14250".parse().unwrap());
-        assert_eq!(parse_host_port("127.0.0.1:4317").unwrap(), "127.0.0.1:4317".parse().unwrap());
+        assert_eq!(
+            parse_host_port(":14250").unwrap(),
+            "0.0.0.0:14250".parse().unwrap()
+        );
+        assert_eq!(
+            parse_host_port("127.0.0.1:4317").unwrap(),
+            "127.0.0.1:4317".parse().unwrap()
+        );
         assert!(parse_host_port("nope").is_err());
         assert!(parse_host_port(":99999").is_err());
     }

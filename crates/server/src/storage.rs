@@ -23,7 +23,12 @@ pub enum StorageType {
 #[derive(Args, Clone, Debug)]
 pub struct StorageOptions {
     /// Span storage backend (Jaeger's SPAN_STORAGE_TYPE).
-    #[arg(long = "span-storage.type", env = "SPAN_STORAGE_TYPE", value_enum, default_value = "memory")]
+    #[arg(
+        long = "span-storage.type",
+        env = "SPAN_STORAGE_TYPE",
+        value_enum,
+        default_value = "memory"
+    )]
     pub storage_type: StorageType,
 
     /// Memory store: most traces kept; the oldest are evicted beyond it (0: no count bound).
@@ -53,7 +58,11 @@ impl StorageOptions {
                     max_bytes: self.memory_max_bytes,
                 }));
                 registry.register_collector(Box::new(MemoryMetrics(Arc::clone(&store))));
-                Ok(Storage { writer: store.clone(), reader: store.clone(), dependencies: store })
+                Ok(Storage {
+                    writer: store.clone(),
+                    reader: store.clone(),
+                    dependencies: store,
+                })
             }
         }
     }
@@ -72,17 +81,37 @@ impl Collector for MemoryMetrics {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let s = self.0.stats();
         let gauges = [
-            ("spoor_memory_traces", "Traces held by the memory store", s.traces),
-            ("spoor_memory_spans", "Spans held by the memory store", s.spans),
-            ("spoor_memory_bytes", "Estimated bytes of span data held by the memory store", s.bytes),
+            (
+                "spoor_memory_traces",
+                "Traces held by the memory store",
+                s.traces,
+            ),
+            (
+                "spoor_memory_spans",
+                "Spans held by the memory store",
+                s.spans,
+            ),
+            (
+                "spoor_memory_bytes",
+                "Estimated bytes of span data held by the memory store",
+                s.bytes,
+            ),
         ];
         for (name, help, value) in gauges {
             let g = ConstGauge::new(value as i64);
             g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
         }
         let counters = [
-            ("spoor_memory_evicted_traces", "Traces evicted from the memory store to stay within its bounds", s.evicted_traces),
-            ("spoor_memory_evicted_spans", "Spans evicted from the memory store to stay within its bounds", s.evicted_spans),
+            (
+                "spoor_memory_evicted_traces",
+                "Traces evicted from the memory store to stay within its bounds",
+                s.evicted_traces,
+            ),
+            (
+                "spoor_memory_evicted_spans",
+                "Spans evicted from the memory store to stay within its bounds",
+                s.evicted_spans,
+            ),
         ];
         for (name, help, value) in counters {
             let c = ConstCounter::new(value);

@@ -18,8 +18,8 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use spoor_model::{DependencyLink, RefType, Span, SpanId, SpanKind, Trace, TraceId};
 use spoor_storage::{
-    dedupe_spans, span_matches, DependencyReader, Operation, OperationQuery, SpanReader,
-    SpanWriter, StorageError, TraceQuery,
+    DependencyReader, Operation, OperationQuery, SpanReader, SpanWriter, StorageError, TraceQuery,
+    dedupe_spans, span_matches,
 };
 
 /// Bounds of a [`MemoryStore`].
@@ -76,10 +76,18 @@ impl MemoryStore {
         let shards = if config.max_traces == 0 {
             MAX_SHARDS
         } else {
-            (config.max_traces / MIN_TRACES_PER_SHARD).clamp(1, MAX_SHARDS).next_power_of_two()
+            (config.max_traces / MIN_TRACES_PER_SHARD)
+                .clamp(1, MAX_SHARDS)
+                .next_power_of_two()
                 .min(MAX_SHARDS)
         };
-        let per_shard = |total: usize| if total == 0 { usize::MAX } else { (total / shards).max(1) };
+        let per_shard = |total: usize| {
+            if total == 0 {
+                usize::MAX
+            } else {
+                (total / shards).max(1)
+            }
+        };
         MemoryStore {
             shards: (0..shards)
                 .map(|_| {
@@ -121,14 +129,24 @@ impl MemoryStore {
 
     fn insert(&self, span: Span) {
         let size = size::span_bytes(&span);
-        let mut shard = self.shard(span.trace_id).write().expect("shard lock poisoned");
+        let mut shard = self
+            .shard(span.trace_id)
+            .write()
+            .expect("shard lock poisoned");
         let shard = &mut *shard;
         let trace_id = span.trace_id;
         match shard.traces.get_mut(&trace_id) {
             Some(t) => {
                 // processes are shared between spans of a batch: count each once
-                let shared = t.spans.last().is_some_and(|l| Arc::ptr_eq(&l.process, &span.process));
-                let size = if shared { size } else { size + size::process_bytes(&span.process) };
+                let shared = t
+                    .spans
+                    .last()
+                    .is_some_and(|l| Arc::ptr_eq(&l.process, &span.process));
+                let size = if shared {
+                    size
+                } else {
+                    size + size::process_bytes(&span.process)
+                };
                 t.start = t.start.min(span.start_time);
                 t.bytes += size;
                 t.spans.push(span);
@@ -138,7 +156,11 @@ impl MemoryStore {
                 let size = size + size::process_bytes(&span.process);
                 shard.traces.insert(
                     trace_id,
-                    StoredTrace { start: span.start_time, spans: vec![span], bytes: size },
+                    StoredTrace {
+                        start: span.start_time,
+                        spans: vec![span],
+                        bytes: size,
+                    },
                 );
                 shard.order.push_back(trace_id);
                 shard.bytes += size;
@@ -148,12 +170,15 @@ impl MemoryStore {
         while shard.traces.len() > self.max_traces_per_shard
             || (shard.bytes > self.max_bytes_per_shard && shard.traces.len() > 1)
         {
-            let Some(oldest) = shard.order.pop_front() else { break };
+            let Some(oldest) = shard.order.pop_front() else {
+                break;
+            };
             if let Some(t) = shard.traces.remove(&oldest) {
                 shard.bytes -= t.bytes;
                 shard.spans -= t.spans.len();
                 self.evicted_traces.fetch_add(1, Ordering::Relaxed);
-                self.evicted_spans.fetch_add(t.spans.len() as u64, Ordering::Relaxed);
+                self.evicted_spans
+                    .fetch_add(t.spans.len() as u64, Ordering::Relaxed);
             }
         }
     }
@@ -186,7 +211,9 @@ impl MemoryStore {
             let shard = shard.read().expect("shard lock poisoned");
             for (id, trace) in &shard.traces {
                 if newest.len() == limit
-                    && newest.peek().is_some_and(|Reverse(oldest)| (trace.start, *id) <= *oldest)
+                    && newest
+                        .peek()
+                        .is_some_and(|Reverse(oldest)| (trace.start, *id) <= *oldest)
                 {
                     continue;
                 }
@@ -198,7 +225,8 @@ impl MemoryStore {
                 }
             }
         }
-        let mut found: Vec<(SystemTime, TraceId)> = newest.into_iter().map(|Reverse(x)| x).collect();
+        let mut found: Vec<(SystemTime, TraceId)> =
+            newest.into_iter().map(|Reverse(x)| x).collect();
         found.sort_by(|a, b| b.cmp(a));
         found.into_iter().map(|(_, id)| id).collect()
     }
@@ -208,7 +236,10 @@ impl MemoryStore {
         let mut spans = shard.traces.get(&id)?.spans.clone();
         drop(shard);
         dedupe_spans(&mut spans);
-        Some(Trace { spans, warnings: vec![] })
+        Some(Trace {
+            spans,
+            warnings: vec![],
+        })
     }
 }
 
@@ -238,12 +269,17 @@ impl SpanReader for MemoryStore {
 
     async fn get_operations(&self, query: &OperationQuery) -> Result<Vec<Operation>, StorageError> {
         let ops = self.operations.read().expect("index lock poisoned");
-        let Some(kinds) = ops.get(&query.service_name) else { return Ok(vec![]) };
+        let Some(kinds) = ops.get(&query.service_name) else {
+            return Ok(vec![]);
+        };
         let mut out: Vec<Operation> = kinds
             .iter()
             .filter(|(kind, _)| query.span_kind.is_none_or(|k| k == **kind))
             .flat_map(|(kind, names)| {
-                names.iter().map(|name| Operation { name: name.clone(), span_kind: *kind })
+                names.iter().map(|name| Operation {
+                    name: name.clone(),
+                    span_kind: *kind,
+                })
             })
             .collect();
         out.sort();
@@ -253,7 +289,11 @@ impl SpanReader for MemoryStore {
     async fn find_traces(&self, query: &TraceQuery) -> Result<Vec<Trace>, StorageError> {
         query.validate()?;
         // a trace evicted between search and read is left out
-        Ok(self.search(query).into_iter().filter_map(|id| self.trace(id)).collect())
+        Ok(self
+            .search(query)
+            .into_iter()
+            .filter_map(|id| self.trace(id))
+            .collect())
     }
 
     async fn find_trace_ids(&self, query: &TraceQuery) -> Result<Vec<TraceId>, StorageError> {
@@ -269,7 +309,9 @@ impl DependencyReader for MemoryStore {
         end_time: SystemTime,
         lookback: Duration,
     ) -> Result<Vec<DependencyLink>, StorageError> {
-        let start = end_time.checked_sub(lookback).unwrap_or(SystemTime::UNIX_EPOCH);
+        let start = end_time
+            .checked_sub(lookback)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
         let mut counts: HashMap<(String, String), u64> = HashMap::new();
         for shard in self.shards.iter() {
             let shard = shard.read().expect("shard lock poisoned");
@@ -283,9 +325,10 @@ impl DependencyReader for MemoryStore {
                     if span.start_time < start || span.start_time > end_time {
                         continue;
                     }
-                    let parent = span.references.iter().find(|r| {
-                        r.ref_type == RefType::ChildOf && r.trace_id == span.trace_id
-                    });
+                    let parent = span
+                        .references
+                        .iter()
+                        .find(|r| r.ref_type == RefType::ChildOf && r.trace_id == span.trace_id);
                     let Some(parent) = parent.and_then(|r| service_of.get(&r.span_id)) else {
                         continue;
                     };

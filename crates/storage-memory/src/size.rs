@@ -27,6 +27,12 @@ pub fn span_bytes(s: &Span) -> usize {
         + s.operation_name.len()
         + s.references.len() * size_of::<SpanRef>()
         + kvs_bytes(&s.tags)
-        + s.logs.iter().map(|l| size_of::<Log>() + kvs_bytes(&l.fields)).sum::<usize>()
-        + s.warnings.iter().map(|w| size_of::<String>() + w.len()).sum::<usize>()
+        + s.logs
+            .iter()
+            .map(|l| size_of::<Log>() + kvs_bytes(&l.fields))
+            .sum::<usize>()
+        + s.warnings
+            .iter()
+            .map(|w| size_of::<String>() + w.len())
+            .sum::<usize>()
 }

@@ -5,7 +5,10 @@ use std::time::UNIX_EPOCH;
 use spoor_model::Process;
 
 async fn unbounded() -> MemoryStore {
-    MemoryStore::new(MemoryConfig { max_traces: 0, max_bytes: usize::MAX })
+    MemoryStore::new(MemoryConfig {
+        max_traces: 0,
+        max_bytes: usize::MAX,
+    })
 }
 
 spoor_storage::storage_conformance_tests!(unbounded);
@@ -21,21 +24,33 @@ fn span(trace: u128, id: u64, big: usize) -> Span {
         duration: Duration::ZERO,
         tags: vec![],
         logs: vec![],
-        process: Arc::new(Process { service_name: "svc".into(), tags: vec![] }),
+        process: Arc::new(Process {
+            service_name: "svc".into(),
+            tags: vec![],
+        }),
         warnings: vec![],
     }
 }
 
 #[tokio::test]
 async fn trace_count_bound_evicts_oldest_first_and_counts() {
-    let store = MemoryStore::new(MemoryConfig { max_traces: 3, max_bytes: usize::MAX });
+    let store = MemoryStore::new(MemoryConfig {
+        max_traces: 3,
+        max_bytes: usize::MAX,
+    });
     for t in 1..=5 {
-        store.write_spans(vec![span(t, 1, 1), span(t, 2, 1)]).await.unwrap();
+        store
+            .write_spans(vec![span(t, 1, 1), span(t, 2, 1)])
+            .await
+            .unwrap();
     }
     assert!(store.get_trace(TraceId(1)).await.unwrap().is_none());
     assert!(store.get_trace(TraceId(2)).await.unwrap().is_none());
     for t in 3..=5 {
-        assert!(store.get_trace(TraceId(t)).await.unwrap().is_some(), "trace {t} kept");
+        assert!(
+            store.get_trace(TraceId(t)).await.unwrap().is_some(),
+            "trace {t} kept"
+        );
     }
     let stats = store.stats();
     assert_eq!((stats.traces, stats.spans), (3, 6));
@@ -45,15 +60,32 @@ async fn trace_count_bound_evicts_oldest_first_and_counts() {
 #[tokio::test]
 async fn byte_budget_holds_under_many_traces() {
     let budget = 1 << 20;
-    let store = MemoryStore::new(MemoryConfig { max_traces: 0, max_bytes: budget });
+    let store = MemoryStore::new(MemoryConfig {
+        max_traces: 0,
+        max_bytes: budget,
+    });
     for t in 1..=10_000u128 {
         store.write_spans(vec![span(t, 1, 1_000)]).await.unwrap();
     }
     let stats = store.stats();
-    assert!(stats.bytes as usize <= budget, "{} bytes over a {budget} budget", stats.bytes);
-    assert!(stats.evicted_traces > 8_000, "evicted {}", stats.evicted_traces);
-    assert!(store.get_trace(TraceId(10_000)).await.unwrap().is_some(), "newest kept");
-    assert!(store.get_trace(TraceId(1)).await.unwrap().is_none(), "oldest evicted");
+    assert!(
+        stats.bytes as usize <= budget,
+        "{} bytes over a {budget} budget",
+        stats.bytes
+    );
+    assert!(
+        stats.evicted_traces > 8_000,
+        "evicted {}",
+        stats.evicted_traces
+    );
+    assert!(
+        store.get_trace(TraceId(10_000)).await.unwrap().is_some(),
+        "newest kept"
+    );
+    assert!(
+        store.get_trace(TraceId(1)).await.unwrap().is_none(),
+        "oldest evicted"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -65,7 +97,10 @@ async fn concurrent_writers_and_readers_see_whole_traces() {
             tokio::spawn(async move {
                 for t in 0..200u128 {
                     let id = w * 1_000 + t + 1;
-                    store.write_spans(vec![span(id, 1, 1), span(id, 2, 1)]).await.unwrap();
+                    store
+                        .write_spans(vec![span(id, 1, 1), span(id, 2, 1)])
+                        .await
+                        .unwrap();
                 }
             })
         })

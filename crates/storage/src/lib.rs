@@ -10,7 +10,7 @@ mod traits;
 pub mod testsuite;
 
 pub use error::StorageError;
-pub use query::{span_matches, Operation, OperationQuery, TraceQuery, DEFAULT_NUM_TRACES};
+pub use query::{DEFAULT_NUM_TRACES, Operation, OperationQuery, TraceQuery, span_matches};
 pub use traits::{DependencyReader, SpanReader, SpanWriter};
 
 pub use dedupe::dedupe_spans;

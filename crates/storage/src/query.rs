@@ -42,10 +42,10 @@ impl TraceQuery {
         if self.start_time_min > self.start_time_max {
             return invalid("start time minimum is after the maximum");
         }
-        if let (Some(min), Some(max)) = (self.duration_min, self.duration_max) {
-            if min > max {
-                return invalid("duration minimum is greater than the maximum");
-            }
+        if let (Some(min), Some(max)) = (self.duration_min, self.duration_max)
+            && min > max
+        {
+            return invalid("duration minimum is greater than the maximum");
         }
         Ok(())
     }
@@ -55,7 +55,9 @@ impl TraceQuery {
 /// that filter spans in process.
 pub fn span_matches(span: &Span, q: &TraceQuery) -> bool {
     span.process.service_name == q.service_name
-        && q.operation_name.as_ref().is_none_or(|op| &span.operation_name == op)
+        && q.operation_name
+            .as_ref()
+            .is_none_or(|op| &span.operation_name == op)
         && span.start_time >= q.start_time_min
         && span.start_time <= q.start_time_max
         && q.duration_min.is_none_or(|d| span.duration >= d)
@@ -64,7 +66,10 @@ pub fn span_matches(span: &Span, q: &TraceQuery) -> bool {
 }
 
 fn has_tag(span: &Span, key: &str, value: &str) -> bool {
-    let hit = |kvs: &[KeyValue]| kvs.iter().any(|kv| kv.key == key && kv.value.as_string() == value);
+    let hit = |kvs: &[KeyValue]| {
+        kvs.iter()
+            .any(|kv| kv.key == key && kv.value.as_string() == value)
+    };
     hit(&span.tags) || hit(&span.process.tags) || span.logs.iter().any(|l| hit(&l.fields))
 }
 

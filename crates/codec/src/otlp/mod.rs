@@ -8,17 +8,16 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::common::v1::{
-    any_value, AnyValue, InstrumentationScope, KeyValue as OtlpKeyValue,
+    AnyValue, InstrumentationScope, KeyValue as OtlpKeyValue, any_value,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{
+    ResourceSpans, ScopeSpans, Span as OtlpSpan, Status,
     span::{Event, Link, SpanKind as OtlpKind},
     status::StatusCode,
-    ResourceSpans, ScopeSpans, Span as OtlpSpan, Status,
 };
 use spoor_model::{
-    KeyValue, Log, Process, RefType, Span, SpanId, SpanKind, SpanRef, TraceId, Value,
-    SPAN_KIND_TAG,
+    KeyValue, Log, Process, RefType, SPAN_KIND_TAG, Span, SpanId, SpanKind, SpanRef, TraceId, Value,
 };
 
 pub const SERVICE_NAME: &str = "service.name";
@@ -64,7 +63,10 @@ fn any_to_json(v: &any_value::Value) -> serde_json::Value {
         any_value::Value::DoubleValue(d) => J::from(*d),
         any_value::Value::BytesValue(b) => J::Array(b.iter().map(|x| J::from(*x)).collect()),
         any_value::Value::ArrayValue(a) => J::Array(
-            a.values.iter().map(|v| v.value.as_ref().map_or(J::Null, any_to_json)).collect(),
+            a.values
+                .iter()
+                .map(|v| v.value.as_ref().map_or(J::Null, any_to_json))
+                .collect(),
         ),
         any_value::Value::KvlistValue(kvs) => J::Object(
             kvs.values
@@ -80,7 +82,12 @@ fn any_to_json(v: &any_value::Value) -> serde_json::Value {
 }
 
 fn kvs_from_otlp(kvs: Vec<OtlpKeyValue>) -> Vec<KeyValue> {
-    kvs.into_iter().map(|kv| KeyValue { key: kv.key, value: value_from_otlp(kv.value) }).collect()
+    kvs.into_iter()
+        .map(|kv| KeyValue {
+            key: kv.key,
+            value: value_from_otlp(kv.value),
+        })
+        .collect()
 }
 
 fn time_from_nanos(ns: u64) -> SystemTime {
@@ -88,7 +95,9 @@ fn time_from_nanos(ns: u64) -> SystemTime {
 }
 
 fn nanos(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 fn process_from_resource(resource: Option<Resource>) -> Result<Process, OtlpError> {
@@ -100,7 +109,10 @@ fn process_from_resource(resource: Option<Resource>) -> Result<Process, OtlpErro
             (_, value) => tags.push(KeyValue { key: kv.key, value }),
         }
     }
-    Ok(Process { service_name: service_name.ok_or(OtlpError::NoServiceName)?, tags })
+    Ok(Process {
+        service_name: service_name.ok_or(OtlpError::NoServiceName)?,
+        tags,
+    })
 }
 
 fn kind_from_otlp(kind: i32) -> SpanKind {
@@ -131,7 +143,11 @@ fn span_from_otlp(
     if let Ok(parent) = <[u8; 8]>::try_from(s.parent_span_id.as_slice()) {
         let parent = u64::from_be_bytes(parent);
         if parent != 0 {
-            references.push(SpanRef { trace_id, span_id: SpanId(parent), ref_type: RefType::ChildOf });
+            references.push(SpanRef {
+                trace_id,
+                span_id: SpanId(parent),
+                ref_type: RefType::ChildOf,
+            });
         }
     }
     for link in &s.links {
@@ -195,13 +211,20 @@ fn span_from_otlp(
                 fields.push(KeyValue::string(EVENT_FIELD, e.name));
             }
             fields.extend(kvs_from_otlp(e.attributes));
-            Log { timestamp: time_from_nanos(e.time_unix_nano), fields }
+            Log {
+                timestamp: time_from_nanos(e.time_unix_nano),
+                fields,
+            }
         })
         .collect();
 
     // OTLP carries W3C flags in the low byte; exported spans with no flags
     // set come from SDKs that predate the field and were sampled.
-    let flags = if s.flags & 0xff == 0 { SAMPLED } else { s.flags & 0xff };
+    let flags = if s.flags & 0xff == 0 {
+        SAMPLED
+    } else {
+        s.flags & 0xff
+    };
     Ok(Span {
         trace_id,
         span_id,
@@ -257,7 +280,11 @@ fn value_to_otlp(v: &Value) -> AnyValue {
 }
 
 fn kv_to_otlp(kv: &KeyValue) -> OtlpKeyValue {
-    OtlpKeyValue { key: kv.key.clone(), value: Some(value_to_otlp(&kv.value)), ..Default::default() }
+    OtlpKeyValue {
+        key: kv.key.clone(),
+        value: Some(value_to_otlp(&kv.value)),
+        ..Default::default()
+    }
 }
 
 fn kind_to_otlp(kind: SpanKind) -> OtlpKind {
@@ -324,8 +351,15 @@ fn span_to_otlp(span: &Span) -> OtlpSpan {
             let name = log.fields.iter().find(|f| f.key == EVENT_FIELD);
             Event {
                 time_unix_nano: nanos(log.timestamp),
-                name: name.map(|f| f.value.as_string().into_owned()).unwrap_or_default(),
-                attributes: log.fields.iter().filter(|f| f.key != EVENT_FIELD).map(kv_to_otlp).collect(),
+                name: name
+                    .map(|f| f.value.as_string().into_owned())
+                    .unwrap_or_default(),
+                attributes: log
+                    .fields
+                    .iter()
+                    .filter(|f| f.key != EVENT_FIELD)
+                    .map(kv_to_otlp)
+                    .collect(),
                 dropped_attributes_count: 0,
             }
         })
@@ -345,10 +379,12 @@ fn span_to_otlp(span: &Span) -> OtlpSpan {
         attributes,
         events,
         links,
-        status: (status_code != StatusCode::Unset || !status_message.is_empty()).then(|| Status {
-            code: status_code as i32,
-            message: status_message,
-        }),
+        status: (status_code != StatusCode::Unset || !status_message.is_empty()).then_some(
+            Status {
+                code: status_code as i32,
+                message: status_message,
+            },
+        ),
         ..Default::default()
     }
 }
@@ -358,7 +394,10 @@ fn span_to_otlp(span: &Span) -> OtlpSpan {
 pub fn spans_to_otlp(spans: &[Span]) -> Vec<ResourceSpans> {
     let mut out: Vec<(Arc<Process>, Vec<ScopeSpans>)> = Vec::new();
     for span in spans {
-        let group = match out.iter().position(|(p, _)| Arc::ptr_eq(p, &span.process) || **p == *span.process) {
+        let group = match out
+            .iter()
+            .position(|(p, _)| Arc::ptr_eq(p, &span.process) || **p == *span.process)
+        {
             Some(i) => i,
             None => {
                 out.push((Arc::clone(&span.process), Vec::new()));
@@ -372,7 +411,9 @@ pub fn spans_to_otlp(spans: &[Span]) -> Vec<ResourceSpans> {
         };
         let scopes = &mut out[group].1;
         let has_scope = |ss: &ScopeSpans| {
-            ss.scope.as_ref().is_some_and(|s| s.name == scope.name && s.version == scope.version)
+            ss.scope
+                .as_ref()
+                .is_some_and(|s| s.name == scope.name && s.version == scope.version)
         };
         match scopes.iter_mut().find(|ss| has_scope(ss)) {
             Some(ss) => ss.spans.push(span_to_otlp(span)),
@@ -385,10 +426,16 @@ pub fn spans_to_otlp(spans: &[Span]) -> Vec<ResourceSpans> {
     }
     out.into_iter()
         .map(|(process, scope_spans)| {
-            let mut attributes = vec![kv_to_otlp(&KeyValue::string(SERVICE_NAME, process.service_name.clone()))];
+            let mut attributes = vec![kv_to_otlp(&KeyValue::string(
+                SERVICE_NAME,
+                process.service_name.clone(),
+            ))];
             attributes.extend(process.tags.iter().map(kv_to_otlp));
             ResourceSpans {
-                resource: Some(Resource { attributes, ..Default::default() }),
+                resource: Some(Resource {
+                    attributes,
+                    ..Default::default()
+                }),
                 scope_spans,
                 schema_url: String::new(),
             }

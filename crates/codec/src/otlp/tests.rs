@@ -2,7 +2,11 @@ use super::*;
 use proptest::prelude::*;
 
 fn kv(key: &str, v: any_value::Value) -> OtlpKeyValue {
-    OtlpKeyValue { key: key.into(), value: Some(AnyValue { value: Some(v) }), ..Default::default() }
+    OtlpKeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(v) }),
+        ..Default::default()
+    }
 }
 
 fn str_kv(key: &str, v: &str) -> OtlpKeyValue {
@@ -35,7 +39,10 @@ fn sample_span() -> OtlpSpan {
             span_id: 10u64.to_be_bytes().to_vec(),
             ..Default::default()
         }],
-        status: Some(Status { code: StatusCode::Error as i32, message: "failed".into() }),
+        status: Some(Status {
+            code: StatusCode::Error as i32,
+            message: "failed".into(),
+        }),
         ..Default::default()
     }
 }
@@ -75,11 +82,17 @@ fn maps_otlp_to_jaeger_model() {
     assert_eq!(s.kind(), SpanKind::Server);
     assert!(s.is_error());
     assert_eq!(s.tag("http.status_code"), Some(&Value::Int64(500)));
-    assert_eq!(s.tag(STATUS_DESCRIPTION_TAG), Some(&Value::String("failed".into())));
+    assert_eq!(
+        s.tag(STATUS_DESCRIPTION_TAG),
+        Some(&Value::String("failed".into()))
+    );
     assert_eq!(s.tag(SCOPE_NAME_TAG), Some(&Value::String("my.lib".into())));
     assert_eq!(s.tag(TRACE_STATE_TAG), Some(&Value::String("k=v".into())));
     assert_eq!(s.logs[0].fields[0], KeyValue::string("event", "exception"));
-    assert_eq!(s.logs[0].fields[1], KeyValue::string("exception.message", "boom"));
+    assert_eq!(
+        s.logs[0].fields[1],
+        KeyValue::string("exception.message", "boom")
+    );
 }
 
 #[test]
@@ -87,13 +100,20 @@ fn arrays_become_json_text() {
     let mut span = sample_span();
     let array = any_value::Value::ArrayValue(opentelemetry_proto::tonic::common::v1::ArrayValue {
         values: vec![
-            AnyValue { value: Some(any_value::Value::IntValue(1)) },
-            AnyValue { value: Some(any_value::Value::StringValue("a".into())) },
+            AnyValue {
+                value: Some(any_value::Value::IntValue(1)),
+            },
+            AnyValue {
+                value: Some(any_value::Value::StringValue("a".into())),
+            },
         ],
     });
     span.attributes = vec![kv("list", array)];
     let (spans, _) = spans_from_otlp(request(vec![span]));
-    assert_eq!(spans[0].tag("list"), Some(&Value::String(r#"[1,"a"]"#.into())));
+    assert_eq!(
+        spans[0].tag("list"),
+        Some(&Value::String(r#"[1,"a"]"#.into()))
+    );
 }
 
 #[test]
@@ -104,13 +124,19 @@ fn bad_spans_are_reported_and_the_rest_kept() {
     bad_span.span_id = vec![];
     let (spans, errors) = spans_from_otlp(request(vec![bad_trace, sample_span(), bad_span]));
     assert_eq!(spans.len(), 1);
-    assert_eq!(errors, vec![OtlpError::TraceIdLength(2), OtlpError::SpanIdLength(0)]);
+    assert_eq!(
+        errors,
+        vec![OtlpError::TraceIdLength(2), OtlpError::SpanIdLength(0)]
+    );
 
     let mut no_service = request(vec![sample_span(), sample_span()]);
     no_service[0].resource = None;
     let (spans, errors) = spans_from_otlp(no_service);
     assert!(spans.is_empty());
-    assert_eq!(errors, vec![OtlpError::NoServiceName, OtlpError::NoServiceName]);
+    assert_eq!(
+        errors,
+        vec![OtlpError::NoServiceName, OtlpError::NoServiceName]
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prometheus_client::registry::Registry;
@@ -21,11 +21,18 @@ use crate::options::QueueFullAction;
 const MAX: usize = 64 * 1024;
 
 fn setup(queue_size: usize) -> (Router, Arc<MemoryStore>, Arc<CollectorMetrics>) {
-    let store = Arc::new(MemoryStore::new(MemoryConfig { max_traces: 0, max_bytes: 1 << 30 }));
+    let store = Arc::new(MemoryStore::new(MemoryConfig {
+        max_traces: 0,
+        max_bytes: 1 << 30,
+    }));
     let metrics = Arc::new(CollectorMetrics::new(&mut Registry::default()));
     let (queue, workers) = crate::queue::start(queue_size, 2, store.clone(), Arc::clone(&metrics));
     std::mem::forget(workers); // the workers live as long as the test's runtime
-    let processor = Arc::new(SpanProcessor::new(queue, QueueFullAction::Reject, Arc::clone(&metrics)));
+    let processor = Arc::new(SpanProcessor::new(
+        queue,
+        QueueFullAction::Reject,
+        Arc::clone(&metrics),
+    ));
     (router(processor, MAX), store, metrics)
 }
 
@@ -46,12 +53,17 @@ fn request_with(trace_ids: &[u128]) -> ExportTraceServiceRequest {
             resource: Some(Resource {
                 attributes: vec![KeyValue {
                     key: "service.name".into(),
-                    value: Some(AnyValue { value: Some(any_value::Value::StringValue("web".into())) }),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::StringValue("web".into())),
+                    }),
                     ..Default::default()
                 }],
                 ..Default::default()
             }),
-            scope_spans: vec![ScopeSpans { spans, ..Default::default() }],
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
             schema_url: String::new(),
         }],
     }
@@ -72,7 +84,12 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 }
 
 async fn body(resp: Response) -> Vec<u8> {
-    resp.into_body().collect().await.unwrap().to_bytes().to_vec()
+    resp.into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec()
 }
 
 async fn stored(store: &MemoryStore, id: u128) -> bool {
@@ -88,7 +105,11 @@ async fn stored(store: &MemoryStore, id: u128) -> bool {
 #[tokio::test]
 async fn protobuf_and_gzip_json_are_stored() {
     let (app, store, _) = setup(100);
-    let resp = app.clone().oneshot(post(PROTOBUF, None, request_with(&[1]).encode_to_vec())).await.unwrap();
+    let resp = app
+        .clone()
+        .oneshot(post(PROTOBUF, None, request_with(&[1]).encode_to_vec()))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["content-type"], PROTOBUF);
     let answer = ExportTraceServiceResponse::decode(body(resp).await.as_slice()).unwrap();
@@ -96,7 +117,14 @@ async fn protobuf_and_gzip_json_are_stored() {
     assert!(stored(&store, 1).await);
 
     let json = serde_json::to_vec(&request_with(&[2])).unwrap();
-    let resp = app.oneshot(post("application/json; charset=utf-8", Some("gzip"), gzip(&json))).await.unwrap();
+    let resp = app
+        .oneshot(post(
+            "application/json; charset=utf-8",
+            Some("gzip"),
+            gzip(&json),
+        ))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(stored(&store, 2).await);
 }
@@ -104,14 +132,24 @@ async fn protobuf_and_gzip_json_are_stored() {
 #[tokio::test]
 async fn invalid_spans_are_reported_and_the_rest_kept() {
     let (app, store, metrics) = setup(100);
-    let resp = app.oneshot(post(PROTOBUF, None, request_with(&[0, 3]).encode_to_vec())).await.unwrap();
+    let resp = app
+        .oneshot(post(PROTOBUF, None, request_with(&[0, 3]).encode_to_vec()))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let answer = ExportTraceServiceResponse::decode(body(resp).await.as_slice()).unwrap();
     let partial = answer.partial_success.expect("partial success");
     assert_eq!(partial.rejected_spans, 1);
-    assert!(partial.error_message.contains("trace id is zero"), "{}", partial.error_message);
+    assert!(
+        partial.error_message.contains("trace id is zero"),
+        "{}",
+        partial.error_message
+    );
     assert!(stored(&store, 3).await);
-    let label = crate::metrics::RejectLabel { transport: Transport::OtlpHttp, reason: "invalid_trace_id" };
+    let label = crate::metrics::RejectLabel {
+        transport: Transport::OtlpHttp,
+        reason: "invalid_trace_id",
+    };
     assert_eq!(metrics.spans_rejected.get_or_create(&label).get(), 1);
 }
 
@@ -119,13 +157,41 @@ async fn invalid_spans_are_reported_and_the_rest_kept() {
 async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
     let (app, store, metrics) = setup(100);
     let cases: Vec<(Request<Body>, StatusCode, &str)> = vec![
-        (post(PROTOBUF, None, b"\xff\xff\xff garbage".to_vec()), StatusCode::BAD_REQUEST, "undecodable protobuf"),
-        (post(JSON, None, b"{not json".to_vec()), StatusCode::BAD_REQUEST, "undecodable json"),
-        (post("text/plain", None, b"hi".to_vec()), StatusCode::UNSUPPORTED_MEDIA_TYPE, "content type"),
-        (post(PROTOBUF, Some("br"), vec![1]), StatusCode::UNSUPPORTED_MEDIA_TYPE, "content encoding"),
-        (post(PROTOBUF, Some("gzip"), b"not gzip".to_vec()), StatusCode::BAD_REQUEST, "gzip"),
-        (post(PROTOBUF, None, vec![0; MAX + 1]), StatusCode::PAYLOAD_TOO_LARGE, ""),
-        (post(PROTOBUF, Some("gzip"), gzip(&vec![0; MAX * 4])), StatusCode::PAYLOAD_TOO_LARGE, "exceeds"),
+        (
+            post(PROTOBUF, None, b"\xff\xff\xff garbage".to_vec()),
+            StatusCode::BAD_REQUEST,
+            "undecodable protobuf",
+        ),
+        (
+            post(JSON, None, b"{not json".to_vec()),
+            StatusCode::BAD_REQUEST,
+            "undecodable json",
+        ),
+        (
+            post("text/plain", None, b"hi".to_vec()),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "content type",
+        ),
+        (
+            post(PROTOBUF, Some("br"), vec![1]),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "content encoding",
+        ),
+        (
+            post(PROTOBUF, Some("gzip"), b"not gzip".to_vec()),
+            StatusCode::BAD_REQUEST,
+            "gzip",
+        ),
+        (
+            post(PROTOBUF, None, vec![0; MAX + 1]),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "",
+        ),
+        (
+            post(PROTOBUF, Some("gzip"), gzip(&vec![0; MAX * 4])),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "exceeds",
+        ),
     ];
     for (req, status, needle) in cases {
         let resp = app.clone().oneshot(req).await.unwrap();
@@ -133,9 +199,18 @@ async fn bad_requests_get_clear_errors_and_the_server_keeps_serving() {
         let text = String::from_utf8_lossy(&body(resp).await).to_string();
         assert!(text.contains(needle), "{needle:?} not in {text:?}");
     }
-    let undecodable = crate::metrics::RejectLabel { transport: Transport::OtlpHttp, reason: "undecodable" };
-    assert_eq!(metrics.requests_rejected.get_or_create(&undecodable).get(), 3);
-    let resp = app.oneshot(post(PROTOBUF, None, request_with(&[4]).encode_to_vec())).await.unwrap();
+    let undecodable = crate::metrics::RejectLabel {
+        transport: Transport::OtlpHttp,
+        reason: "undecodable",
+    };
+    assert_eq!(
+        metrics.requests_rejected.get_or_create(&undecodable).get(),
+        3
+    );
+    let resp = app
+        .oneshot(post(PROTOBUF, None, request_with(&[4]).encode_to_vec()))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(stored(&store, 4).await);
 }
@@ -145,7 +220,10 @@ struct StuckWriter;
 
 #[async_trait::async_trait]
 impl spoor_storage::SpanWriter for StuckWriter {
-    async fn write_spans(&self, _: Vec<spoor_model::Span>) -> Result<(), spoor_storage::StorageError> {
+    async fn write_spans(
+        &self,
+        _: Vec<spoor_model::Span>,
+    ) -> Result<(), spoor_storage::StorageError> {
         std::future::pending().await
     }
 }
@@ -155,13 +233,23 @@ async fn a_full_queue_answers_429_and_counts() {
     let metrics = Arc::new(CollectorMetrics::new(&mut Registry::default()));
     let (queue, workers) = crate::queue::start(2, 1, Arc::new(StuckWriter), Arc::clone(&metrics));
     std::mem::forget(workers);
-    let processor = Arc::new(SpanProcessor::new(queue, QueueFullAction::Reject, Arc::clone(&metrics)));
+    let processor = Arc::new(SpanProcessor::new(
+        queue,
+        QueueFullAction::Reject,
+        Arc::clone(&metrics),
+    ));
     let app = router(processor, MAX);
     let send = || post(PROTOBUF, None, request_with(&[5, 6]).encode_to_vec());
-    assert_eq!(app.clone().oneshot(send()).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        app.clone().oneshot(send()).await.unwrap().status(),
+        StatusCode::OK
+    );
     let resp = app.oneshot(send()).await.unwrap();
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(resp.headers()["retry-after"], "1");
-    let full = crate::metrics::RejectLabel { transport: Transport::OtlpHttp, reason: "queue_full" };
+    let full = crate::metrics::RejectLabel {
+        transport: Transport::OtlpHttp,
+        reason: "queue_full",
+    };
     assert_eq!(metrics.spans_rejected.get_or_create(&full).get(), 2);
 }

@@ -5,7 +5,7 @@ use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
 use prometheus_client::registry::Registry;
-use serde_json::{json, Value as Json};
+use serde_json::{Value as Json, json};
 use spoor_model::{KeyValue, Process, RefType, Span, SpanId, SpanRef, TraceId, Value};
 use spoor_storage::SpanWriter;
 use spoor_storage_memory::{MemoryConfig, MemoryStore};
@@ -19,13 +19,20 @@ fn span(trace: u128, id: u64, service: &Arc<Process>, op: &str, parent: Option<u
         span_id: SpanId(id),
         operation_name: op.into(),
         references: parent
-            .map(|p| SpanRef { trace_id: TraceId(trace), span_id: SpanId(p), ref_type: RefType::ChildOf })
+            .map(|p| SpanRef {
+                trace_id: TraceId(trace),
+                span_id: SpanId(p),
+                ref_type: RefType::ChildOf,
+            })
             .into_iter()
             .collect(),
         flags: 1,
         start_time: SystemTime::now() - Duration::from_secs(60),
         duration: Duration::from_micros(1500),
-        tags: vec![KeyValue::string("span.kind", "server"), KeyValue::new("http.status_code", Value::Int64(500))],
+        tags: vec![
+            KeyValue::string("span.kind", "server"),
+            KeyValue::new("http.status_code", Value::Int64(500)),
+        ],
         logs: vec![],
         process: Arc::clone(service),
         warnings: vec![],
@@ -33,24 +40,57 @@ fn span(trace: u128, id: u64, service: &Arc<Process>, op: &str, parent: Option<u
 }
 
 async fn app(base: &str) -> (axum::Router, Arc<QueryMetrics>) {
-    let store = Arc::new(MemoryStore::new(MemoryConfig { max_traces: 0, max_bytes: 1 << 30 }));
-    let web = Arc::new(Process { service_name: "web".into(), tags: vec![KeyValue::string("host", "a")] });
-    let db = Arc::new(Process { service_name: "db".into(), tags: vec![] });
+    let store = Arc::new(MemoryStore::new(MemoryConfig {
+        max_traces: 0,
+        max_bytes: 1 << 30,
+    }));
+    let web = Arc::new(Process {
+        service_name: "web".into(),
+        tags: vec![KeyValue::string("host", "a")],
+    });
+    let db = Arc::new(Process {
+        service_name: "db".into(),
+        tags: vec![],
+    });
     let big = 0xabcdef0123456789_0000000000000001u128;
     store
-        .write_spans(vec![span(1, 1, &web, "GET /", None), span(1, 2, &db, "SELECT", Some(1)), span(big, 1, &web, "POST /", None)])
+        .write_spans(vec![
+            span(1, 1, &web, "GET /", None),
+            span(1, 2, &db, "SELECT", Some(1)),
+            span(big, 1, &web, "POST /", None),
+        ])
         .await
         .unwrap();
     let metrics = Arc::new(QueryMetrics::new(&mut Registry::default()));
-    let storage = Storage { writer: store.clone(), reader: store.clone(), dependencies: store };
-    (crate::app(ApiState { storage, metrics: Arc::clone(&metrics) }, base), metrics)
+    let storage = Storage {
+        writer: store.clone(),
+        reader: store.clone(),
+        dependencies: store,
+    };
+    (
+        crate::app(
+            ApiState {
+                storage,
+                metrics: Arc::clone(&metrics),
+            },
+            base,
+        ),
+        metrics,
+    )
 }
 
 async fn get(app: &axum::Router, uri: &str) -> (StatusCode, Json) {
-    let resp = app.clone().oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
+    let resp = app
+        .clone()
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     let status = resp.status();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&body).unwrap_or_else(|_| panic!("{uri}: not json")))
+    (
+        status,
+        serde_json::from_slice(&body).unwrap_or_else(|_| panic!("{uri}: not json")),
+    )
 }
 
 #[tokio::test]
@@ -58,11 +98,17 @@ async fn services_and_operations() {
     let (app, _) = app("/").await;
     let (status, body) = get(&app, "/api/services").await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body, json!({"data": ["db", "web"], "total": 2, "limit": 0, "offset": 0, "errors": null}));
+    assert_eq!(
+        body,
+        json!({"data": ["db", "web"], "total": 2, "limit": 0, "offset": 0, "errors": null})
+    );
     let (_, body) = get(&app, "/api/services/web/operations").await;
     assert_eq!(body["data"], json!(["GET /", "POST /"]));
     let (_, body) = get(&app, "/api/operations?service=db&spanKind=server").await;
-    assert_eq!(body["data"], json!([{"name": "SELECT", "spanKind": "server"}]));
+    assert_eq!(
+        body["data"],
+        json!([{"name": "SELECT", "spanKind": "server"}])
+    );
     let (_, body) = get(&app, "/api/operations?service=db&spanKind=client").await;
     assert_eq!(body["data"], json!([]));
 }
@@ -70,14 +116,26 @@ async fn services_and_operations() {
 #[tokio::test]
 async fn search_and_get_by_id_return_ui_json() {
     let (app, metrics) = app("/").await;
-    let (status, body) = get(&app, "/api/traces?service=db&tags=%7B%22http.status_code%22%3A%22500%22%7D&minDuration=1ms").await;
+    let (status, body) = get(
+        &app,
+        "/api/traces?service=db&tags=%7B%22http.status_code%22%3A%22500%22%7D&minDuration=1ms",
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["total"], 1);
     let trace = &body["data"][0];
     assert_eq!(trace["traceID"], "0000000000000001");
     assert_eq!(trace["spans"].as_array().unwrap().len(), 2);
-    let child = trace["spans"].as_array().unwrap().iter().find(|s| s["spanID"] == "0000000000000002").unwrap();
-    assert_eq!(child["references"], json!([{"refType": "CHILD_OF", "traceID": "0000000000000001", "spanID": "0000000000000001"}]));
+    let child = trace["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["spanID"] == "0000000000000002")
+        .unwrap();
+    assert_eq!(
+        child["references"],
+        json!([{"refType": "CHILD_OF", "traceID": "0000000000000001", "spanID": "0000000000000001"}])
+    );
     assert_eq!(child["duration"], 1500);
     let pid = child["processID"].as_str().unwrap();
     assert_eq!(trace["processes"][pid]["serviceName"], "db");
@@ -87,14 +145,23 @@ async fn search_and_get_by_id_return_ui_json() {
 
     let (status, body) = get(&app, "/api/traces/abcdef01234567890000000000000001").await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["data"][0]["traceID"], "abcdef01234567890000000000000001");
+    assert_eq!(
+        body["data"][0]["traceID"],
+        "abcdef01234567890000000000000001"
+    );
     assert_eq!(body["data"][0]["spans"][0]["operationName"], "POST /");
 
     let (_, body) = get(&app, "/api/traces?traceID=1&traceID=2").await;
     assert_eq!(body["data"].as_array().unwrap().len(), 1);
-    assert_eq!(body["errors"], json!([{"code": 404, "msg": "trace not found", "traceID": "0000000000000002"}]));
+    assert_eq!(
+        body["errors"],
+        json!([{"code": 404, "msg": "trace not found", "traceID": "0000000000000002"}])
+    );
 
-    let label = crate::metrics::RequestLabel { endpoint: "/api/traces/{trace_id}".into(), status: 200 };
+    let label = crate::metrics::RequestLabel {
+        endpoint: "/api/traces/{trace_id}".into(),
+        status: 200,
+    };
     assert_eq!(metrics.requests.get_or_create(&label).get(), 1);
 }
 
@@ -103,7 +170,10 @@ async fn errors_use_the_envelope() {
     let (app, _) = app("/").await;
     let (status, body) = get(&app, "/api/traces/00000000000000ff").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(body, json!({"data": null, "total": 0, "limit": 0, "offset": 0, "errors": [{"code": 404, "msg": "trace not found"}]}));
+    assert_eq!(
+        body,
+        json!({"data": null, "total": 0, "limit": 0, "offset": 0, "errors": [{"code": 404, "msg": "trace not found"}]})
+    );
     for (uri, needle) in [
         ("/api/traces/not-hex", "'traceID'"),
         ("/api/traces?service=db&limit=many", "'limit'"),
@@ -127,7 +197,10 @@ async fn dependencies_and_base_path() {
     let (app, _) = app("/jaeger").await;
     let (status, body) = get(&app, "/jaeger/api/dependencies").await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["data"], json!([{"parent": "web", "child": "db", "callCount": 1}]));
+    assert_eq!(
+        body["data"],
+        json!([{"parent": "web", "child": "db", "callCount": 1}])
+    );
     let (status, _) = get(&app, "/api/services").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }

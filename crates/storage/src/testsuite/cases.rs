@@ -18,18 +18,35 @@ impl<T: SpanWriter + SpanReader + DependencyReader> Backend for T {}
 fn normalized(trace: &Trace) -> Vec<Span> {
     let mut spans = trace.spans.clone();
     spans.sort_by(|a, b| {
-        (a.span_id, a.start_time, &a.operation_name, a.process.service_name.as_str())
-            .cmp(&(b.span_id, b.start_time, &b.operation_name, b.process.service_name.as_str()))
+        (
+            a.span_id,
+            a.start_time,
+            &a.operation_name,
+            a.process.service_name.as_str(),
+        )
+            .cmp(&(
+                b.span_id,
+                b.start_time,
+                &b.operation_name,
+                b.process.service_name.as_str(),
+            ))
     });
     spans
 }
 
 fn assert_same_trace(got: &Trace, want: &Trace, context: &str) {
-    assert_eq!(normalized(got), normalized(want), "{context}: trace content differs");
+    assert_eq!(
+        normalized(got),
+        normalized(want),
+        "{context}: trace content differs"
+    );
 }
 
 async fn write(store: &impl Backend, trace: &Trace) {
-    store.write_spans(trace.spans.clone()).await.expect("write_spans");
+    store
+        .write_spans(trace.spans.clone())
+        .await
+        .expect("write_spans");
 }
 
 fn trace_id_of(trace: &Trace) -> TraceId {
@@ -40,8 +57,10 @@ fn trace_id_of(trace: &Trace) -> TraceId {
 /// and compare the set of traces returned, and their content.
 pub async fn find_traces_fixture_queries(store: &impl Backend) {
     let cases = fixtures::query_cases();
-    let names: BTreeSet<&str> =
-        cases.iter().flat_map(|c| c.expected.iter().map(String::as_str)).collect();
+    let names: BTreeSet<&str> = cases
+        .iter()
+        .flat_map(|c| c.expected.iter().map(String::as_str))
+        .collect();
     for name in &names {
         write(store, &fixtures::trace(name)).await;
     }
@@ -52,7 +71,10 @@ pub async fn find_traces_fixture_queries(store: &impl Backend) {
         let want_ids: BTreeSet<TraceId> = want.iter().map(trace_id_of).collect();
         assert_eq!(got_ids, want_ids, "query {:?}: wrong traces", case.caption);
         for w in &want {
-            let g = got.iter().find(|g| trace_id_of(g) == trace_id_of(w)).expect("found above");
+            let g = got
+                .iter()
+                .find(|g| trace_id_of(g) == trace_id_of(w))
+                .expect("found above");
             assert_same_trace(g, w, &case.caption);
         }
     }
@@ -67,13 +89,26 @@ pub async fn find_trace_ids_agree_with_find_traces(store: &impl Backend) {
     }
     for case in &cases {
         let traces = store.find_traces(&case.query).await.expect("find_traces");
-        let ids = store.find_trace_ids(&case.query).await.expect("find_trace_ids");
-        assert_eq!(ids, traces.iter().map(trace_id_of).collect::<Vec<_>>(), "{}", case.caption);
+        let ids = store
+            .find_trace_ids(&case.query)
+            .await
+            .expect("find_trace_ids");
+        assert_eq!(
+            ids,
+            traces.iter().map(trace_id_of).collect::<Vec<_>>(),
+            "{}",
+            case.caption
+        );
     }
 }
 
 pub async fn get_trace_returns_every_fixture_trace(store: &impl Backend) {
-    let names = ["example_trace", "span_tags_trace", "log_tags_trace", "opname_maxdur_trace"];
+    let names = [
+        "example_trace",
+        "span_tags_trace",
+        "log_tags_trace",
+        "opname_maxdur_trace",
+    ];
     let traces: Vec<Trace> = names.iter().map(|n| fixtures::trace(n)).collect();
     for t in &traces {
         write(store, t).await;
@@ -87,20 +122,36 @@ pub async fn get_trace_returns_every_fixture_trace(store: &impl Backend) {
 
 pub async fn get_trace_of_unknown_id_is_none(store: &impl Backend) {
     write(store, &fixtures::trace("example_trace")).await;
-    let got = store.get_trace(TraceId(0xdead_beef)).await.expect("get_trace");
+    let got = store
+        .get_trace(TraceId(0xdead_beef))
+        .await
+        .expect("get_trace");
     assert!(got.is_none(), "unknown trace id returned {got:?}");
 }
 
 pub async fn get_services_lists_every_service(store: &impl Backend) {
     write(store, &fixtures::trace("example_trace")).await;
     let services = store.get_services().await.expect("get_services");
-    assert_eq!(services, ["example-service-1", "example-service-2", "example-service-3"]);
+    assert_eq!(
+        services,
+        [
+            "example-service-1",
+            "example-service-2",
+            "example-service-3"
+        ]
+    );
 }
 
 pub async fn get_operations_filters_by_kind(store: &impl Backend) {
     write(store, &fixtures::trace("example_trace")).await;
-    let ops = |kind| OperationQuery { service_name: "example-service-1".into(), span_kind: kind };
-    let op = |name: &str, span_kind| Operation { name: name.into(), span_kind };
+    let ops = |kind| OperationQuery {
+        service_name: "example-service-1".into(),
+        span_kind: kind,
+    };
+    let op = |name: &str, span_kind| Operation {
+        name: name.into(),
+        span_kind,
+    };
     assert_eq!(
         store.get_operations(&ops(None)).await.unwrap(),
         vec![
@@ -110,14 +161,23 @@ pub async fn get_operations_filters_by_kind(store: &impl Backend) {
         ]
     );
     assert_eq!(
-        store.get_operations(&ops(Some(SpanKind::Server))).await.unwrap(),
+        store
+            .get_operations(&ops(Some(SpanKind::Server)))
+            .await
+            .unwrap(),
         vec![op("example-operation-3", SpanKind::Server)]
     );
     assert_eq!(
-        store.get_operations(&ops(Some(SpanKind::Producer))).await.unwrap(),
+        store
+            .get_operations(&ops(Some(SpanKind::Producer)))
+            .await
+            .unwrap(),
         vec![]
     );
-    let unknown = OperationQuery { service_name: "no-such-service".into(), span_kind: None };
+    let unknown = OperationQuery {
+        service_name: "no-such-service".into(),
+        span_kind: None,
+    };
     assert_eq!(store.get_operations(&unknown).await.unwrap(), vec![]);
 }
 
@@ -135,9 +195,20 @@ pub async fn large_trace_is_returned_whole(store: &impl Backend) {
     for chunk in spans.chunks(1_000) {
         store.write_spans(chunk.to_vec()).await.expect("write");
     }
-    let got = store.get_trace(spans[0].trace_id).await.unwrap().expect("large trace");
+    let got = store
+        .get_trace(spans[0].trace_id)
+        .await
+        .unwrap()
+        .expect("large trace");
     assert_eq!(got.spans.len(), 10_008);
-    assert_same_trace(&got, &Trace { spans, warnings: vec![] }, "large trace");
+    assert_same_trace(
+        &got,
+        &Trace {
+            spans,
+            warnings: vec![],
+        },
+        "large trace",
+    );
 }
 
 fn span(trace: u128, id: u64, service: &str, op: &str, start: SystemTime) -> Span {
@@ -151,14 +222,20 @@ fn span(trace: u128, id: u64, service: &str, op: &str, start: SystemTime) -> Spa
         duration: Duration::from_millis(5),
         tags: vec![],
         logs: vec![],
-        process: Arc::new(Process { service_name: service.into(), tags: vec![] }),
+        process: Arc::new(Process {
+            service_name: service.into(),
+            tags: vec![],
+        }),
         warnings: vec![],
     }
 }
 
 fn hours_ago(h: u64) -> SystemTime {
     // whole seconds, so every backend can store the time exactly
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     UNIX_EPOCH + Duration::from_secs(now - h * 3600)
 }
 
@@ -170,8 +247,19 @@ pub async fn duplicate_span_ids_are_kept(store: &impl Backend) {
     server.tags.push(KeyValue::string("span.kind", "server"));
     store.write_spans(vec![client.clone()]).await.unwrap();
     store.write_spans(vec![server.clone()]).await.unwrap();
-    let got = store.get_trace(TraceId(0x77)).await.unwrap().expect("trace");
-    assert_same_trace(&got, &Trace { spans: vec![client, server], warnings: vec![] }, "shared ids");
+    let got = store
+        .get_trace(TraceId(0x77))
+        .await
+        .unwrap()
+        .expect("trace");
+    assert_same_trace(
+        &got,
+        &Trace {
+            spans: vec![client, server],
+            warnings: vec![],
+        },
+        "shared ids",
+    );
 }
 
 /// At-least-once delivery re-sends spans; readers return each span once.
@@ -180,8 +268,19 @@ pub async fn exact_duplicate_spans_are_returned_once(store: &impl Backend) {
     let b = span(0x78, 2, "svc", "op", hours_ago(1));
     store.write_spans(vec![a.clone(), b.clone()]).await.unwrap();
     store.write_spans(vec![a.clone()]).await.unwrap();
-    let got = store.get_trace(TraceId(0x78)).await.unwrap().expect("trace");
-    assert_same_trace(&got, &Trace { spans: vec![a, b], warnings: vec![] }, "redelivered");
+    let got = store
+        .get_trace(TraceId(0x78))
+        .await
+        .unwrap()
+        .expect("trace");
+    assert_same_trace(
+        &got,
+        &Trace {
+            spans: vec![a, b],
+            warnings: vec![],
+        },
+        "redelivered",
+    );
     let q = query("svc", hours_ago(2), hours_ago(0));
     let found = store.find_traces(&q).await.unwrap();
     assert_eq!(found.len(), 1);
@@ -216,7 +315,10 @@ pub async fn limit_keeps_the_newest_traces(store: &impl Backend) {
     let ids = store.find_trace_ids(&q).await.unwrap();
     assert_eq!(ids, vec![TraceId(0x102), TraceId(0x103)]);
     let traces = store.find_traces(&q).await.unwrap();
-    assert_eq!(traces.iter().map(|t| t.spans.len()).collect::<Vec<_>>(), vec![2, 2]);
+    assert_eq!(
+        traces.iter().map(|t| t.spans.len()).collect::<Vec<_>>(),
+        vec![2, 2]
+    );
 }
 
 pub async fn dependencies_follow_child_of_across_services(store: &impl Backend) {
@@ -233,21 +335,38 @@ pub async fn dependencies_follow_child_of_across_services(store: &impl Backend) 
     let mut b_local = span(0x201, 4, "dep-b", "local", hours_ago(1));
     b_local.references.push(child_of(&b));
     let mut follows = span(0x201, 5, "dep-d", "async", hours_ago(1));
-    follows.references.push(SpanRef { ref_type: RefType::FollowsFrom, ..child_of(&a) });
+    follows.references.push(SpanRef {
+        ref_type: RefType::FollowsFrom,
+        ..child_of(&a)
+    });
     let mut b2 = span(0x202, 2, "dep-b", "call", hours_ago(1));
-    b2.references.push(SpanRef { trace_id: TraceId(0x202), ..child_of(&a) });
+    b2.references.push(SpanRef {
+        trace_id: TraceId(0x202),
+        ..child_of(&a)
+    });
     let a2 = span(0x202, 1, "dep-a", "root", hours_ago(1));
     let mut old = span(0x203, 2, "dep-old", "call", hours_ago(30));
-    old.references.push(SpanRef { trace_id: TraceId(0x203), ..child_of(&a) });
+    old.references.push(SpanRef {
+        trace_id: TraceId(0x203),
+        ..child_of(&a)
+    });
     let old_parent = span(0x203, 1, "dep-a", "root", hours_ago(30));
-    store.write_spans(vec![a, b, c, b_local, follows, a2, b2, old, old_parent]).await.unwrap();
+    store
+        .write_spans(vec![a, b, c, b_local, follows, a2, b2, old, old_parent])
+        .await
+        .unwrap();
 
-    let links = store.get_dependencies(SystemTime::now(), Duration::from_secs(24 * 3600)).await;
+    let links = store
+        .get_dependencies(SystemTime::now(), Duration::from_secs(24 * 3600))
+        .await;
     let link = |p: &str, c: &str, n| DependencyLink {
         parent: p.into(),
         child: c.into(),
         call_count: n,
         source: String::new(),
     };
-    assert_eq!(links.unwrap(), vec![link("dep-a", "dep-b", 2), link("dep-b", "dep-c", 1)]);
+    assert_eq!(
+        links.unwrap(),
+        vec![link("dep-a", "dep-b", 2), link("dep-b", "dep-c", 1)]
+    );
 }

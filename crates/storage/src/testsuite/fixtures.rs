@@ -15,8 +15,13 @@ fn dir() -> PathBuf {
 /// Jaeger's fixtures are dated 2017-01-26 (and 2017-01-25); its suite moves them
 /// to yesterday (and the day before) so that retention-bound stores keep them.
 fn shift_dates(text: &str) -> String {
-    let day = |n: i64| (chrono::Utc::now() - chrono::Duration::days(n)).format("%Y-%m-%d").to_string();
-    text.replace("2017-01-25", &day(2)).replace("2017-01-26", &day(1))
+    let day = |n: i64| {
+        (chrono::Utc::now() - chrono::Duration::days(n))
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    text.replace("2017-01-25", &day(2))
+        .replace("2017-01-26", &day(1))
 }
 
 fn read(path: PathBuf) -> String {

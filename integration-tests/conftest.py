@@ -1,0 +1,109 @@
+"""Starts real Spoor binaries on free local ports for the integration tests."""
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def bin_dir() -> Path:
+    if os.environ.get("SPOOR_BIN_DIR"):
+        return Path(os.environ["SPOOR_BIN_DIR"])
+    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    return target / "debug"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Spoor:
+    """A running spoor-all-in-one and the addresses of its ports."""
+
+    def __init__(self, extra_args=(), env=None):
+        self.ports = {name: free_port() for name in
+                      ("grpc", "otlp_grpc", "otlp_http", "query_http", "query_grpc", "admin")}
+        p = self.ports
+        args = [
+            str(bin_dir() / "spoor-all-in-one"),
+            f"--collector.grpc-server.host-port=127.0.0.1:{p['grpc']}",
+            f"--collector.otlp.grpc.host-port=127.0.0.1:{p['otlp_grpc']}",
+            f"--collector.otlp.http.host-port=127.0.0.1:{p['otlp_http']}",
+            f"--query.http-server.host-port=127.0.0.1:{p['query_http']}",
+            f"--query.grpc-server.host-port=127.0.0.1:{p['query_grpc']}",
+            f"--admin.http.host-port=127.0.0.1:{p['admin']}",
+            *extra_args,
+        ]
+        self.log = open(REPO / "target" / f"spoor-it-{p['admin']}.log", "wb") \
+            if (REPO / "target").is_dir() else subprocess.DEVNULL
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log,
+                                     env={**os.environ, **(env or {})})
+        self.query = f"http://127.0.0.1:{p['query_http']}"
+        self.admin = f"http://127.0.0.1:{p['admin']}"
+        self.otlp_http = f"http://127.0.0.1:{p['otlp_http']}"
+        self.otlp_grpc = f"127.0.0.1:{p['otlp_grpc']}"
+        self._wait_healthy()
+
+    def _wait_healthy(self):
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"spoor-all-in-one exited with {self.proc.returncode}")
+            try:
+                if requests.get(self.admin + "/", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("spoor-all-in-one did not become healthy within 30s")
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=20)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+
+    def get(self, path, **params):
+        return requests.get(self.query + path, params=params, timeout=10)
+
+    def wait_for_traces(self, service, expected_spans, **params):
+        """Polls the search API until the service's traces hold `expected_spans` spans."""
+        deadline = time.time() + 15
+        body = None
+        while time.time() < deadline:
+            body = self.get("/api/traces", service=service, **params).json()
+            if sum(len(t["spans"]) for t in body["data"] or []) >= expected_spans:
+                return body["data"]
+            time.sleep(0.1)
+        raise AssertionError(f"no {expected_spans} spans for {service}: {body}")
+
+
+@pytest.fixture
+def spoor():
+    s = Spoor()
+    yield s
+    assert s.stop() == 0, "spoor-all-in-one must exit 0 on SIGTERM"
+
+
+@pytest.fixture
+def start_spoor():
+    started = []
+
+    def start(*args, env=None):
+        s = Spoor(args, env)
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        assert s.stop() == 0

@@ -1,7 +1,6 @@
 //! gRPC receivers: Jaeger api_v2 CollectorService and OTLP TraceService.
 use std::sync::Arc;
 
-use anyhow::Context;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -10,9 +9,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use spoor_proto::api_v2::collector_service_server::{CollectorService, CollectorServiceServer};
 use spoor_proto::api_v2::{PostSpansRequest, PostSpansResponse};
-use spoor_server::shutdown::Shutdown;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::codec::CompressionEncoding;
+use tonic::service::Routes;
 use tonic::{Request, Response, Status};
 
 use crate::{ProcessError, SpanProcessor, Transport};
@@ -84,36 +82,22 @@ pub fn process_otlp(
     })
 }
 
-pub async fn serve_jaeger(
-    listener: tokio::net::TcpListener,
-    processor: Arc<SpanProcessor>,
-    max_message_size: usize,
-    shutdown: Shutdown,
-) -> anyhow::Result<()> {
-    let service = CollectorServiceServer::new(JaegerCollector(processor))
-        .max_decoding_message_size(max_message_size)
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip);
-    tonic::transport::Server::builder()
-        .add_service(service)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.wait())
-        .await
-        .context("while serving Jaeger gRPC")
+/// The Jaeger api_v2 CollectorService.
+pub fn jaeger_routes(processor: Arc<SpanProcessor>, max_message_size: usize) -> Routes {
+    Routes::new(
+        CollectorServiceServer::new(JaegerCollector(processor))
+            .max_decoding_message_size(max_message_size)
+            .accept_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Gzip),
+    )
 }
 
-pub async fn serve_otlp(
-    listener: tokio::net::TcpListener,
-    processor: Arc<SpanProcessor>,
-    max_message_size: usize,
-    shutdown: Shutdown,
-) -> anyhow::Result<()> {
-    let service = TraceServiceServer::new(OtlpCollector(processor))
-        .max_decoding_message_size(max_message_size)
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip);
-    tonic::transport::Server::builder()
-        .add_service(service)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.wait())
-        .await
-        .context("while serving OTLP gRPC")
+/// The OTLP TraceService.
+pub fn otlp_routes(processor: Arc<SpanProcessor>, max_message_size: usize) -> Routes {
+    Routes::new(
+        TraceServiceServer::new(OtlpCollector(processor))
+            .max_decoding_message_size(max_message_size)
+            .accept_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Gzip),
+    )
 }

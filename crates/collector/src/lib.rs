@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use prometheus_client::registry::Registry;
+use spoor_server::grpc::serve as serve_grpc;
 use spoor_server::shutdown::Shutdown;
 use spoor_server::storage::Storage;
 
@@ -96,19 +97,11 @@ impl Collector {
         } = self;
         let max_message = options.grpc_max_message_size;
         let mut servers = tokio::task::JoinSet::new();
-        servers.spawn(grpc::serve_jaeger(
-            grpc,
-            Arc::clone(&processor),
-            max_message,
-            shutdown.clone(),
-        ));
+        let jaeger = grpc::jaeger_routes(Arc::clone(&processor), max_message);
+        servers.spawn(serve_grpc(grpc, jaeger, shutdown.clone(), "Jaeger gRPC"));
         if let Some((otlp_grpc, otlp_http)) = otlp {
-            servers.spawn(grpc::serve_otlp(
-                otlp_grpc,
-                Arc::clone(&processor),
-                max_message,
-                shutdown.clone(),
-            ));
+            let routes = grpc::otlp_routes(Arc::clone(&processor), max_message);
+            servers.spawn(serve_grpc(otlp_grpc, routes, shutdown.clone(), "OTLP gRPC"));
             let app = otlp_http::router(Arc::clone(&processor), options.otlp_http_max_request_size);
             let stop = shutdown.clone();
             servers.spawn(async move {

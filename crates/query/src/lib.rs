@@ -19,7 +19,7 @@ use spoor_proto::api_v2::query_service_server::QueryServiceServer;
 use spoor_server::net::{bind, parse_host_port};
 use spoor_server::shutdown::Shutdown;
 use spoor_server::storage::Storage;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
 
 #[derive(Args, Clone, Debug)]
 pub struct QueryOptions {
@@ -127,13 +127,8 @@ impl QueryServer {
                 .await
                 .context("while serving query HTTP")
         };
-        let grpc_task = async move {
-            tonic::transport::Server::builder()
-                .add_service(grpc_service)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), shutdown.wait())
-                .await
-                .context("while serving query gRPC")
-        };
+        let grpc_task =
+            spoor_server::grpc::serve(grpc, Routes::new(grpc_service), shutdown, "query gRPC");
         tokio::try_join!(http_task, grpc_task)?;
         Ok(())
     }

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod grpc;
 pub mod lifecycle;
 pub mod net;
 pub mod shutdown;

@@ -201,7 +201,7 @@ pub async fn run(o: SendOptions) -> anyhow::Result<()> {
         "requests_failed": totals.errors.load(Ordering::Relaxed),
         "seconds": (elapsed * 1000.0).round() / 1000.0,
         "spans_per_second": (spans as f64 / elapsed).round(),
-        "bytes_per_span": if spans > 0 { bytes / spans } else { 0 },
+        "bytes_per_span": bytes.checked_div(spans).unwrap_or(0),
         "request_latency": Latencies::new(all).json(),
     });
     println!("{report}");

@@ -7,20 +7,24 @@
 //! write) when either is exceeded. Trace ids are random, so shards fill evenly
 //! and eviction is oldest-first store-wide to within one shard's share.
 
-mod size;
+mod intern;
+mod record;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use spoor_model::{DependencyLink, RefType, Span, SpanId, SpanKind, Trace, TraceId};
+use spoor_model::{DependencyLink, Process, RefType, Span, SpanId, SpanKind, Trace, TraceId};
 use spoor_storage::{
     DependencyReader, Operation, OperationQuery, SpanReader, SpanWriter, StorageError, TraceQuery,
-    dedupe_spans, span_matches,
+    dedupe_spans,
 };
+
+use intern::{Interner, Sym};
+use record::{StoredSpan, TagValue, process_bytes};
 
 /// Bounds of a [`MemoryStore`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,20 +48,105 @@ pub struct MemoryStats {
 const MAX_SHARDS: usize = 64;
 /// Below this many traces per shard, fewer shards keep the count bound exact.
 const MIN_TRACES_PER_SHARD: usize = 1024;
+/// Distinct processes a shard remembers to share between traces.
+const PROCESS_CACHE: usize = 256;
 
 struct StoredTrace {
-    spans: Vec<Span>,
+    spans: Vec<StoredSpan>,
     bytes: usize,
-    /// The earliest span start, for search ordering.
-    start: SystemTime,
+    /// The earliest span start, in nanoseconds, for search ordering.
+    start_ns: u64,
 }
 
+#[derive(Default)]
 struct Shard {
     traces: HashMap<TraceId, StoredTrace>,
     /// Trace ids in order of first write; the front is evicted first.
     order: VecDeque<TraceId>,
+    /// Bytes of span records and cached processes; strings are in `strings`.
     bytes: usize,
     spans: usize,
+    strings: Interner,
+    /// Recently seen processes: equal processes from different requests
+    /// share one allocation.
+    processes: VecDeque<Arc<Process>>,
+}
+
+impl Shard {
+    fn total_bytes(&self) -> usize {
+        self.bytes + self.strings.bytes()
+    }
+
+    fn canonical_process(&mut self, process: &Arc<Process>) -> Arc<Process> {
+        if let Some(p) = self
+            .processes
+            .iter()
+            .find(|p| Arc::ptr_eq(p, process) || ***p == **process)
+        {
+            return Arc::clone(p);
+        }
+        if self.processes.len() == PROCESS_CACHE {
+            self.processes.pop_front();
+        }
+        self.bytes += process_bytes(process);
+        self.processes.push_back(Arc::clone(process));
+        Arc::clone(process)
+    }
+
+    fn insert(&mut self, span: &Span) {
+        let process = self.canonical_process(&span.process);
+        let record = StoredSpan::new(span, process, &mut self.strings);
+        let size = record.bytes();
+        let trace = self.traces.entry(span.trace_id).or_insert_with(|| {
+            self.order.push_back(span.trace_id);
+            StoredTrace {
+                spans: Vec::new(),
+                bytes: 0,
+                start_ns: u64::MAX,
+            }
+        });
+        trace.start_ns = trace.start_ns.min(record.start_ns);
+        trace.bytes += size;
+        trace.spans.push(record);
+        self.bytes += size;
+        self.spans += 1;
+    }
+
+    /// Evicts oldest traces until within bounds; returns (traces, spans) evicted.
+    fn evict(&mut self, max_traces: usize, max_bytes: usize) -> (u64, u64) {
+        let (mut traces, mut spans) = (0, 0);
+        while self.traces.len() > max_traces
+            || (self.total_bytes() > max_bytes && self.traces.len() > 1)
+        {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(t) = self.traces.remove(&oldest) {
+                for span in &t.spans {
+                    span.release(&mut self.strings);
+                }
+                self.bytes -= t.bytes;
+                self.spans -= t.spans.len();
+                traces += 1;
+                spans += t.spans.len() as u64;
+            }
+        }
+        (traces, spans)
+    }
+
+    fn trace(&self, id: TraceId) -> Option<Trace> {
+        let stored = self.traces.get(&id)?;
+        let mut spans: Vec<Span> = stored
+            .spans
+            .iter()
+            .map(|s| s.to_span(id, &self.strings))
+            .collect();
+        dedupe_spans(&mut spans);
+        Some(Trace {
+            spans,
+            warnings: vec![],
+        })
+    }
 }
 
 type OperationIndex = HashMap<String, HashMap<SpanKind, HashSet<String>>>;
@@ -69,6 +158,12 @@ pub struct MemoryStore {
     operations: RwLock<OperationIndex>,
     evicted_traces: AtomicU64,
     evicted_spans: AtomicU64,
+}
+
+fn nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 impl MemoryStore {
@@ -89,16 +184,7 @@ impl MemoryStore {
             }
         };
         MemoryStore {
-            shards: (0..shards)
-                .map(|_| {
-                    RwLock::new(Shard {
-                        traces: HashMap::new(),
-                        order: VecDeque::new(),
-                        bytes: 0,
-                        spans: 0,
-                    })
-                })
-                .collect(),
+            shards: (0..shards).map(|_| RwLock::new(Shard::default())).collect(),
             max_traces_per_shard: per_shard(config.max_traces),
             max_bytes_per_shard: per_shard(config.max_bytes),
             operations: RwLock::new(HashMap::new()),
@@ -107,9 +193,13 @@ impl MemoryStore {
         }
     }
 
-    fn shard(&self, id: TraceId) -> &RwLock<Shard> {
+    fn shard_index(&self, id: TraceId) -> usize {
         let mixed = (id.low() ^ id.high()).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        &self.shards[(mixed >> 32) as usize % self.shards.len()]
+        (mixed >> 32) as usize % self.shards.len()
+    }
+
+    fn shard(&self, id: TraceId) -> &RwLock<Shard> {
+        &self.shards[self.shard_index(id)]
     }
 
     pub fn stats(&self) -> MemoryStats {
@@ -122,133 +212,145 @@ impl MemoryStore {
             let s = shard.read().expect("shard lock poisoned");
             stats.traces += s.traces.len() as u64;
             stats.spans += s.spans as u64;
-            stats.bytes += s.bytes as u64;
+            stats.bytes += s.total_bytes() as u64;
         }
         stats
     }
 
-    fn insert(&self, span: Span) {
-        let size = size::span_bytes(&span);
-        let mut shard = self
-            .shard(span.trace_id)
-            .write()
-            .expect("shard lock poisoned");
-        let shard = &mut *shard;
-        let trace_id = span.trace_id;
-        match shard.traces.get_mut(&trace_id) {
-            Some(t) => {
-                // processes are shared between spans of a batch: count each once
-                let shared = t
-                    .spans
-                    .last()
-                    .is_some_and(|l| Arc::ptr_eq(&l.process, &span.process));
-                let size = if shared {
-                    size
-                } else {
-                    size + size::process_bytes(&span.process)
-                };
-                t.start = t.start.min(span.start_time);
-                t.bytes += size;
-                t.spans.push(span);
-                shard.bytes += size;
-            }
-            None => {
-                let size = size + size::process_bytes(&span.process);
-                shard.traces.insert(
-                    trace_id,
-                    StoredTrace {
-                        start: span.start_time,
-                        spans: vec![span],
-                        bytes: size,
-                    },
-                );
-                shard.order.push_back(trace_id);
-                shard.bytes += size;
+    /// Adds the batch's new (service, kind, operation) triples to the index,
+    /// taking the write lock only when one is new.
+    fn index_operations(&self, spans: &[Span]) {
+        let mut seen: Vec<(&str, SpanKind, &str)> = Vec::new();
+        for span in spans {
+            let key = (
+                span.process.service_name.as_str(),
+                span.kind(),
+                span.operation_name.as_str(),
+            );
+            if !seen.contains(&key) {
+                seen.push(key);
             }
         }
-        shard.spans += 1;
-        while shard.traces.len() > self.max_traces_per_shard
-            || (shard.bytes > self.max_bytes_per_shard && shard.traces.len() > 1)
-        {
-            let Some(oldest) = shard.order.pop_front() else {
-                break;
-            };
-            if let Some(t) = shard.traces.remove(&oldest) {
-                shard.bytes -= t.bytes;
-                shard.spans -= t.spans.len();
-                self.evicted_traces.fetch_add(1, Ordering::Relaxed);
-                self.evicted_spans
-                    .fetch_add(t.spans.len() as u64, Ordering::Relaxed);
-            }
-        }
-    }
-
-    fn index_operation(&self, span: &Span) {
-        let service = span.process.service_name.as_str();
-        let kind = span.kind();
-        let known = |ops: &OperationIndex| {
-            ops.get(service)
-                .and_then(|kinds| kinds.get(&kind))
-                .is_some_and(|names| names.contains(span.operation_name.as_str()))
+        let known = |ops: &OperationIndex, (service, kind, op): &(&str, SpanKind, &str)| {
+            ops.get(*service)
+                .and_then(|kinds| kinds.get(kind))
+                .is_some_and(|names| names.contains(*op))
         };
-        if known(&self.operations.read().expect("index lock poisoned")) {
+        {
+            let ops = self.operations.read().expect("index lock poisoned");
+            seen.retain(|key| !known(&ops, key));
+        }
+        if seen.is_empty() {
             return;
         }
         let mut ops = self.operations.write().expect("index lock poisoned");
-        ops.entry(service.to_string())
-            .or_default()
-            .entry(kind)
-            .or_default()
-            .insert(span.operation_name.clone());
+        for (service, kind, op) in seen {
+            ops.entry(service.to_string())
+                .or_default()
+                .entry(kind)
+                .or_default()
+                .insert(op.to_string());
+        }
     }
 
-    /// Ids and start times of the newest matching traces, newest first.
+    /// Ids of the newest matching traces, newest first.
     fn search(&self, query: &TraceQuery) -> Vec<TraceId> {
         let limit = query.limit();
+        let (min_ns, max_ns) = (nanos(query.start_time_min), nanos(query.start_time_max));
+        let (dmin, dmax) = (
+            query.duration_min.map_or(0, |d| d.as_nanos() as u64),
+            query.duration_max.map_or(u64::MAX, |d| d.as_nanos() as u64),
+        );
         // a min-heap of the newest `limit` traces seen so far
-        let mut newest: BinaryHeap<Reverse<(SystemTime, TraceId)>> = BinaryHeap::new();
+        let mut newest: BinaryHeap<Reverse<(u64, TraceId)>> = BinaryHeap::new();
         for shard in self.shards.iter() {
             let shard = shard.read().expect("shard lock poisoned");
+            let operation: Option<Sym> = match &query.operation_name {
+                None => None,
+                Some(op) => match shard.strings.lookup(op) {
+                    Some(sym) => Some(sym),
+                    None => continue, // no span in this shard has that operation
+                },
+            };
+            let tags: Vec<(Option<Sym>, &str, TagValue)> = query
+                .tags
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        shard.strings.lookup(k),
+                        k.as_str(),
+                        TagValue {
+                            text: v,
+                            sym: shard.strings.lookup(v),
+                        },
+                    )
+                })
+                .collect();
+            let matches = |s: &StoredSpan| {
+                s.process.service_name == query.service_name
+                    && operation.is_none_or(|op| s.operation == op)
+                    && (min_ns..=max_ns).contains(&s.start_ns)
+                    && (dmin..=dmax).contains(&s.duration_ns)
+                    && tags.iter().all(|(key_sym, key, value)| {
+                        key_sym.is_some_and(|k| s.has_tag(k, value))
+                            || s.process
+                                .tags
+                                .iter()
+                                .any(|kv| kv.key == *key && kv.value.as_string() == value.text)
+                    })
+            };
             for (id, trace) in &shard.traces {
                 if newest.len() == limit
                     && newest
                         .peek()
-                        .is_some_and(|Reverse(oldest)| (trace.start, *id) <= *oldest)
+                        .is_some_and(|Reverse(oldest)| (trace.start_ns, *id) <= *oldest)
                 {
                     continue;
                 }
-                if trace.spans.iter().any(|s| span_matches(s, query)) {
-                    newest.push(Reverse((trace.start, *id)));
+                if trace.spans.iter().any(matches) {
+                    newest.push(Reverse((trace.start_ns, *id)));
                     if newest.len() > limit {
                         newest.pop();
                     }
                 }
             }
         }
-        let mut found: Vec<(SystemTime, TraceId)> =
-            newest.into_iter().map(|Reverse(x)| x).collect();
+        let mut found: Vec<(u64, TraceId)> = newest.into_iter().map(|Reverse(x)| x).collect();
         found.sort_by(|a, b| b.cmp(a));
         found.into_iter().map(|(_, id)| id).collect()
     }
 
     fn trace(&self, id: TraceId) -> Option<Trace> {
-        let shard = self.shard(id).read().expect("shard lock poisoned");
-        let mut spans = shard.traces.get(&id)?.spans.clone();
-        drop(shard);
-        dedupe_spans(&mut spans);
-        Some(Trace {
-            spans,
-            warnings: vec![],
-        })
+        self.shard(id)
+            .read()
+            .expect("shard lock poisoned")
+            .trace(id)
     }
 }
 
 #[async_trait]
 impl SpanWriter for MemoryStore {
     async fn write_spans(&self, spans: Vec<Span>) -> Result<(), StorageError> {
-        for span in spans {
-            self.index_operation(&span);
-            self.insert(span);
+        self.index_operations(&spans);
+        // one lock per shard the batch touches, not one per span
+        let mut by_shard: Vec<(usize, &Span)> = spans
+            .iter()
+            .map(|s| (self.shard_index(s.trace_id), s))
+            .collect();
+        by_shard.sort_unstable_by_key(|(i, _)| *i);
+        for group in by_shard.chunk_by(|a, b| a.0 == b.0) {
+            let mut shard = self.shards[group[0].0]
+                .write()
+                .expect("shard lock poisoned");
+            for (_, span) in group {
+                shard.insert(span);
+            }
+            let (traces, spans) = shard.evict(self.max_traces_per_shard, self.max_bytes_per_shard);
+            drop(shard);
+            if traces > 0 {
+                self.evicted_traces.fetch_add(traces, Ordering::Relaxed);
+                self.evicted_spans.fetch_add(spans, Ordering::Relaxed);
+            }
         }
         Ok(())
     }
@@ -309,26 +411,25 @@ impl DependencyReader for MemoryStore {
         end_time: SystemTime,
         lookback: Duration,
     ) -> Result<Vec<DependencyLink>, StorageError> {
-        let start = end_time
-            .checked_sub(lookback)
-            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let end_ns = nanos(end_time);
+        let start_ns = nanos(end_time.checked_sub(lookback).unwrap_or(UNIX_EPOCH));
         let mut counts: HashMap<(String, String), u64> = HashMap::new();
         for shard in self.shards.iter() {
             let shard = shard.read().expect("shard lock poisoned");
-            for trace in shard.traces.values() {
+            for (trace_id, trace) in &shard.traces {
                 let service_of: HashMap<SpanId, &str> = trace
                     .spans
                     .iter()
                     .map(|s| (s.span_id, s.process.service_name.as_str()))
                     .collect();
                 for span in &trace.spans {
-                    if span.start_time < start || span.start_time > end_time {
+                    if !(start_ns..=end_ns).contains(&span.start_ns) {
                         continue;
                     }
                     let parent = span
                         .references
                         .iter()
-                        .find(|r| r.ref_type == RefType::ChildOf && r.trace_id == span.trace_id);
+                        .find(|r| r.ref_type == RefType::ChildOf && r.trace_id == *trace_id);
                     let Some(parent) = parent.and_then(|r| service_of.get(&r.span_id)) else {
                         continue;
                     };

@@ -17,7 +17,7 @@ fn span(trace: u128, id: u64, big: usize) -> Span {
     Span {
         trace_id: TraceId(trace),
         span_id: SpanId(id),
-        operation_name: "x".repeat(big),
+        operation_name: format!("{trace}{}", "x".repeat(big)),
         references: vec![],
         flags: 0,
         start_time: UNIX_EPOCH + Duration::from_secs(trace as u64),
@@ -131,4 +131,31 @@ async fn concurrent_writers_and_readers_see_whole_traces() {
     }
     reader.await.unwrap();
     assert_eq!(store.stats().spans, 8 * 200 * 2);
+}
+
+#[tokio::test]
+async fn evicted_traces_free_their_unique_strings() {
+    let store = MemoryStore::new(MemoryConfig {
+        max_traces: 10,
+        max_bytes: usize::MAX,
+    });
+    let mut bytes_after_warmup = 0;
+    for t in 1..=5_000u128 {
+        let mut s = span(t, 1, 1);
+        s.tags.push(spoor_model::KeyValue::string(
+            "request.id",
+            format!("req-{t}-{}", "y".repeat(100)),
+        ));
+        store.write_spans(vec![s]).await.unwrap();
+        if t == 100 {
+            bytes_after_warmup = store.stats().bytes;
+        }
+    }
+    let stats = store.stats();
+    assert_eq!(stats.traces, 10);
+    assert!(
+        stats.bytes <= bytes_after_warmup + 1_000,
+        "{} grew from {bytes_after_warmup}",
+        stats.bytes
+    );
 }

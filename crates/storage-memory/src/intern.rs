@@ -8,13 +8,22 @@ use std::sync::Arc;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Sym(u32);
 
+impl Sym {
+    pub fn to_bits(self) -> u64 {
+        self.0 as u64
+    }
+    pub fn from_bits(bits: u64) -> Sym {
+        Sym(bits as u32)
+    }
+}
+
 /// Approximate heap cost of one entry besides the string's bytes: the
 /// `Arc` header, the map slot and the table slot.
 const ENTRY_OVERHEAD: usize = 64;
 
 #[derive(Default)]
 pub struct Interner {
-    ids: HashMap<Arc<str>, Sym>,
+    ids: HashMap<Arc<str>, Sym, foldhash::fast::RandomState>,
     strings: Vec<Option<(Arc<str>, u32)>>,
     free: Vec<u32>,
     bytes: usize,

@@ -48,8 +48,11 @@ pub struct MemoryStats {
 const MAX_SHARDS: usize = 64;
 /// Below this many traces per shard, fewer shards keep the count bound exact.
 const MIN_TRACES_PER_SHARD: usize = 1024;
-/// Distinct processes a shard remembers to share between traces.
-const PROCESS_CACHE: usize = 256;
+/// Distinct processes remembered so that equal processes from different
+/// requests share one allocation; the table starts over when full.
+const PROCESS_CACHE: usize = 4096;
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 struct StoredTrace {
     spans: Vec<StoredSpan>,
@@ -60,16 +63,13 @@ struct StoredTrace {
 
 #[derive(Default)]
 struct Shard {
-    traces: HashMap<TraceId, StoredTrace>,
+    traces: FastMap<TraceId, StoredTrace>,
     /// Trace ids in order of first write; the front is evicted first.
     order: VecDeque<TraceId>,
     /// Bytes of span records and cached processes; strings are in `strings`.
     bytes: usize,
     spans: usize,
     strings: Interner,
-    /// Recently seen processes: equal processes from different requests
-    /// share one allocation.
-    processes: VecDeque<Arc<Process>>,
 }
 
 impl Shard {
@@ -77,24 +77,7 @@ impl Shard {
         self.bytes + self.strings.bytes()
     }
 
-    fn canonical_process(&mut self, process: &Arc<Process>) -> Arc<Process> {
-        if let Some(p) = self
-            .processes
-            .iter()
-            .find(|p| Arc::ptr_eq(p, process) || ***p == **process)
-        {
-            return Arc::clone(p);
-        }
-        if self.processes.len() == PROCESS_CACHE {
-            self.processes.pop_front();
-        }
-        self.bytes += process_bytes(process);
-        self.processes.push_back(Arc::clone(process));
-        Arc::clone(process)
-    }
-
-    fn insert(&mut self, span: &Span) {
-        let process = self.canonical_process(&span.process);
+    fn insert(&mut self, span: &Span, process: Arc<Process>) {
         let record = StoredSpan::new(span, process, &mut self.strings);
         let size = record.bytes();
         let trace = self.traces.entry(span.trace_id).or_insert_with(|| {
@@ -156,8 +139,29 @@ pub struct MemoryStore {
     max_traces_per_shard: usize,
     max_bytes_per_shard: usize,
     operations: RwLock<OperationIndex>,
+    /// Processes by content hash, shared by all shards.
+    processes: RwLock<FastMap<u64, Vec<Arc<Process>>>>,
+    process_bytes: AtomicU64,
     evicted_traces: AtomicU64,
     evicted_spans: AtomicU64,
+}
+
+/// A hash of a process's content; floats by their bits.
+fn process_hash(p: &Process) -> u64 {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = foldhash::fast::FixedState::default().build_hasher();
+    p.service_name.hash(&mut h);
+    for kv in &p.tags {
+        kv.key.hash(&mut h);
+        match &kv.value {
+            spoor_model::Value::String(s) => s.hash(&mut h),
+            spoor_model::Value::Bool(b) => b.hash(&mut h),
+            spoor_model::Value::Int64(i) => i.hash(&mut h),
+            spoor_model::Value::Float64(f) => f.to_bits().hash(&mut h),
+            spoor_model::Value::Binary(b) => b.hash(&mut h),
+        }
+    }
+    h.finish()
 }
 
 fn nanos(t: SystemTime) -> u64 {
@@ -188,6 +192,8 @@ impl MemoryStore {
             max_traces_per_shard: per_shard(config.max_traces),
             max_bytes_per_shard: per_shard(config.max_bytes),
             operations: RwLock::new(HashMap::new()),
+            processes: RwLock::new(FastMap::default()),
+            process_bytes: AtomicU64::new(0),
             evicted_traces: AtomicU64::new(0),
             evicted_spans: AtomicU64::new(0),
         }
@@ -214,7 +220,34 @@ impl MemoryStore {
             stats.spans += s.spans as u64;
             stats.bytes += s.total_bytes() as u64;
         }
+        stats.bytes += self.process_bytes.load(Ordering::Relaxed);
         stats
+    }
+
+    /// The shared copy of a process equal to `process`, remembering it if new.
+    fn canonical_process(&self, process: &Arc<Process>) -> Arc<Process> {
+        let hash = process_hash(process);
+        let find = |table: &FastMap<u64, Vec<Arc<Process>>>| {
+            table.get(&hash).and_then(|ps| {
+                ps.iter()
+                    .find(|p| Arc::ptr_eq(p, process) || ***p == **process)
+                    .cloned()
+            })
+        };
+        if let Some(p) = find(&self.processes.read().expect("process lock poisoned")) {
+            return p;
+        }
+        let mut table = self.processes.write().expect("process lock poisoned");
+        if let Some(p) = find(&table) {
+            return p;
+        }
+        if table.len() >= PROCESS_CACHE {
+            table.clear();
+        }
+        self.process_bytes
+            .fetch_add(process_bytes(process) as u64, Ordering::Relaxed);
+        table.entry(hash).or_default().push(Arc::clone(process));
+        Arc::clone(process)
     }
 
     /// Adds the batch's new (service, kind, operation) triples to the index,
@@ -332,18 +365,29 @@ impl MemoryStore {
 impl SpanWriter for MemoryStore {
     async fn write_spans(&self, spans: Vec<Span>) -> Result<(), StorageError> {
         self.index_operations(&spans);
+        // a batch holds few distinct processes: look each up once
+        let mut canonical: Vec<(*const Process, Arc<Process>)> = Vec::new();
+        let mut process_of =
+            |p: &Arc<Process>| match canonical.iter().find(|(ptr, _)| *ptr == Arc::as_ptr(p)) {
+                Some((_, c)) => Arc::clone(c),
+                None => {
+                    let c = self.canonical_process(p);
+                    canonical.push((Arc::as_ptr(p), Arc::clone(&c)));
+                    c
+                }
+            };
         // one lock per shard the batch touches, not one per span
-        let mut by_shard: Vec<(usize, &Span)> = spans
+        let mut by_shard: Vec<(usize, &Span, Arc<Process>)> = spans
             .iter()
-            .map(|s| (self.shard_index(s.trace_id), s))
+            .map(|s| (self.shard_index(s.trace_id), s, process_of(&s.process)))
             .collect();
-        by_shard.sort_unstable_by_key(|(i, _)| *i);
+        by_shard.sort_unstable_by_key(|(i, _, _)| *i);
         for group in by_shard.chunk_by(|a, b| a.0 == b.0) {
             let mut shard = self.shards[group[0].0]
                 .write()
                 .expect("shard lock poisoned");
-            for (_, span) in group {
-                shard.insert(span);
+            for (_, span, process) in group {
+                shard.insert(span, Arc::clone(process));
             }
             let (traces, spans) = shard.evict(self.max_traces_per_shard, self.max_bytes_per_shard);
             drop(shard);

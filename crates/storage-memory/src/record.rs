@@ -9,17 +9,25 @@ use spoor_model::{KeyValue, Log, Process, Span, SpanId, SpanRef, TraceId, Value}
 
 use crate::intern::{Interner, Sym};
 
-pub enum StoredValue {
-    Str(Sym),
-    Bool(bool),
-    Int64(i64),
-    Float64(f64),
-    Binary(Box<[u8]>),
+/// The type of a stored value; the value itself is packed into 8 bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `bits` is a symbol.
+    Str,
+    Bool,
+    Int64,
+    Float64,
+    /// `bits` is the symbol of the bytes in lowercase hex, which is also
+    /// how Jaeger renders binary values for tag matching.
+    Binary,
 }
 
+/// 16 bytes where a model key-value takes 56 plus two heap strings.
+#[derive(Clone, Copy)]
 pub struct StoredKeyValue {
     key: Sym,
-    value: StoredValue,
+    kind: Kind,
+    bits: u64,
 }
 
 pub struct StoredLog {
@@ -48,24 +56,37 @@ fn nanos(t: SystemTime) -> u64 {
 
 fn intern_kvs(kvs: &[KeyValue], strings: &mut Interner) -> Box<[StoredKeyValue]> {
     kvs.iter()
-        .map(|kv| StoredKeyValue {
-            key: strings.intern(&kv.key),
-            value: match &kv.value {
-                Value::String(s) => StoredValue::Str(strings.intern(s)),
-                Value::Bool(b) => StoredValue::Bool(*b),
-                Value::Int64(i) => StoredValue::Int64(*i),
-                Value::Float64(f) => StoredValue::Float64(*f),
-                Value::Binary(b) => StoredValue::Binary(b.as_slice().into()),
-            },
+        .map(|kv| {
+            let (kind, bits) = match &kv.value {
+                Value::String(s) => (Kind::Str, strings.intern(s).to_bits()),
+                Value::Bool(b) => (Kind::Bool, *b as u64),
+                Value::Int64(i) => (Kind::Int64, *i as u64),
+                Value::Float64(f) => (Kind::Float64, f.to_bits()),
+                Value::Binary(_) => (
+                    Kind::Binary,
+                    strings.intern(&kv.value.as_string()).to_bits(),
+                ),
+            };
+            StoredKeyValue {
+                key: strings.intern(&kv.key),
+                kind,
+                bits,
+            }
         })
+        .collect()
+}
+
+fn from_hex(hex: &str) -> Vec<u8> {
+    (0..hex.len() / 2)
+        .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
         .collect()
 }
 
 fn release_kvs(kvs: &[StoredKeyValue], strings: &mut Interner) {
     for kv in kvs {
         strings.release(kv.key);
-        if let StoredValue::Str(s) = kv.value {
-            strings.release(s);
+        if matches!(kv.kind, Kind::Str | Kind::Binary) {
+            strings.release(Sym::from_bits(kv.bits));
         }
     }
 }
@@ -74,27 +95,19 @@ fn resolve_kvs(kvs: &[StoredKeyValue], strings: &Interner) -> Vec<KeyValue> {
     kvs.iter()
         .map(|kv| KeyValue {
             key: strings.resolve(kv.key).to_string(),
-            value: match &kv.value {
-                StoredValue::Str(s) => Value::String(strings.resolve(*s).to_string()),
-                StoredValue::Bool(b) => Value::Bool(*b),
-                StoredValue::Int64(i) => Value::Int64(*i),
-                StoredValue::Float64(f) => Value::Float64(*f),
-                StoredValue::Binary(b) => Value::Binary(b.to_vec()),
+            value: match kv.kind {
+                Kind::Str => Value::String(strings.resolve(Sym::from_bits(kv.bits)).to_string()),
+                Kind::Bool => Value::Bool(kv.bits != 0),
+                Kind::Int64 => Value::Int64(kv.bits as i64),
+                Kind::Float64 => Value::Float64(f64::from_bits(kv.bits)),
+                Kind::Binary => Value::Binary(from_hex(strings.resolve(Sym::from_bits(kv.bits)))),
             },
         })
         .collect()
 }
 
 fn kvs_bytes(kvs: &[StoredKeyValue]) -> usize {
-    kvs.iter()
-        .map(|kv| {
-            size_of::<StoredKeyValue>()
-                + match &kv.value {
-                    StoredValue::Binary(b) => b.len(),
-                    _ => 0,
-                }
-        })
-        .sum()
+    std::mem::size_of_val(kvs)
 }
 
 impl StoredSpan {
@@ -172,10 +185,7 @@ impl StoredSpan {
     /// Whether some tag or log field has `key` with the textual value `value`
     /// (Jaeger's rendering: decimal numbers, true/false, hex for binary).
     pub fn has_tag(&self, key: Sym, value: &TagValue) -> bool {
-        let hit = |kvs: &[StoredKeyValue]| {
-            kvs.iter()
-                .any(|kv| kv.key == key && value.matches(&kv.value))
-        };
+        let hit = |kvs: &[StoredKeyValue]| kvs.iter().any(|kv| kv.key == key && value.matches(kv));
         hit(&self.tags) || self.logs.iter().any(|l| hit(&l.fields))
     }
 }
@@ -188,13 +198,12 @@ pub struct TagValue<'a> {
 }
 
 impl TagValue<'_> {
-    fn matches(&self, v: &StoredValue) -> bool {
-        match v {
-            StoredValue::Str(s) => self.sym == Some(*s),
-            StoredValue::Bool(b) => self.text == if *b { "true" } else { "false" },
-            StoredValue::Int64(i) => Value::Int64(*i).as_string() == self.text,
-            StoredValue::Float64(f) => Value::Float64(*f).as_string() == self.text,
-            StoredValue::Binary(b) => Value::Binary(b.to_vec()).as_string() == self.text,
+    fn matches(&self, kv: &StoredKeyValue) -> bool {
+        match kv.kind {
+            Kind::Str | Kind::Binary => self.sym == Some(Sym::from_bits(kv.bits)),
+            Kind::Bool => self.text == if kv.bits != 0 { "true" } else { "false" },
+            Kind::Int64 => Value::Int64(kv.bits as i64).as_string() == self.text,
+            Kind::Float64 => Value::Float64(f64::from_bits(kv.bits)).as_string() == self.text,
         }
     }
 }

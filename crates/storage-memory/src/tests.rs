@@ -159,3 +159,52 @@ async fn evicted_traces_free_their_unique_strings() {
         stats.bytes
     );
 }
+
+#[tokio::test]
+async fn every_value_type_round_trips_and_matches_by_its_text() {
+    use spoor_model::{KeyValue, Log, Value};
+    let store = unbounded().await;
+    let mut s = span(0x99, 1, 1);
+    s.tags = vec![
+        KeyValue::new("s", Value::String("text".into())),
+        KeyValue::new("b", Value::Bool(false)),
+        KeyValue::new("i", Value::Int64(i64::MIN)),
+        KeyValue::new("f", Value::Float64(-0.25)),
+        KeyValue::new("bin", Value::Binary(vec![0, 0xab, 0xff])),
+    ];
+    s.logs = vec![Log {
+        timestamp: UNIX_EPOCH,
+        fields: vec![KeyValue::new("log.bin", Value::Binary(vec![]))],
+    }];
+    s.warnings = vec!["clock skew".into()];
+    store.write_spans(vec![s.clone()]).await.unwrap();
+    assert_eq!(
+        store.get_trace(TraceId(0x99)).await.unwrap().unwrap().spans,
+        vec![s]
+    );
+    for (key, text, hit) in [
+        ("s", "text", true),
+        ("b", "false", true),
+        ("i", "-9223372036854775808", true),
+        ("f", "-0.25", true),
+        ("bin", "00abff", true),
+        ("bin", "00ABFF", false),
+        ("i", "0", false),
+    ] {
+        let q = TraceQuery {
+            service_name: "svc".into(),
+            operation_name: None,
+            tags: vec![(key.into(), text.into())],
+            start_time_min: UNIX_EPOCH,
+            start_time_max: UNIX_EPOCH + Duration::from_secs(1 << 20),
+            duration_min: None,
+            duration_max: None,
+            num_traces: 10,
+        };
+        assert_eq!(
+            store.find_trace_ids(&q).await.unwrap().len(),
+            hit as usize,
+            "{key}={text}"
+        );
+    }
+}

@@ -1,5 +1,10 @@
 //! Command lines of the Spoor binaries. Each `main` parses one of these and
 //! calls its `run`; everything else lives in the library crates.
+
+// mimalloc: the span path allocates many small, short-lived objects; it beat
+// glibc malloc on ingest CPU and memory per stored span (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::PathBuf;
 
 use clap::{Args, Parser};

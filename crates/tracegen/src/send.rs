@@ -195,8 +195,15 @@ pub async fn run(o: SendOptions) -> anyhow::Result<()> {
     let elapsed = started.elapsed().as_secs_f64();
     let spans = totals.spans.load(Ordering::Relaxed);
     let bytes = totals.bytes.load(Ordering::Relaxed);
+    // the size the memory target compares with: an api_v2 span without its process
+    let sample = generator.trace(0, SystemTime::now());
+    let proto_bytes: usize = sample
+        .iter()
+        .map(|s| spoor_proto::api_v2::Span { process: None, ..spoor_proto::span_to_proto(s) }.encoded_len())
+        .sum();
     let report = serde_json::json!({
         "protocol": format!("{:?}", o.protocol),
+        "api_v2_span_bytes": proto_bytes / sample.len().max(1),
         "spans_sent": spans,
         "requests_failed": totals.errors.load(Ordering::Relaxed),
         "seconds": (elapsed * 1000.0).round() / 1000.0,

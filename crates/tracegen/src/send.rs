@@ -199,7 +199,13 @@ pub async fn run(o: SendOptions) -> anyhow::Result<()> {
     let sample = generator.trace(0, SystemTime::now());
     let proto_bytes: usize = sample
         .iter()
-        .map(|s| spoor_proto::api_v2::Span { process: None, ..spoor_proto::span_to_proto(s) }.encoded_len())
+        .map(|s| {
+            spoor_proto::api_v2::Span {
+                process: None,
+                ..spoor_proto::span_to_proto(s)
+            }
+            .encoded_len()
+        })
         .sum();
     let report = serde_json::json!({
         "protocol": format!("{:?}", o.protocol),

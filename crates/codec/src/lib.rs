@@ -2,3 +2,4 @@
 //! Jaeger Thrift and Zipkin with the agent.
 
 pub mod otlp;
+pub mod thrift;

@@ -30,11 +30,12 @@ class Spoor:
 
     def __init__(self, extra_args=(), env=None):
         self.ports = {name: free_port() for name in
-                      ("grpc", "otlp_grpc", "otlp_http", "query_http", "query_grpc", "admin")}
+                      ("grpc", "http", "otlp_grpc", "otlp_http", "query_http", "query_grpc", "admin")}
         p = self.ports
         args = [
             str(bin_dir() / "spoor-all-in-one"),
             f"--collector.grpc-server.host-port=127.0.0.1:{p['grpc']}",
+            f"--collector.http-server.host-port=127.0.0.1:{p['http']}",
             f"--collector.otlp.grpc.host-port=127.0.0.1:{p['otlp_grpc']}",
             f"--collector.otlp.http.host-port=127.0.0.1:{p['otlp_http']}",
             f"--query.http-server.host-port=127.0.0.1:{p['query_http']}",
@@ -49,6 +50,7 @@ class Spoor:
         self.query = f"http://127.0.0.1:{p['query_http']}"
         self.admin = f"http://127.0.0.1:{p['admin']}"
         self.otlp_http = f"http://127.0.0.1:{p['otlp_http']}"
+        self.jaeger_http = f"http://127.0.0.1:{p['http']}"
         self.otlp_grpc = f"127.0.0.1:{p['otlp_grpc']}"
         self._wait_healthy()
 

@@ -63,6 +63,7 @@ async fn jaeger_grpc_spans_come_back_through_grpc_query() {
         "spoor-all-in-one",
         "--collector.grpc-server.host-port=127.0.0.1:0",
         "--collector.otlp.enabled=false",
+        "--collector.http-server.host-port=127.0.0.1:0",
         "--query.http-server.host-port=127.0.0.1:0",
         "--query.grpc-server.host-port=127.0.0.1:0",
     ])
@@ -75,7 +76,7 @@ async fn jaeger_grpc_spans_come_back_through_grpc_query() {
     let query = QueryServer::bind(cli.query, &storage, &mut registry)
         .await
         .unwrap();
-    let collector_addr = collector.local_addrs()[0];
+    let collector_addr = collector.local_addrs().grpc;
     let query_addr = query.local_addrs()[1];
     let (trigger, shutdown) = ShutdownTrigger::new();
     let c = tokio::spawn(collector.run(shutdown.clone()));

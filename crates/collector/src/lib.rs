@@ -1,11 +1,12 @@
-//! The collector: receives spans over Jaeger gRPC (14250) and OTLP gRPC (4317)
-//! and HTTP (4318), validates them, and hands them through a bounded queue to
+//! The collector: receives spans over Jaeger gRPC (14250), Jaeger Thrift
+//! HTTP (14268) and OTLP gRPC (4317) and HTTP (4318), validates them, and hands them through a bounded queue to
 //! writer workers that store them.
 //!
 //! Receivers only translate wire formats; [`SpanProcessor`] holds the rules
 //! (validation, counting, backpressure) so they are the same for every protocol.
 
 mod grpc;
+mod jaeger_http;
 mod metrics;
 mod options;
 mod otlp_http;
@@ -23,11 +24,21 @@ use std::time::Duration;
 use anyhow::Context;
 use prometheus_client::registry::Registry;
 use spoor_server::grpc::serve as serve_grpc;
+use spoor_server::http::serve as serve_http;
 use spoor_server::shutdown::Shutdown;
 use spoor_server::storage::Storage;
 
 /// How long shutdown waits for queued spans to be written.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where a collector listens.
+#[derive(Clone, Copy, Debug)]
+pub struct CollectorAddrs {
+    pub grpc: std::net::SocketAddr,
+    pub http: std::net::SocketAddr,
+    pub otlp_grpc: Option<std::net::SocketAddr>,
+    pub otlp_http: Option<std::net::SocketAddr>,
+}
 
 /// Bound listeners and the processor, ready to serve. Binding first lets
 /// callers (and tests) learn the real ports before serving starts.
@@ -36,6 +47,7 @@ pub struct Collector {
     processor: Arc<SpanProcessor>,
     workers: queue::Workers,
     grpc: tokio::net::TcpListener,
+    http: tokio::net::TcpListener,
     otlp: Option<(tokio::net::TcpListener, tokio::net::TcpListener)>,
 }
 
@@ -59,6 +71,7 @@ impl Collector {
             metrics,
         ));
         let grpc = spoor_server::net::bind(options.grpc_addr()?, "collector gRPC").await?;
+        let http = spoor_server::net::bind(options.http_addr()?, "collector HTTP").await?;
         let otlp = if options.otlp_enabled {
             Some((
                 spoor_server::net::bind(options.otlp_grpc_addr()?, "OTLP gRPC").await?,
@@ -72,18 +85,21 @@ impl Collector {
             processor,
             workers,
             grpc,
+            http,
             otlp,
         })
     }
 
-    /// The bound addresses: Jaeger gRPC, then OTLP gRPC and HTTP when enabled.
-    pub fn local_addrs(&self) -> Vec<std::net::SocketAddr> {
-        let mut addrs = vec![self.grpc.local_addr().expect("bound")];
-        if let Some((g, h)) = &self.otlp {
-            addrs.push(g.local_addr().expect("bound"));
-            addrs.push(h.local_addr().expect("bound"));
+    /// The addresses the listeners are bound to.
+    pub fn local_addrs(&self) -> CollectorAddrs {
+        let addr =
+            |l: &tokio::net::TcpListener| l.local_addr().expect("bound listener has an address");
+        CollectorAddrs {
+            grpc: addr(&self.grpc),
+            http: addr(&self.http),
+            otlp_grpc: self.otlp.as_ref().map(|(g, _)| addr(g)),
+            otlp_http: self.otlp.as_ref().map(|(_, h)| addr(h)),
         }
-        addrs
     }
 
     /// Serves until `shutdown`, then stops intake and drains the queue.
@@ -93,23 +109,20 @@ impl Collector {
             processor,
             workers,
             grpc,
+            http,
             otlp,
         } = self;
         let max_message = options.grpc_max_message_size;
         let mut servers = tokio::task::JoinSet::new();
         let jaeger = grpc::jaeger_routes(Arc::clone(&processor), max_message);
         servers.spawn(serve_grpc(grpc, jaeger, shutdown.clone(), "Jaeger gRPC"));
+        let thrift = jaeger_http::router(Arc::clone(&processor), options.http_max_request_size);
+        servers.spawn(serve_http(http, thrift, shutdown.clone(), "Jaeger HTTP"));
         if let Some((otlp_grpc, otlp_http)) = otlp {
             let routes = grpc::otlp_routes(Arc::clone(&processor), max_message);
             servers.spawn(serve_grpc(otlp_grpc, routes, shutdown.clone(), "OTLP gRPC"));
             let app = otlp_http::router(Arc::clone(&processor), options.otlp_http_max_request_size);
-            let stop = shutdown.clone();
-            servers.spawn(async move {
-                axum::serve(otlp_http, app)
-                    .with_graceful_shutdown(stop.wait())
-                    .await
-                    .context("while serving OTLP HTTP")
-            });
+            servers.spawn(serve_http(otlp_http, app, shutdown.clone(), "OTLP HTTP"));
         }
         drop(processor);
         let mut result = Ok(());

@@ -10,6 +10,7 @@ use prometheus_client::registry::Registry;
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum Transport {
     JaegerGrpc,
+    JaegerHttp,
     OtlpGrpc,
     OtlpHttp,
 }
@@ -18,6 +19,7 @@ impl Transport {
     pub fn as_str(self) -> &'static str {
         match self {
             Transport::JaegerGrpc => "grpc",
+            Transport::JaegerHttp => "http",
             Transport::OtlpGrpc => "otlp_grpc",
             Transport::OtlpHttp => "otlp_http",
         }

@@ -30,6 +30,18 @@ pub struct CollectorOptions {
     #[arg(long = "collector.grpc-server.max-message-size", env = "COLLECTOR_GRPC_SERVER_MAX_MESSAGE_SIZE", default_value_t = DEFAULT_MAX_MESSAGE_SIZE)]
     pub grpc_max_message_size: usize,
 
+    /// Jaeger HTTP (Thrift `POST /api/traces`) listen address.
+    #[arg(
+        long = "collector.http-server.host-port",
+        env = "COLLECTOR_HTTP_SERVER_HOST_PORT",
+        default_value = ":14268"
+    )]
+    pub http_host_port: String,
+
+    /// Largest Jaeger HTTP request body, in bytes.
+    #[arg(long = "collector.http-server.max-request-size", env = "COLLECTOR_HTTP_SERVER_MAX_REQUEST_SIZE", default_value_t = DEFAULT_MAX_MESSAGE_SIZE)]
+    pub http_max_request_size: usize,
+
     /// Accept OTLP over gRPC and HTTP.
     #[arg(long = "collector.otlp.enabled", env = "COLLECTOR_OTLP_ENABLED", default_value_t = true, action = ArgAction::Set)]
     pub otlp_enabled: bool,
@@ -90,6 +102,9 @@ impl CollectorOptions {
     }
     pub fn grpc_addr(&self) -> anyhow::Result<SocketAddr> {
         parse_host_port(&self.grpc_host_port).map_err(anyhow::Error::msg)
+    }
+    pub fn http_addr(&self) -> anyhow::Result<SocketAddr> {
+        parse_host_port(&self.http_host_port).map_err(anyhow::Error::msg)
     }
     pub fn otlp_grpc_addr(&self) -> anyhow::Result<SocketAddr> {
         parse_host_port(&self.otlp_grpc_host_port).map_err(anyhow::Error::msg)

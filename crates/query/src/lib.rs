@@ -12,7 +12,6 @@ pub use metrics::QueryMetrics;
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use clap::Args;
 use prometheus_client::registry::Registry;
 use spoor_proto::api_v2::query_service_server::QueryServiceServer;
@@ -120,13 +119,7 @@ impl QueryServer {
             storage: state.storage.clone(),
         });
         let app = app(state, &options.base_path);
-        let stop = shutdown.clone();
-        let http_task = async move {
-            axum::serve(http, app)
-                .with_graceful_shutdown(stop.wait())
-                .await
-                .context("while serving query HTTP")
-        };
+        let http_task = spoor_server::http::serve(http, app, shutdown.clone(), "query HTTP");
         let grpc_task =
             spoor_server::grpc::serve(grpc, Routes::new(grpc_service), shutdown, "query gRPC");
         tokio::try_join!(http_task, grpc_task)?;

@@ -90,18 +90,6 @@ async fn metrics_handler(State(state): State<AdminState>) -> impl IntoResponse {
     }
 }
 
-/// Serves the admin router until `shutdown` resolves.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    health: Health,
-    registry: Arc<Registry>,
-    shutdown: crate::shutdown::Shutdown,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(health, registry))
-        .with_graceful_shutdown(shutdown.wait())
-        .await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod config;
 pub mod grpc;
+pub mod http;
 pub mod lifecycle;
 pub mod net;
 pub mod shutdown;

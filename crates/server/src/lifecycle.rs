@@ -26,12 +26,8 @@ where
     let health = Health::default();
     let (trigger, shutdown) = ShutdownTrigger::new();
     let trigger = Arc::new(trigger);
-    let admin = tokio::spawn(admin::serve(
-        listener,
-        health.clone(),
-        Arc::new(registry),
-        shutdown.clone(),
-    ));
+    let app = admin::router(health.clone(), Arc::new(registry));
+    let admin = tokio::spawn(crate::http::serve(listener, app, shutdown.clone(), "admin"));
     let on_signal = {
         let (health, trigger) = (health.clone(), Arc::clone(&trigger));
         tokio::spawn(async move {

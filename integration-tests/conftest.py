@@ -30,7 +30,8 @@ class Spoor:
 
     def __init__(self, extra_args=(), env=None):
         self.ports = {name: free_port() for name in
-                      ("grpc", "http", "otlp_grpc", "otlp_http", "query_http", "query_grpc", "admin")}
+                      ("grpc", "http", "otlp_grpc", "otlp_http", "query_http", "query_grpc", "admin",
+                       "compact", "binary")}
         p = self.ports
         args = [
             str(bin_dir() / "spoor-all-in-one"),
@@ -41,6 +42,8 @@ class Spoor:
             f"--query.http-server.host-port=127.0.0.1:{p['query_http']}",
             f"--query.grpc-server.host-port=127.0.0.1:{p['query_grpc']}",
             f"--admin.http.host-port=127.0.0.1:{p['admin']}",
+            f"--processor.jaeger-compact.server-host-port=127.0.0.1:{p['compact']}",
+            f"--processor.jaeger-binary.server-host-port=127.0.0.1:{p['binary']}",
             *extra_args,
         ]
         self.log = open(REPO / "target" / f"spoor-it-{p['admin']}.log", "wb") \
@@ -88,6 +91,54 @@ class Spoor:
                 return body["data"]
             time.sleep(0.1)
         raise AssertionError(f"no {expected_spans} spans for {service}: {body}")
+
+
+class Agent:
+    """A running spoor-agent that forwards to a collector's gRPC port."""
+
+    def __init__(self, collector_grpc_port, extra_args=()):
+        self.ports = {name: free_port() for name in ("compact", "binary", "admin")}
+        p = self.ports
+        self.proc = subprocess.Popen([
+            str(bin_dir() / "spoor-agent"),
+            f"--processor.jaeger-compact.server-host-port=127.0.0.1:{p['compact']}",
+            f"--processor.jaeger-binary.server-host-port=127.0.0.1:{p['binary']}",
+            f"--admin.http.host-port=127.0.0.1:{p['admin']}",
+            f"--reporter.grpc.host-port=127.0.0.1:{collector_grpc_port}",
+            *extra_args,
+        ], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.admin = f"http://127.0.0.1:{p['admin']}"
+        deadline = time.time() + 30
+        while True:
+            assert self.proc.poll() is None, f"spoor-agent exited with {self.proc.returncode}"
+            try:
+                if requests.get(self.admin + "/", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.time() < deadline, "spoor-agent did not become healthy"
+            time.sleep(0.05)
+
+    def metric(self, name):
+        for line in requests.get(self.admin + "/metrics", timeout=5).text.splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=20)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+
+
+@pytest.fixture
+def agent(spoor):
+    a = Agent(spoor.ports["grpc"], ["--agent.tags=host.zone=it,node=${SPOOR_IT_NODE:node-a}"])
+    yield a
+    assert a.stop() == 0, "spoor-agent must exit 0 on SIGTERM"
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::PathBuf;
 
 use clap::{Args, Parser};
+use spoor_agent::{Agent, AgentOptions};
 use spoor_collector::{Collector, CollectorOptions};
 use spoor_query::{QueryOptions, QueryServer};
 use spoor_server::Registry;
@@ -25,6 +26,26 @@ pub struct CommonOptions {
     /// Minimum log level: error, warn, info, debug or trace (RUST_LOG overrides).
     #[arg(long = "log-level", env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "spoor-agent",
+    version,
+    about = "Receives spans from Jaeger clients over UDP and forwards them to collectors"
+)]
+pub struct AgentCli {
+    #[command(flatten)]
+    pub common: CommonOptions,
+    /// Admin port: health on /, Prometheus metrics on /metrics.
+    #[arg(
+        long = "admin.http.host-port",
+        env = "ADMIN_HTTP_HOST_PORT",
+        default_value = ":14271"
+    )]
+    pub admin_host_port: String,
+    #[command(flatten)]
+    pub agent: AgentOptions,
 }
 
 #[derive(Parser, Debug)]
@@ -75,7 +96,7 @@ pub struct QueryCli {
 #[command(
     name = "spoor-all-in-one",
     version,
-    about = "Collector and query in one process on an in-process store: the quick start"
+    about = "Agent, collector and query in one process on an in-process store: the quick start"
 )]
 pub struct AllInOneCli {
     #[command(flatten)]
@@ -89,14 +110,38 @@ pub struct AllInOneCli {
     pub admin_host_port: String,
     #[command(flatten)]
     pub storage: StorageOptions,
+    /// The agent's options; it always reports to this process's own collector.
+    #[command(flatten)]
+    pub agent: AgentOptions,
     #[command(flatten)]
     pub collector: CollectorOptions,
     #[command(flatten)]
     pub query: QueryOptions,
 }
 
+/// The address to dial a listener bound to `addr`: loopback for a wildcard bind.
+fn loopback(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    if addr.ip().is_unspecified() {
+        std::net::SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    }
+}
+
 fn admin_addr(s: &str) -> anyhow::Result<std::net::SocketAddr> {
     parse_host_port(s).map_err(anyhow::Error::msg)
+}
+
+impl AgentCli {
+    pub async fn run(self) -> anyhow::Result<()> {
+        let mut registry = Registry::default();
+        let agent = Agent::bind(self.agent, &mut registry)?;
+        tracing::info!(addrs = ?agent.local_addrs(), "agent listening");
+        run_with_admin(admin_addr(&self.admin_host_port)?, registry, |stop| {
+            agent.run(stop)
+        })
+        .await
+    }
 }
 
 impl CollectorCli {
@@ -131,13 +176,25 @@ impl AllInOneCli {
         let storage = self.storage.open(&mut registry)?;
         let collector = Collector::bind(self.collector, &storage, &mut registry).await?;
         let query = QueryServer::bind(self.query, &storage, &mut registry).await?;
-        tracing::info!(collector = ?collector.local_addrs(), query = ?query.local_addrs(), "all-in-one listening");
+        let mut agent_options = self.agent;
+        agent_options.collectors = vec![loopback(collector.local_addrs().grpc).to_string()];
+        let agent = Agent::bind(agent_options, &mut registry)?;
+        tracing::info!(
+            agent = ?agent.local_addrs(),
+            collector = ?collector.local_addrs(),
+            query = ?query.local_addrs(),
+            "all-in-one listening"
+        );
         run_with_admin(
             admin_addr(&self.admin_host_port)?,
             registry,
             |stop| async move {
-                let (c, q) = tokio::join!(collector.run(stop.clone()), query.run(stop));
-                c.and(q)
+                let (a, c, q) = tokio::join!(
+                    agent.run(stop.clone()),
+                    collector.run(stop.clone()),
+                    query.run(stop)
+                );
+                a.and(c).and(q)
             },
         )
         .await
@@ -151,6 +208,7 @@ mod tests {
 
     #[test]
     fn command_lines_are_well_formed_and_use_jaegers_names() {
+        AgentCli::command().debug_assert();
         CollectorCli::command().debug_assert();
         QueryCli::command().debug_assert();
         AllInOneCli::command().debug_assert();

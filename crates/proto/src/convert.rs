@@ -123,6 +123,21 @@ fn process_from_proto(p: api_v2::Process) -> Result<Process, ConvertError> {
 /// The api_v2 form of a span, with its process embedded.
 pub fn span_to_proto(span: &Span) -> api_v2::Span {
     api_v2::Span {
+        process: Some(process_to_proto(&span.process)),
+        ..span_to_proto_bare(span)
+    }
+}
+
+/// A batch in api_v2 form: the process once, the spans without it.
+pub fn batch_to_proto(process: &Process, spans: &[Span]) -> api_v2::Batch {
+    api_v2::Batch {
+        spans: spans.iter().map(span_to_proto_bare).collect(),
+        process: Some(process_to_proto(process)),
+    }
+}
+
+fn span_to_proto_bare(span: &Span) -> api_v2::Span {
+    api_v2::Span {
         trace_id: span.trace_id.to_bytes().to_vec(),
         span_id: span.span_id.to_bytes().to_vec(),
         operation_name: span.operation_name.clone(),
@@ -150,7 +165,7 @@ pub fn span_to_proto(span: &Span) -> api_v2::Span {
                 fields: l.fields.iter().map(kv_to_proto).collect(),
             })
             .collect(),
-        process: Some(process_to_proto(&span.process)),
+        process: None,
         process_id: String::new(),
         warnings: span.warnings.clone(),
     }

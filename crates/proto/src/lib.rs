@@ -11,6 +11,6 @@ mod convert;
 pub mod jsonpb;
 
 pub use convert::{
-    ConvertError, duration_to_proto, span_from_proto, span_to_proto, spans_from_batch,
-    system_time_from_proto, system_time_to_proto,
+    ConvertError, batch_to_proto, duration_to_proto, span_from_proto, span_to_proto,
+    spans_from_batch, system_time_from_proto, system_time_to_proto,
 };

@@ -24,6 +24,11 @@ impl ShutdownTrigger {
 }
 
 impl Shutdown {
+    /// Whether shutdown has been triggered.
+    pub fn is_triggered(&self) -> bool {
+        *self.rx.borrow()
+    }
+
     /// Resolves once shutdown is triggered (at once if it already was).
     pub async fn wait(mut self) {
         // an error means the trigger is gone, which also means stop

@@ -1,0 +1,117 @@
+//! The agent: a host daemon that receives spans from Jaeger clients over UDP
+//! (Thrift compact on 6831, binary on 6832), adds the host's tags, and
+//! forwards them in batches to collectors over gRPC.
+
+mod metrics;
+mod options;
+mod reporter;
+mod tags;
+mod udp;
+
+pub use metrics::AgentMetrics;
+pub use options::AgentOptions;
+pub use tags::parse_agent_tags;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::registry::Registry;
+use spoor_codec::thrift::Protocol;
+use spoor_server::net::parse_host_port;
+use spoor_server::shutdown::Shutdown;
+
+/// How long shutdown waits for buffered batches to reach a collector.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where an agent listens.
+#[derive(Clone, Copy, Debug)]
+pub struct AgentAddrs {
+    pub compact: SocketAddr,
+    pub binary: SocketAddr,
+}
+
+pub struct Agent {
+    options: AgentOptions,
+    metrics: Arc<AgentMetrics>,
+    ports: Vec<udp::Port>,
+    agent_tags: Vec<spoor_model::KeyValue>,
+}
+
+impl Agent {
+    pub fn bind(options: AgentOptions, registry: &mut Registry) -> anyhow::Result<Self> {
+        options.validate()?;
+        let agent_tags = parse_agent_tags(&options.agent_tags, |v| std::env::var(v).ok())
+            .map_err(anyhow::Error::msg)?;
+        let mut ports = Vec::new();
+        for (protocol, host_port) in [
+            (Protocol::Compact, &options.compact_host_port),
+            (Protocol::Binary, &options.binary_host_port),
+        ] {
+            let addr = parse_host_port(host_port).map_err(anyhow::Error::msg)?;
+            ports.push(udp::Port {
+                protocol,
+                socket: udp::bind(addr, options.udp_socket_buffer_size)?,
+            });
+        }
+        Ok(Agent {
+            metrics: Arc::new(AgentMetrics::new(registry)),
+            options,
+            ports,
+            agent_tags,
+        })
+    }
+
+    pub fn local_addrs(&self) -> AgentAddrs {
+        let addr = |i: usize| {
+            self.ports[i]
+                .socket
+                .local_addr()
+                .expect("bound socket has an address")
+        };
+        AgentAddrs {
+            compact: addr(0),
+            binary: addr(1),
+        }
+    }
+
+    /// Serves until `shutdown`, then forwards what is buffered (10 s at most).
+    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let Agent {
+            options,
+            metrics,
+            ports,
+            agent_tags,
+        } = self;
+        let (reporter, senders) = reporter::start(
+            &options.collectors,
+            options.reporter_timeout,
+            options.reporter_buffer_batches,
+            options.reporter_senders,
+            Arc::clone(&metrics),
+            shutdown.clone(),
+        )?;
+        let settings = udp::Settings {
+            max_packet_size: options.udp_max_packet_size,
+            queue_size: options.udp_queue_size,
+            workers: options.udp_workers,
+            agent_tags,
+        };
+        let mut tasks = tokio::task::JoinSet::new();
+        for port in ports {
+            udp::spawn(
+                &mut tasks,
+                port,
+                &settings,
+                reporter.clone(),
+                Arc::clone(&metrics),
+                shutdown.clone(),
+            );
+        }
+        drop(reporter);
+        // receivers stop at shutdown; workers finish the queued packets
+        while tasks.join_next().await.is_some() {}
+        senders.drain(DRAIN_TIMEOUT).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,149 @@
+//! Forwarding batches to collectors over gRPC `PostSpans`: round-robin over a
+//! static list, a time limit per call, and a bounded buffer that holds batches
+//! while collectors are unreachable so a collector restart loses nothing that
+//! fits in it. Channels reconnect on their own (tonic connects lazily and
+//! redials after failures).
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use spoor_proto::api_v2::collector_service_client::CollectorServiceClient;
+use spoor_proto::api_v2::{Batch, PostSpansRequest};
+use spoor_server::shutdown::Shutdown;
+use tokio::sync::{Mutex, mpsc};
+use tokio::task::JoinSet;
+use tonic::Code;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::metrics::AgentMetrics;
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Hands batches to the sender tasks.
+#[derive(Clone)]
+pub struct Reporter {
+    tx: mpsc::Sender<Batch>,
+    metrics: Arc<AgentMetrics>,
+}
+
+impl Reporter {
+    /// Queues a batch for forwarding; a full buffer drops it, counted.
+    pub fn submit(&self, batch: Batch) {
+        if self.tx.try_send(batch).is_ok() {
+            self.metrics.buffered_batches.inc();
+        } else {
+            self.metrics.batches_dropped.inc();
+        }
+    }
+}
+
+struct Senders {
+    channels: Vec<Channel>,
+    next: AtomicUsize,
+    metrics: Arc<AgentMetrics>,
+}
+
+impl Senders {
+    /// Delivers `batch`, trying collectors in turn and backing off after each
+    /// full round, until it is delivered, refused as invalid, or shutdown
+    /// comes while collectors are still unreachable.
+    async fn deliver(&self, batch: Batch, shutdown: &Shutdown) {
+        let spans = batch.spans.len() as u64;
+        let request = PostSpansRequest { batch: Some(batch) };
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            for _ in 0..self.channels.len() {
+                let i = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
+                let mut client = CollectorServiceClient::new(self.channels[i].clone());
+                match client.post_spans(request.clone()).await {
+                    Ok(_) => {
+                        self.metrics.batches_forwarded.inc();
+                        self.metrics.spans_forwarded.inc_by(spans);
+                        return;
+                    }
+                    Err(status) if status.code() == Code::InvalidArgument => {
+                        // the collector kept the valid spans; resending cannot help
+                        tracing::warn!(message = status.message(), "collector refused spans");
+                        return;
+                    }
+                    Err(status) => {
+                        self.metrics.forward_failures.inc();
+                        tracing::debug!(code = ?status.code(), message = status.message(), "forwarding failed");
+                    }
+                }
+            }
+            if shutdown.is_triggered() {
+                tracing::warn!(spans, "collectors unreachable at shutdown; batch dropped");
+                self.metrics.batches_dropped.inc();
+                return;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+}
+
+pub struct ReporterTasks {
+    tasks: JoinSet<()>,
+}
+
+impl ReporterTasks {
+    /// Waits for the senders to empty the buffer (they stop retrying once
+    /// shutdown is triggered), at most `timeout`.
+    pub async fn drain(mut self, timeout: Duration) {
+        let all = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(timeout, all).await.is_err() {
+            tracing::warn!("forwarding buffer not drained before the deadline");
+        }
+    }
+}
+
+pub fn start(
+    collectors: &[String],
+    timeout: Duration,
+    buffer_batches: usize,
+    senders: usize,
+    metrics: Arc<AgentMetrics>,
+    shutdown: Shutdown,
+) -> anyhow::Result<(Reporter, ReporterTasks)> {
+    let channels = collectors
+        .iter()
+        .map(|c| c.trim())
+        .filter(|c| !c.is_empty())
+        .map(|c| {
+            let url = if c.contains("://") {
+                c.to_string()
+            } else {
+                format!("http://{c}")
+            };
+            Ok(Endpoint::from_shared(url)
+                .with_context(|| format!("while parsing collector address {c:?}"))?
+                .connect_timeout(timeout)
+                .timeout(timeout)
+                .connect_lazy())
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (tx, rx) = mpsc::channel::<Batch>(buffer_batches);
+    let rx = Arc::new(Mutex::new(rx));
+    let state = Arc::new(Senders {
+        channels,
+        next: AtomicUsize::new(0),
+        metrics: Arc::clone(&metrics),
+    });
+    let mut tasks = JoinSet::new();
+    for _ in 0..senders {
+        let (rx, state, shutdown) = (Arc::clone(&rx), Arc::clone(&state), shutdown.clone());
+        tasks.spawn(async move {
+            loop {
+                let Some(batch) = rx.lock().await.recv().await else {
+                    return;
+                };
+                state.metrics.buffered_batches.dec();
+                state.deliver(batch, &shutdown).await;
+            }
+        });
+    }
+    Ok((Reporter { tx, metrics }, ReporterTasks { tasks }))
+}

@@ -1,0 +1,138 @@
+//! UDP intake: one socket per protocol, a bounded queue of datagrams, and
+//! workers that decode `emitBatch` calls and hand batches to the reporter.
+//! Oversized, undecodable and queue-overflowing packets are counted and
+//! dropped; none of them stops the socket.
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use spoor_codec::thrift::{Protocol, decode_emit_batch};
+use spoor_model::{KeyValue, Process};
+use spoor_server::shutdown::Shutdown;
+use tokio::net::UdpSocket;
+use tokio::sync::{Mutex, mpsc};
+use tokio::task::JoinSet;
+
+use crate::metrics::{AgentMetrics, PortLabel};
+use crate::reporter::Reporter;
+
+pub fn label(protocol: Protocol) -> PortLabel {
+    PortLabel {
+        protocol: match protocol {
+            Protocol::Compact => "jaeger_compact",
+            Protocol::Binary => "jaeger_binary",
+        },
+    }
+}
+
+/// Binds a UDP socket with the requested kernel receive buffer.
+pub fn bind(addr: SocketAddr, recv_buffer: usize) -> anyhow::Result<UdpSocket> {
+    use anyhow::Context;
+    let domain = if addr.is_ipv4() {
+        socket2::Domain::IPV4
+    } else {
+        socket2::Domain::IPV6
+    };
+    let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    if recv_buffer > 0 {
+        socket
+            .set_recv_buffer_size(recv_buffer)
+            .context("while setting the UDP receive buffer")?;
+    }
+    socket.set_nonblocking(true)?;
+    socket
+        .bind(&addr.into())
+        .with_context(|| format!("while binding UDP {addr}"))?;
+    Ok(UdpSocket::from_std(socket.into())?)
+}
+
+pub struct Port {
+    pub protocol: Protocol,
+    pub socket: UdpSocket,
+}
+
+pub struct Settings {
+    pub max_packet_size: usize,
+    pub queue_size: usize,
+    pub workers: usize,
+    pub agent_tags: Vec<KeyValue>,
+}
+
+/// Receives on `port` until shutdown, decoding with `settings.workers` tasks.
+pub fn spawn(
+    tasks: &mut JoinSet<()>,
+    port: Port,
+    settings: &Settings,
+    reporter: Reporter,
+    metrics: Arc<AgentMetrics>,
+    shutdown: Shutdown,
+) {
+    let label = label(port.protocol);
+    let (tx, rx) = mpsc::channel::<Vec<u8>>(settings.queue_size);
+    let rx = Arc::new(Mutex::new(rx));
+    let max = settings.max_packet_size;
+    {
+        let (metrics, label) = (Arc::clone(&metrics), label.clone());
+        let socket = port.socket;
+        tasks.spawn(async move {
+            // one byte more than allowed, so an oversized datagram is seen as such
+            let mut buf = vec![0u8; max + 1];
+            let stop = shutdown.wait();
+            tokio::pin!(stop);
+            loop {
+                let n = tokio::select! {
+                    _ = &mut stop => return,
+                    r = socket.recv(&mut buf) => match r {
+                        Ok(n) => n,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "UDP receive failed");
+                            continue;
+                        }
+                    },
+                };
+                metrics.packets_received.get_or_create(&label).inc();
+                if n > max {
+                    metrics.packets_too_large.get_or_create(&label).inc();
+                    continue;
+                }
+                if tx.try_send(buf[..n].to_vec()).is_err() {
+                    metrics.packets_dropped.get_or_create(&label).inc();
+                } else {
+                    metrics.packet_queue_length.get_or_create(&label).inc();
+                }
+            }
+        });
+    }
+    for _ in 0..settings.workers {
+        let (rx, reporter, metrics, label) = (
+            Arc::clone(&rx),
+            reporter.clone(),
+            Arc::clone(&metrics),
+            label.clone(),
+        );
+        let agent_tags = settings.agent_tags.clone();
+        let protocol = port.protocol;
+        tasks.spawn(async move {
+            loop {
+                let Some(packet) = rx.lock().await.recv().await else {
+                    return;
+                };
+                metrics.packet_queue_length.get_or_create(&label).dec();
+                match decode_emit_batch(&packet, protocol) {
+                    Ok(batch) => {
+                        metrics
+                            .spans_received
+                            .get_or_create(&label)
+                            .inc_by(batch.spans.len() as u64);
+                        let mut process: Process = (*batch.process).clone();
+                        process.tags.extend(agent_tags.iter().cloned());
+                        reporter.submit(spoor_proto::batch_to_proto(&process, &batch.spans));
+                    }
+                    Err(e) => {
+                        metrics.decode_errors.get_or_create(&label).inc();
+                        tracing::debug!(error = %e, "undecodable packet dropped");
+                    }
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,283 @@
+//! The agent between real UDP senders and a real collector: spans arrive with
+//! the agent's tags; bad packets are counted and dropped; spans sent while the
+//! collector is down are delivered once it is back.
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use clap::Parser;
+use prometheus_client::registry::Registry;
+use spoor_agent::{Agent, AgentOptions};
+use spoor_codec::thrift::{Protocol, encode_emit_batch};
+use spoor_collector::{Collector, CollectorOptions};
+use spoor_model::{KeyValue, Process, Span, SpanId, TraceId, Value};
+use spoor_server::shutdown::{Shutdown, ShutdownTrigger};
+use spoor_server::storage::Storage;
+use spoor_storage::SpanReader;
+use spoor_storage_memory::{MemoryConfig, MemoryStore};
+
+#[derive(Parser)]
+struct AgentCli {
+    #[command(flatten)]
+    agent: AgentOptions,
+}
+
+#[derive(Parser)]
+struct CollectorCli {
+    #[command(flatten)]
+    collector: CollectorOptions,
+}
+
+fn storage() -> (Storage, Arc<MemoryStore>) {
+    let store = Arc::new(MemoryStore::new(MemoryConfig {
+        max_traces: 0,
+        max_bytes: 1 << 30,
+    }));
+    (
+        Storage {
+            writer: store.clone(),
+            reader: store.clone(),
+            dependencies: store.clone(),
+        },
+        store,
+    )
+}
+
+async fn start_collector(
+    storage: &Storage,
+    grpc: &str,
+) -> (
+    SocketAddr,
+    ShutdownTrigger,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let cli = CollectorCli::try_parse_from([
+        "c",
+        &format!("--collector.grpc-server.host-port={grpc}"),
+        "--collector.http-server.host-port=127.0.0.1:0",
+        "--collector.otlp.enabled=false",
+    ])
+    .unwrap();
+    let collector = Collector::bind(cli.collector, storage, &mut Registry::default())
+        .await
+        .unwrap();
+    let addr = collector.local_addrs().grpc;
+    let (trigger, shutdown) = ShutdownTrigger::new();
+    (addr, trigger, tokio::spawn(collector.run(shutdown)))
+}
+
+fn start_agent(
+    collector: SocketAddr,
+    registry: &mut Registry,
+) -> (Agent, ShutdownTrigger, Shutdown) {
+    let cli = AgentCli::try_parse_from([
+        "a",
+        "--processor.jaeger-compact.server-host-port=127.0.0.1:0",
+        "--processor.jaeger-binary.server-host-port=127.0.0.1:0",
+        &format!("--reporter.grpc.host-port={collector}"),
+        "--reporter.grpc.timeout=1s",
+        "--agent.tags=zone=test,pod=${SPOOR_TEST_UNSET:local}",
+    ])
+    .unwrap();
+    let agent = Agent::bind(cli.agent, registry).unwrap();
+    let (trigger, shutdown) = ShutdownTrigger::new();
+    (agent, trigger, shutdown)
+}
+
+fn span(trace: u128) -> Span {
+    Span {
+        trace_id: TraceId(trace),
+        span_id: SpanId(1),
+        operation_name: "udp-op".into(),
+        references: vec![],
+        flags: 1,
+        start_time: SystemTime::now(),
+        duration: Duration::from_millis(3),
+        tags: vec![KeyValue::new("attempt", Value::Int64(2))],
+        logs: vec![],
+        process: Default::default(),
+        warnings: vec![],
+    }
+}
+
+fn process() -> Process {
+    Process {
+        service_name: "udp-client".into(),
+        tags: vec![KeyValue::string("hostname", "h")],
+    }
+}
+
+async fn wait_for(store: &MemoryStore, id: u128) -> Option<spoor_model::Trace> {
+    for _ in 0..300 {
+        if let Some(t) = store.get_trace(TraceId(id)).await.unwrap() {
+            return Some(t);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    None
+}
+
+fn metric(registry: &Registry, line_start: &str) -> String {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
+    text.lines()
+        .find(|l| l.starts_with(line_start))
+        .unwrap_or_else(|| panic!("{line_start} not in {text}"))
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compact_and_binary_packets_reach_the_collector_and_bad_ones_are_counted() {
+    let (storage, store) = storage();
+    let (collector_addr, stop_collector, collector) =
+        start_collector(&storage, "127.0.0.1:0").await;
+    let mut registry = Registry::default();
+    let (agent, stop_agent, shutdown) = start_agent(collector_addr, &mut registry);
+    let addrs = agent.local_addrs();
+    let agent_task = tokio::spawn(agent.run(shutdown));
+
+    let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    client
+        .send_to(
+            &encode_emit_batch(&process(), &[span(0xc1)], Protocol::Compact, 1),
+            addrs.compact,
+        )
+        .await
+        .unwrap();
+    client
+        .send_to(
+            &encode_emit_batch(&process(), &[span(0xb1)], Protocol::Binary, 1),
+            addrs.binary,
+        )
+        .await
+        .unwrap();
+    let good = encode_emit_batch(&process(), &[span(0xc2)], Protocol::Compact, 2);
+    client
+        .send_to(&good[..good.len() / 2], addrs.compact)
+        .await
+        .unwrap();
+    client
+        .send_to(b"\x82\x21 definitely not thrift", addrs.compact)
+        .await
+        .unwrap();
+    client
+        .send_to(&vec![0u8; 65_400], addrs.compact)
+        .await
+        .unwrap();
+    client
+        .send_to(
+            &encode_emit_batch(&process(), &[span(0xc3)], Protocol::Compact, 3),
+            addrs.compact,
+        )
+        .await
+        .unwrap();
+
+    for id in [0xc1, 0xb1, 0xc3] {
+        let trace = wait_for(&store, id)
+            .await
+            .unwrap_or_else(|| panic!("trace {id:x} not forwarded"));
+        let s = &trace.spans[0];
+        assert_eq!(s.process.service_name, "udp-client");
+        let tags: Vec<(&str, String)> = s
+            .process
+            .tags
+            .iter()
+            .map(|t| (t.key.as_str(), t.value.as_string().into_owned()))
+            .collect();
+        assert_eq!(
+            tags,
+            vec![
+                ("hostname", "h".into()),
+                ("zone", "test".into()),
+                ("pod", "local".into())
+            ]
+        );
+        assert_eq!(s.tag("attempt"), Some(&Value::Int64(2)));
+    }
+    assert!(store.get_trace(TraceId(0xc2)).await.unwrap().is_none());
+    assert_eq!(
+        metric(
+            &registry,
+            "spoor_agent_decode_errors_total{protocol=\"jaeger_compact\"}"
+        ),
+        "spoor_agent_decode_errors_total{protocol=\"jaeger_compact\"} 2"
+    );
+    assert_eq!(
+        metric(&registry, "spoor_agent_packets_too_large_total"),
+        "spoor_agent_packets_too_large_total{protocol=\"jaeger_compact\"} 1"
+    );
+    // the collector stores a batch before its answer reaches the agent
+    let mut forwarded = String::new();
+    for _ in 0..300 {
+        forwarded = metric(&registry, "spoor_agent_spans_forwarded_total");
+        if forwarded.ends_with(" 3") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(forwarded, "spoor_agent_spans_forwarded_total 3");
+
+    stop_agent.trigger();
+    agent_task.await.unwrap().unwrap();
+    stop_collector.trigger();
+    collector.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_sent_while_the_collector_is_down_arrive_after_it_restarts() {
+    let (storage, store) = storage();
+    let (collector_addr, stop_collector, collector) =
+        start_collector(&storage, "127.0.0.1:0").await;
+    let mut registry = Registry::default();
+    let (agent, stop_agent, shutdown) = start_agent(collector_addr, &mut registry);
+    let addrs = agent.local_addrs();
+    let agent_task = tokio::spawn(agent.run(shutdown));
+    let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    client
+        .send_to(
+            &encode_emit_batch(&process(), &[span(0xd0)], Protocol::Compact, 1),
+            addrs.compact,
+        )
+        .await
+        .unwrap();
+    assert!(wait_for(&store, 0xd0).await.is_some());
+
+    stop_collector.trigger();
+    collector.await.unwrap().unwrap();
+    for i in 1..=20u128 {
+        client
+            .send_to(
+                &encode_emit_batch(&process(), &[span(0xd0 + i)], Protocol::Compact, i as i32),
+                addrs.compact,
+            )
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        store.get_trace(TraceId(0xd1)).await.unwrap().is_none(),
+        "collector is down"
+    );
+
+    let (_, stop_again, collector) = start_collector(&storage, &collector_addr.to_string()).await;
+    for i in 1..=20u128 {
+        assert!(
+            wait_for(&store, 0xd0 + i).await.is_some(),
+            "span {i} lost across the restart"
+        );
+    }
+    assert!(
+        metric(&registry, "spoor_agent_forward_failures_total")
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            > 0
+    );
+
+    stop_agent.trigger();
+    agent_task.await.unwrap().unwrap();
+    stop_again.trigger();
+    collector.await.unwrap().unwrap();
+}

@@ -1,0 +1,58 @@
+"""The real Python jaeger-client reports over UDP (Thrift compact) to a
+spoor-agent process, which forwards over gRPC to spoor-all-in-one's collector;
+the spans come back through /api/traces with every field intact."""
+import time
+
+from jaeger_client import Config
+
+
+def test_python_jaeger_client_through_the_agent(spoor, agent):
+    config = Config(config={
+        "sampler": {"type": "const", "param": 1},
+        "local_agent": {"reporting_host": "127.0.0.1", "reporting_port": agent.ports["compact"]},
+        "tags": {"team": "payments"},
+    }, service_name="py-jaeger-client", validate=True)
+    tracer = config.new_tracer()
+    with tracer.start_span("checkout", tags={"http.method": "POST", "retries": 3, "ratio": 0.5, "ok": True}) as root:
+        sent_trace_id, sent_span_id = root.context.trace_id, root.context.span_id
+        root.set_baggage_item("user", "alice")
+        root.log_kv({"event": "cache-miss", "cart.items": 7})
+        with tracer.start_span("charge", child_of=root) as child:
+            child.set_tag("error", True)
+    tracer.close()
+
+    [trace] = spoor.wait_for_traces("py-jaeger-client", 2)
+    spans = {s["operationName"]: s for s in trace["spans"]}
+    root, child = spans["checkout"], spans["charge"]
+    assert trace["traceID"] == format(sent_trace_id, "016x")
+    assert root["spanID"] == format(sent_span_id, "016x")
+
+    tags = {t["key"]: (t["type"], t["value"]) for t in root["tags"]}
+    assert tags["http.method"] == ("string", "POST")
+    assert tags["retries"] == ("int64", 3)
+    assert tags["ratio"] == ("float64", 0.5)
+    assert tags["ok"] == ("bool", True)
+    assert tags["sampler.type"] == ("string", "const")
+    assert root["flags"] & 1 == 1
+
+    logs = [{f["key"]: f["value"] for f in log["fields"]} for log in root["logs"]]
+    assert {"event": "baggage", "key": "user", "value": "alice"} in logs
+    assert {"event": "cache-miss", "cart.items": 7} in logs
+
+    assert child["references"] == [{"refType": "CHILD_OF", "traceID": trace["traceID"], "spanID": root["spanID"]}]
+    assert {"key": "error", "type": "bool", "value": True} in child["tags"]
+
+    process = trace["processes"][root["processID"]]
+    assert process["serviceName"] == "py-jaeger-client"
+    ptags = {t["key"]: t["value"] for t in process["tags"]}
+    assert ptags["team"] == "payments"
+    assert ptags["jaeger.version"].startswith("Python-")
+    assert "hostname" in ptags and "ip" in ptags
+    assert ptags["host.zone"] == "it" and ptags["node"] == "node-a", "agent tags added"
+
+    deadline = time.time() + 10
+    while agent.metric("spoor_agent_spans_forwarded_total") < 2:
+        assert time.time() < deadline
+        time.sleep(0.1)
+    assert agent.metric("spoor_agent_decode_errors_total") == 0
+

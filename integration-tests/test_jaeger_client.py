@@ -56,3 +56,30 @@ def test_python_jaeger_client_through_the_agent(spoor, agent):
         time.sleep(0.1)
     assert agent.metric("spoor_agent_decode_errors_total") == 0
 
+
+
+def test_node_jaeger_client_sends_thrift_binary_through_the_agent(spoor, agent):
+    import subprocess
+    from pathlib import Path
+    script = Path(__file__).parent / "node" / "report.js"
+    out = subprocess.run(["node", str(script), str(agent.ports["binary"]), "node-jaeger-client"],
+                         capture_output=True, text=True, timeout=60, check=True)
+    sent_trace_id = out.stdout.strip()
+
+    [trace] = spoor.wait_for_traces("node-jaeger-client", 2)
+    assert int(trace["traceID"], 16) == int(sent_trace_id, 16)
+    spans = {s["operationName"]: s for s in trace["spans"]}
+    root, child = spans["render"], spans["fetch-user"]
+    tags = {t["key"]: (t["type"], t["value"]) for t in root["tags"]}
+    # JavaScript numbers travel as Thrift doubles
+    assert tags["http.status_code"] == ("float64", 200)
+    assert tags["cache.hit"] == ("bool", False)
+    logs = [{f["key"]: f["value"] for f in log["fields"]} for log in root["logs"]]
+    assert {"event": "template-loaded", "size": 1024} in logs
+    assert child["references"] == [{"refType": "CHILD_OF", "traceID": trace["traceID"], "spanID": root["spanID"]}]
+    assert {"key": "db.type", "type": "string", "value": "sql"} in child["tags"]
+    ptags = {t["key"]: t["value"] for t in trace["processes"][root["processID"]]["tags"]}
+    assert ptags["node.team"] == "web"
+    assert ptags["jaeger.version"].startswith("Node-")
+    assert ptags["host.zone"] == "it"
+    assert agent.metric('spoor_agent_spans_received_total{protocol="jaeger_binary"}') == 2

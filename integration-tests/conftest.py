@@ -31,7 +31,7 @@ class Spoor:
     def __init__(self, extra_args=(), env=None):
         self.ports = {name: free_port() for name in
                       ("grpc", "http", "otlp_grpc", "otlp_http", "query_http", "query_grpc", "admin",
-                       "compact", "binary")}
+                       "compact", "binary", "sampling")}
         p = self.ports
         args = [
             str(bin_dir() / "spoor-all-in-one"),
@@ -44,6 +44,7 @@ class Spoor:
             f"--admin.http.host-port=127.0.0.1:{p['admin']}",
             f"--processor.jaeger-compact.server-host-port=127.0.0.1:{p['compact']}",
             f"--processor.jaeger-binary.server-host-port=127.0.0.1:{p['binary']}",
+            f"--http-server.host-port=127.0.0.1:{p['sampling']}",
             *extra_args,
         ]
         self.log = open(REPO / "target" / f"spoor-it-{p['admin']}.log", "wb") \
@@ -97,13 +98,14 @@ class Agent:
     """A running spoor-agent that forwards to a collector's gRPC port."""
 
     def __init__(self, collector_grpc_port, extra_args=()):
-        self.ports = {name: free_port() for name in ("compact", "binary", "admin")}
+        self.ports = {name: free_port() for name in ("compact", "binary", "http", "admin")}
         p = self.ports
         self.proc = subprocess.Popen([
             str(bin_dir() / "spoor-agent"),
             f"--processor.jaeger-compact.server-host-port=127.0.0.1:{p['compact']}",
             f"--processor.jaeger-binary.server-host-port=127.0.0.1:{p['binary']}",
             f"--admin.http.host-port=127.0.0.1:{p['admin']}",
+            f"--http-server.host-port=127.0.0.1:{p['http']}",
             f"--reporter.grpc.host-port=127.0.0.1:{collector_grpc_port}",
             *extra_args,
         ], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -83,3 +83,30 @@ def test_node_jaeger_client_sends_thrift_binary_through_the_agent(spoor, agent):
     assert ptags["jaeger.version"].startswith("Node-")
     assert ptags["host.zone"] == "it"
     assert agent.metric('spoor_agent_spans_received_total{protocol="jaeger_binary"}') == 2
+
+
+def test_remote_sampler_gets_its_strategy_from_the_agent(start_spoor):
+    from conftest import Agent
+    spoor = start_spoor("--sampling.default-sampling-probability=0.37")
+    agent = Agent(spoor.ports["grpc"])
+    try:
+        # no sampler type: the client polls the agent (its remote sampler)
+        config = Config(config={
+            "sampling_refresh_interval": 0.2,
+            "local_agent": {
+                "reporting_host": "127.0.0.1",
+                "reporting_port": agent.ports["compact"],
+                "sampling_port": agent.ports["http"],
+            },
+        }, service_name="py-remote-sampled", validate=True)
+        tracer = config.new_tracer()
+        deadline = time.time() + 15
+        while "0.37" not in str(tracer.sampler.sampler):
+            assert time.time() < deadline, f"sampler never updated: {tracer.sampler.sampler}"
+            time.sleep(0.1)
+        assert type(tracer.sampler.sampler).__name__ == "ProbabilisticSampler"
+        assert tracer.sampler.sampler.rate == 0.37
+        tracer.close()
+        assert agent.metric("spoor_agent_sampling_requests_total") >= 1
+    finally:
+        assert agent.stop() == 0

@@ -2,6 +2,7 @@
 //! (Thrift compact on 6831, binary on 6832), adds the host's tags, and
 //! forwards them in batches to collectors over gRPC.
 
+mod http;
 mod metrics;
 mod options;
 mod reporter;
@@ -29,17 +30,19 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct AgentAddrs {
     pub compact: SocketAddr,
     pub binary: SocketAddr,
+    pub http: SocketAddr,
 }
 
 pub struct Agent {
     options: AgentOptions,
     metrics: Arc<AgentMetrics>,
     ports: Vec<udp::Port>,
+    http: tokio::net::TcpListener,
     agent_tags: Vec<spoor_model::KeyValue>,
 }
 
 impl Agent {
-    pub fn bind(options: AgentOptions, registry: &mut Registry) -> anyhow::Result<Self> {
+    pub async fn bind(options: AgentOptions, registry: &mut Registry) -> anyhow::Result<Self> {
         options.validate()?;
         let agent_tags = parse_agent_tags(&options.agent_tags, |v| std::env::var(v).ok())
             .map_err(anyhow::Error::msg)?;
@@ -54,10 +57,13 @@ impl Agent {
                 socket: udp::bind(addr, options.udp_socket_buffer_size)?,
             });
         }
+        let http_addr = parse_host_port(&options.sampling_host_port).map_err(anyhow::Error::msg)?;
+        let http = spoor_server::net::bind(http_addr, "agent HTTP").await?;
         Ok(Agent {
             metrics: Arc::new(AgentMetrics::new(registry)),
             options,
             ports,
+            http,
             agent_tags,
         })
     }
@@ -72,6 +78,10 @@ impl Agent {
         AgentAddrs {
             compact: addr(0),
             binary: addr(1),
+            http: self
+                .http
+                .local_addr()
+                .expect("bound listener has an address"),
         }
     }
 
@@ -81,11 +91,16 @@ impl Agent {
             options,
             metrics,
             ports,
+            http,
             agent_tags,
         } = self;
+        let channels = reporter::channels(&options.collectors, options.reporter_timeout)?;
+        let proxy = Arc::new(http::SamplingProxy::new(
+            channels.clone(),
+            Arc::clone(&metrics),
+        ));
         let (reporter, senders) = reporter::start(
-            &options.collectors,
-            options.reporter_timeout,
+            channels,
             options.reporter_buffer_batches,
             options.reporter_senders,
             Arc::clone(&metrics),
@@ -99,19 +114,23 @@ impl Agent {
         };
         let mut tasks = tokio::task::JoinSet::new();
         for port in ports {
+            let metrics = Arc::clone(&metrics);
             udp::spawn(
                 &mut tasks,
                 port,
                 &settings,
                 reporter.clone(),
-                Arc::clone(&metrics),
+                metrics,
                 shutdown.clone(),
             );
         }
         drop(reporter);
+        let http_server =
+            spoor_server::http::serve(http, http::router(proxy), shutdown, "agent HTTP");
         // receivers stop at shutdown; workers finish the queued packets
-        while tasks.join_next().await.is_some() {}
+        let udp = async { while tasks.join_next().await.is_some() {} };
+        let (http_result, ()) = tokio::join!(http_server, udp);
         senders.drain(DRAIN_TIMEOUT).await;
-        Ok(())
+        http_result
     }
 }

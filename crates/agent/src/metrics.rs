@@ -26,6 +26,9 @@ pub struct AgentMetrics {
     /// Batches dropped because the forwarding buffer was full.
     pub batches_dropped: Counter,
     pub buffered_batches: Gauge,
+    pub sampling_requests: Counter,
+    /// Sampling requests no collector answered (a stale strategy may still have been served).
+    pub sampling_errors: Counter,
 }
 
 impl AgentMetrics {
@@ -42,6 +45,8 @@ impl AgentMetrics {
             forward_failures: Counter::default(),
             batches_dropped: Counter::default(),
             buffered_batches: Gauge::default(),
+            sampling_requests: Counter::default(),
+            sampling_errors: Counter::default(),
         };
         let r = registry.sub_registry_with_prefix("spoor_agent");
         r.register(
@@ -98,6 +103,16 @@ impl AgentMetrics {
             "buffered_batches",
             "Batches waiting to be forwarded",
             m.buffered_batches.clone(),
+        );
+        r.register(
+            "sampling_requests",
+            "Sampling strategy requests from clients",
+            m.sampling_requests.clone(),
+        );
+        r.register(
+            "sampling_errors",
+            "Sampling requests no collector answered",
+            m.sampling_errors.clone(),
         );
         m
     }

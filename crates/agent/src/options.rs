@@ -22,6 +22,14 @@ pub struct AgentOptions {
     )]
     pub binary_host_port: String,
 
+    /// HTTP address where clients poll sampling strategies (/sampling, /, /baggageRestrictions).
+    #[arg(
+        long = "http-server.host-port",
+        env = "HTTP_SERVER_HOST_PORT",
+        default_value = ":5778"
+    )]
+    pub sampling_host_port: String,
+
     /// Largest datagram accepted, in bytes; larger ones are counted and dropped.
     #[arg(long = "agent.udp.max-packet-size", env = "AGENT_UDP_MAX_PACKET_SIZE", default_value_t = DEFAULT_MAX_PACKET_SIZE)]
     pub udp_max_packet_size: usize,

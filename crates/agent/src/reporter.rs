@@ -100,15 +100,10 @@ impl ReporterTasks {
     }
 }
 
-pub fn start(
-    collectors: &[String],
-    timeout: Duration,
-    buffer_batches: usize,
-    senders: usize,
-    metrics: Arc<AgentMetrics>,
-    shutdown: Shutdown,
-) -> anyhow::Result<(Reporter, ReporterTasks)> {
-    let channels = collectors
+/// Lazily connected channels to the collectors, shared by forwarding and the
+/// sampling proxy.
+pub fn channels(collectors: &[String], timeout: Duration) -> anyhow::Result<Vec<Channel>> {
+    collectors
         .iter()
         .map(|c| c.trim())
         .filter(|c| !c.is_empty())
@@ -124,7 +119,16 @@ pub fn start(
                 .timeout(timeout)
                 .connect_lazy())
         })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect()
+}
+
+pub fn start(
+    channels: Vec<Channel>,
+    buffer_batches: usize,
+    senders: usize,
+    metrics: Arc<AgentMetrics>,
+    shutdown: Shutdown,
+) -> anyhow::Result<(Reporter, ReporterTasks)> {
     let (tx, rx) = mpsc::channel::<Batch>(buffer_batches);
     let rx = Arc::new(Mutex::new(rx));
     let state = Arc::new(Senders {

@@ -66,7 +66,7 @@ async fn start_collector(
     (addr, trigger, tokio::spawn(collector.run(shutdown)))
 }
 
-fn start_agent(
+async fn start_agent(
     collector: SocketAddr,
     registry: &mut Registry,
 ) -> (Agent, ShutdownTrigger, Shutdown) {
@@ -74,12 +74,13 @@ fn start_agent(
         "a",
         "--processor.jaeger-compact.server-host-port=127.0.0.1:0",
         "--processor.jaeger-binary.server-host-port=127.0.0.1:0",
+        "--http-server.host-port=127.0.0.1:0",
         &format!("--reporter.grpc.host-port={collector}"),
         "--reporter.grpc.timeout=1s",
         "--agent.tags=zone=test,pod=${SPOOR_TEST_UNSET:local}",
     ])
     .unwrap();
-    let agent = Agent::bind(cli.agent, registry).unwrap();
+    let agent = Agent::bind(cli.agent, registry).await.unwrap();
     let (trigger, shutdown) = ShutdownTrigger::new();
     (agent, trigger, shutdown)
 }
@@ -132,7 +133,7 @@ async fn compact_and_binary_packets_reach_the_collector_and_bad_ones_are_counted
     let (collector_addr, stop_collector, collector) =
         start_collector(&storage, "127.0.0.1:0").await;
     let mut registry = Registry::default();
-    let (agent, stop_agent, shutdown) = start_agent(collector_addr, &mut registry);
+    let (agent, stop_agent, shutdown) = start_agent(collector_addr, &mut registry).await;
     let addrs = agent.local_addrs();
     let agent_task = tokio::spawn(agent.run(shutdown));
 
@@ -229,7 +230,7 @@ async fn spans_sent_while_the_collector_is_down_arrive_after_it_restarts() {
     let (collector_addr, stop_collector, collector) =
         start_collector(&storage, "127.0.0.1:0").await;
     let mut registry = Registry::default();
-    let (agent, stop_agent, shutdown) = start_agent(collector_addr, &mut registry);
+    let (agent, stop_agent, shutdown) = start_agent(collector_addr, &mut registry).await;
     let addrs = agent.local_addrs();
     let agent_task = tokio::spawn(agent.run(shutdown));
     let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -280,4 +281,57 @@ async fn spans_sent_while_the_collector_is_down_arrive_after_it_restarts() {
     agent_task.await.unwrap().unwrap();
     stop_again.trigger();
     collector.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_get_sampling_strategies_from_the_collector_through_the_agent() {
+    let (storage, _) = storage();
+    let (collector_addr, stop_collector, collector) =
+        start_collector(&storage, "127.0.0.1:0").await;
+    let mut registry = Registry::default();
+    let (agent, stop_agent, shutdown) = start_agent(collector_addr, &mut registry).await;
+    let base = format!("http://{}", agent.local_addrs().http);
+    let agent_task = tokio::spawn(agent.run(shutdown));
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(format!("{base}{path}")).send();
+
+    let json: serde_json::Value = get("/sampling?service=shop")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"strategyType": "PROBABILISTIC", "probabilisticSampling": {"samplingRate": 0.001}})
+    );
+    let legacy: serde_json::Value = get("/?service=shop").await.unwrap().json().await.unwrap();
+    assert_eq!(legacy["strategyType"], 0);
+    let baggage: serde_json::Value = get("/baggageRestrictions?service=shop")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(baggage, serde_json::json!([]));
+    for path in [
+        "/sampling",
+        "/sampling?service=a&service=b",
+        "/baggageRestrictions",
+    ] {
+        let resp = get(path).await.unwrap();
+        assert_eq!(resp.status(), 400, "{path}");
+        assert!(resp.text().await.unwrap().contains("'service'"));
+    }
+
+    // with the collector gone, the cached strategy is still served; an unknown service fails clearly
+    stop_collector.trigger();
+    collector.await.unwrap().unwrap();
+    assert_eq!(get("/sampling?service=shop").await.unwrap().status(), 200);
+    let resp = get("/sampling?service=never-seen").await.unwrap();
+    assert_eq!(resp.status(), 500);
+    assert!(resp.text().await.unwrap().contains("no collector answered"));
+
+    stop_agent.trigger();
+    agent_task.await.unwrap().unwrap();
 }

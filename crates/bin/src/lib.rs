@@ -135,7 +135,7 @@ fn admin_addr(s: &str) -> anyhow::Result<std::net::SocketAddr> {
 impl AgentCli {
     pub async fn run(self) -> anyhow::Result<()> {
         let mut registry = Registry::default();
-        let agent = Agent::bind(self.agent, &mut registry)?;
+        let agent = Agent::bind(self.agent, &mut registry).await?;
         tracing::info!(addrs = ?agent.local_addrs(), "agent listening");
         run_with_admin(admin_addr(&self.admin_host_port)?, registry, |stop| {
             agent.run(stop)
@@ -178,7 +178,7 @@ impl AllInOneCli {
         let query = QueryServer::bind(self.query, &storage, &mut registry).await?;
         let mut agent_options = self.agent;
         agent_options.collectors = vec![loopback(collector.local_addrs().grpc).to_string()];
-        let agent = Agent::bind(agent_options, &mut registry)?;
+        let agent = Agent::bind(agent_options, &mut registry).await?;
         tracing::info!(
             agent = ?agent.local_addrs(),
             collector = ?collector.local_addrs(),

@@ -13,6 +13,7 @@ use tonic::codec::CompressionEncoding;
 use tonic::service::Routes;
 use tonic::{Request, Response, Status};
 
+use crate::sampling::Strategies;
 use crate::{ProcessError, SpanProcessor, Transport};
 
 impl From<ProcessError> for Status {
@@ -82,14 +83,19 @@ pub fn process_otlp(
     })
 }
 
-/// The Jaeger api_v2 CollectorService.
-pub fn jaeger_routes(processor: Arc<SpanProcessor>, max_message_size: usize) -> Routes {
+/// The Jaeger api_v2 CollectorService and SamplingManager.
+pub fn jaeger_routes(
+    processor: Arc<SpanProcessor>,
+    strategies: Arc<Strategies>,
+    max_message_size: usize,
+) -> Routes {
     Routes::new(
         CollectorServiceServer::new(JaegerCollector(processor))
             .max_decoding_message_size(max_message_size)
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip),
     )
+    .add_service(crate::sampling::grpc_service(strategies))
 }
 
 /// The OTLP TraceService.

@@ -7,16 +7,26 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use spoor_codec::thrift::{Protocol, decode_batch};
 
+use crate::sampling::{self, Strategies};
 use crate::{ProcessError, SpanProcessor, Transport};
 
-pub fn router(processor: Arc<SpanProcessor>, max_body: usize) -> Router {
+pub fn router(
+    processor: Arc<SpanProcessor>,
+    strategies: Arc<Strategies>,
+    max_body: usize,
+) -> Router {
     Router::new()
         .route("/api/traces", post(post_traces))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(processor)
+        .merge(
+            Router::new()
+                .route("/api/sampling", get(sampling::http_strategy))
+                .with_state(strategies),
+        )
 }
 
 fn protocol_of(headers: &HeaderMap) -> Option<Protocol> {
@@ -117,10 +127,9 @@ mod tests {
         let metrics = Arc::new(CollectorMetrics::new(&mut Registry::default()));
         let (queue, workers) = crate::queue::start(100, 1, store.clone(), Arc::clone(&metrics));
         std::mem::forget(workers);
-        let app = router(
-            Arc::new(SpanProcessor::new(queue, QueueFullAction::Reject, metrics)),
-            1 << 20,
-        );
+        let strategies = Arc::new(Strategies::new(0.25, Default::default()));
+        let processor = Arc::new(SpanProcessor::new(queue, QueueFullAction::Reject, metrics));
+        let app = router(processor, strategies, 1 << 20);
         let process = Process {
             service_name: "thrift-http".into(),
             tags: vec![],
@@ -157,6 +166,30 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+
+        let get = |uri: &str| Request::get(uri).body(Body::empty()).unwrap();
+        let resp = app
+            .clone()
+            .oneshot(get("/api/sampling?service=thrift-http"))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"strategyType": "PROBABILISTIC", "probabilisticSampling": {"samplingRate": 0.25}})
+        );
+        for uri in ["/api/sampling", "/api/sampling?service=a&service=b"] {
+            assert_eq!(
+                app.clone().oneshot(get(uri)).await.unwrap().status(),
+                StatusCode::BAD_REQUEST,
+                "{uri}"
+            );
+        }
 
         let mut stored = None;
         for _ in 0..100 {

@@ -12,6 +12,7 @@ mod options;
 mod otlp_http;
 mod processor;
 mod queue;
+mod sampling;
 
 pub use metrics::{CollectorMetrics, Transport};
 pub use options::{CollectorOptions, QueueFullAction};
@@ -45,6 +46,7 @@ pub struct CollectorAddrs {
 pub struct Collector {
     options: CollectorOptions,
     processor: Arc<SpanProcessor>,
+    strategies: Arc<sampling::Strategies>,
     workers: queue::Workers,
     grpc: tokio::net::TcpListener,
     http: tokio::net::TcpListener,
@@ -65,6 +67,10 @@ impl Collector {
             Arc::clone(&storage.writer),
             Arc::clone(&metrics),
         );
+        let strategies = Arc::new(sampling::Strategies::new(
+            options.default_sampling_probability,
+            metrics.strategies_served.clone(),
+        ));
         let processor = Arc::new(SpanProcessor::new(
             queue,
             options.queue_full_action,
@@ -83,6 +89,7 @@ impl Collector {
         Ok(Collector {
             options,
             processor,
+            strategies,
             workers,
             grpc,
             http,
@@ -107,6 +114,7 @@ impl Collector {
         let Collector {
             options,
             processor,
+            strategies,
             workers,
             grpc,
             http,
@@ -114,9 +122,14 @@ impl Collector {
         } = self;
         let max_message = options.grpc_max_message_size;
         let mut servers = tokio::task::JoinSet::new();
-        let jaeger = grpc::jaeger_routes(Arc::clone(&processor), max_message);
+        let jaeger =
+            grpc::jaeger_routes(Arc::clone(&processor), Arc::clone(&strategies), max_message);
         servers.spawn(serve_grpc(grpc, jaeger, shutdown.clone(), "Jaeger gRPC"));
-        let thrift = jaeger_http::router(Arc::clone(&processor), options.http_max_request_size);
+        let thrift = jaeger_http::router(
+            Arc::clone(&processor),
+            strategies,
+            options.http_max_request_size,
+        );
         servers.spawn(serve_http(http, thrift, shutdown.clone(), "Jaeger HTTP"));
         if let Some((otlp_grpc, otlp_http)) = otlp {
             let routes = grpc::otlp_routes(Arc::clone(&processor), max_message);

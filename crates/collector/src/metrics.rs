@@ -54,6 +54,7 @@ pub struct CollectorMetrics {
     pub spans_written: Counter,
     pub write_failures: Counter,
     pub write_latency: Histogram,
+    pub strategies_served: Counter,
 }
 
 impl CollectorMetrics {
@@ -69,6 +70,7 @@ impl CollectorMetrics {
             spans_written: Counter::default(),
             write_failures: Counter::default(),
             write_latency: Histogram::new(exponential_buckets(0.000_05, 2.0, 18)),
+            strategies_served: Counter::default(),
         };
         let r = registry.sub_registry_with_prefix("spoor_collector");
         r.register(
@@ -120,6 +122,11 @@ impl CollectorMetrics {
             "storage_write_seconds",
             "Time to write one batch to storage",
             m.write_latency.clone(),
+        );
+        r.register(
+            "sampling_strategies_served",
+            "Sampling strategies answered to agents and clients",
+            m.strategies_served.clone(),
         );
         m
     }

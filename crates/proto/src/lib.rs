@@ -9,6 +9,7 @@ pub mod api_v2 {
 
 mod convert;
 pub mod jsonpb;
+pub mod sampling_json;
 
 pub use convert::{
     ConvertError, batch_to_proto, duration_to_proto, span_from_proto, span_to_proto,

@@ -1,4 +1,4 @@
-//! Compiles the Jaeger api_v2 IDL in the workspace's proto/ folder. protox parses
+//! Compiles the Jaeger api_v2 and Zipkin v2 IDL in the workspace's proto/ folder. protox parses
 //! the files in Rust, so no system protoc is needed.
 use std::path::PathBuf;
 
@@ -16,5 +16,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let descriptors = protox::compile(&paths, [&root])?;
     tonic_prost_build::configure().compile_fds(descriptors)?;
+
+    let zipkin_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto/zipkin");
+    let zipkin = zipkin_root.join("zipkin.proto");
+    println!("cargo:rerun-if-changed={}", zipkin.display());
+    let descriptors = protox::compile([&zipkin], [&zipkin_root])?;
+    tonic_prost_build::configure()
+        .build_client(false)
+        .build_server(false)
+        .compile_fds(descriptors)?;
     Ok(())
 }

@@ -7,6 +7,12 @@ pub mod api_v2 {
     tonic::include_proto!("jaeger.api_v2");
 }
 
+/// Zipkin v2 protobuf messages (`zipkin.proto3`).
+pub mod zipkin {
+    #![allow(clippy::all)]
+    tonic::include_proto!("zipkin.proto3");
+}
+
 mod convert;
 pub mod jsonpb;
 pub mod sampling_json;

@@ -7,7 +7,7 @@ use spoor_model::{KeyValue, Log, Process, RefType, Span, SpanId, SpanRef, TraceI
 
 use super::protocol::{
     BinaryReader, BinaryWriter, CompactReader, CompactWriter, MessageType, Reader, TType,
-    ThriftError, Writer,
+    ThriftError, Writer, read_list, read_struct,
 };
 
 /// The two protocols Jaeger clients use: compact on UDP 6831, binary on UDP
@@ -56,38 +56,6 @@ fn micros(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
         .unwrap_or(0)
-}
-
-/// Reads the fields of a struct, handing each (type, id) to `field`, which
-/// returns false for fields it does not know; those are skipped.
-fn read_struct<'a, R: Reader<'a>>(
-    r: &mut R,
-    mut field: impl FnMut(&mut R, TType, i16) -> Result<bool, ThriftError>,
-) -> Result<(), ThriftError> {
-    r.read_struct_begin()?;
-    while let Some((t, id)) = r.read_field_begin()? {
-        if !field(r, t, id)? {
-            r.skip(t)?;
-        }
-    }
-    r.read_struct_end();
-    Ok(())
-}
-
-fn read_list<'a, R: Reader<'a>, T>(
-    r: &mut R,
-    elem: TType,
-    mut item: impl FnMut(&mut R) -> Result<T, ThriftError>,
-) -> Result<Vec<T>, ThriftError> {
-    let (t, n) = r.read_list_begin()?;
-    if t != elem && n > 0 {
-        return Err(unexpected("list element type", format!("{t:?}")));
-    }
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        out.push(item(r)?);
-    }
-    Ok(out)
 }
 
 fn read_tag<'a, R: Reader<'a>>(r: &mut R) -> Result<KeyValue, ThriftError> {

@@ -631,3 +631,42 @@ impl Writer for CompactWriter {
         self.out
     }
 }
+
+pub fn unexpected(what: &'static str, value: impl ToString) -> ThriftError {
+    ThriftError::Unexpected {
+        what,
+        value: value.to_string(),
+    }
+}
+
+/// Reads the fields of a struct, handing each (type, id) to `field`, which
+/// returns false for fields it does not know; those are skipped.
+pub fn read_struct<'a, R: Reader<'a>>(
+    r: &mut R,
+    mut field: impl FnMut(&mut R, TType, i16) -> Result<bool, ThriftError>,
+) -> Result<(), ThriftError> {
+    r.read_struct_begin()?;
+    while let Some((t, id)) = r.read_field_begin()? {
+        if !field(r, t, id)? {
+            r.skip(t)?;
+        }
+    }
+    r.read_struct_end();
+    Ok(())
+}
+
+pub fn read_list<'a, R: Reader<'a>, T>(
+    r: &mut R,
+    elem: TType,
+    mut item: impl FnMut(&mut R) -> Result<T, ThriftError>,
+) -> Result<Vec<T>, ThriftError> {
+    let (t, n) = r.read_list_begin()?;
+    if t != elem && n > 0 {
+        return Err(unexpected("list element type", format!("{t:?}")));
+    }
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(item(r)?);
+    }
+    Ok(out)
+}

@@ -31,7 +31,7 @@ class Spoor:
     def __init__(self, extra_args=(), env=None):
         self.ports = {name: free_port() for name in
                       ("grpc", "http", "otlp_grpc", "otlp_http", "query_http", "query_grpc", "admin",
-                       "compact", "binary", "sampling")}
+                       "compact", "binary", "sampling", "zipkin", "zipkin_udp")}
         p = self.ports
         args = [
             str(bin_dir() / "spoor-all-in-one"),
@@ -45,6 +45,8 @@ class Spoor:
             f"--processor.jaeger-compact.server-host-port=127.0.0.1:{p['compact']}",
             f"--processor.jaeger-binary.server-host-port=127.0.0.1:{p['binary']}",
             f"--http-server.host-port=127.0.0.1:{p['sampling']}",
+            f"--collector.zipkin.host-port=127.0.0.1:{p['zipkin']}",
+            f"--processor.zipkin-compact.server-host-port=127.0.0.1:{p['zipkin_udp']}",
             *extra_args,
         ]
         self.log = open(REPO / "target" / f"spoor-it-{p['admin']}.log", "wb") \
@@ -55,6 +57,7 @@ class Spoor:
         self.admin = f"http://127.0.0.1:{p['admin']}"
         self.otlp_http = f"http://127.0.0.1:{p['otlp_http']}"
         self.jaeger_http = f"http://127.0.0.1:{p['http']}"
+        self.zipkin = f"http://127.0.0.1:{p['zipkin']}"
         self.otlp_grpc = f"127.0.0.1:{p['otlp_grpc']}"
         self._wait_healthy()
 
@@ -98,13 +101,14 @@ class Agent:
     """A running spoor-agent that forwards to a collector's gRPC port."""
 
     def __init__(self, collector_grpc_port, extra_args=()):
-        self.ports = {name: free_port() for name in ("compact", "binary", "http", "admin")}
+        self.ports = {name: free_port() for name in ("compact", "binary", "zipkin", "http", "admin")}
         p = self.ports
         self.proc = subprocess.Popen([
             str(bin_dir() / "spoor-agent"),
             f"--processor.jaeger-compact.server-host-port=127.0.0.1:{p['compact']}",
             f"--processor.jaeger-binary.server-host-port=127.0.0.1:{p['binary']}",
             f"--admin.http.host-port=127.0.0.1:{p['admin']}",
+            f"--processor.zipkin-compact.server-host-port=127.0.0.1:{p['zipkin']}",
             f"--http-server.host-port=127.0.0.1:{p['http']}",
             f"--reporter.grpc.host-port=127.0.0.1:{collector_grpc_port}",
             *extra_args,

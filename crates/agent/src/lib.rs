@@ -1,5 +1,6 @@
 //! The agent: a host daemon that receives spans from Jaeger clients over UDP
-//! (Thrift compact on 6831, binary on 6832), adds the host's tags, and
+//! (Jaeger Thrift compact on 6831, binary on 6832, Zipkin Thrift compact on
+//! 5775), adds the host's tags, and
 //! forwards them in batches to collectors over gRPC.
 
 mod http;
@@ -18,7 +19,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::registry::Registry;
-use spoor_codec::thrift::Protocol;
 use spoor_server::net::parse_host_port;
 use spoor_server::shutdown::Shutdown;
 
@@ -30,6 +30,7 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct AgentAddrs {
     pub compact: SocketAddr,
     pub binary: SocketAddr,
+    pub zipkin: SocketAddr,
     pub http: SocketAddr,
 }
 
@@ -47,13 +48,14 @@ impl Agent {
         let agent_tags = parse_agent_tags(&options.agent_tags, |v| std::env::var(v).ok())
             .map_err(anyhow::Error::msg)?;
         let mut ports = Vec::new();
-        for (protocol, host_port) in [
-            (Protocol::Compact, &options.compact_host_port),
-            (Protocol::Binary, &options.binary_host_port),
+        for (format, host_port) in [
+            (udp::Format::JaegerCompact, &options.compact_host_port),
+            (udp::Format::JaegerBinary, &options.binary_host_port),
+            (udp::Format::ZipkinCompact, &options.zipkin_udp_host_port),
         ] {
             let addr = parse_host_port(host_port).map_err(anyhow::Error::msg)?;
             ports.push(udp::Port {
-                protocol,
+                format,
                 socket: udp::bind(addr, options.udp_socket_buffer_size)?,
             });
         }
@@ -78,6 +80,7 @@ impl Agent {
         AgentAddrs {
             compact: addr(0),
             binary: addr(1),
+            zipkin: addr(2),
             http: self
                 .http
                 .local_addr()

@@ -22,6 +22,14 @@ pub struct AgentOptions {
     )]
     pub binary_host_port: String,
 
+    /// UDP address for Zipkin Thrift compact (Agent.emitZipkinBatch).
+    #[arg(
+        long = "processor.zipkin-compact.server-host-port",
+        env = "PROCESSOR_ZIPKIN_COMPACT_SERVER_HOST_PORT",
+        default_value = ":5775"
+    )]
+    pub zipkin_udp_host_port: String,
+
     /// HTTP address where clients poll sampling strategies (/sampling, /, /baggageRestrictions).
     #[arg(
         long = "http-server.host-port",

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use spoor_codec::thrift::{Protocol, decode_emit_batch};
-use spoor_model::{KeyValue, Process};
+use spoor_codec::zipkin::{decode_emit_zipkin_batch, to_model};
+use spoor_model::{KeyValue, Process, Span};
 use spoor_server::shutdown::Shutdown;
 use tokio::net::UdpSocket;
 use tokio::sync::{Mutex, mpsc};
@@ -15,12 +16,50 @@ use tokio::task::JoinSet;
 use crate::metrics::{AgentMetrics, PortLabel};
 use crate::reporter::Reporter;
 
-pub fn label(protocol: Protocol) -> PortLabel {
+/// What a UDP port speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// `Agent.emitBatch` in Thrift compact (6831).
+    JaegerCompact,
+    /// `Agent.emitBatch` in Thrift binary (6832).
+    JaegerBinary,
+    /// `Agent.emitZipkinBatch` in Thrift compact (5775).
+    ZipkinCompact,
+}
+
+pub fn label(format: Format) -> PortLabel {
     PortLabel {
-        protocol: match protocol {
-            Protocol::Compact => "jaeger_compact",
-            Protocol::Binary => "jaeger_binary",
+        protocol: match format {
+            Format::JaegerCompact => "jaeger_compact",
+            Format::JaegerBinary => "jaeger_binary",
+            Format::ZipkinCompact => "zipkin_compact",
         },
+    }
+}
+
+/// A datagram's spans, grouped by process (one forwarded batch each).
+fn decode(format: Format, packet: &[u8]) -> Result<Vec<(Process, Vec<Span>)>, String> {
+    let jaeger = |protocol| {
+        let batch = decode_emit_batch(packet, protocol).map_err(|e| e.to_string())?;
+        Ok(vec![((*batch.process).clone(), batch.spans)])
+    };
+    match format {
+        Format::JaegerCompact => jaeger(Protocol::Compact),
+        Format::JaegerBinary => jaeger(Protocol::Binary),
+        Format::ZipkinCompact => {
+            let (spans, errors) = decode_emit_zipkin_batch(packet).map_err(|e| e.to_string())?;
+            if let Some(e) = errors.first() {
+                return Err(e.clone());
+            }
+            let mut groups: Vec<(Process, Vec<Span>)> = Vec::new();
+            for span in to_model(spans) {
+                match groups.iter_mut().find(|(p, _)| *p == *span.process) {
+                    Some((_, spans)) => spans.push(span),
+                    None => groups.push(((*span.process).clone(), vec![span])),
+                }
+            }
+            Ok(groups)
+        }
     }
 }
 
@@ -46,7 +85,7 @@ pub fn bind(addr: SocketAddr, recv_buffer: usize) -> anyhow::Result<UdpSocket> {
 }
 
 pub struct Port {
-    pub protocol: Protocol,
+    pub format: Format,
     pub socket: UdpSocket,
 }
 
@@ -66,7 +105,7 @@ pub fn spawn(
     metrics: Arc<AgentMetrics>,
     shutdown: Shutdown,
 ) {
-    let label = label(port.protocol);
+    let label = label(port.format);
     let (tx, rx) = mpsc::channel::<Vec<u8>>(settings.queue_size);
     let rx = Arc::new(Mutex::new(rx));
     let max = settings.max_packet_size;
@@ -110,22 +149,23 @@ pub fn spawn(
             label.clone(),
         );
         let agent_tags = settings.agent_tags.clone();
-        let protocol = port.protocol;
+        let format = port.format;
         tasks.spawn(async move {
             loop {
                 let Some(packet) = rx.lock().await.recv().await else {
                     return;
                 };
                 metrics.packet_queue_length.get_or_create(&label).dec();
-                match decode_emit_batch(&packet, protocol) {
-                    Ok(batch) => {
-                        metrics
-                            .spans_received
-                            .get_or_create(&label)
-                            .inc_by(batch.spans.len() as u64);
-                        let mut process: Process = (*batch.process).clone();
-                        process.tags.extend(agent_tags.iter().cloned());
-                        reporter.submit(spoor_proto::batch_to_proto(&process, &batch.spans));
+                match decode(format, &packet) {
+                    Ok(groups) => {
+                        for (mut process, spans) in groups {
+                            metrics
+                                .spans_received
+                                .get_or_create(&label)
+                                .inc_by(spans.len() as u64);
+                            process.tags.extend(agent_tags.iter().cloned());
+                            reporter.submit(spoor_proto::batch_to_proto(&process, &spans));
+                        }
                     }
                     Err(e) => {
                         metrics.decode_errors.get_or_create(&label).inc();

@@ -74,6 +74,7 @@ async fn start_agent(
         "a",
         "--processor.jaeger-compact.server-host-port=127.0.0.1:0",
         "--processor.jaeger-binary.server-host-port=127.0.0.1:0",
+        "--processor.zipkin-compact.server-host-port=127.0.0.1:0",
         "--http-server.host-port=127.0.0.1:0",
         &format!("--reporter.grpc.host-port={collector}"),
         "--reporter.grpc.timeout=1s",
@@ -334,4 +335,80 @@ async fn clients_get_sampling_strategies_from_the_collector_through_the_agent() 
 
     stop_agent.trigger();
     agent_task.await.unwrap().unwrap();
+}
+
+/// `Agent.emitZipkinBatch` with one v1 span (client side, cs/cr), in Thrift compact.
+fn zipkin_datagram(trace: i64) -> Vec<u8> {
+    use spoor_codec::thrift::protocol::{CompactWriter, MessageType, TType, Writer};
+    let mut w = CompactWriter::default();
+    w.write_message_begin("emitZipkinBatch", MessageType::Oneway, 1);
+    w.write_struct_begin();
+    w.write_field_begin(TType::List, 1);
+    w.write_list_begin(TType::Struct, 1);
+    w.write_struct_begin();
+    w.write_field_begin(TType::I64, 1);
+    w.write_i64(trace);
+    w.write_field_begin(TType::Binary, 3);
+    w.write_string("zipkin-call");
+    w.write_field_begin(TType::I64, 4);
+    w.write_i64(7);
+    w.write_field_begin(TType::List, 6);
+    w.write_list_begin(TType::Struct, 2);
+    for (ts, value) in [
+        (1_700_000_000_000_000i64, "cs"),
+        (1_700_000_000_002_000, "cr"),
+    ] {
+        w.write_struct_begin();
+        w.write_field_begin(TType::I64, 1);
+        w.write_i64(ts);
+        w.write_field_begin(TType::Binary, 2);
+        w.write_string(value);
+        w.write_field_begin(TType::Struct, 3);
+        w.write_struct_begin();
+        w.write_field_begin(TType::Binary, 3);
+        w.write_string("zipkin-client");
+        w.write_field_stop();
+        w.write_struct_end();
+        w.write_field_stop();
+        w.write_struct_end();
+    }
+    w.write_field_stop();
+    w.write_struct_end();
+    w.write_field_stop();
+    w.write_struct_end();
+    w.into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zipkin_thrift_datagrams_reach_the_collector() {
+    let (storage, store) = storage();
+    let (collector_addr, stop_collector, collector) =
+        start_collector(&storage, "127.0.0.1:0").await;
+    let mut registry = Registry::default();
+    let (agent, stop_agent, shutdown) = start_agent(collector_addr, &mut registry).await;
+    let addr = agent.local_addrs().zipkin;
+    let agent_task = tokio::spawn(agent.run(shutdown));
+    let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    client.send_to(&zipkin_datagram(0x2f), addr).await.unwrap();
+    client.send_to(b"\x82\x81 not zipkin", addr).await.unwrap();
+
+    let trace = wait_for(&store, 0x2f).await.expect("zipkin span forwarded");
+    let s = &trace.spans[0];
+    assert_eq!(s.operation_name, "zipkin-call");
+    assert_eq!(s.process.service_name, "zipkin-client");
+    assert_eq!(s.duration, Duration::from_millis(2));
+    assert_eq!(s.tag("span.kind"), Some(&Value::String("client".into())));
+    assert!(
+        s.process.tags.iter().any(|t| t.key == "zone"),
+        "agent tags added"
+    );
+    assert_eq!(
+        metric(&registry, "spoor_agent_decode_errors_total"),
+        "spoor_agent_decode_errors_total{protocol=\"zipkin_compact\"} 1"
+    );
+
+    stop_agent.trigger();
+    agent_task.await.unwrap().unwrap();
+    stop_collector.trigger();
+    collector.await.unwrap().unwrap();
 }

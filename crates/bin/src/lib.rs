@@ -174,7 +174,11 @@ impl AllInOneCli {
     pub async fn run(self) -> anyhow::Result<()> {
         let mut registry = Registry::default();
         let storage = self.storage.open(&mut registry)?;
-        let collector = Collector::bind(self.collector, &storage, &mut registry).await?;
+        let mut collector_options = self.collector;
+        if collector_options.zipkin_host_port.is_empty() {
+            collector_options.zipkin_host_port = ":9411".into();
+        }
+        let collector = Collector::bind(collector_options, &storage, &mut registry).await?;
         let query = QueryServer::bind(self.query, &storage, &mut registry).await?;
         let mut agent_options = self.agent;
         agent_options.collectors = vec![loopback(collector.local_addrs().grpc).to_string()];

@@ -1,10 +1,12 @@
 //! The collector: receives spans over Jaeger gRPC (14250), Jaeger Thrift
-//! HTTP (14268) and OTLP gRPC (4317) and HTTP (4318), validates them, and hands them through a bounded queue to
+//! HTTP (14268), Zipkin (9411, when enabled) and OTLP gRPC (4317) and HTTP
+//! (4318), validates them, and hands them through a bounded queue to
 //! writer workers that store them.
 //!
 //! Receivers only translate wire formats; [`SpanProcessor`] holds the rules
 //! (validation, counting, backpressure) so they are the same for every protocol.
 
+mod body;
 mod grpc;
 mod jaeger_http;
 mod metrics;
@@ -13,6 +15,7 @@ mod otlp_http;
 mod processor;
 mod queue;
 mod sampling;
+mod zipkin_http;
 
 pub use metrics::{CollectorMetrics, Transport};
 pub use options::{CollectorOptions, QueueFullAction};
@@ -37,6 +40,7 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct CollectorAddrs {
     pub grpc: std::net::SocketAddr,
     pub http: std::net::SocketAddr,
+    pub zipkin: Option<std::net::SocketAddr>,
     pub otlp_grpc: Option<std::net::SocketAddr>,
     pub otlp_http: Option<std::net::SocketAddr>,
 }
@@ -50,6 +54,7 @@ pub struct Collector {
     workers: queue::Workers,
     grpc: tokio::net::TcpListener,
     http: tokio::net::TcpListener,
+    zipkin: Option<tokio::net::TcpListener>,
     otlp: Option<(tokio::net::TcpListener, tokio::net::TcpListener)>,
 }
 
@@ -78,6 +83,10 @@ impl Collector {
         ));
         let grpc = spoor_server::net::bind(options.grpc_addr()?, "collector gRPC").await?;
         let http = spoor_server::net::bind(options.http_addr()?, "collector HTTP").await?;
+        let zipkin = match options.zipkin_addr()? {
+            Some(addr) => Some(spoor_server::net::bind(addr, "Zipkin HTTP").await?),
+            None => None,
+        };
         let otlp = if options.otlp_enabled {
             Some((
                 spoor_server::net::bind(options.otlp_grpc_addr()?, "OTLP gRPC").await?,
@@ -93,6 +102,7 @@ impl Collector {
             workers,
             grpc,
             http,
+            zipkin,
             otlp,
         })
     }
@@ -104,6 +114,7 @@ impl Collector {
         CollectorAddrs {
             grpc: addr(&self.grpc),
             http: addr(&self.http),
+            zipkin: self.zipkin.as_ref().map(addr),
             otlp_grpc: self.otlp.as_ref().map(|(g, _)| addr(g)),
             otlp_http: self.otlp.as_ref().map(|(_, h)| addr(h)),
         }
@@ -118,6 +129,7 @@ impl Collector {
             workers,
             grpc,
             http,
+            zipkin,
             otlp,
         } = self;
         let max_message = options.grpc_max_message_size;
@@ -131,6 +143,10 @@ impl Collector {
             options.http_max_request_size,
         );
         servers.spawn(serve_http(http, thrift, shutdown.clone(), "Jaeger HTTP"));
+        if let Some(zipkin) = zipkin {
+            let app = zipkin_http::router(Arc::clone(&processor), options.http_max_request_size);
+            servers.spawn(serve_http(zipkin, app, shutdown.clone(), "Zipkin HTTP"));
+        }
         if let Some((otlp_grpc, otlp_http)) = otlp {
             let routes = grpc::otlp_routes(Arc::clone(&processor), max_message);
             servers.spawn(serve_grpc(otlp_grpc, routes, shutdown.clone(), "OTLP gRPC"));

@@ -13,6 +13,7 @@ pub enum Transport {
     JaegerHttp,
     OtlpGrpc,
     OtlpHttp,
+    Zipkin,
 }
 
 impl Transport {
@@ -22,6 +23,7 @@ impl Transport {
             Transport::JaegerHttp => "http",
             Transport::OtlpGrpc => "otlp_grpc",
             Transport::OtlpHttp => "otlp_http",
+            Transport::Zipkin => "zipkin",
         }
     }
 }

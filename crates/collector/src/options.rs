@@ -42,6 +42,15 @@ pub struct CollectorOptions {
     #[arg(long = "collector.http-server.max-request-size", env = "COLLECTOR_HTTP_SERVER_MAX_REQUEST_SIZE", default_value_t = DEFAULT_MAX_MESSAGE_SIZE)]
     pub http_max_request_size: usize,
 
+    /// Zipkin HTTP (/api/v1/spans, /api/v2/spans) listen address; empty or "off"
+    /// disables it (the all-in-one serves :9411 unless told otherwise).
+    #[arg(
+        long = "collector.zipkin.host-port",
+        env = "COLLECTOR_ZIPKIN_HOST_PORT",
+        default_value = ""
+    )]
+    pub zipkin_host_port: String,
+
     /// Accept OTLP over gRPC and HTTP.
     #[arg(long = "collector.otlp.enabled", env = "COLLECTOR_OTLP_ENABLED", default_value_t = true, action = ArgAction::Set)]
     pub otlp_enabled: bool,
@@ -113,6 +122,13 @@ impl CollectorOptions {
     }
     pub fn http_addr(&self) -> anyhow::Result<SocketAddr> {
         parse_host_port(&self.http_host_port).map_err(anyhow::Error::msg)
+    }
+    /// The Zipkin address, or None when Zipkin is off.
+    pub fn zipkin_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
+        match self.zipkin_host_port.trim() {
+            "" | "off" => Ok(None),
+            hp => parse_host_port(hp).map(Some).map_err(anyhow::Error::msg),
+        }
     }
     pub fn otlp_grpc_addr(&self) -> anyhow::Result<SocketAddr> {
         parse_host_port(&self.otlp_grpc_host_port).map_err(anyhow::Error::msg)

@@ -1,7 +1,6 @@
 //! OTLP over HTTP: `POST /v1/traces` with a protobuf or JSON body, optionally
 //! gzip-compressed. Answers in the request's encoding; errors carry a
 //! `google.rpc.Status`, as the OTLP specification asks.
-use std::io::Read;
 use std::sync::Arc;
 
 use axum::Router;
@@ -13,6 +12,7 @@ use axum::routing::post;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
+use crate::body::BodyError;
 use crate::grpc::process_otlp;
 use crate::{ProcessError, SpanProcessor, Transport};
 
@@ -119,31 +119,6 @@ fn encoding_of(headers: &HeaderMap) -> Option<Encoding> {
     }
 }
 
-/// Inflates a gzip body, refusing to produce more than `max` bytes.
-fn gunzip(body: &[u8], max: usize) -> Result<Vec<u8>, Failure> {
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(body)
-        .take(max as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| {
-            fail(
-                StatusCode::BAD_REQUEST,
-                tonic::Code::InvalidArgument,
-                "undecodable",
-                format!("invalid gzip body: {e}"),
-            )
-        })?;
-    if out.len() > max {
-        return Err(fail(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            tonic::Code::ResourceExhausted,
-            "too_large",
-            format!("decompressed body exceeds the {max}-byte limit"),
-        ));
-    }
-    Ok(out)
-}
-
 async fn export(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(encoding) = encoding_of(&headers) else {
         state
@@ -179,23 +154,15 @@ fn handle(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Response, Failure> {
-    let body = match headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-    {
-        None | Some("identity") => body.to_vec(),
-        Some(e) if e.eq_ignore_ascii_case("gzip") => gunzip(&body, state.max_body)?,
-        Some(other) => {
-            return Err(fail(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                tonic::Code::InvalidArgument,
-                "unsupported_encoding",
-                format!("unsupported content encoding {other:?}; use gzip or none"),
-            ));
-        }
-    };
+    let body = crate::body::decoded(headers, body, state.max_body).map_err(|e| {
+        let code = match e {
+            BodyError::TooLarge(_) => tonic::Code::ResourceExhausted,
+            _ => tonic::Code::InvalidArgument,
+        };
+        fail(e.status(), code, e.reason(), e.to_string())
+    })?;
     let request = match encoding {
-        Encoding::Protobuf => ExportTraceServiceRequest::decode(body.as_slice())
+        Encoding::Protobuf => ExportTraceServiceRequest::decode(body.as_ref())
             .map_err(|e| format!("undecodable protobuf body: {e}")),
         Encoding::Json => serde_json::from_slice::<ExportTraceServiceRequest>(&body)
             .map_err(|e| format!("undecodable json body: {e}")),

@@ -241,7 +241,9 @@ fn write_v1_span<W: Writer>(w: &mut W) {
         w.write_field_stop();
         w.write_struct_end();
     }
-    let bins: [(&str, Vec<u8>, i32, &str, u32, i16); 4] = [
+    // key, value bytes, annotation type, endpoint service, ipv4, port
+    type Binary<'a> = (&'a str, Vec<u8>, i32, &'a str, u32, i16);
+    let bins: [Binary; 4] = [
         ("sa", vec![1], 0, "shop", shop, 8080),
         ("ca", vec![1], 0, "web", web, 0),
         ("http.status_code", b"200".to_vec(), 6, "shop", 0, 0),

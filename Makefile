@@ -1,7 +1,7 @@
 # The commands a developer and CI run. `make test` is the one test command.
 PYTHON ?= python3
 
-.PHONY: build test lint fmt run bench
+.PHONY: build test lint fmt run bench fuzz
 
 build:
 	cargo build --workspace --bins
@@ -22,3 +22,13 @@ run:
 
 bench:
 	./scripts/bench-ingest.sh
+
+# Each decoder's fuzz target for FUZZ_SECONDS (cargo-fuzz; RUSTC_BOOTSTRAP lets
+# the stable toolchain take the sanitizer flags).
+FUZZ_SECONDS ?= 10
+FUZZ_TARGETS = jaeger_compact jaeger_binary zipkin_thrift zipkin_json zipkin_proto
+
+fuzz:
+	for t in $(FUZZ_TARGETS); do \
+	  RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir fuzz -O $$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=4096 || exit 1; \
+	done

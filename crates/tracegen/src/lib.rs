@@ -2,6 +2,7 @@
 //! flat out) and reports what it achieved; `query` probes the query API's
 //! latency on the traces it sent. Every benchmark in docs/benchmarks.md uses it.
 
+mod decode_bench;
 mod generate;
 mod query;
 mod report;
@@ -28,6 +29,8 @@ pub enum Command {
     Send(send::SendOptions),
     /// Measure trace-by-id and search latency against the query API.
     Query(query::QueryOptions),
+    /// Measure Thrift decode throughput in process.
+    DecodeBench(decode_bench::DecodeBenchOptions),
 }
 
 impl Cli {
@@ -35,6 +38,7 @@ impl Cli {
         match self.command {
             Command::Send(o) => send::run(o).await,
             Command::Query(o) => query::run(o).await,
+            Command::DecodeBench(o) => decode_bench::run(o),
         }
     }
 }

@@ -21,6 +21,10 @@ pub enum Protocol {
     OtlpGrpc,
     OtlpHttp,
     JaegerGrpc,
+    /// Agent.emitBatch datagrams in Thrift compact (agent port 6831).
+    JaegerUdpCompact,
+    /// Agent.emitBatch datagrams in Thrift binary (agent port 6832).
+    JaegerUdpBinary,
 }
 
 #[derive(Args, Debug)]
@@ -50,6 +54,7 @@ pub struct SendOptions {
 }
 
 enum Client {
+    Udp(tokio::net::UdpSocket, spoor_codec::thrift::Protocol),
     OtlpGrpc(TraceServiceClient<tonic::transport::Channel>),
     OtlpHttp(reqwest::Client, String),
     JaegerGrpc(CollectorServiceClient<tonic::transport::Channel>),
@@ -58,7 +63,14 @@ enum Client {
 impl Client {
     async fn connect(o: &SendOptions) -> anyhow::Result<Client> {
         let grpc_url = format!("http://{}", o.endpoint);
+        let udp = |protocol| async move {
+            let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+            socket.connect(&o.endpoint).await.context("while resolving the agent address")?;
+            anyhow::Ok(Client::Udp(socket, protocol))
+        };
         Ok(match o.protocol {
+            Protocol::JaegerUdpCompact => udp(spoor_codec::thrift::Protocol::Compact).await?,
+            Protocol::JaegerUdpBinary => udp(spoor_codec::thrift::Protocol::Binary).await?,
             Protocol::OtlpGrpc => Client::OtlpGrpc(
                 TraceServiceClient::connect(grpc_url)
                     .await
@@ -86,6 +98,22 @@ impl Client {
     /// Sends one batch; returns its encoded size in bytes.
     async fn send(&mut self, spans: &[Span]) -> anyhow::Result<usize> {
         match self {
+            Client::Udp(socket, protocol) => {
+                // one datagram per process, as Jaeger clients batch
+                let mut size = 0;
+                let mut rest: Vec<&Span> = spans.iter().collect();
+                while let Some(first) = rest.first() {
+                    let process = std::sync::Arc::clone(&first.process);
+                    let (same, other): (Vec<&Span>, Vec<&Span>) =
+                        rest.into_iter().partition(|s| std::sync::Arc::ptr_eq(&s.process, &process));
+                    let group: Vec<Span> = same.into_iter().cloned().collect();
+                    let datagram = spoor_codec::thrift::encode_emit_batch(&process, &group, *protocol, 0);
+                    anyhow::ensure!(datagram.len() <= 65_000, "datagram of {} bytes; send fewer spans per batch", datagram.len());
+                    size += socket.send(&datagram).await?;
+                    rest = other;
+                }
+                Ok(size)
+            }
             Client::OtlpGrpc(c) => {
                 let req = ExportTraceServiceRequest {
                     resource_spans: spoor_codec::otlp::spans_to_otlp(spans),

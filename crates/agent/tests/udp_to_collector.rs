@@ -109,6 +109,58 @@ fn process() -> Process {
     }
 }
 
+/// A collector on the memory store and an agent forwarding to it, running.
+struct Harness {
+    storage: Storage,
+    store: Arc<MemoryStore>,
+    registry: Registry,
+    addrs: spoor_agent::AgentAddrs,
+    collector_addr: SocketAddr,
+    collector: Option<(ShutdownTrigger, tokio::task::JoinHandle<anyhow::Result<()>>)>,
+    agent: (ShutdownTrigger, tokio::task::JoinHandle<anyhow::Result<()>>),
+}
+
+async fn harness() -> Harness {
+    let (storage, store) = storage();
+    let (collector_addr, stop_collector, collector) =
+        start_collector(&storage, "127.0.0.1:0").await;
+    let mut registry = Registry::default();
+    let (agent, stop_agent, shutdown) = start_agent(collector_addr, &mut registry).await;
+    let addrs = agent.local_addrs();
+    let agent_task = tokio::spawn(agent.run(shutdown));
+    Harness {
+        storage,
+        store,
+        registry,
+        addrs,
+        collector_addr,
+        collector: Some((stop_collector, collector)),
+        agent: (stop_agent, agent_task),
+    }
+}
+
+impl Harness {
+    async fn stop_collector(&mut self) {
+        if let Some((stop, task)) = self.collector.take() {
+            stop.trigger();
+            task.await.unwrap().unwrap();
+        }
+    }
+
+    /// A new collector on the address of the first, on the same store.
+    async fn start_collector(&mut self) {
+        let (_, stop, task) =
+            start_collector(&self.storage, &self.collector_addr.to_string()).await;
+        self.collector = Some((stop, task));
+    }
+
+    async fn stop(mut self) {
+        self.agent.0.trigger();
+        (&mut self.agent.1).await.unwrap().unwrap();
+        self.stop_collector().await;
+    }
+}
+
 async fn wait_for(store: &MemoryStore, id: u128) -> Option<spoor_model::Trace> {
     for _ in 0..300 {
         if let Some(t) = store.get_trace(TraceId(id)).await.unwrap() {
@@ -130,13 +182,9 @@ fn metric(registry: &Registry, line_start: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compact_and_binary_packets_reach_the_collector_and_bad_ones_are_counted() {
-    let (storage, store) = storage();
-    let (collector_addr, stop_collector, collector) =
-        start_collector(&storage, "127.0.0.1:0").await;
-    let mut registry = Registry::default();
-    let (agent, stop_agent, shutdown) = start_agent(collector_addr, &mut registry).await;
-    let addrs = agent.local_addrs();
-    let agent_task = tokio::spawn(agent.run(shutdown));
+    let h = harness().await;
+    let store = Arc::clone(&h.store);
+    let addrs = h.addrs;
 
     let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     client
@@ -199,19 +247,19 @@ async fn compact_and_binary_packets_reach_the_collector_and_bad_ones_are_counted
     assert!(store.get_trace(TraceId(0xc2)).await.unwrap().is_none());
     assert_eq!(
         metric(
-            &registry,
+            &h.registry,
             "spoor_agent_decode_errors_total{protocol=\"jaeger_compact\"}"
         ),
         "spoor_agent_decode_errors_total{protocol=\"jaeger_compact\"} 2"
     );
     assert_eq!(
-        metric(&registry, "spoor_agent_packets_too_large_total"),
+        metric(&h.registry, "spoor_agent_packets_too_large_total"),
         "spoor_agent_packets_too_large_total{protocol=\"jaeger_compact\"} 1"
     );
     // the collector stores a batch before its answer reaches the agent
     let mut forwarded = String::new();
     for _ in 0..300 {
-        forwarded = metric(&registry, "spoor_agent_spans_forwarded_total");
+        forwarded = metric(&h.registry, "spoor_agent_spans_forwarded_total");
         if forwarded.ends_with(" 3") {
             break;
         }
@@ -219,21 +267,14 @@ async fn compact_and_binary_packets_reach_the_collector_and_bad_ones_are_counted
     }
     assert_eq!(forwarded, "spoor_agent_spans_forwarded_total 3");
 
-    stop_agent.trigger();
-    agent_task.await.unwrap().unwrap();
-    stop_collector.trigger();
-    collector.await.unwrap().unwrap();
+    h.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_sent_while_the_collector_is_down_arrive_after_it_restarts() {
-    let (storage, store) = storage();
-    let (collector_addr, stop_collector, collector) =
-        start_collector(&storage, "127.0.0.1:0").await;
-    let mut registry = Registry::default();
-    let (agent, stop_agent, shutdown) = start_agent(collector_addr, &mut registry).await;
-    let addrs = agent.local_addrs();
-    let agent_task = tokio::spawn(agent.run(shutdown));
+    let mut h = harness().await;
+    let store = Arc::clone(&h.store);
+    let addrs = h.addrs;
     let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     client
         .send_to(
@@ -244,8 +285,7 @@ async fn spans_sent_while_the_collector_is_down_arrive_after_it_restarts() {
         .unwrap();
     assert!(wait_for(&store, 0xd0).await.is_some());
 
-    stop_collector.trigger();
-    collector.await.unwrap().unwrap();
+    h.stop_collector().await;
     for i in 1..=20u128 {
         client
             .send_to(
@@ -261,7 +301,7 @@ async fn spans_sent_while_the_collector_is_down_arrive_after_it_restarts() {
         "collector is down"
     );
 
-    let (_, stop_again, collector) = start_collector(&storage, &collector_addr.to_string()).await;
+    h.start_collector().await;
     for i in 1..=20u128 {
         assert!(
             wait_for(&store, 0xd0 + i).await.is_some(),
@@ -269,7 +309,7 @@ async fn spans_sent_while_the_collector_is_down_arrive_after_it_restarts() {
         );
     }
     assert!(
-        metric(&registry, "spoor_agent_forward_failures_total")
+        metric(&h.registry, "spoor_agent_forward_failures_total")
             .split(' ')
             .nth(1)
             .unwrap()
@@ -278,21 +318,13 @@ async fn spans_sent_while_the_collector_is_down_arrive_after_it_restarts() {
             > 0
     );
 
-    stop_agent.trigger();
-    agent_task.await.unwrap().unwrap();
-    stop_again.trigger();
-    collector.await.unwrap().unwrap();
+    h.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_get_sampling_strategies_from_the_collector_through_the_agent() {
-    let (storage, _) = storage();
-    let (collector_addr, stop_collector, collector) =
-        start_collector(&storage, "127.0.0.1:0").await;
-    let mut registry = Registry::default();
-    let (agent, stop_agent, shutdown) = start_agent(collector_addr, &mut registry).await;
-    let base = format!("http://{}", agent.local_addrs().http);
-    let agent_task = tokio::spawn(agent.run(shutdown));
+    let mut h = harness().await;
+    let base = format!("http://{}", h.addrs.http);
     let http = reqwest::Client::new();
     let get = |path: &str| http.get(format!("{base}{path}")).send();
 
@@ -326,15 +358,13 @@ async fn clients_get_sampling_strategies_from_the_collector_through_the_agent() 
     }
 
     // with the collector gone, the cached strategy is still served; an unknown service fails clearly
-    stop_collector.trigger();
-    collector.await.unwrap().unwrap();
+    h.stop_collector().await;
     assert_eq!(get("/sampling?service=shop").await.unwrap().status(), 200);
     let resp = get("/sampling?service=never-seen").await.unwrap();
     assert_eq!(resp.status(), 500);
     assert!(resp.text().await.unwrap().contains("no collector answered"));
 
-    stop_agent.trigger();
-    agent_task.await.unwrap().unwrap();
+    h.stop().await;
 }
 
 /// `Agent.emitZipkinBatch` with one v1 span (client side, cs/cr), in Thrift compact.
@@ -381,13 +411,9 @@ fn zipkin_datagram(trace: i64) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zipkin_thrift_datagrams_reach_the_collector() {
-    let (storage, store) = storage();
-    let (collector_addr, stop_collector, collector) =
-        start_collector(&storage, "127.0.0.1:0").await;
-    let mut registry = Registry::default();
-    let (agent, stop_agent, shutdown) = start_agent(collector_addr, &mut registry).await;
-    let addr = agent.local_addrs().zipkin;
-    let agent_task = tokio::spawn(agent.run(shutdown));
+    let h = harness().await;
+    let store = Arc::clone(&h.store);
+    let addr = h.addrs.zipkin;
     let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     client.send_to(&zipkin_datagram(0x2f), addr).await.unwrap();
     client.send_to(b"\x82\x81 not zipkin", addr).await.unwrap();
@@ -403,12 +429,9 @@ async fn zipkin_thrift_datagrams_reach_the_collector() {
         "agent tags added"
     );
     assert_eq!(
-        metric(&registry, "spoor_agent_decode_errors_total"),
+        metric(&h.registry, "spoor_agent_decode_errors_total"),
         "spoor_agent_decode_errors_total{protocol=\"zipkin_compact\"} 1"
     );
 
-    stop_agent.trigger();
-    agent_task.await.unwrap().unwrap();
-    stop_collector.trigger();
-    collector.await.unwrap().unwrap();
+    h.stop().await;
 }

@@ -4,6 +4,9 @@ use std::io::Read;
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::{Outcome, ProcessError};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BodyError {
@@ -53,5 +56,23 @@ pub fn decoded(headers: &HeaderMap, body: Bytes, max: usize) -> Result<Bytes, Bo
             Ok(out.into())
         }
         Some(other) => Err(BodyError::UnsupportedEncoding(other.to_string())),
+    }
+}
+
+/// The answer of the Jaeger and Zipkin HTTP receivers: 202 when every span was
+/// taken, 400 naming the rejected spans (the rest were kept), 429 when the
+/// queue is full.
+pub fn outcome_response(result: Result<Outcome, ProcessError>) -> Response {
+    match result {
+        Ok(outcome) if outcome.rejected > 0 => {
+            (StatusCode::BAD_REQUEST, outcome.message).into_response()
+        }
+        Ok(_) => StatusCode::ACCEPTED.into_response(),
+        Err(e @ ProcessError::QueueFull) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "1")],
+            e.to_string(),
+        )
+            .into_response(),
     }
 }

@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use spoor_codec::thrift::{Protocol, decode_batch};
 
 use crate::sampling::{self, Strategies};
-use crate::{ProcessError, SpanProcessor, Transport};
+use crate::{SpanProcessor, Transport};
 
 pub fn router(
     processor: Arc<SpanProcessor>,
@@ -74,18 +74,7 @@ async fn post_traces(
             );
         }
     };
-    match processor.process(Transport::JaegerHttp, batch.spans, Vec::new()) {
-        Ok(outcome) if outcome.rejected > 0 => {
-            (StatusCode::BAD_REQUEST, outcome.message).into_response()
-        }
-        Ok(_) => StatusCode::ACCEPTED.into_response(),
-        Err(ProcessError::QueueFull) => (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::RETRY_AFTER, "1")],
-            ProcessError::QueueFull.to_string(),
-        )
-            .into_response(),
-    }
+    crate::body::outcome_response(processor.process(Transport::JaegerHttp, batch.spans, Vec::new()))
 }
 
 #[cfg(test)]

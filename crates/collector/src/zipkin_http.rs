@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use spoor_codec::zipkin::{self, ZipkinError, ZipkinSpan};
 
-use crate::{ProcessError, SpanProcessor, Transport};
+use crate::{SpanProcessor, Transport};
 
 #[derive(Clone)]
 struct ZipkinState {
@@ -97,21 +97,10 @@ fn handle(
             return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
         }
     };
-    match s
+    let result = s
         .processor
-        .process(Transport::Zipkin, zipkin::to_model(spans), errors)
-    {
-        Ok(outcome) if outcome.rejected > 0 => {
-            (StatusCode::BAD_REQUEST, outcome.message).into_response()
-        }
-        Ok(_) => StatusCode::ACCEPTED.into_response(),
-        Err(ProcessError::QueueFull) => (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::RETRY_AFTER, "1")],
-            ProcessError::QueueFull.to_string(),
-        )
-            .into_response(),
-    }
+        .process(Transport::Zipkin, zipkin::to_model(spans), errors);
+    crate::body::outcome_response(result)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::time::{Instant, SystemTime};
 
 use clap::Args;
-use spoor_codec::thrift::{decode_emit_batch, encode_emit_batch, Protocol};
+use spoor_codec::thrift::{Protocol, decode_emit_batch, encode_emit_batch};
 
 use crate::generate::{GenOptions, Generator};
 
@@ -25,13 +25,18 @@ pub struct DecodeBenchOptions {
 
 pub fn run(o: DecodeBenchOptions) -> anyhow::Result<()> {
     // one process per datagram, as a Jaeger client sends
-    let generator = Generator::new(GenOptions { services: 1, ..o.generate.clone() });
+    let generator = Generator::new(GenOptions {
+        services: 1,
+        ..o.generate.clone()
+    });
     let now = SystemTime::now();
     let mut report = serde_json::Map::new();
     for (name, protocol) in [("compact", Protocol::Compact), ("binary", Protocol::Binary)] {
         let datagrams: Vec<Vec<u8>> = (0..o.datagrams)
             .map(|d| {
-                let spans: Vec<_> = (d * o.batch_traces..(d + 1) * o.batch_traces).flat_map(|i| generator.trace(i, now)).collect();
+                let spans: Vec<_> = (d * o.batch_traces..(d + 1) * o.batch_traces)
+                    .flat_map(|i| generator.trace(i, now))
+                    .collect();
                 encode_emit_batch(&spans[0].process, &spans, protocol, d as i32)
             })
             .collect();

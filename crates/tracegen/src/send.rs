@@ -65,7 +65,10 @@ impl Client {
         let grpc_url = format!("http://{}", o.endpoint);
         let udp = |protocol| async move {
             let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
-            socket.connect(&o.endpoint).await.context("while resolving the agent address")?;
+            socket
+                .connect(&o.endpoint)
+                .await
+                .context("while resolving the agent address")?;
             anyhow::Ok(Client::Udp(socket, protocol))
         };
         Ok(match o.protocol {
@@ -104,11 +107,17 @@ impl Client {
                 let mut rest: Vec<&Span> = spans.iter().collect();
                 while let Some(first) = rest.first() {
                     let process = std::sync::Arc::clone(&first.process);
-                    let (same, other): (Vec<&Span>, Vec<&Span>) =
-                        rest.into_iter().partition(|s| std::sync::Arc::ptr_eq(&s.process, &process));
+                    let (same, other): (Vec<&Span>, Vec<&Span>) = rest
+                        .into_iter()
+                        .partition(|s| std::sync::Arc::ptr_eq(&s.process, &process));
                     let group: Vec<Span> = same.into_iter().cloned().collect();
-                    let datagram = spoor_codec::thrift::encode_emit_batch(&process, &group, *protocol, 0);
-                    anyhow::ensure!(datagram.len() <= 65_000, "datagram of {} bytes; send fewer spans per batch", datagram.len());
+                    let datagram =
+                        spoor_codec::thrift::encode_emit_batch(&process, &group, *protocol, 0);
+                    anyhow::ensure!(
+                        datagram.len() <= 65_000,
+                        "datagram of {} bytes; send fewer spans per batch",
+                        datagram.len()
+                    );
                     size += socket.send(&datagram).await?;
                     rest = other;
                 }

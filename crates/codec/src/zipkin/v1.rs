@@ -11,7 +11,7 @@ use base64::Engine;
 use serde::Deserialize;
 use spoor_model::{SpanId, TraceId};
 
-use super::v2::{JsonEndpoint, span_id, trace_id};
+use super::v2::{JsonEndpoint, json_ids};
 use super::{Endpoint, Kind, ZipkinError, ZipkinSpan};
 use crate::thrift::protocol::{
     BinaryReader, CompactReader, Reader, TType, ThriftError, read_list, read_struct, unexpected,
@@ -215,17 +215,7 @@ pub fn decode_v1_json(body: &[u8]) -> Result<(Vec<ZipkinSpan>, Vec<String>), Zip
     let mut spans = Vec::new();
     let mut errors = Vec::new();
     for s in raw {
-        let ids = (|| {
-            Ok::<_, String>((
-                trace_id(&s.trace_id)?,
-                span_id("id", &s.id)?,
-                s.parent_id
-                    .as_deref()
-                    .map(|p| span_id("parentId", p))
-                    .transpose()?,
-            ))
-        })();
-        let (trace_id, id, parent_id) = match ids {
+        let (trace_id, id, parent_id) = match json_ids(&s.trace_id, &s.id, s.parent_id.as_deref()) {
             Ok(ids) => ids,
             Err(e) => {
                 errors.push(e);

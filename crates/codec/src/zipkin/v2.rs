@@ -77,7 +77,7 @@ pub(super) fn kind(s: &str) -> Option<Kind> {
     }
 }
 
-pub(super) fn trace_id(s: &str) -> Result<TraceId, String> {
+fn trace_id(s: &str) -> Result<TraceId, String> {
     let id: TraceId = s.parse().map_err(|e| format!("span traceId {s:?}: {e}"))?;
     if id.is_zero() {
         return Err(format!("span traceId {s:?} is zero"));
@@ -85,8 +85,21 @@ pub(super) fn trace_id(s: &str) -> Result<TraceId, String> {
     Ok(id)
 }
 
-pub(super) fn span_id(field: &str, s: &str) -> Result<SpanId, String> {
+fn span_id(field: &str, s: &str) -> Result<SpanId, String> {
     s.parse().map_err(|e| format!("span {field} {s:?}: {e}"))
+}
+
+/// The hex ids of a JSON span (v1 or v2): trace id, span id, parent id.
+pub(super) fn json_ids(
+    trace: &str,
+    id: &str,
+    parent: Option<&str>,
+) -> Result<(TraceId, SpanId, Option<SpanId>), String> {
+    Ok((
+        trace_id(trace)?,
+        span_id("id", id)?,
+        parent.map(|p| span_id("parentId", p)).transpose()?,
+    ))
 }
 
 /// Reads a JSON list of v2 spans; spans with unreadable ids are reported
@@ -96,17 +109,7 @@ pub fn decode_v2_json(body: &[u8]) -> Result<(Vec<ZipkinSpan>, Vec<String>), Zip
     let mut spans = Vec::with_capacity(raw.len());
     let mut errors = Vec::new();
     for s in raw {
-        let ids = (|| {
-            Ok::<_, String>((
-                trace_id(&s.trace_id)?,
-                span_id("id", &s.id)?,
-                s.parent_id
-                    .as_deref()
-                    .map(|p| span_id("parentId", p))
-                    .transpose()?,
-            ))
-        })();
-        match ids {
+        match json_ids(&s.trace_id, &s.id, s.parent_id.as_deref()) {
             Ok((trace_id, id, parent_id)) => spans.push(ZipkinSpan {
                 trace_id,
                 id,

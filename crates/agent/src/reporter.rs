@@ -19,6 +19,10 @@ use tonic::transport::{Channel, Endpoint};
 use crate::metrics::AgentMetrics;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// Queued batches taken together for one round of calls.
+const MAX_BATCHES_PER_CALL: usize = 256;
+/// Spans in one PostSpans call at most.
+const MAX_SPANS_PER_CALL: usize = 2_000;
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Hands batches to the sender tasks.
@@ -85,6 +89,21 @@ impl Senders {
     }
 }
 
+/// Merges batches of the same process (a client sends one per datagram)
+/// into calls of at most MAX_SPANS_PER_CALL spans, keeping their order.
+fn coalesce(batches: Vec<Batch>) -> Vec<Batch> {
+    let mut out: Vec<Batch> = Vec::new();
+    for batch in batches {
+        match out.iter_mut().find(|b| {
+            b.process == batch.process && b.spans.len() + batch.spans.len() <= MAX_SPANS_PER_CALL
+        }) {
+            Some(b) => b.spans.extend(batch.spans),
+            None => out.push(batch),
+        }
+    }
+    out
+}
+
 pub struct ReporterTasks {
     tasks: JoinSet<()>,
 }
@@ -141,13 +160,67 @@ pub fn start(
         let (rx, state, shutdown) = (Arc::clone(&rx), Arc::clone(&state), shutdown.clone());
         tasks.spawn(async move {
             loop {
-                let Some(batch) = rx.lock().await.recv().await else {
-                    return;
+                let batches = {
+                    let mut rx = rx.lock().await;
+                    let Some(first) = rx.recv().await else { return };
+                    // what else is waiting rides along in the same call
+                    let mut batches = vec![first];
+                    while batches.len() < MAX_BATCHES_PER_CALL {
+                        match rx.try_recv() {
+                            Ok(b) => batches.push(b),
+                            Err(_) => break,
+                        }
+                    }
+                    batches
                 };
-                state.metrics.buffered_batches.dec();
-                state.deliver(batch, &shutdown).await;
+                state.metrics.buffered_batches.dec_by(batches.len() as i64);
+                for batch in coalesce(batches) {
+                    state.deliver(batch, &shutdown).await;
+                }
             }
         });
     }
     Ok((Reporter { tx, metrics }, ReporterTasks { tasks }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spoor_proto::api_v2::{Process, Span};
+
+    fn batch(service: &str, spans: usize) -> Batch {
+        Batch {
+            spans: (0..spans)
+                .map(|i| Span {
+                    operation_name: format!("{service}-{i}"),
+                    ..Default::default()
+                })
+                .collect(),
+            process: Some(Process {
+                service_name: service.into(),
+                tags: vec![],
+            }),
+        }
+    }
+
+    #[test]
+    fn batches_of_one_process_merge_up_to_the_call_limit() {
+        let merged = coalesce(vec![
+            batch("a", 10),
+            batch("b", 5),
+            batch("a", 10),
+            batch("a", MAX_SPANS_PER_CALL),
+        ]);
+        let shape: Vec<(&str, usize)> = merged
+            .iter()
+            .map(|b| {
+                (
+                    b.process.as_ref().unwrap().service_name.as_str(),
+                    b.spans.len(),
+                )
+            })
+            .collect();
+        assert_eq!(shape, vec![("a", 20), ("b", 5), ("a", MAX_SPANS_PER_CALL)]);
+        assert_eq!(merged[0].spans[10].operation_name, "a-0", "order kept");
+    }
 }

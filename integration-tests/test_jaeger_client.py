@@ -1,6 +1,7 @@
 """The real Python jaeger-client reports over UDP (Thrift compact) to a
 spoor-agent process, which forwards over gRPC to spoor-all-in-one's collector;
 the spans come back through /api/traces with every field intact."""
+import json
 import time
 
 from jaeger_client import Config
@@ -108,5 +109,50 @@ def test_remote_sampler_gets_its_strategy_from_the_agent(start_spoor):
         assert tracer.sampler.sampler.rate == 0.37
         tracer.close()
         assert agent.metric("spoor_agent_sampling_requests_total") >= 1
+    finally:
+        assert agent.stop() == 0
+
+
+def test_per_operation_strategies_from_a_file_steer_the_client(start_spoor, tmp_path):
+    from conftest import Agent
+    strategies = tmp_path / "strategies.json"
+    strategies.write_text(json.dumps({
+        "default_strategy": {"type": "probabilistic", "param": 0.5},
+        "service_strategies": [{
+            "service": "py-per-op", "type": "probabilistic", "param": 0.0,
+            "operation_strategies": [
+                {"operation": "checkout", "type": "probabilistic", "param": 1.0},
+                {"operation": "health", "type": "probabilistic", "param": 0.0},
+            ],
+        }],
+    }))
+    spoor = start_spoor(f"--sampling.strategies-file={strategies}")
+    agent = Agent(spoor.ports["grpc"])
+    try:
+        config = Config(config={
+            "sampling_refresh_interval": 0.2,
+            "local_agent": {
+                "reporting_host": "127.0.0.1",
+                "reporting_port": agent.ports["compact"],
+                "sampling_port": agent.ports["http"],
+            },
+        }, service_name="py-per-op", validate=True)
+        tracer = config.new_tracer()
+        deadline = time.time() + 15
+        while type(tracer.sampler.sampler).__name__ != "AdaptiveSampler":
+            assert time.time() < deadline, f"per-operation strategy never arrived: {tracer.sampler.sampler}"
+            time.sleep(0.1)
+        decisions = {"checkout": set(), "health": set(), "other": set()}
+        for _ in range(20):
+            for op in decisions:
+                with tracer.start_span(op) as span:
+                    decisions[op].add(span.is_sampled())
+        assert decisions == {"checkout": {True}, "health": {False}, "other": {False}}
+        tracer.close()
+
+        [trace] = spoor.wait_for_traces("py-per-op", 1, limit=1)
+        assert trace["spans"][0]["operationName"] == "checkout"
+        ops = {o["name"] for o in spoor.get("/api/operations", service="py-per-op").json()["data"]}
+        assert ops == {"checkout"}, "unsampled operations never reached the backend"
     finally:
         assert agent.stop() == 0

@@ -58,9 +58,14 @@ async fn start_collector(
         "--collector.otlp.enabled=false",
     ])
     .unwrap();
-    let collector = Collector::bind(cli.collector, storage, &mut Registry::default())
-        .await
-        .unwrap();
+    let collector = Collector::bind(
+        cli.collector,
+        storage,
+        default_sampling().await,
+        &mut Registry::default(),
+    )
+    .await
+    .unwrap();
     let addr = collector.local_addrs().grpc;
     let (trigger, shutdown) = ShutdownTrigger::new();
     (addr, trigger, tokio::spawn(collector.run(shutdown)))
@@ -434,4 +439,18 @@ async fn zipkin_thrift_datagrams_reach_the_collector() {
     );
 
     h.stop().await;
+}
+
+/// Jaeger's default strategy for every service, no file.
+async fn default_sampling() -> spoor_sampling::Strategies {
+    let cli = SamplingCli::try_parse_from(["sampling"]).unwrap();
+    spoor_sampling::FileProvider::load(cli.sampling)
+        .await
+        .unwrap()
+}
+
+#[derive(clap::Parser)]
+struct SamplingCli {
+    #[command(flatten)]
+    sampling: spoor_sampling::SamplingOptions,
 }

@@ -11,6 +11,7 @@ use clap::{Args, Parser};
 use spoor_agent::{Agent, AgentOptions};
 use spoor_collector::{Collector, CollectorOptions};
 use spoor_query::{QueryOptions, QueryServer};
+use spoor_sampling::{FileProvider, SamplingOptions};
 use spoor_server::Registry;
 use spoor_server::lifecycle::run_with_admin;
 use spoor_server::net::parse_host_port;
@@ -68,6 +69,8 @@ pub struct CollectorCli {
     pub storage: StorageOptions,
     #[command(flatten)]
     pub collector: CollectorOptions,
+    #[command(flatten)]
+    pub sampling: SamplingOptions,
 }
 
 #[derive(Parser, Debug)]
@@ -116,7 +119,18 @@ pub struct AllInOneCli {
     #[command(flatten)]
     pub collector: CollectorOptions,
     #[command(flatten)]
+    pub sampling: SamplingOptions,
+    #[command(flatten)]
     pub query: QueryOptions,
+}
+
+/// Stops a background task when the binary's `run` returns.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The address to dial a listener bound to `addr`: loopback for a wildcard bind.
@@ -148,7 +162,9 @@ impl CollectorCli {
     pub async fn run(self) -> anyhow::Result<()> {
         let mut registry = Registry::default();
         let storage = self.storage.open(&mut registry)?;
-        let collector = Collector::bind(self.collector, &storage, &mut registry).await?;
+        let sampling = FileProvider::load(self.sampling).await?;
+        let _reload = sampling.spawn_reload().map(AbortOnDrop);
+        let collector = Collector::bind(self.collector, &storage, sampling, &mut registry).await?;
         tracing::info!(addrs = ?collector.local_addrs(), "collector listening");
         run_with_admin(admin_addr(&self.admin_host_port)?, registry, |stop| {
             collector.run(stop)
@@ -178,7 +194,10 @@ impl AllInOneCli {
         if collector_options.zipkin_host_port.is_empty() {
             collector_options.zipkin_host_port = ":9411".into();
         }
-        let collector = Collector::bind(collector_options, &storage, &mut registry).await?;
+        let sampling = FileProvider::load(self.sampling).await?;
+        let _reload = sampling.spawn_reload().map(AbortOnDrop);
+        let collector =
+            Collector::bind(collector_options, &storage, sampling, &mut registry).await?;
         let query = QueryServer::bind(self.query, &storage, &mut registry).await?;
         let mut agent_options = self.agent;
         agent_options.collectors = vec![loopback(collector.local_addrs().grpc).to_string()];

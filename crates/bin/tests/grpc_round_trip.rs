@@ -70,9 +70,14 @@ async fn jaeger_grpc_spans_come_back_through_grpc_query() {
     .unwrap();
     let mut registry = Registry::default();
     let storage = cli.storage.open(&mut registry).unwrap();
-    let collector = Collector::bind(cli.collector, &storage, &mut registry)
-        .await
-        .unwrap();
+    let collector = Collector::bind(
+        cli.collector,
+        &storage,
+        default_sampling().await,
+        &mut registry,
+    )
+    .await
+    .unwrap();
     let query = QueryServer::bind(cli.query, &storage, &mut registry)
         .await
         .unwrap();
@@ -214,4 +219,18 @@ async fn jaeger_grpc_spans_come_back_through_grpc_query() {
     trigger.trigger();
     c.await.unwrap().unwrap();
     q.await.unwrap().unwrap();
+}
+
+/// Jaeger's default strategy for every service, no file.
+async fn default_sampling() -> spoor_sampling::Strategies {
+    let cli = SamplingCli::try_parse_from(["sampling"]).unwrap();
+    spoor_sampling::FileProvider::load(cli.sampling)
+        .await
+        .unwrap()
+}
+
+#[derive(clap::Parser)]
+struct SamplingCli {
+    #[command(flatten)]
+    sampling: spoor_sampling::SamplingOptions,
 }

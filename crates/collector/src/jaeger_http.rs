@@ -116,7 +116,14 @@ mod tests {
         let metrics = Arc::new(CollectorMetrics::new(&mut Registry::default()));
         let (queue, workers) = crate::queue::start(100, 1, store.clone(), Arc::clone(&metrics));
         std::mem::forget(workers);
-        let strategies = Arc::new(Strategies::new(0.25, Default::default()));
+        let options = spoor_sampling::SamplingOptions {
+            strategies_file: None,
+            reload_interval: std::time::Duration::ZERO,
+            default_probability: 0.25,
+            bugfix_5270: true,
+        };
+        let provider = spoor_sampling::FileProvider::load(options).await.unwrap();
+        let strategies = Arc::new(Strategies::new(provider, Default::default()));
         let processor = Arc::new(SpanProcessor::new(queue, QueueFullAction::Reject, metrics));
         let app = router(processor, strategies, 1 << 20);
         let process = Process {

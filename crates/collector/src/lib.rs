@@ -62,6 +62,7 @@ impl Collector {
     pub async fn bind(
         options: CollectorOptions,
         storage: &Storage,
+        sampling: spoor_sampling::Strategies,
         registry: &mut Registry,
     ) -> anyhow::Result<Self> {
         options.validate()?;
@@ -73,7 +74,7 @@ impl Collector {
             Arc::clone(&metrics),
         );
         let strategies = Arc::new(sampling::Strategies::new(
-            options.default_sampling_probability,
+            sampling,
             metrics.strategies_served.clone(),
         ));
         let processor = Arc::new(SpanProcessor::new(

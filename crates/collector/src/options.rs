@@ -83,14 +83,6 @@ pub struct CollectorOptions {
     #[arg(long = "collector.num-workers", env = "COLLECTOR_NUM_WORKERS", default_value_t = DEFAULT_NUM_WORKERS)]
     pub num_workers: usize,
 
-    /// Sampling probability served to every service (probabilistic strategy).
-    #[arg(
-        long = "sampling.default-sampling-probability",
-        env = "SAMPLING_DEFAULT_SAMPLING_PROBABILITY",
-        default_value_t = 0.001
-    )]
-    pub default_sampling_probability: f64,
-
     /// What to do with a batch when the queue is full.
     #[arg(
         long = "collector.queue-full-action",

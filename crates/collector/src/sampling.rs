@@ -1,7 +1,6 @@
 //! Sampling strategies for clients: the collector's `SamplingManager` gRPC
-//! service (what agents ask) and `GET /api/sampling` on the HTTP port. Until a
-//! strategies file or adaptive sampling is configured, every service gets
-//! Jaeger's default: probabilistic at `--sampling.default-sampling-probability`.
+//! service (what agents ask) and `GET /api/sampling` on the HTTP port, both
+//! answered by the configured strategy provider.
 use std::sync::Arc;
 
 use axum::Json;
@@ -10,36 +9,24 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::metrics::counter::Counter;
 use spoor_proto::api_v2::sampling_manager_server::{SamplingManager, SamplingManagerServer};
-use spoor_proto::api_v2::{
-    ProbabilisticSamplingStrategy, SamplingStrategyParameters, SamplingStrategyResponse,
-    SamplingStrategyType,
-};
+use spoor_proto::api_v2::{SamplingStrategyParameters, SamplingStrategyResponse};
 use spoor_proto::sampling_json::{EnumStyle, strategy_to_json};
 use tonic::{Request, Status};
 
-/// Answers "how should service X sample?".
+/// The provider, counting what it serves.
 pub struct Strategies {
-    default: SamplingStrategyResponse,
+    provider: spoor_sampling::Strategies,
     served: Counter,
 }
 
 impl Strategies {
-    pub fn new(default_probability: f64, served: Counter) -> Self {
-        Strategies {
-            default: SamplingStrategyResponse {
-                strategy_type: SamplingStrategyType::Probabilistic as i32,
-                probabilistic_sampling: Some(ProbabilisticSamplingStrategy {
-                    sampling_rate: default_probability,
-                }),
-                ..Default::default()
-            },
-            served,
-        }
+    pub fn new(provider: spoor_sampling::Strategies, served: Counter) -> Self {
+        Strategies { provider, served }
     }
 
-    pub fn strategy(&self, _service: &str) -> SamplingStrategyResponse {
+    pub fn strategy(&self, service: &str) -> SamplingStrategyResponse {
         self.served.inc();
-        self.default.clone()
+        self.provider.strategy(service)
     }
 }
 

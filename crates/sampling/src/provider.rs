@@ -1,0 +1,145 @@
+//! Where strategies come from at run time: a file or URL, loaded at start
+//! (a bad file stops start-up with a clear error) and, with a reload
+//! interval, re-read in the background — a bad reload keeps the last good
+//! strategies and logs why.
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{ArgAction, Args};
+use spoor_proto::api_v2::SamplingStrategyResponse;
+
+use crate::file::{ResolvedStrategies, StrategiesFile, parse_strategies, resolve};
+
+/// Largest strategies document read from a URL.
+const MAX_DOCUMENT_BYTES: usize = 10 * 1024 * 1024;
+
+/// Answers "how should this service sample?".
+pub trait StrategyProvider: Send + Sync + 'static {
+    fn strategy(&self, service: &str) -> SamplingStrategyResponse;
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct SamplingOptions {
+    /// Strategies file (JSON or YAML), a path or an http:// URL; without it every
+    /// service samples probabilistically at the default probability.
+    #[arg(long = "sampling.strategies-file", env = "SAMPLING_STRATEGIES_FILE")]
+    pub strategies_file: Option<String>,
+
+    /// How often the strategies file is read again (0s: never).
+    #[arg(long = "sampling.strategies-reload-interval", env = "SAMPLING_STRATEGIES_RELOAD_INTERVAL", default_value = "0s", value_parser = parse_duration)]
+    pub reload_interval: Duration,
+
+    /// Probability of the default strategy when no file, or no default in it, says otherwise.
+    #[arg(
+        long = "sampling.default-sampling-probability",
+        env = "SAMPLING_DEFAULT_SAMPLING_PROBABILITY",
+        default_value_t = 0.001
+    )]
+    pub default_probability: f64,
+
+    /// Services without operation strategies inherit the default's (Jaeger's fix for its issue 5270).
+    #[arg(long = "sampling.strategies.bugfix-5270", env = "SAMPLING_STRATEGIES_BUGFIX_5270", default_value_t = true, action = ArgAction::Set)]
+    pub bugfix_5270: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    spoor_model::parse_go_duration(s).map_err(|e| e.to_string())
+}
+
+/// Strategies from a file (or none), swapped whole on reload.
+pub struct FileProvider {
+    options: SamplingOptions,
+    current: RwLock<Arc<ResolvedStrategies>>,
+}
+
+/// The provider behind every serving path.
+pub type Strategies = Arc<dyn StrategyProvider>;
+
+async fn read_source(source: &str) -> anyhow::Result<String> {
+    if source.starts_with("http://") || source.starts_with("https://") {
+        let resp = reqwest::Client::new()
+            .get(source)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .with_context(|| format!("while fetching strategies from {source}"))?
+            .error_for_status()?;
+        let body = resp.bytes().await?;
+        anyhow::ensure!(
+            body.len() <= MAX_DOCUMENT_BYTES,
+            "strategies document over {MAX_DOCUMENT_BYTES} bytes"
+        );
+        Ok(String::from_utf8(body.to_vec()).context("strategies document is not UTF-8")?)
+    } else {
+        tokio::fs::read_to_string(source)
+            .await
+            .with_context(|| format!("while reading strategies file {source}"))
+    }
+}
+
+impl FileProvider {
+    /// Loads the configured file, if any.
+    pub async fn load(options: SamplingOptions) -> anyhow::Result<Arc<Self>> {
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&options.default_probability),
+            "sampling.default-sampling-probability must be within 0 and 1"
+        );
+        let resolved = Self::read(&options).await?;
+        Ok(Arc::new(FileProvider {
+            options,
+            current: RwLock::new(Arc::new(resolved)),
+        }))
+    }
+
+    async fn read(options: &SamplingOptions) -> anyhow::Result<ResolvedStrategies> {
+        let file = match &options.strategies_file {
+            Some(source) => {
+                let text = read_source(source).await?;
+                parse_strategies(&text)
+                    .with_context(|| format!("while parsing strategies from {source}"))?
+            }
+            None => StrategiesFile::default(),
+        };
+        Ok(resolve(
+            &file,
+            options.default_probability,
+            options.bugfix_5270,
+        ))
+    }
+
+    /// Re-reads the source every reload interval; None when reloading is off.
+    pub fn spawn_reload(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        if self.options.strategies_file.is_none() || self.options.reload_interval.is_zero() {
+            return None;
+        }
+        let this = Arc::clone(self);
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(this.options.reload_interval);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match Self::read(&this.options).await {
+                    Ok(resolved) => {
+                        *this.current.write().expect("strategies lock poisoned") =
+                            Arc::new(resolved)
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "keeping the last good sampling strategies")
+                    }
+                }
+            }
+        }))
+    }
+}
+
+impl StrategyProvider for FileProvider {
+    fn strategy(&self, service: &str) -> SamplingStrategyResponse {
+        let current = Arc::clone(&self.current.read().expect("strategies lock poisoned"));
+        current
+            .services
+            .get(service)
+            .cloned()
+            .unwrap_or_else(|| current.default.clone())
+    }
+}

@@ -156,3 +156,38 @@ def test_per_operation_strategies_from_a_file_steer_the_client(start_spoor, tmp_
         assert ops == {"checkout"}, "unsampled operations never reached the backend"
     finally:
         assert agent.stop() == 0
+
+
+def test_adaptive_sampling_adjusts_a_busy_operation(start_spoor):
+    from conftest import Agent
+    # about 1,000 traces/s at the initial 0.001 give 1 sample/s; the target is 5
+    spoor = start_spoor("--sampling.config-type=adaptive", "--sampling.calculation-interval=1s",
+                        "--sampling.leader-lease=3s", "--sampling.target-samples-per-second=5")
+    agent = Agent(spoor.ports["grpc"])
+    try:
+        config = Config(config={
+            "sampling_refresh_interval": 0.2,
+            "local_agent": {
+                "reporting_host": "127.0.0.1",
+                "reporting_port": agent.ports["compact"],
+                "sampling_port": agent.ports["http"],
+            },
+            "reporter_flush_interval": 0.1,
+        }, service_name="py-adaptive", validate=True)
+        tracer = config.new_tracer()
+
+        def busy_probability():
+            sampler = tracer.sampler.sampler
+            samplers = getattr(sampler, "samplers", {})
+            return samplers["busy"].probabilistic_sampler.rate if "busy" in samplers else None
+
+        deadline = time.time() + 30
+        while busy_probability() in (None, 0.001):
+            assert time.time() < deadline, "the busy operation never got its own probability"
+            for _ in range(50):
+                tracer.start_span("busy").finish()
+            time.sleep(0.05)
+        assert 0.001 < busy_probability() <= 1.0
+        tracer.close()
+    finally:
+        assert agent.stop() == 0

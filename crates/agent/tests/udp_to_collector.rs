@@ -38,6 +38,7 @@ fn storage() -> (Storage, Arc<MemoryStore>) {
             writer: store.clone(),
             reader: store.clone(),
             dependencies: store.clone(),
+            sampling: Arc::new(spoor_storage_memory::MemorySamplingStore::default()),
         },
         store,
     )
@@ -61,7 +62,7 @@ async fn start_collector(
     let collector = Collector::bind(
         cli.collector,
         storage,
-        default_sampling().await,
+        &default_sampling(storage).await,
         &mut Registry::default(),
     )
     .await
@@ -442,9 +443,9 @@ async fn zipkin_thrift_datagrams_reach_the_collector() {
 }
 
 /// Jaeger's default strategy for every service, no file.
-async fn default_sampling() -> spoor_sampling::Strategies {
+async fn default_sampling(storage: &spoor_server::storage::Storage) -> spoor_sampling::Sampling {
     let cli = SamplingCli::try_parse_from(["sampling"]).unwrap();
-    spoor_sampling::FileProvider::load(cli.sampling)
+    spoor_sampling::Sampling::start(cli.sampling, std::sync::Arc::clone(&storage.sampling))
         .await
         .unwrap()
 }

@@ -11,7 +11,9 @@ use clap::{Args, Parser};
 use spoor_agent::{Agent, AgentOptions};
 use spoor_collector::{Collector, CollectorOptions};
 use spoor_query::{QueryOptions, QueryServer};
-use spoor_sampling::{FileProvider, SamplingOptions};
+use std::sync::Arc;
+
+use spoor_sampling::{Sampling, SamplingOptions};
 use spoor_server::Registry;
 use spoor_server::lifecycle::run_with_admin;
 use spoor_server::net::parse_host_port;
@@ -124,15 +126,6 @@ pub struct AllInOneCli {
     pub query: QueryOptions,
 }
 
-/// Stops a background task when the binary's `run` returns.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// The address to dial a listener bound to `addr`: loopback for a wildcard bind.
 fn loopback(addr: std::net::SocketAddr) -> std::net::SocketAddr {
     if addr.ip().is_unspecified() {
@@ -162,14 +155,15 @@ impl CollectorCli {
     pub async fn run(self) -> anyhow::Result<()> {
         let mut registry = Registry::default();
         let storage = self.storage.open(&mut registry)?;
-        let sampling = FileProvider::load(self.sampling).await?;
-        let _reload = sampling.spawn_reload().map(AbortOnDrop);
-        let collector = Collector::bind(self.collector, &storage, sampling, &mut registry).await?;
+        let sampling = Sampling::start(self.sampling, Arc::clone(&storage.sampling)).await?;
+        let collector = Collector::bind(self.collector, &storage, &sampling, &mut registry).await?;
         tracing::info!(addrs = ?collector.local_addrs(), "collector listening");
-        run_with_admin(admin_addr(&self.admin_host_port)?, registry, |stop| {
+        let result = run_with_admin(admin_addr(&self.admin_host_port)?, registry, |stop| {
             collector.run(stop)
         })
-        .await
+        .await;
+        sampling.stop().await;
+        result
     }
 }
 
@@ -194,10 +188,9 @@ impl AllInOneCli {
         if collector_options.zipkin_host_port.is_empty() {
             collector_options.zipkin_host_port = ":9411".into();
         }
-        let sampling = FileProvider::load(self.sampling).await?;
-        let _reload = sampling.spawn_reload().map(AbortOnDrop);
+        let sampling = Sampling::start(self.sampling, Arc::clone(&storage.sampling)).await?;
         let collector =
-            Collector::bind(collector_options, &storage, sampling, &mut registry).await?;
+            Collector::bind(collector_options, &storage, &sampling, &mut registry).await?;
         let query = QueryServer::bind(self.query, &storage, &mut registry).await?;
         let mut agent_options = self.agent;
         agent_options.collectors = vec![loopback(collector.local_addrs().grpc).to_string()];
@@ -208,7 +201,7 @@ impl AllInOneCli {
             query = ?query.local_addrs(),
             "all-in-one listening"
         );
-        run_with_admin(
+        let result = run_with_admin(
             admin_addr(&self.admin_host_port)?,
             registry,
             |stop| async move {
@@ -220,7 +213,9 @@ impl AllInOneCli {
                 a.and(c).and(q)
             },
         )
-        .await
+        .await;
+        sampling.stop().await;
+        result
     }
 }
 

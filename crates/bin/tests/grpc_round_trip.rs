@@ -73,7 +73,7 @@ async fn jaeger_grpc_spans_come_back_through_grpc_query() {
     let collector = Collector::bind(
         cli.collector,
         &storage,
-        default_sampling().await,
+        &default_sampling(&storage).await,
         &mut registry,
     )
     .await
@@ -222,9 +222,9 @@ async fn jaeger_grpc_spans_come_back_through_grpc_query() {
 }
 
 /// Jaeger's default strategy for every service, no file.
-async fn default_sampling() -> spoor_sampling::Strategies {
+async fn default_sampling(storage: &spoor_server::storage::Storage) -> spoor_sampling::Sampling {
     let cli = SamplingCli::try_parse_from(["sampling"]).unwrap();
-    spoor_sampling::FileProvider::load(cli.sampling)
+    spoor_sampling::Sampling::start(cli.sampling, std::sync::Arc::clone(&storage.sampling))
         .await
         .unwrap()
 }

@@ -116,12 +116,17 @@ mod tests {
         let metrics = Arc::new(CollectorMetrics::new(&mut Registry::default()));
         let (queue, workers) = crate::queue::start(100, 1, store.clone(), Arc::clone(&metrics));
         std::mem::forget(workers);
-        let options = spoor_sampling::SamplingOptions {
-            strategies_file: None,
-            reload_interval: std::time::Duration::ZERO,
-            default_probability: 0.25,
-            bugfix_5270: true,
-        };
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            sampling: spoor_sampling::SamplingOptions,
+        }
+        let options = <Cli as clap::Parser>::try_parse_from([
+            "t",
+            "--sampling.default-sampling-probability=0.25",
+        ])
+        .unwrap()
+        .sampling;
         let provider = spoor_sampling::FileProvider::load(options).await.unwrap();
         let strategies = Arc::new(Strategies::new(provider, Default::default()));
         let processor = Arc::new(SpanProcessor::new(queue, QueueFullAction::Reject, metrics));

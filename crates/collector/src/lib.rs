@@ -62,7 +62,7 @@ impl Collector {
     pub async fn bind(
         options: CollectorOptions,
         storage: &Storage,
-        sampling: spoor_sampling::Strategies,
+        sampling: &spoor_sampling::Sampling,
         registry: &mut Registry,
     ) -> anyhow::Result<Self> {
         options.validate()?;
@@ -74,14 +74,14 @@ impl Collector {
             Arc::clone(&metrics),
         );
         let strategies = Arc::new(sampling::Strategies::new(
-            sampling,
+            Arc::clone(&sampling.provider),
             metrics.strategies_served.clone(),
         ));
-        let processor = Arc::new(SpanProcessor::new(
-            queue,
-            options.queue_full_action,
-            metrics,
-        ));
+        let mut processor = SpanProcessor::new(queue, options.queue_full_action, metrics);
+        if let Some(aggregator) = &sampling.aggregator {
+            processor = processor.with_throughput(Arc::clone(aggregator));
+        }
+        let processor = Arc::new(processor);
         let grpc = spoor_server::net::bind(options.grpc_addr()?, "collector gRPC").await?;
         let http = spoor_server::net::bind(options.http_addr()?, "collector HTTP").await?;
         let zipkin = match options.zipkin_addr()? {

@@ -30,6 +30,8 @@ pub struct SpanProcessor {
     queue: SpanQueue,
     full_action: QueueFullAction,
     metrics: Arc<CollectorMetrics>,
+    /// Counts accepted root spans for adaptive sampling.
+    throughput: Option<Arc<spoor_sampling::adaptive::Aggregator>>,
 }
 
 /// A span the collector refuses to store, and why.
@@ -59,7 +61,17 @@ impl SpanProcessor {
             queue,
             full_action,
             metrics,
+            throughput: None,
         }
+    }
+
+    /// Reports accepted spans to adaptive sampling's throughput counter.
+    pub(crate) fn with_throughput(
+        mut self,
+        aggregator: Arc<spoor_sampling::adaptive::Aggregator>,
+    ) -> Self {
+        self.throughput = Some(aggregator);
+        self
     }
 
     pub fn metrics(&self) -> &CollectorMetrics {
@@ -104,6 +116,11 @@ impl SpanProcessor {
             .collect();
         let accepted = valid.len();
         if accepted > 0 {
+            // counted before queueing: the queue takes the spans; a refused
+            // batch is retried by the client and then counted again, as in Jaeger
+            if let Some(throughput) = &self.throughput {
+                valid.iter().for_each(|span| throughput.record(span));
+            }
             if self.queue.try_push(valid).is_err() {
                 match self.full_action {
                     QueueFullAction::Reject => {

@@ -6,8 +6,11 @@
 //! default strategy, and without a file every service gets probabilistic
 //! sampling at the default probability (0.001).
 
+pub mod adaptive;
 mod file;
 mod provider;
 
 pub use file::{StrategiesFile, parse_strategies};
-pub use provider::{FileProvider, SamplingOptions, Strategies, StrategyProvider};
+pub use provider::{
+    FileProvider, Sampling, SamplingConfigType, SamplingOptions, Strategies, StrategyProvider,
+};

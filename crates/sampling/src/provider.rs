@@ -19,8 +19,29 @@ pub trait StrategyProvider: Send + Sync + 'static {
     fn strategy(&self, service: &str) -> SamplingStrategyResponse;
 }
 
+/// Where strategies come from (Jaeger's SAMPLING_CONFIG_TYPE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SamplingConfigType {
+    /// A strategies file, or the default strategy without one.
+    File,
+    /// Per-operation probabilities computed from observed traffic.
+    Adaptive,
+}
+
 #[derive(Args, Clone, Debug)]
 pub struct SamplingOptions {
+    /// Strategy source: file or adaptive.
+    #[arg(
+        long = "sampling.config-type",
+        env = "SAMPLING_CONFIG_TYPE",
+        value_enum,
+        default_value = "file"
+    )]
+    pub config_type: SamplingConfigType,
+
+    #[command(flatten)]
+    pub adaptive: crate::adaptive::AdaptiveOptions,
+
     /// Strategies file (JSON or YAML), a path or an http:// URL; without it every
     /// service samples probabilistically at the default probability.
     #[arg(long = "sampling.strategies-file", env = "SAMPLING_STRATEGIES_FILE")]
@@ -141,5 +162,67 @@ impl StrategyProvider for FileProvider {
             .get(service)
             .cloned()
             .unwrap_or_else(|| current.default.clone())
+    }
+}
+
+/// The running sampling setup of a collector: what serves strategies, where
+/// accepted spans are counted (adaptive only), and the background work.
+pub struct Sampling {
+    pub provider: Strategies,
+    pub aggregator: Option<Arc<crate::adaptive::Aggregator>>,
+    adaptive: Option<Arc<crate::adaptive::AdaptiveProvider>>,
+    background: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Sampling {
+    /// Loads the strategies file or starts adaptive sampling on `store`.
+    pub async fn start(
+        options: SamplingOptions,
+        store: Arc<dyn spoor_storage::SamplingStore>,
+    ) -> anyhow::Result<Self> {
+        match options.config_type {
+            SamplingConfigType::File => {
+                let provider = FileProvider::load(options).await?;
+                let background = provider.spawn_reload();
+                Ok(Sampling {
+                    provider,
+                    aggregator: None,
+                    adaptive: None,
+                    background,
+                })
+            }
+            SamplingConfigType::Adaptive => {
+                let holder = format!(
+                    "{}-{}-{}",
+                    std::env::var("HOSTNAME").unwrap_or_else(|_| "collector".into()),
+                    std::process::id(),
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap_or_default()
+                        .subsec_nanos()
+                );
+                let adaptive =
+                    crate::adaptive::AdaptiveProvider::new(options.adaptive, store, holder);
+                let background = Some(adaptive.spawn());
+                Ok(Sampling {
+                    provider: adaptive.clone(),
+                    aggregator: Some(adaptive.aggregator()),
+                    adaptive: Some(adaptive),
+                    background,
+                })
+            }
+        }
+    }
+
+    /// Stops background work; an adaptive leader hands its lease back.
+    pub async fn stop(self) {
+        if let Some(task) = self.background {
+            task.abort();
+        }
+        if let Some(adaptive) = self.adaptive
+            && let Err(e) = adaptive.resign().await
+        {
+            tracing::warn!(error = %format!("{e:#}"), "could not release the sampling leader lease");
+        }
     }
 }

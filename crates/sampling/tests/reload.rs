@@ -15,13 +15,19 @@ fn file(rate: f64) -> String {
     format!(r#"{{"default_strategy": {{"type": "probabilistic", "param": {rate}}}}}"#)
 }
 
+#[derive(clap::Parser)]
+struct Cli {
+    #[command(flatten)]
+    sampling: SamplingOptions,
+}
+
 fn options(source: String, reload: Duration) -> SamplingOptions {
-    SamplingOptions {
-        strategies_file: Some(source),
-        reload_interval: reload,
-        default_probability: 0.001,
-        bugfix_5270: true,
-    }
+    let mut o = <Cli as clap::Parser>::try_parse_from(["t"])
+        .unwrap()
+        .sampling;
+    o.strategies_file = Some(source);
+    o.reload_interval = reload;
+    o
 }
 
 #[tokio::test]

@@ -8,8 +8,8 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
-use spoor_storage::{DependencyReader, SpanReader, SpanWriter};
-use spoor_storage_memory::{MemoryConfig, MemoryStore};
+use spoor_storage::{DependencyReader, SamplingStore, SpanReader, SpanWriter};
+use spoor_storage_memory::{MemoryConfig, MemorySamplingStore, MemoryStore};
 
 pub const DEFAULT_MEMORY_MAX_TRACES: usize = 100_000;
 pub const DEFAULT_MEMORY_MAX_BYTES: usize = 1 << 30;
@@ -46,6 +46,8 @@ pub struct Storage {
     pub writer: Arc<dyn SpanWriter>,
     pub reader: Arc<dyn SpanReader>,
     pub dependencies: Arc<dyn DependencyReader>,
+    /// Adaptive sampling's shared state.
+    pub sampling: Arc<dyn SamplingStore>,
 }
 
 impl StorageOptions {
@@ -62,6 +64,7 @@ impl StorageOptions {
                     writer: store.clone(),
                     reader: store.clone(),
                     dependencies: store,
+                    sampling: Arc::new(MemorySamplingStore::default()),
                 })
             }
         }

@@ -9,6 +9,9 @@
 
 mod intern;
 mod record;
+mod sampling;
+
+pub use sampling::MemorySamplingStore;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};

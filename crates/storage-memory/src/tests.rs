@@ -208,3 +208,9 @@ async fn every_value_type_round_trips_and_matches_by_its_text() {
         );
     }
 }
+
+async fn sampling_store() -> MemorySamplingStore {
+    MemorySamplingStore::default()
+}
+
+spoor_storage::sampling_store_conformance_tests!(sampling_store);

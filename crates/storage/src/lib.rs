@@ -4,6 +4,7 @@
 
 mod error;
 mod query;
+mod sampling;
 mod traits;
 
 #[cfg(feature = "testsuite")]
@@ -11,6 +12,7 @@ pub mod testsuite;
 
 pub use error::StorageError;
 pub use query::{DEFAULT_NUM_TRACES, Operation, OperationQuery, TraceQuery, span_matches};
+pub use sampling::{SamplingStore, ServiceProbabilities, Throughput};
 pub use traits::{DependencyReader, SpanReader, SpanWriter};
 
 pub use dedupe::dedupe_spans;

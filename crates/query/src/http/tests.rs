@@ -66,6 +66,7 @@ async fn app(base: &str) -> (axum::Router, Arc<QueryMetrics>) {
         writer: store.clone(),
         reader: store.clone(),
         dependencies: store,
+        sampling: Arc::new(spoor_storage_memory::MemorySamplingStore::default()),
     };
     (
         crate::app(

@@ -8,8 +8,10 @@
 
 mod cases;
 mod fixtures;
+mod sampling_cases;
 
 pub use cases::*;
+pub use sampling_cases::*;
 
 /// Expands to one `#[tokio::test]` per conformance case.
 #[macro_export]
@@ -37,5 +39,18 @@ macro_rules! storage_conformance_tests {
                 $crate::testsuite::$case(&store).await;
             }
         )*
+    };
+}
+
+/// Expands to one `#[tokio::test]` per sampling store case; `$make` returns
+/// an empty `SamplingStore`.
+#[macro_export]
+macro_rules! sampling_store_conformance_tests {
+    ($make:path) => {
+        $crate::storage_conformance_tests!(@cases $make;
+            throughput_is_kept_per_bucket_from_every_collector,
+            latest_probabilities_win,
+            one_holder_has_a_lease_until_it_expires_or_is_released,
+        );
     };
 }

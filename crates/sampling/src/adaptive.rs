@@ -79,10 +79,13 @@ pub struct AdaptiveOptions {
 /// short of the target is corrected slowly, overshooting at once.
 const MAX_INCREASE: f64 = 0.5;
 
+/// (service, operation)
+type OperationKey = (String, String);
+
 /// Counts sampled root spans between flushes.
 #[derive(Default)]
 pub struct Aggregator {
-    counts: Mutex<HashMap<(String, String), (u64, BTreeSet<String>)>>,
+    counts: Mutex<HashMap<OperationKey, (u64, BTreeSet<String>)>>,
 }
 
 impl Aggregator {
@@ -163,9 +166,9 @@ pub fn calculate(
             .any(|p| (p - old).abs() <= old * 1e-6);
         let target = options.target_samples_per_second;
         let qps = seen.qps;
-        let new = if stored.is_some() && !adopted {
-            old
-        } else if ((qps - target) / target).abs() < options.delta_tolerance {
+        let lagging = stored.is_some() && !adopted;
+        let close_enough = ((qps - target) / target).abs() < options.delta_tolerance;
+        let new = if lagging || close_enough {
             old
         } else if qps == 0.0 {
             old * 2.0

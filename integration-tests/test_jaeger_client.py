@@ -189,5 +189,10 @@ def test_adaptive_sampling_adjusts_a_busy_operation(start_spoor):
             time.sleep(0.05)
         assert 0.001 < busy_probability() <= 1.0
         tracer.close()
+        import requests
+        metrics = requests.get(spoor.admin + "/metrics").text
+        assert "spoor_sampling_leader 1" in metrics
+        counted = [l for l in metrics.splitlines() if l.startswith("spoor_sampling_root_spans_counted_total ")]
+        assert counted and float(counted[0].split()[1]) > 0
     finally:
         assert agent.stop() == 0

@@ -156,6 +156,7 @@ impl CollectorCli {
         let mut registry = Registry::default();
         let storage = self.storage.open(&mut registry)?;
         let sampling = Sampling::start(self.sampling, Arc::clone(&storage.sampling)).await?;
+        sampling.register_metrics(&mut registry);
         let collector = Collector::bind(self.collector, &storage, &sampling, &mut registry).await?;
         tracing::info!(addrs = ?collector.local_addrs(), "collector listening");
         let result = run_with_admin(admin_addr(&self.admin_host_port)?, registry, |stop| {
@@ -189,6 +190,7 @@ impl AllInOneCli {
             collector_options.zipkin_host_port = ":9411".into();
         }
         let sampling = Sampling::start(self.sampling, Arc::clone(&storage.sampling)).await?;
+        sampling.register_metrics(&mut registry);
         let collector =
             Collector::bind(collector_options, &storage, &sampling, &mut registry).await?;
         let query = QueryServer::bind(self.query, &storage, &mut registry).await?;

@@ -11,6 +11,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use spoor_model::{Span, Value};
 use spoor_proto::api_v2::{
     OperationSamplingStrategy, PerOperationSamplingStrategies, ProbabilisticSamplingStrategy,
@@ -188,6 +191,41 @@ pub fn calculate(
     next
 }
 
+/// What adaptive sampling did, for the admin port.
+#[derive(Clone, Default)]
+pub struct AdaptiveMetrics {
+    pub root_spans_counted: Counter,
+    pub calculations: Counter,
+    pub operations_with_probabilities: Gauge,
+    pub leader: Gauge,
+}
+
+impl AdaptiveMetrics {
+    pub fn register(&self, registry: &mut Registry) {
+        let r = registry.sub_registry_with_prefix("spoor_sampling");
+        r.register(
+            "root_spans_counted",
+            "Sampled root spans counted for adaptive sampling",
+            self.root_spans_counted.clone(),
+        );
+        r.register(
+            "calculations",
+            "Probability calculations this collector made as leader",
+            self.calculations.clone(),
+        );
+        r.register(
+            "operations",
+            "Operations with a computed probability",
+            self.operations_with_probabilities.clone(),
+        );
+        r.register(
+            "leader",
+            "1 while this collector is the adaptive sampling leader",
+            self.leader.clone(),
+        );
+    }
+}
+
 /// The adaptive provider of one collector.
 pub struct AdaptiveProvider {
     options: AdaptiveOptions,
@@ -195,6 +233,7 @@ pub struct AdaptiveProvider {
     holder: String,
     aggregator: Arc<Aggregator>,
     current: RwLock<ServiceProbabilities>,
+    metrics: AdaptiveMetrics,
 }
 
 fn bucket_start(now: SystemTime, interval: Duration) -> SystemTime {
@@ -219,7 +258,12 @@ impl AdaptiveProvider {
             holder,
             aggregator: Arc::default(),
             current: RwLock::new(BTreeMap::new()),
+            metrics: AdaptiveMetrics::default(),
         })
+    }
+
+    pub fn metrics(&self) -> &AdaptiveMetrics {
+        &self.metrics
     }
 
     /// Where the collector reports the spans it accepts.
@@ -235,6 +279,9 @@ impl AdaptiveProvider {
         let this_bucket = bucket_start(now, interval);
         let last_bucket = this_bucket.checked_sub(interval).unwrap_or(UNIX_EPOCH);
         let counts = self.aggregator.take();
+        self.metrics
+            .root_spans_counted
+            .inc_by(counts.iter().map(|t| t.count).sum());
         if !counts.is_empty() {
             self.store.insert_throughput(last_bucket, counts).await?;
         }
@@ -263,8 +310,13 @@ impl AdaptiveProvider {
                 .unwrap_or_default();
             let next = calculate(&self.options, &previous, &observed);
             self.store.insert_probabilities(now, next).await?;
+            self.metrics.calculations.inc();
         }
+        self.metrics.leader.set(leader as i64);
         if let Some(latest) = self.store.get_latest_probabilities().await? {
+            self.metrics
+                .operations_with_probabilities
+                .set(latest.values().map(|ops| ops.len() as i64).sum());
             *self.current.write().expect("probabilities lock poisoned") = latest;
         }
         Ok(leader)

@@ -214,6 +214,13 @@ impl Sampling {
         }
     }
 
+    /// Registers adaptive sampling's metrics (nothing for file strategies).
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        if let Some(adaptive) = &self.adaptive {
+            adaptive.metrics().register(registry);
+        }
+    }
+
     /// Stops background work; an adaptive leader hands its lease back.
     pub async fn stop(self) {
         if let Some(task) = self.background {

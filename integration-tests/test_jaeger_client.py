@@ -86,21 +86,26 @@ def test_node_jaeger_client_sends_thrift_binary_through_the_agent(spoor, agent):
     assert agent.metric('spoor_agent_spans_received_total{protocol="jaeger_binary"}') == 2
 
 
+def remote_sampled_tracer(agent, service):
+    """A tracer with no sampler configured: it polls the agent's 5778 (its remote sampler)."""
+    config = Config(config={
+        "sampling_refresh_interval": 0.2,
+        "reporter_flush_interval": 0.1,
+        "local_agent": {
+            "reporting_host": "127.0.0.1",
+            "reporting_port": agent.ports["compact"],
+            "sampling_port": agent.ports["http"],
+        },
+    }, service_name=service, validate=True)
+    return config.new_tracer()
+
+
 def test_remote_sampler_gets_its_strategy_from_the_agent(start_spoor):
     from conftest import Agent
     spoor = start_spoor("--sampling.default-sampling-probability=0.37")
     agent = Agent(spoor.ports["grpc"])
     try:
-        # no sampler type: the client polls the agent (its remote sampler)
-        config = Config(config={
-            "sampling_refresh_interval": 0.2,
-            "local_agent": {
-                "reporting_host": "127.0.0.1",
-                "reporting_port": agent.ports["compact"],
-                "sampling_port": agent.ports["http"],
-            },
-        }, service_name="py-remote-sampled", validate=True)
-        tracer = config.new_tracer()
+        tracer = remote_sampled_tracer(agent, "py-remote-sampled")
         deadline = time.time() + 15
         while "0.37" not in str(tracer.sampler.sampler):
             assert time.time() < deadline, f"sampler never updated: {tracer.sampler.sampler}"
@@ -129,15 +134,7 @@ def test_per_operation_strategies_from_a_file_steer_the_client(start_spoor, tmp_
     spoor = start_spoor(f"--sampling.strategies-file={strategies}")
     agent = Agent(spoor.ports["grpc"])
     try:
-        config = Config(config={
-            "sampling_refresh_interval": 0.2,
-            "local_agent": {
-                "reporting_host": "127.0.0.1",
-                "reporting_port": agent.ports["compact"],
-                "sampling_port": agent.ports["http"],
-            },
-        }, service_name="py-per-op", validate=True)
-        tracer = config.new_tracer()
+        tracer = remote_sampled_tracer(agent, "py-per-op")
         deadline = time.time() + 15
         while type(tracer.sampler.sampler).__name__ != "AdaptiveSampler":
             assert time.time() < deadline, f"per-operation strategy never arrived: {tracer.sampler.sampler}"
@@ -165,16 +162,7 @@ def test_adaptive_sampling_adjusts_a_busy_operation(start_spoor):
                         "--sampling.leader-lease=3s", "--sampling.target-samples-per-second=5")
     agent = Agent(spoor.ports["grpc"])
     try:
-        config = Config(config={
-            "sampling_refresh_interval": 0.2,
-            "local_agent": {
-                "reporting_host": "127.0.0.1",
-                "reporting_port": agent.ports["compact"],
-                "sampling_port": agent.ports["http"],
-            },
-            "reporter_flush_interval": 0.1,
-        }, service_name="py-adaptive", validate=True)
-        tracer = config.new_tracer()
+        tracer = remote_sampled_tracer(agent, "py-adaptive")
 
         def busy_probability():
             sampler = tracer.sampler.sampler

@@ -38,9 +38,10 @@ sleep 2
 cpu_after=$(cpu $agent)
 python3 - "$cpu_before" "$cpu_after" "$(metric spoor_agent_spans_forwarded_total)" \
   "$(metric spoor_agent_packets_received_total)" "$(metric spoor_agent_packets_dropped_total)" \
-  "$(metric spoor_agent_decode_errors_total)" "$(metric spoor_agent_batches_dropped_total)" <<'PY'
+  "$(metric spoor_agent_decode_errors_total)" "$(metric spoor_agent_batches_dropped_total)" \
+  "$(metric spoor_agent_kernel_drops_total)" <<'PY'
 import json, sys
-cpu0, cpu1, forwarded, received, dropped, errors, batches_dropped = map(float, sys.argv[1:])
+cpu0, cpu1, forwarded, received, dropped, errors, batches_dropped, kernel = map(float, sys.argv[1:])
 cpu = cpu1 - cpu0
 print(json.dumps({
     "agent_cpu_seconds": round(cpu, 3),
@@ -50,5 +51,6 @@ print(json.dumps({
     "packets_dropped_queue_full": int(dropped),
     "decode_errors": int(errors),
     "batches_dropped_buffer_full": int(batches_dropped),
+    "datagrams_dropped_by_kernel": int(kernel),
 }))
 PY

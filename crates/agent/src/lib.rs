@@ -4,6 +4,7 @@
 //! forwards them in batches to collectors over gRPC.
 
 mod http;
+mod kernel_drops;
 mod metrics;
 mod options;
 mod reporter;
@@ -61,6 +62,11 @@ impl Agent {
         }
         let http_addr = parse_host_port(&options.sampling_host_port).map_err(anyhow::Error::msg)?;
         let http = spoor_server::net::bind(http_addr, "agent HTTP").await?;
+        let sockets = ports
+            .iter()
+            .map(|p| Ok((udp::label(p.format).protocol, p.socket.local_addr()?)))
+            .collect::<std::io::Result<_>>()?;
+        registry.register_collector(Box::new(kernel_drops::KernelDrops { sockets }));
         Ok(Agent {
             metrics: Arc::new(AgentMetrics::new(registry)),
             options,

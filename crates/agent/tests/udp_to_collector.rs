@@ -262,6 +262,14 @@ async fn compact_and_binary_packets_reach_the_collector_and_bad_ones_are_counted
         metric(&h.registry, "spoor_agent_packets_too_large_total"),
         "spoor_agent_packets_too_large_total{protocol=\"jaeger_compact\"} 1"
     );
+    // the kernel's own drops are exported too (none at this rate)
+    assert_eq!(
+        metric(
+            &h.registry,
+            "spoor_agent_kernel_drops_total{protocol=\"jaeger_compact\"}"
+        ),
+        "spoor_agent_kernel_drops_total{protocol=\"jaeger_compact\"} 0"
+    );
     // the collector stores a batch before its answer reaches the agent
     let mut forwarded = String::new();
     for _ in 0..300 {

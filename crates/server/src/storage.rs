@@ -115,6 +115,11 @@ impl Collector for MemoryMetrics {
                 "Spans evicted from the memory store to stay within its bounds",
                 s.evicted_spans,
             ),
+            (
+                "spoor_memory_dropped_spans",
+                "Spans refused because their trace alone would outgrow the memory budget",
+                s.dropped_spans,
+            ),
         ];
         for (name, help, value) in counters {
             let c = ConstCounter::new(value);

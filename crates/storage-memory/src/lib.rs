@@ -46,6 +46,8 @@ pub struct MemoryStats {
     pub bytes: u64,
     pub evicted_traces: u64,
     pub evicted_spans: u64,
+    /// Spans refused because their trace alone would outgrow its shard's budget.
+    pub dropped_spans: u64,
 }
 
 const MAX_SHARDS: usize = 64;
@@ -80,9 +82,17 @@ impl Shard {
         self.bytes + self.strings.bytes()
     }
 
-    fn insert(&mut self, span: &Span, process: Arc<Process>) {
+    /// Stores the span unless its trace would outgrow `max_trace_bytes`
+    /// (one trace may fill its shard, never more); false when refused.
+    fn insert(&mut self, span: &Span, process: Arc<Process>, max_trace_bytes: usize) -> bool {
         let record = StoredSpan::new(span, process, &mut self.strings);
         let size = record.bytes();
+        let held = self.traces.get(&span.trace_id).map_or(0, |t| t.bytes);
+        // the strings stay while the trace does, so they count against it
+        if held + size > max_trace_bytes.saturating_sub(self.strings.bytes()) {
+            record.release(&mut self.strings);
+            return false;
+        }
         let trace = self.traces.entry(span.trace_id).or_insert_with(|| {
             self.order.push_back(span.trace_id);
             StoredTrace {
@@ -96,6 +106,7 @@ impl Shard {
         trace.spans.push(record);
         self.bytes += size;
         self.spans += 1;
+        true
     }
 
     /// Evicts oldest traces until within bounds; returns (traces, spans) evicted.
@@ -147,6 +158,7 @@ pub struct MemoryStore {
     process_bytes: AtomicU64,
     evicted_traces: AtomicU64,
     evicted_spans: AtomicU64,
+    dropped_spans: AtomicU64,
 }
 
 /// A hash of a process's content; floats by their bits.
@@ -199,6 +211,7 @@ impl MemoryStore {
             process_bytes: AtomicU64::new(0),
             evicted_traces: AtomicU64::new(0),
             evicted_spans: AtomicU64::new(0),
+            dropped_spans: AtomicU64::new(0),
         }
     }
 
@@ -215,6 +228,7 @@ impl MemoryStore {
         let mut stats = MemoryStats {
             evicted_traces: self.evicted_traces.load(Ordering::Relaxed),
             evicted_spans: self.evicted_spans.load(Ordering::Relaxed),
+            dropped_spans: self.dropped_spans.load(Ordering::Relaxed),
             ..Default::default()
         };
         for shard in self.shards.iter() {
@@ -389,14 +403,20 @@ impl SpanWriter for MemoryStore {
             let mut shard = self.shards[group[0].0]
                 .write()
                 .expect("shard lock poisoned");
+            let mut refused = 0;
             for (_, span, process) in group {
-                shard.insert(span, Arc::clone(process));
+                if !shard.insert(span, Arc::clone(process), self.max_bytes_per_shard) {
+                    refused += 1;
+                }
             }
             let (traces, spans) = shard.evict(self.max_traces_per_shard, self.max_bytes_per_shard);
             drop(shard);
             if traces > 0 {
                 self.evicted_traces.fetch_add(traces, Ordering::Relaxed);
                 self.evicted_spans.fetch_add(spans, Ordering::Relaxed);
+            }
+            if refused > 0 {
+                self.dropped_spans.fetch_add(refused, Ordering::Relaxed);
             }
         }
         Ok(())

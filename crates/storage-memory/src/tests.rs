@@ -214,3 +214,31 @@ async fn sampling_store() -> MemorySamplingStore {
 }
 
 spoor_storage::sampling_store_conformance_tests!(sampling_store);
+
+#[tokio::test]
+async fn one_endless_trace_cannot_outgrow_the_budget() {
+    let budget = 64 * 1024;
+    let store = MemoryStore::new(MemoryConfig {
+        max_traces: 10,
+        max_bytes: budget,
+    });
+    for i in 0..5_000u64 {
+        store.write_spans(vec![span(7, i, 100)]).await.unwrap();
+    }
+    let stats = store.stats();
+    assert!(
+        stats.bytes as usize <= budget,
+        "{} bytes over {budget}",
+        stats.bytes
+    );
+    assert!(
+        stats.dropped_spans > 4_000,
+        "dropped {}",
+        stats.dropped_spans
+    );
+    assert_eq!(stats.spans + stats.dropped_spans, 5_000);
+    assert!(
+        store.get_trace(TraceId(7)).await.unwrap().is_some(),
+        "what fitted is kept"
+    );
+}

@@ -75,6 +75,8 @@ class Spoor:
         raise RuntimeError("spoor-all-in-one did not become healthy within 30s")
 
     def stop(self) -> int:
+        if self.proc.poll() is not None:  # already gone (a test killed it)
+            return 0
         self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout=20)

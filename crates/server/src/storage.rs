@@ -9,6 +9,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use spoor_storage::{DependencyReader, SamplingStore, SpanReader, SpanWriter};
+use spoor_storage_embedded::EmbeddedStore;
 use spoor_storage_memory::{MemoryConfig, MemorySamplingStore, MemoryStore};
 
 pub const DEFAULT_MEMORY_MAX_TRACES: usize = 100_000;
@@ -18,6 +19,9 @@ pub const DEFAULT_MEMORY_MAX_BYTES: usize = 1 << 30;
 pub enum StorageType {
     /// Bounded in-process memory; lost on restart.
     Memory,
+    /// Persistent single-node store in --embedded.data-dir (Jaeger's "badger" accepted).
+    #[value(alias = "badger")]
+    Embedded,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -38,6 +42,23 @@ pub struct StorageOptions {
     /// Memory store: approximate bytes of span data kept; the oldest traces are evicted beyond it.
     #[arg(long = "memory.max-bytes", env = "MEMORY_MAX_BYTES", default_value_t = DEFAULT_MEMORY_MAX_BYTES)]
     pub memory_max_bytes: usize,
+
+    /// Embedded store: directory of its data file.
+    #[arg(
+        long = "embedded.data-dir",
+        alias = "badger.directory-value",
+        env = "EMBEDDED_DATA_DIR",
+        default_value = "./spoor-data"
+    )]
+    pub embedded_data_dir: std::path::PathBuf,
+
+    /// Embedded store: how long spans are kept (0s: forever); older ones are deleted and the disk given back.
+    #[arg(long = "embedded.retention", alias = "badger.span-store-ttl", env = "EMBEDDED_RETENTION", default_value = "72h", value_parser = parse_duration)]
+    pub embedded_retention: std::time::Duration,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    spoor_model::parse_go_duration(s).map_err(|e| e.to_string())
 }
 
 /// The opened store, as the servers use it.
@@ -64,6 +85,24 @@ impl StorageOptions {
                     writer: store.clone(),
                     reader: store.clone(),
                     dependencies: store,
+                    sampling: Arc::new(MemorySamplingStore::default()),
+                })
+            }
+            StorageType::Embedded => {
+                let store =
+                    Arc::new(EmbeddedStore::open(&self.embedded_data_dir).map_err(|e| {
+                        anyhow::anyhow!(
+                            "while opening the embedded store in {}: {e}",
+                            self.embedded_data_dir.display()
+                        )
+                    })?);
+                // lives as long as the process
+                let _ = store.spawn_retention(self.embedded_retention);
+                Ok(Storage {
+                    writer: store.clone(),
+                    reader: store.clone(),
+                    dependencies: store,
+                    // adaptive sampling state is not persisted by this backend yet
                     sampling: Arc::new(MemorySamplingStore::default()),
                 })
             }

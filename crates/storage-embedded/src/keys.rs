@@ -6,7 +6,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use spoor_model::SpanKind;
 
 pub fn nanos(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 #[derive(Default)]
@@ -27,7 +29,8 @@ impl Key {
     /// Names longer than 65,535 bytes are cut there.
     pub fn str(mut self, s: &str) -> Self {
         let bytes = &s.as_bytes()[..s.len().min(u16::MAX as usize)];
-        self.0.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+        self.0
+            .extend_from_slice(&(bytes.len() as u16).to_be_bytes());
         self.0.extend_from_slice(bytes);
         self
     }
@@ -39,13 +42,26 @@ impl Key {
         Key::new().u128(trace).u64(seq).bytes()
     }
     pub fn by_service(service: &str, start: u64, trace: u128) -> Vec<u8> {
-        Key::new().str(service).u64(u64::MAX - start).u128(trace).bytes()
+        Key::new()
+            .str(service)
+            .u64(u64::MAX - start)
+            .u128(trace)
+            .bytes()
     }
     pub fn by_operation(service: &str, operation: &str, start: u64, trace: u128) -> Vec<u8> {
-        Key::new().str(service).str(operation).u64(u64::MAX - start).u128(trace).bytes()
+        Key::new()
+            .str(service)
+            .str(operation)
+            .u64(u64::MAX - start)
+            .u128(trace)
+            .bytes()
     }
     pub fn operation(service: &str, kind: SpanKind, operation: &str) -> Vec<u8> {
-        Key::new().str(service).str(kind.as_str()).str(operation).bytes()
+        Key::new()
+            .str(service)
+            .str(kind.as_str())
+            .str(operation)
+            .bytes()
     }
 }
 
@@ -71,7 +87,10 @@ pub fn split_operation_key(key: &[u8]) -> (String, SpanKind, String) {
 /// (service, operation) of a time-index value.
 pub fn split_names(value: &[u8]) -> (String, String) {
     let mut parts = names(value).into_iter();
-    (parts.next().unwrap_or_default(), parts.next().unwrap_or_default())
+    (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    )
 }
 
 /// (start, trace, sequence) of a time-index key.
@@ -93,11 +112,21 @@ mod tests {
 
     #[test]
     fn keys_sort_the_way_queries_read_them() {
-        assert!(Key::by_service("svc", 200, 1) < Key::by_service("svc", 100, 1), "newest first");
-        assert!(Key::by_service("a", 0, 0) < Key::by_service("ab", u64::MAX, 0), "length prefix keeps names apart");
+        assert!(
+            Key::by_service("svc", 200, 1) < Key::by_service("svc", 100, 1),
+            "newest first"
+        );
+        assert!(
+            Key::by_service("a", 0, 0) < Key::by_service("ab", u64::MAX, 0),
+            "length prefix keeps names apart"
+        );
         assert!(Key::span(1, u64::MAX) < Key::span(2, 0));
-        let (service, kind, op) = split_operation_key(&Key::operation("svc", SpanKind::Server, "GET /"));
-        assert_eq!((service.as_str(), kind, op.as_str()), ("svc", SpanKind::Server, "GET /"));
+        let (service, kind, op) =
+            split_operation_key(&Key::operation("svc", SpanKind::Server, "GET /"));
+        assert_eq!(
+            (service.as_str(), kind, op.as_str()),
+            ("svc", SpanKind::Server, "GET /")
+        );
         let key = Key::new().u64(5).u128(7).u64(9).bytes();
         assert_eq!(split_time_key(&key), (5, 7, 9));
         assert_eq!(trailing_trace_id(&Key::by_operation("s", "o", 3, 42)), 42);

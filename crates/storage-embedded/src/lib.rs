@@ -26,7 +26,7 @@ use spoor_storage::{
     dedupe_spans, span_matches,
 };
 
-use keys::{nanos, Key};
+use keys::{Key, nanos};
 
 /// trace id ++ sequence -> api_v2 span (with its process)
 const SPANS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("spans");
@@ -53,7 +53,8 @@ pub struct EmbeddedStore {
 impl EmbeddedStore {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
-        std::fs::create_dir_all(dir).map_err(|e| backend(format!("creating {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| backend(format!("creating {}: {e}", dir.display())))?;
         let db = Database::create(dir.join("spoor.redb")).map_err(backend)?;
         let tx = db.begin_write().map_err(backend)?;
         for table in [SPANS, BY_TIME] {
@@ -64,7 +65,9 @@ impl EmbeddedStore {
         }
         tx.open_table(META).map_err(backend)?;
         tx.commit().map_err(backend)?;
-        Ok(EmbeddedStore { db: Arc::new(RwLock::new(db)) })
+        Ok(EmbeddedStore {
+            db: Arc::new(RwLock::new(db)),
+        })
     }
 
     async fn blocking<T: Send + 'static>(
@@ -75,6 +78,33 @@ impl EmbeddedStore {
         tokio::task::spawn_blocking(move || f(&db.read().expect("database lock poisoned")))
             .await
             .map_err(backend)?
+    }
+
+    /// Purges spans older than `retention` now and then (a tenth of the
+    /// retention, between a minute and an hour); None when keeping forever.
+    pub fn spawn_retention(
+        self: &Arc<Self>,
+        retention: Duration,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        if retention.is_zero() {
+            return None;
+        }
+        let every = (retention / 10).clamp(Duration::from_secs(60), Duration::from_secs(3600));
+        let store = Arc::clone(self);
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let cutoff = SystemTime::now()
+                    .checked_sub(retention)
+                    .unwrap_or(UNIX_EPOCH);
+                match store.purge_before(cutoff).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(spans = n, "retention deleted old spans"),
+                    Err(e) => tracing::warn!(error = %e, "retention pass failed"),
+                }
+            }
+        }))
     }
 
     /// Deletes every span that started before `cutoff`, then compacts the
@@ -113,9 +143,15 @@ fn purge(db: &Database, cutoff: SystemTime) -> Result<u64, StorageError> {
         for (key, names) in old {
             let (start, trace, seq) = keys::split_time_key(&key);
             let (service, operation) = keys::split_names(&names);
-            spans.remove(Key::span(trace, seq).as_slice()).map_err(backend)?;
-            by_service.remove(Key::by_service(&service, start, trace).as_slice()).map_err(backend)?;
-            by_operation.remove(Key::by_operation(&service, &operation, start, trace).as_slice()).map_err(backend)?;
+            spans
+                .remove(Key::span(trace, seq).as_slice())
+                .map_err(backend)?;
+            by_service
+                .remove(Key::by_service(&service, start, trace).as_slice())
+                .map_err(backend)?;
+            by_operation
+                .remove(Key::by_operation(&service, &operation, start, trace).as_slice())
+                .map_err(backend)?;
             by_time.remove(key.as_slice()).map_err(backend)?;
             deleted += 1;
         }
@@ -128,7 +164,10 @@ fn write(db: &Database, spans: Vec<Span>) -> Result<(), StorageError> {
     let tx = db.begin_write().map_err(backend)?;
     {
         let mut meta = tx.open_table(META).map_err(backend)?;
-        let mut seq = meta.get(NEXT_SEQUENCE).map_err(backend)?.map_or(0, |v| v.value());
+        let mut seq = meta
+            .get(NEXT_SEQUENCE)
+            .map_err(backend)?
+            .map_or(0, |v| v.value());
         let mut table = tx.open_table(SPANS).map_err(backend)?;
         let mut by_service = tx.open_table(BY_SERVICE).map_err(backend)?;
         let mut by_operation = tx.open_table(BY_OPERATION).map_err(backend)?;
@@ -140,12 +179,36 @@ fn write(db: &Database, spans: Vec<Span>) -> Result<(), StorageError> {
             let service = span.process.service_name.as_str();
             let operation = span.operation_name.as_str();
             let body = spoor_proto::span_to_proto(span).encode_to_vec();
-            table.insert(Key::span(trace, seq).as_slice(), body.as_slice()).map_err(backend)?;
-            by_service.insert(Key::by_service(service, start, trace).as_slice(), ()).map_err(backend)?;
-            by_operation.insert(Key::by_operation(service, operation, start, trace).as_slice(), ()).map_err(backend)?;
-            operations.insert(Key::operation(service, span.kind(), operation).as_slice(), ()).map_err(backend)?;
+            table
+                .insert(Key::span(trace, seq).as_slice(), body.as_slice())
+                .map_err(backend)?;
+            by_service
+                .insert(Key::by_service(service, start, trace).as_slice(), ())
+                .map_err(backend)?;
+            by_operation
+                .insert(
+                    Key::by_operation(service, operation, start, trace).as_slice(),
+                    (),
+                )
+                .map_err(backend)?;
+            operations
+                .insert(
+                    Key::operation(service, span.kind(), operation).as_slice(),
+                    (),
+                )
+                .map_err(backend)?;
             let names = Key::new().str(service).str(operation).bytes();
-            by_time.insert(Key::new().u64(start).u128(trace).u64(seq).bytes().as_slice(), names.as_slice()).map_err(backend)?;
+            by_time
+                .insert(
+                    Key::new()
+                        .u64(start)
+                        .u128(trace)
+                        .u64(seq)
+                        .bytes()
+                        .as_slice(),
+                    names.as_slice(),
+                )
+                .map_err(backend)?;
             seq += 1;
         }
         meta.insert(NEXT_SEQUENCE, seq).map_err(backend)?;
@@ -153,10 +216,16 @@ fn write(db: &Database, spans: Vec<Span>) -> Result<(), StorageError> {
     tx.commit().map_err(backend)
 }
 
-fn read_trace(spans: &impl ReadableTable<&'static [u8], &'static [u8]>, id: TraceId) -> Result<Option<Trace>, StorageError> {
+fn read_trace(
+    spans: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    id: TraceId,
+) -> Result<Option<Trace>, StorageError> {
     let (from, to) = (Key::span(id.0, 0), Key::span(id.0, u64::MAX));
     let mut out = Vec::new();
-    for row in spans.range::<&[u8]>(from.as_slice()..=to.as_slice()).map_err(backend)? {
+    for row in spans
+        .range::<&[u8]>(from.as_slice()..=to.as_slice())
+        .map_err(backend)?
+    {
         let (_, body) = row.map_err(backend)?;
         let proto = spoor_proto::api_v2::Span::decode(body.value()).map_err(backend)?;
         out.push(spoor_proto::span_from_proto(proto, None).map_err(backend)?);
@@ -165,7 +234,10 @@ fn read_trace(spans: &impl ReadableTable<&'static [u8], &'static [u8]>, id: Trac
         return Ok(None);
     }
     dedupe_spans(&mut out);
-    Ok(Some(Trace { spans: out, warnings: vec![] }))
+    Ok(Some(Trace {
+        spans: out,
+        warnings: vec![],
+    }))
 }
 
 /// The traces matching `q`, newest first by the start of their indexed
@@ -177,8 +249,14 @@ fn search(db: &Database, q: &TraceQuery) -> Result<Vec<Trace>, StorageError> {
     let spans = tx.open_table(SPANS).map_err(backend)?;
     let (min, max) = (nanos(q.start_time_min), nanos(q.start_time_max));
     let (from, to) = match &q.operation_name {
-        Some(op) => (Key::by_operation(&q.service_name, op, max, 0), Key::by_operation(&q.service_name, op, min, u128::MAX)),
-        None => (Key::by_service(&q.service_name, max, 0), Key::by_service(&q.service_name, min, u128::MAX)),
+        Some(op) => (
+            Key::by_operation(&q.service_name, op, max, 0),
+            Key::by_operation(&q.service_name, op, min, u128::MAX),
+        ),
+        None => (
+            Key::by_service(&q.service_name, max, 0),
+            Key::by_service(&q.service_name, min, u128::MAX),
+        ),
     };
     let index = match &q.operation_name {
         Some(_) => tx.open_table(BY_OPERATION).map_err(backend)?,
@@ -186,7 +264,10 @@ fn search(db: &Database, q: &TraceQuery) -> Result<Vec<Trace>, StorageError> {
     };
     let mut seen = HashSet::new();
     let mut found = Vec::new();
-    for row in index.range::<&[u8]>(from.as_slice()..=to.as_slice()).map_err(backend)? {
+    for row in index
+        .range::<&[u8]>(from.as_slice()..=to.as_slice())
+        .map_err(backend)?
+    {
         let (key, _) = row.map_err(backend)?;
         let trace_id = TraceId(keys::trailing_trace_id(key.value()));
         if !seen.insert(trace_id) {
@@ -250,7 +331,10 @@ impl SpanReader for EmbeddedStore {
                 }
                 let (_, kind, name) = keys::split_operation_key(key.value());
                 if query.span_kind.is_none_or(|k| k == kind) {
-                    out.push(Operation { name, span_kind: kind });
+                    out.push(Operation {
+                        name,
+                        span_kind: kind,
+                    });
                 }
             }
             out.sort();
@@ -266,44 +350,72 @@ impl SpanReader for EmbeddedStore {
 
     async fn find_trace_ids(&self, query: &TraceQuery) -> Result<Vec<TraceId>, StorageError> {
         let traces = self.find_traces(query).await?;
-        Ok(traces.iter().filter_map(|t| t.spans.first().map(|s| s.trace_id)).collect())
+        Ok(traces
+            .iter()
+            .filter_map(|t| t.spans.first().map(|s| s.trace_id))
+            .collect())
     }
 }
 
 #[async_trait]
 impl DependencyReader for EmbeddedStore {
-    async fn get_dependencies(&self, end_time: SystemTime, lookback: Duration) -> Result<Vec<DependencyLink>, StorageError> {
+    async fn get_dependencies(
+        &self,
+        end_time: SystemTime,
+        lookback: Duration,
+    ) -> Result<Vec<DependencyLink>, StorageError> {
         self.blocking(move |db| {
             let start = end_time.checked_sub(lookback).unwrap_or(UNIX_EPOCH);
             let tx = db.begin_read().map_err(backend)?;
             let by_time = tx.open_table(BY_TIME).map_err(backend)?;
             let spans = tx.open_table(SPANS).map_err(backend)?;
-            let (from, to) = (Key::new().u64(nanos(start)).bytes(), Key::new().u64(nanos(end_time)).u128(u128::MAX).bytes());
+            let (from, to) = (
+                Key::new().u64(nanos(start)).bytes(),
+                Key::new().u64(nanos(end_time)).u128(u128::MAX).bytes(),
+            );
             let mut traces = BTreeSet::new();
-            for row in by_time.range::<&[u8]>(from.as_slice()..=to.as_slice()).map_err(backend)? {
+            for row in by_time
+                .range::<&[u8]>(from.as_slice()..=to.as_slice())
+                .map_err(backend)?
+            {
                 let (key, _) = row.map_err(backend)?;
                 traces.insert(keys::split_time_key(key.value()).1);
             }
             let mut counts: HashMap<(String, String), u64> = HashMap::new();
             for id in traces {
-                let Some(trace) = read_trace(&spans, TraceId(id))? else { continue };
-                let service_of: HashMap<SpanId, &str> =
-                    trace.spans.iter().map(|s| (s.span_id, s.process.service_name.as_str())).collect();
+                let Some(trace) = read_trace(&spans, TraceId(id))? else {
+                    continue;
+                };
+                let service_of: HashMap<SpanId, &str> = trace
+                    .spans
+                    .iter()
+                    .map(|s| (s.span_id, s.process.service_name.as_str()))
+                    .collect();
                 for span in &trace.spans {
                     if span.start_time < start || span.start_time > end_time {
                         continue;
                     }
-                    let parent = span.references.iter().find(|r| r.ref_type == RefType::ChildOf && r.trace_id == span.trace_id);
+                    let parent = span
+                        .references
+                        .iter()
+                        .find(|r| r.ref_type == RefType::ChildOf && r.trace_id == span.trace_id);
                     if let Some(parent) = parent.and_then(|r| service_of.get(&r.span_id))
                         && *parent != span.process.service_name
                     {
-                        *counts.entry((parent.to_string(), span.process.service_name.clone())).or_default() += 1;
+                        *counts
+                            .entry((parent.to_string(), span.process.service_name.clone()))
+                            .or_default() += 1;
                     }
                 }
             }
             let mut links: Vec<DependencyLink> = counts
                 .into_iter()
-                .map(|((parent, child), call_count)| DependencyLink { parent, child, call_count, source: String::new() })
+                .map(|((parent, child), call_count)| DependencyLink {
+                    parent,
+                    child,
+                    call_count,
+                    source: String::new(),
+                })
                 .collect();
             links.sort_by(|a, b| (&a.parent, &a.child).cmp(&(&b.parent, &b.child)));
             Ok(links)
@@ -314,4 +426,3 @@ impl DependencyReader for EmbeddedStore {
 
 #[cfg(test)]
 mod tests;
-

@@ -24,9 +24,15 @@ fn span(trace: u128, id: u64, start: SystemTime, payload: usize) -> Span {
         flags: 1,
         start_time: start,
         duration: Duration::from_millis(1),
-        tags: vec![spoor_model::KeyValue::string("payload", "x".repeat(payload))],
+        tags: vec![spoor_model::KeyValue::string(
+            "payload",
+            "x".repeat(payload),
+        )],
         logs: vec![],
-        process: std::sync::Arc::new(spoor_model::Process { service_name: "svc".into(), tags: vec![] }),
+        process: std::sync::Arc::new(spoor_model::Process {
+            service_name: "svc".into(),
+            tags: vec![],
+        }),
         warnings: vec![],
     }
 }
@@ -37,14 +43,38 @@ async fn spans_survive_reopening_the_store() {
     let now = SystemTime::now();
     {
         let store = EmbeddedStore::open(&d).unwrap();
-        store.write_spans(vec![span(0xabc, 1, now, 10), span(0xabc, 2, now, 10)]).await.unwrap();
+        store
+            .write_spans(vec![span(0xabc, 1, now, 10), span(0xabc, 2, now, 10)])
+            .await
+            .unwrap();
     }
     let store = EmbeddedStore::open(&d).unwrap();
-    assert_eq!(store.get_trace(TraceId(0xabc)).await.unwrap().unwrap().spans.len(), 2);
+    assert_eq!(
+        store
+            .get_trace(TraceId(0xabc))
+            .await
+            .unwrap()
+            .unwrap()
+            .spans
+            .len(),
+        2
+    );
     assert_eq!(store.get_services().await.unwrap(), vec!["svc".to_string()]);
     // sequence numbers continue: a later span with a repeated id is kept beside the first
-    store.write_spans(vec![span(0xabc, 1, now, 11)]).await.unwrap();
-    assert_eq!(store.get_trace(TraceId(0xabc)).await.unwrap().unwrap().spans.len(), 3);
+    store
+        .write_spans(vec![span(0xabc, 1, now, 11)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .get_trace(TraceId(0xabc))
+            .await
+            .unwrap()
+            .unwrap()
+            .spans
+            .len(),
+        3
+    );
 }
 
 #[tokio::test]
@@ -56,15 +86,24 @@ async fn retention_deletes_old_spans_and_gives_the_disk_back() {
         let spans = (0..10).map(|i| span(t + 1, i, old, 2_000)).collect();
         store.write_spans(spans).await.unwrap();
     }
-    store.write_spans(vec![span(0xfeed, 1, SystemTime::now(), 10)]).await.unwrap();
+    store
+        .write_spans(vec![span(0xfeed, 1, SystemTime::now(), 10)])
+        .await
+        .unwrap();
     let file = d.join("spoor.redb");
     let before = std::fs::metadata(&file).unwrap().len();
-    let deleted = store.purge_before(SystemTime::now() - Duration::from_secs(24 * 3600)).await.unwrap();
+    let deleted = store
+        .purge_before(SystemTime::now() - Duration::from_secs(24 * 3600))
+        .await
+        .unwrap();
     assert_eq!(deleted, 2_000);
     let after = std::fs::metadata(&file).unwrap().len();
     assert!(after * 2 < before, "file {before} -> {after} bytes");
     assert!(store.get_trace(TraceId(1)).await.unwrap().is_none());
-    assert!(store.get_trace(TraceId(0xfeed)).await.unwrap().is_some(), "recent spans kept");
+    assert!(
+        store.get_trace(TraceId(0xfeed)).await.unwrap().is_some(),
+        "recent spans kept"
+    );
     let q = TraceQuery {
         service_name: "svc".into(),
         operation_name: Some("op".into()),
@@ -75,5 +114,9 @@ async fn retention_deletes_old_spans_and_gives_the_disk_back() {
         duration_max: None,
         num_traces: 1000,
     };
-    assert_eq!(store.find_trace_ids(&q).await.unwrap(), vec![TraceId(0xfeed)], "index rows went with the spans");
+    assert_eq!(
+        store.find_trace_ids(&q).await.unwrap(),
+        vec![TraceId(0xfeed)],
+        "index rows went with the spans"
+    );
 }

@@ -15,9 +15,11 @@ target=${CARGO_TARGET_DIR:-target}
 cargo build --release --bin spoor-all-in-one --bin spoor-tracegen >&2
 bin="$target/release"
 
+# SPOOR_ARGS adds server options, e.g. "--span-storage.type=embedded --embedded.data-dir=/tmp/d"
+# shellcheck disable=SC2086
 "$bin/spoor-all-in-one" --log-level=warn \
   --memory.max-traces=0 --memory.max-bytes=8000000000 \
-  --collector.queue-size=200000 --collector.num-workers=8 &
+  --collector.queue-size=200000 --collector.num-workers=8 ${SPOOR_ARGS:-} &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
 until curl -sf localhost:14269/ >/dev/null; do sleep 0.1; done

@@ -101,9 +101,8 @@ impl StorageOptions {
                 Ok(Storage {
                     writer: store.clone(),
                     reader: store.clone(),
-                    dependencies: store,
-                    // adaptive sampling state is not persisted by this backend yet
-                    sampling: Arc::new(MemorySamplingStore::default()),
+                    dependencies: store.clone(),
+                    sampling: store,
                 })
             }
         }

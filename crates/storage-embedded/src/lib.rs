@@ -11,6 +11,7 @@
 //! redb calls block, so every operation runs on tokio's blocking pool.
 
 mod keys;
+mod sampling;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
@@ -64,6 +65,7 @@ impl EmbeddedStore {
             tx.open_table(table).map_err(backend)?;
         }
         tx.open_table(META).map_err(backend)?;
+        sampling::create_tables(&tx)?;
         tx.commit().map_err(backend)?;
         Ok(EmbeddedStore {
             db: Arc::new(RwLock::new(db)),
@@ -156,6 +158,7 @@ fn purge(db: &Database, cutoff: SystemTime) -> Result<u64, StorageError> {
             deleted += 1;
         }
     }
+    sampling::purge_throughput(&tx, cutoff)?;
     tx.commit().map_err(backend)?;
     Ok(deleted)
 }

@@ -14,6 +14,7 @@ async fn fresh() -> EmbeddedStore {
 }
 
 spoor_storage::storage_conformance_tests!(fresh);
+spoor_storage::sampling_store_conformance_tests!(fresh);
 
 fn span(trace: u128, id: u64, start: SystemTime, payload: usize) -> Span {
     Span {

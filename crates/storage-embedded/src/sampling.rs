@@ -79,18 +79,18 @@ impl SamplingStore for EmbeddedStore {
             write_tx(db, |tx| {
                 let mut table = tx.open_table(THROUGHPUT).map_err(backend)?;
                 let start = Key::new().u64(nanos(bucket)).bytes();
-                let mut seq = table
+                // rows already in the bucket (from other collectors) come first
+                let taken = table
                     .range::<&[u8]>(start.as_slice()..)
                     .map_err(backend)?
                     .filter_map(|r| r.ok())
                     .take_while(|(k, _)| k.value().starts_with(&start))
                     .count() as u64;
-                for t in &throughput {
+                for (seq, t) in (taken..).zip(&throughput) {
                     let key = Key::new().u64(nanos(bucket)).u64(seq).bytes();
                     table
                         .insert(key.as_slice(), to_json(t).as_str())
                         .map_err(backend)?;
-                    seq += 1;
                 }
                 Ok(())
             })

@@ -62,7 +62,9 @@ async fn start_collector(
     let collector = Collector::bind(
         cli.collector,
         storage,
-        &default_sampling(storage).await,
+        &spoor_sampling::Sampling::defaults(std::sync::Arc::clone(&storage.sampling))
+            .await
+            .unwrap(),
         &mut Registry::default(),
     )
     .await
@@ -448,18 +450,4 @@ async fn zipkin_thrift_datagrams_reach_the_collector() {
     );
 
     h.stop().await;
-}
-
-/// Jaeger's default strategy for every service, no file.
-async fn default_sampling(storage: &spoor_server::storage::Storage) -> spoor_sampling::Sampling {
-    let cli = SamplingCli::try_parse_from(["sampling"]).unwrap();
-    spoor_sampling::Sampling::start(cli.sampling, std::sync::Arc::clone(&storage.sampling))
-        .await
-        .unwrap()
-}
-
-#[derive(clap::Parser)]
-struct SamplingCli {
-    #[command(flatten)]
-    sampling: spoor_sampling::SamplingOptions,
 }

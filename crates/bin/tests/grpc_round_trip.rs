@@ -73,7 +73,9 @@ async fn jaeger_grpc_spans_come_back_through_grpc_query() {
     let collector = Collector::bind(
         cli.collector,
         &storage,
-        &default_sampling(&storage).await,
+        &spoor_sampling::Sampling::defaults(std::sync::Arc::clone(&storage.sampling))
+            .await
+            .unwrap(),
         &mut registry,
     )
     .await
@@ -219,18 +221,4 @@ async fn jaeger_grpc_spans_come_back_through_grpc_query() {
     trigger.trigger();
     c.await.unwrap().unwrap();
     q.await.unwrap().unwrap();
-}
-
-/// Jaeger's default strategy for every service, no file.
-async fn default_sampling(storage: &spoor_server::storage::Storage) -> spoor_sampling::Sampling {
-    let cli = SamplingCli::try_parse_from(["sampling"]).unwrap();
-    spoor_sampling::Sampling::start(cli.sampling, std::sync::Arc::clone(&storage.sampling))
-        .await
-        .unwrap()
-}
-
-#[derive(clap::Parser)]
-struct SamplingCli {
-    #[command(flatten)]
-    sampling: spoor_sampling::SamplingOptions,
 }

@@ -214,6 +214,18 @@ impl Sampling {
         }
     }
 
+    /// What a collector serves without sampling options: Jaeger's default
+    /// strategy for every service.
+    pub async fn defaults(store: Arc<dyn spoor_storage::SamplingStore>) -> anyhow::Result<Self> {
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            sampling: SamplingOptions,
+        }
+        let options = <Defaults as clap::Parser>::try_parse_from(["defaults"])?.sampling;
+        Self::start(options, store).await
+    }
+
     /// Registers adaptive sampling's metrics (nothing for file strategies).
     pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
         if let Some(adaptive) = &self.adaptive {

@@ -23,8 +23,8 @@ use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use spoor_model::{DependencyLink, RefType, Span, SpanId, Trace, TraceId};
 use spoor_storage::{
-    DependencyReader, Operation, OperationQuery, SpanReader, SpanWriter, StorageError, TraceQuery,
-    dedupe_spans, span_matches,
+    DependencyCounter, DependencyReader, Operation, OperationQuery, SpanReader, SpanWriter,
+    StorageError, TraceQuery, dedupe_spans, span_matches,
 };
 
 use keys::{Key, nanos};
@@ -384,7 +384,7 @@ impl DependencyReader for EmbeddedStore {
                 let (key, _) = row.map_err(backend)?;
                 traces.insert(keys::split_time_key(key.value()).1);
             }
-            let mut counts: HashMap<(String, String), u64> = HashMap::new();
+            let mut counts = DependencyCounter::default();
             for id in traces {
                 let Some(trace) = read_trace(&spans, TraceId(id))? else {
                     continue;
@@ -405,23 +405,11 @@ impl DependencyReader for EmbeddedStore {
                     if let Some(parent) = parent.and_then(|r| service_of.get(&r.span_id))
                         && *parent != span.process.service_name
                     {
-                        *counts
-                            .entry((parent.to_string(), span.process.service_name.clone()))
-                            .or_default() += 1;
+                        counts.add_call(parent, &span.process.service_name);
                     }
                 }
             }
-            let mut links: Vec<DependencyLink> = counts
-                .into_iter()
-                .map(|((parent, child), call_count)| DependencyLink {
-                    parent,
-                    child,
-                    call_count,
-                    source: String::new(),
-                })
-                .collect();
-            links.sort_by(|a, b| (&a.parent, &a.child).cmp(&(&b.parent, &b.child)));
-            Ok(links)
+            Ok(counts.into_links())
         })
         .await
     }

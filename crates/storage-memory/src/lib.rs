@@ -22,8 +22,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use spoor_model::{DependencyLink, Process, RefType, Span, SpanId, SpanKind, Trace, TraceId};
 use spoor_storage::{
-    DependencyReader, Operation, OperationQuery, SpanReader, SpanWriter, StorageError, TraceQuery,
-    dedupe_spans,
+    DependencyCounter, DependencyReader, Operation, OperationQuery, SpanReader, SpanWriter,
+    StorageError, TraceQuery, dedupe_spans,
 };
 
 use intern::{Interner, Sym};
@@ -480,7 +480,7 @@ impl DependencyReader for MemoryStore {
     ) -> Result<Vec<DependencyLink>, StorageError> {
         let end_ns = nanos(end_time);
         let start_ns = nanos(end_time.checked_sub(lookback).unwrap_or(UNIX_EPOCH));
-        let mut counts: HashMap<(String, String), u64> = HashMap::new();
+        let mut counts = DependencyCounter::default();
         for shard in self.shards.iter() {
             let shard = shard.read().expect("shard lock poisoned");
             for (trace_id, trace) in &shard.traces {
@@ -501,24 +501,12 @@ impl DependencyReader for MemoryStore {
                         continue;
                     };
                     if *parent != span.process.service_name {
-                        *counts
-                            .entry((parent.to_string(), span.process.service_name.clone()))
-                            .or_default() += 1;
+                        counts.add_call(parent, &span.process.service_name);
                     }
                 }
             }
         }
-        let mut links: Vec<DependencyLink> = counts
-            .into_iter()
-            .map(|((parent, child), call_count)| DependencyLink {
-                parent,
-                child,
-                call_count,
-                source: String::new(),
-            })
-            .collect();
-        links.sort_by(|a, b| (&a.parent, &a.child).cmp(&(&b.parent, &b.child)));
-        Ok(links)
+        Ok(counts.into_links())
     }
 }
 

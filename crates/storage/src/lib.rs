@@ -2,6 +2,7 @@
 //! they take, and (behind the `testsuite` feature) the conformance suite every
 //! backend runs so they all answer the same way.
 
+mod dependencies;
 mod error;
 mod query;
 mod sampling;
@@ -10,6 +11,7 @@ mod traits;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 
+pub use dependencies::DependencyCounter;
 pub use error::StorageError;
 pub use query::{DEFAULT_NUM_TRACES, Operation, OperationQuery, TraceQuery, span_matches};
 pub use sampling::{SamplingStore, ServiceProbabilities, Throughput};

@@ -13,7 +13,7 @@
 mod keys;
 mod sampling;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -46,9 +46,15 @@ fn backend(e: impl std::fmt::Display) -> StorageError {
     StorageError::Backend(e.to_string())
 }
 
+/// service -> its operations, mirroring the operations table.
+type OperationCache = BTreeMap<String, BTreeSet<Operation>>;
+
 pub struct EmbeddedStore {
     /// Written for compaction only, which needs the database to itself.
     db: Arc<RwLock<Database>>,
+    /// Services and operations, loaded at open and kept current by writes,
+    /// so listing them reads no table and known ones are not rewritten.
+    operations: Arc<RwLock<OperationCache>>,
 }
 
 impl EmbeddedStore {
@@ -67,8 +73,26 @@ impl EmbeddedStore {
         tx.open_table(META).map_err(backend)?;
         sampling::create_tables(&tx)?;
         tx.commit().map_err(backend)?;
+        let mut operations = OperationCache::new();
+        {
+            let tx = db.begin_read().map_err(backend)?;
+            for row in tx
+                .open_table(OPERATIONS)
+                .map_err(backend)?
+                .iter()
+                .map_err(backend)?
+            {
+                let (key, _) = row.map_err(backend)?;
+                let (service, span_kind, name) = keys::split_operation_key(key.value());
+                operations
+                    .entry(service)
+                    .or_default()
+                    .insert(Operation { name, span_kind });
+            }
+        }
         Ok(EmbeddedStore {
             db: Arc::new(RwLock::new(db)),
+            operations: Arc::new(RwLock::new(operations)),
         })
     }
 
@@ -163,7 +187,19 @@ fn purge(db: &Database, cutoff: SystemTime) -> Result<u64, StorageError> {
     Ok(deleted)
 }
 
-fn write(db: &Database, spans: Vec<Span>) -> Result<(), StorageError> {
+fn write(
+    db: &Database,
+    cache: &RwLock<OperationCache>,
+    spans: Vec<Span>,
+) -> Result<(), StorageError> {
+    let known = |service: &str, op: &Operation| {
+        cache
+            .read()
+            .expect("operations lock poisoned")
+            .get(service)
+            .is_some_and(|ops| ops.contains(op))
+    };
+    let mut new_operations: Vec<(String, Operation)> = Vec::new();
     let tx = db.begin_write().map_err(backend)?;
     {
         let mut meta = tx.open_table(META).map_err(backend)?;
@@ -194,12 +230,20 @@ fn write(db: &Database, spans: Vec<Span>) -> Result<(), StorageError> {
                     (),
                 )
                 .map_err(backend)?;
-            operations
-                .insert(
-                    Key::operation(service, span.kind(), operation).as_slice(),
-                    (),
-                )
-                .map_err(backend)?;
+            let op = Operation {
+                name: operation.to_string(),
+                span_kind: span.kind(),
+            };
+            if !known(service, &op) && !new_operations.iter().any(|(s, o)| s == service && *o == op)
+            {
+                operations
+                    .insert(
+                        Key::operation(service, op.span_kind, operation).as_slice(),
+                        (),
+                    )
+                    .map_err(backend)?;
+                new_operations.push((service.to_string(), op));
+            }
             let names = Key::new().str(service).str(operation).bytes();
             by_time
                 .insert(
@@ -216,7 +260,12 @@ fn write(db: &Database, spans: Vec<Span>) -> Result<(), StorageError> {
         }
         meta.insert(NEXT_SEQUENCE, seq).map_err(backend)?;
     }
-    tx.commit().map_err(backend)
+    tx.commit().map_err(backend)?;
+    let mut cache = cache.write().expect("operations lock poisoned");
+    for (service, op) in new_operations {
+        cache.entry(service).or_default().insert(op);
+    }
+    Ok(())
 }
 
 fn read_trace(
@@ -292,7 +341,8 @@ fn search(db: &Database, q: &TraceQuery) -> Result<Vec<Trace>, StorageError> {
 #[async_trait]
 impl SpanWriter for EmbeddedStore {
     async fn write_spans(&self, spans: Vec<Span>) -> Result<(), StorageError> {
-        self.blocking(move |db| write(db, spans)).await
+        let cache = Arc::clone(&self.operations);
+        self.blocking(move |db| write(db, &cache, spans)).await
     }
 }
 
@@ -307,43 +357,25 @@ impl SpanReader for EmbeddedStore {
     }
 
     async fn get_services(&self) -> Result<Vec<String>, StorageError> {
-        self.blocking(|db| {
-            let tx = db.begin_read().map_err(backend)?;
-            let table = tx.open_table(OPERATIONS).map_err(backend)?;
-            let mut services = BTreeSet::new();
-            for row in table.iter().map_err(backend)? {
-                let (key, _) = row.map_err(backend)?;
-                services.insert(keys::split_operation_key(key.value()).0);
-            }
-            Ok(services.into_iter().collect())
-        })
-        .await
+        Ok(self
+            .operations
+            .read()
+            .expect("operations lock poisoned")
+            .keys()
+            .cloned()
+            .collect())
     }
 
     async fn get_operations(&self, query: &OperationQuery) -> Result<Vec<Operation>, StorageError> {
-        let query = query.clone();
-        self.blocking(move |db| {
-            let tx = db.begin_read().map_err(backend)?;
-            let table = tx.open_table(OPERATIONS).map_err(backend)?;
-            let prefix = Key::new().str(&query.service_name).bytes();
-            let mut out = Vec::new();
-            for row in table.range::<&[u8]>(prefix.as_slice()..).map_err(backend)? {
-                let (key, _) = row.map_err(backend)?;
-                if !key.value().starts_with(&prefix) {
-                    break;
-                }
-                let (_, kind, name) = keys::split_operation_key(key.value());
-                if query.span_kind.is_none_or(|k| k == kind) {
-                    out.push(Operation {
-                        name,
-                        span_kind: kind,
-                    });
-                }
-            }
-            out.sort();
-            Ok(out)
-        })
-        .await
+        let cache = self.operations.read().expect("operations lock poisoned");
+        let Some(ops) = cache.get(&query.service_name) else {
+            return Ok(vec![]);
+        };
+        Ok(ops
+            .iter()
+            .filter(|o| query.span_kind.is_none_or(|k| k == o.span_kind))
+            .cloned()
+            .collect())
     }
 
     async fn find_traces(&self, query: &TraceQuery) -> Result<Vec<Trace>, StorageError> {

@@ -76,7 +76,7 @@ pub struct AgentOptions {
     pub collectors: Vec<String>,
 
     /// Time limit of one PostSpans call.
-    #[arg(long = "reporter.grpc.timeout", env = "REPORTER_GRPC_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long = "reporter.grpc.timeout", env = "REPORTER_GRPC_TIMEOUT", default_value = "5s", value_parser = spoor_model::parse_go_duration)]
     pub reporter_timeout: Duration,
 
     /// Batches held for forwarding (including while collectors are down);
@@ -100,10 +100,6 @@ pub struct AgentOptions {
     /// may be ${ENV_VAR} or ${ENV_VAR:default}.
     #[arg(long = "agent.tags", env = "AGENT_TAGS", default_value = "")]
     pub agent_tags: String,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    spoor_model::parse_go_duration(s).map_err(|e| e.to_string())
 }
 
 impl AgentOptions {

@@ -26,10 +26,6 @@ use crate::file::probabilistic;
 
 const LEASE: &str = "sampling-leader";
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    spoor_model::parse_go_duration(s).map_err(|e| e.to_string())
-}
-
 #[derive(Args, Clone, Debug)]
 pub struct AdaptiveOptions {
     /// Sampled traces per second each operation is steered towards.
@@ -47,7 +43,7 @@ pub struct AdaptiveOptions {
     )]
     pub delta_tolerance: f64,
     /// How often throughput is written and probabilities recomputed.
-    #[arg(long = "sampling.calculation-interval", env = "SAMPLING_CALCULATION_INTERVAL", default_value = "1m", value_parser = parse_duration)]
+    #[arg(long = "sampling.calculation-interval", env = "SAMPLING_CALCULATION_INTERVAL", default_value = "1m", value_parser = spoor_model::parse_go_duration)]
     pub calculation_interval: Duration,
     /// Most recent intervals whose throughput is averaged for a calculation.
     #[arg(
@@ -74,7 +70,7 @@ pub struct AdaptiveOptions {
     #[arg(long = "sampling.min-samples-per-second", env = "SAMPLING_MIN_SAMPLES_PER_SECOND", default_value_t = 1.0 / 60.0)]
     pub min_samples_per_second: f64,
     /// How long the leader's lease lasts without renewal (renewed every interval).
-    #[arg(long = "sampling.leader-lease", env = "SAMPLING_LEADER_LEASE", default_value = "2m", value_parser = parse_duration)]
+    #[arg(long = "sampling.leader-lease", env = "SAMPLING_LEADER_LEASE", default_value = "2m", value_parser = spoor_model::parse_go_duration)]
     pub leader_lease: Duration,
 }
 

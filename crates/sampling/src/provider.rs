@@ -48,7 +48,7 @@ pub struct SamplingOptions {
     pub strategies_file: Option<String>,
 
     /// How often the strategies file is read again (0s: never).
-    #[arg(long = "sampling.strategies-reload-interval", env = "SAMPLING_STRATEGIES_RELOAD_INTERVAL", default_value = "0s", value_parser = parse_duration)]
+    #[arg(long = "sampling.strategies-reload-interval", env = "SAMPLING_STRATEGIES_RELOAD_INTERVAL", default_value = "0s", value_parser = spoor_model::parse_go_duration)]
     pub reload_interval: Duration,
 
     /// Probability of the default strategy when no file, or no default in it, says otherwise.
@@ -62,10 +62,6 @@ pub struct SamplingOptions {
     /// Services without operation strategies inherit the default's (Jaeger's fix for its issue 5270).
     #[arg(long = "sampling.strategies.bugfix-5270", env = "SAMPLING_STRATEGIES_BUGFIX_5270", default_value_t = true, action = ArgAction::Set)]
     pub bugfix_5270: bool,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    spoor_model::parse_go_duration(s).map_err(|e| e.to_string())
 }
 
 /// Strategies from a file (or none), swapped whole on reload.

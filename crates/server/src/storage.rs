@@ -53,12 +53,8 @@ pub struct StorageOptions {
     pub embedded_data_dir: std::path::PathBuf,
 
     /// Embedded store: how long spans are kept (0s: forever); older ones are deleted and the disk given back.
-    #[arg(long = "embedded.retention", alias = "badger.span-store-ttl", env = "EMBEDDED_RETENTION", default_value = "72h", value_parser = parse_duration)]
+    #[arg(long = "embedded.retention", alias = "badger.span-store-ttl", env = "EMBEDDED_RETENTION", default_value = "72h", value_parser = spoor_model::parse_go_duration)]
     pub embedded_retention: std::time::Duration,
-}
-
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    spoor_model::parse_go_duration(s).map_err(|e| e.to_string())
 }
 
 /// The opened store, as the servers use it.

@@ -5,6 +5,8 @@
 // glibc malloc on ingest CPU and memory per stored span (docs/benchmarks.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+pub mod es_index;
 use std::path::PathBuf;
 
 use clap::{Args, Parser};
@@ -154,7 +156,7 @@ impl AgentCli {
 impl CollectorCli {
     pub async fn run(self) -> anyhow::Result<()> {
         let mut registry = Registry::default();
-        let storage = self.storage.open(&mut registry)?;
+        let storage = self.storage.open(&mut registry).await?;
         let sampling = Sampling::start(self.sampling, Arc::clone(&storage.sampling)).await?;
         sampling.register_metrics(&mut registry);
         let collector = Collector::bind(self.collector, &storage, &sampling, &mut registry).await?;
@@ -171,7 +173,7 @@ impl CollectorCli {
 impl QueryCli {
     pub async fn run(self) -> anyhow::Result<()> {
         let mut registry = Registry::default();
-        let storage = self.storage.open(&mut registry)?;
+        let storage = self.storage.open(&mut registry).await?;
         let query = QueryServer::bind(self.query, &storage, &mut registry).await?;
         tracing::info!(addrs = ?query.local_addrs(), "query listening");
         run_with_admin(admin_addr(&self.admin_host_port)?, registry, |stop| {
@@ -184,7 +186,7 @@ impl QueryCli {
 impl AllInOneCli {
     pub async fn run(self) -> anyhow::Result<()> {
         let mut registry = Registry::default();
-        let storage = self.storage.open(&mut registry)?;
+        let storage = self.storage.open(&mut registry).await?;
         let mut collector_options = self.collector;
         if collector_options.zipkin_host_port.is_empty() {
             collector_options.zipkin_host_port = ":9411".into();
@@ -232,6 +234,7 @@ mod tests {
         CollectorCli::command().debug_assert();
         QueryCli::command().debug_assert();
         AllInOneCli::command().debug_assert();
+        es_index::EsIndexCli::command().debug_assert();
         let cli = AllInOneCli::try_parse_from([
             "spoor-all-in-one",
             "--memory.max-traces=50",

@@ -69,7 +69,7 @@ async fn jaeger_grpc_spans_come_back_through_grpc_query() {
     ])
     .unwrap();
     let mut registry = Registry::default();
-    let storage = cli.storage.open(&mut registry).unwrap();
+    let storage = cli.storage.open(&mut registry).await.unwrap();
     let collector = Collector::bind(
         cli.collector,
         &storage,

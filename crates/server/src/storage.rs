@@ -9,6 +9,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use spoor_storage::{DependencyReader, SamplingStore, SpanReader, SpanWriter};
+use spoor_storage_elasticsearch::{EsOptions, EsStore};
 use spoor_storage_embedded::EmbeddedStore;
 use spoor_storage_memory::{MemoryConfig, MemorySamplingStore, MemoryStore};
 
@@ -22,6 +23,9 @@ pub enum StorageType {
     /// Persistent single-node store in --embedded.data-dir (Jaeger's "badger" accepted).
     #[value(alias = "badger")]
     Embedded,
+    /// Elasticsearch 7/8 or OpenSearch 2 at --es.server-urls, Jaeger's index layout.
+    #[value(alias = "opensearch")]
+    Elasticsearch,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -55,6 +59,9 @@ pub struct StorageOptions {
     /// Embedded store: how long spans are kept (0s: forever); older ones are deleted and the disk given back.
     #[arg(long = "embedded.retention", alias = "badger.span-store-ttl", env = "EMBEDDED_RETENTION", default_value = "72h", value_parser = spoor_model::parse_go_duration)]
     pub embedded_retention: std::time::Duration,
+
+    #[command(flatten)]
+    pub elasticsearch: EsOptions,
 }
 
 /// The opened store, as the servers use it.
@@ -69,7 +76,7 @@ pub struct Storage {
 
 impl StorageOptions {
     /// Opens the configured backend and registers its metrics.
-    pub fn open(&self, registry: &mut Registry) -> anyhow::Result<Storage> {
+    pub async fn open(&self, registry: &mut Registry) -> anyhow::Result<Storage> {
         match self.storage_type {
             StorageType::Memory => {
                 let store = Arc::new(MemoryStore::new(MemoryConfig {
@@ -99,6 +106,19 @@ impl StorageOptions {
                     reader: store.clone(),
                     dependencies: store.clone(),
                     sampling: store,
+                })
+            }
+            StorageType::Elasticsearch => {
+                let store =
+                    Arc::new(EsStore::open(&self.elasticsearch).await.map_err(|e| {
+                        anyhow::anyhow!("while opening elasticsearch storage: {e}")
+                    })?);
+                registry.register_collector(Box::new(EsMetrics(Arc::clone(&store))));
+                Ok(Storage {
+                    sampling: Arc::new(store.sampling_store()),
+                    writer: store.clone(),
+                    reader: store.clone(),
+                    dependencies: store,
                 })
             }
         }
@@ -153,6 +173,49 @@ impl Collector for MemoryMetrics {
                 "spoor_memory_dropped_spans",
                 "Spans refused because their trace alone would outgrow the memory budget",
                 s.dropped_spans,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let c = ConstCounter::new(value);
+            c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
+        }
+        Ok(())
+    }
+}
+
+/// Exports the Elasticsearch bulk writer's counters at scrape time.
+struct EsMetrics(Arc<EsStore>);
+
+impl std::fmt::Debug for EsMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EsMetrics")
+    }
+}
+
+impl Collector for EsMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = self.0.bulk_stats();
+        let counters = [
+            (
+                "spoor_es_bulk_requests",
+                "Bulk requests sent to Elasticsearch",
+                s.requests.load(Relaxed),
+            ),
+            (
+                "spoor_es_bulk_indexed_documents",
+                "Documents Elasticsearch stored",
+                s.indexed.load(Relaxed),
+            ),
+            (
+                "spoor_es_bulk_retried_documents",
+                "Documents sent again after Elasticsearch refused them for now",
+                s.retried.load(Relaxed),
+            ),
+            (
+                "spoor_es_bulk_failed_documents",
+                "Documents Elasticsearch refused for good or after every retry",
+                s.failed.load(Relaxed),
             ),
         ];
         for (name, help, value) in counters {

@@ -76,7 +76,9 @@ pub async fn put_lifecycle_policy(
         Flavor::OpenSearch => format!("/_plugins/_ism/policies/{name}"),
         _ => format!("/_ilm/policy/{name}"),
     };
-    client.request(Method::Put, &path, &[], Some(policy)).await?;
+    client
+        .request(Method::Put, &path, &[], Some(policy))
+        .await?;
     Ok(())
 }
 
@@ -123,7 +125,12 @@ pub async fn rollover(
             json!({"conditions": {"max_age": format!("{}s", max_age.as_secs())}})
         };
         let answer = client
-            .request(Method::Post, &format!("/{write}/_rollover"), &[], Some(body))
+            .request(
+                Method::Post,
+                &format!("/{write}/_rollover"),
+                &[],
+                Some(body),
+            )
             .await?;
         if answer["rolled_over"] == true {
             let new_index = answer["new_index"].as_str().unwrap_or_default().to_string();
@@ -258,7 +265,10 @@ mod tests {
             Duration::from_secs(7200),
         );
         let states = ism["policy"]["states"].as_array().unwrap();
-        assert_eq!(states[0]["actions"][0]["rollover"]["min_index_age"], "3600s");
+        assert_eq!(
+            states[0]["actions"][0]["rollover"]["min_index_age"],
+            "3600s"
+        );
         assert_eq!(
             states[0]["transitions"][0]["conditions"]["min_index_age"],
             "7200s"

@@ -205,13 +205,19 @@ impl Batch {
                     for &i in &pending {
                         outcome[i] = Some(e.to_string());
                     }
-                    if e.retryable() { pending.clone() } else { Vec::new() }
+                    if e.retryable() {
+                        pending.clone()
+                    } else {
+                        Vec::new()
+                    }
                 }
             };
             if retry.is_empty() || attempt >= config.max_retries {
                 break;
             }
-            stats.retried.fetch_add(retry.len() as u64, Ordering::Relaxed);
+            stats
+                .retried
+                .fetch_add(retry.len() as u64, Ordering::Relaxed);
             tokio::time::sleep(config.retry_backoff * 2u32.pow(attempt.min(16))).await;
             attempt += 1;
             pending = retry;
@@ -286,9 +292,14 @@ mod tests {
         let v = item_verdicts(&answer, 5);
         assert_eq!(v[0], Verdict::Stored);
         assert!(matches!(&v[1], Verdict::Retry(e) if e.contains("es_rejected")));
-        assert!(matches!(&v[2], Verdict::Refused(e) if e.starts_with("400") && e.contains("mapper_parsing")));
+        assert!(
+            matches!(&v[2], Verdict::Refused(e) if e.starts_with("400") && e.contains("mapper_parsing"))
+        );
         assert_eq!(v[3], Verdict::Stored);
-        assert!(matches!(&v[4], Verdict::Retry(_)), "missing items are sent again");
+        assert!(
+            matches!(&v[4], Verdict::Retry(_)),
+            "missing items are sent again"
+        );
     }
 
     #[test]
@@ -305,6 +316,142 @@ mod tests {
         );
         let anonymous = Doc { id: None, ..doc };
         let action: Json = serde_json::from_slice(&anonymous.action()).unwrap();
-        assert_eq!(action, json!({"index": {"_index": "jaeger-span-2026-11-24"}}));
+        assert_eq!(
+            action,
+            json!({"index": {"_index": "jaeger-span-2026-11-24"}})
+        );
+    }
+}
+
+/// The writer against a small HTTP endpoint that answers `_bulk` the way a
+/// busy cluster does: it refuses documents marked `flaky` with 429 once.
+#[cfg(test)]
+mod over_http {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+
+    use axum::Router;
+    use axum::routing::post;
+
+    use super::*;
+    use crate::client::ConnectOptions;
+
+    #[derive(Default)]
+    struct Seen {
+        requests: Vec<usize>,
+        refused_once: HashSet<String>,
+        stored: Vec<String>,
+    }
+
+    async fn serve(seen: Arc<Mutex<Seen>>) -> String {
+        let app = Router::new().route(
+            "/_bulk",
+            post(move |body: String| {
+                let seen = Arc::clone(&seen);
+                async move {
+                    let mut seen = seen.lock().unwrap();
+                    let lines: Vec<&str> = body.lines().collect();
+                    seen.requests.push(lines.len() / 2);
+                    let mut items = Vec::new();
+                    for pair in lines.chunks(2) {
+                        let source: Json = serde_json::from_str(pair[1]).unwrap();
+                        let name = source["name"].as_str().unwrap().to_string();
+                        let status =
+                            if source["flaky"] == true && seen.refused_once.insert(name.clone()) {
+                                429
+                            } else if source["bad"] == true {
+                                400
+                            } else {
+                                seen.stored.push(name);
+                                201
+                            };
+                        items.push(json!({"index": {"status": status, "error": {"reason": "r"}}}));
+                    }
+                    axum::Json(json!({"errors": true, "items": items}))
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    fn doc(name: &str, extra: Json) -> Doc {
+        let mut source = json!({"name": name});
+        source
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        Doc {
+            index: "i".into(),
+            id: None,
+            source: serde_json::to_vec(&source).unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_writes_share_requests_and_refused_documents_are_retried() {
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let url = serve(Arc::clone(&seen)).await;
+        let client = EsClient::connect(&ConnectOptions {
+            urls: vec![url],
+            timeout: Duration::from_secs(5),
+            ..ConnectOptions::default()
+        })
+        .unwrap();
+        let writer = BulkWriter::start(
+            client,
+            BulkConfig {
+                flush_interval: Duration::from_millis(100),
+                retry_backoff: Duration::from_millis(1),
+                ..BulkConfig::default()
+            },
+        );
+        let (a, b, c) = tokio::join!(
+            writer.write(vec![
+                doc("a1", json!({})),
+                doc("a2", json!({"flaky": true}))
+            ]),
+            writer.write(vec![doc("b1", json!({}))]),
+            writer.write(vec![doc("c1", json!({"bad": true})), doc("c2", json!({}))]),
+        );
+        a.unwrap();
+        b.unwrap();
+        let err = c.unwrap_err().to_string();
+        assert!(err.contains("refused 1 of 2 documents"), "{err}");
+        assert!(err.contains("400"), "{err}");
+        let seen = seen.lock().unwrap();
+        // one request for all five, then one for the document refused for now
+        assert_eq!(seen.requests, [5, 1]);
+        let mut stored = seen.stored.clone();
+        stored.sort();
+        assert_eq!(stored, ["a1", "a2", "b1", "c2"]);
+        let stats = writer.stats();
+        assert_eq!(stats.indexed.load(Ordering::Relaxed), 4);
+        assert_eq!(stats.retried.load(Ordering::Relaxed), 1);
+        assert_eq!(stats.failed.load(Ordering::Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn a_cluster_that_is_down_fails_the_write_after_the_retries() {
+        let client = EsClient::connect(&ConnectOptions {
+            urls: vec!["http://127.0.0.1:1".into()],
+            timeout: Duration::from_secs(1),
+            ..ConnectOptions::default()
+        })
+        .unwrap();
+        let writer = BulkWriter::start(
+            client,
+            BulkConfig {
+                flush_interval: Duration::from_millis(1),
+                retry_backoff: Duration::from_millis(1),
+                max_retries: 2,
+                ..BulkConfig::default()
+            },
+        );
+        let err = writer.write(vec![doc("x", json!({}))]).await.unwrap_err();
+        assert!(err.to_string().contains("/_bulk"), "{err}");
+        assert_eq!(writer.stats().requests.load(Ordering::Relaxed), 3);
     }
 }

@@ -215,7 +215,10 @@ async fn read(
     response: elasticsearch::http::response::Response,
 ) -> Result<(StatusCode, Json), EsError> {
     let status = response.status_code();
-    let text = response.text().await.map_err(|e| transport_error(path, e))?;
+    let text = response
+        .text()
+        .await
+        .map_err(|e| transport_error(path, e))?;
     let json = if text.is_empty() {
         Json::Null
     } else {

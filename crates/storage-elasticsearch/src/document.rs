@@ -382,7 +382,12 @@ fn key_value_doc(kv: &KeyValue) -> KeyValueDoc {
 }
 
 fn from_key_value_doc(doc: KeyValueDoc) -> Result<KeyValue, DocumentError> {
-    let wrong = |v: &Json| bad("tags", format!("{:?}: {} is not a {}", doc.key, v, doc.kind));
+    let wrong = |v: &Json| {
+        bad(
+            "tags",
+            format!("{:?}: {} is not a {}", doc.key, v, doc.kind),
+        )
+    };
     let value = match (doc.kind.as_str(), &doc.value) {
         ("string", Json::String(s)) => Value::String(s.clone()),
         ("string", other) => Value::String(other.to_string()),
@@ -404,7 +409,7 @@ fn from_key_value_doc(doc: KeyValueDoc) -> Result<KeyValue, DocumentError> {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -444,7 +449,10 @@ mod tests {
         assert_eq!(back, span);
         assert_eq!(span.trace_id, TraceId(1));
         assert_eq!(span.references.len(), 3);
-        assert_eq!(span.tag("blob"), Some(&Value::Binary(vec![0, 0, 0x30, 0x39])));
+        assert_eq!(
+            span.tag("blob"),
+            Some(&Value::Binary(vec![0, 0, 0x30, 0x39]))
+        );
         assert_eq!(span.tag("temperature"), Some(&Value::Float64(72.5)));
         assert_eq!(span.tag("peer.ipv4"), Some(&Value::Int64(23456)));
         assert_eq!(span.duration, Duration::from_micros(5));

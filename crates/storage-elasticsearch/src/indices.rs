@@ -142,7 +142,10 @@ mod tests {
     use super::*;
 
     fn at(s: &str) -> SystemTime {
-        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc).into()
+        DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .with_timezone(&Utc)
+            .into()
     }
 
     #[test]
@@ -211,7 +214,11 @@ mod tests {
         let now = SystemTime::now();
         assert_eq!(l.write_index(IndexKind::Span, now), "jaeger-span-write");
         assert_eq!(
-            l.read_indices(IndexKind::Dependencies, now - Duration::from_secs(999_999), now),
+            l.read_indices(
+                IndexKind::Dependencies,
+                now - Duration::from_secs(999_999),
+                now
+            ),
             ["jaeger-dependencies-read"]
         );
     }
@@ -232,7 +239,13 @@ mod tests {
         );
         assert_eq!(l.index_date(IndexKind::Span, "p-jaeger-span-read"), None);
         assert_eq!(l.index_date(IndexKind::Span, "p-jaeger-span-000001"), None);
-        assert_eq!(l.index_date(IndexKind::Span, "jaeger-span-2026-11-24"), None);
-        assert_eq!(l.index_date(IndexKind::Service, "p-jaeger-span-2026-11-24"), None);
+        assert_eq!(
+            l.index_date(IndexKind::Span, "jaeger-span-2026-11-24"),
+            None
+        );
+        assert_eq!(
+            l.index_date(IndexKind::Service, "p-jaeger-span-2026-11-24"),
+            None
+        );
     }
 }

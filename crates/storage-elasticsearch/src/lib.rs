@@ -171,8 +171,7 @@ impl EsStore {
 
     fn recent_indices(&self, kind: IndexKind) -> Vec<String> {
         let now = SystemTime::now();
-        self.layout
-            .read_indices(kind, now - self.max_span_age, now)
+        self.layout.read_indices(kind, now - self.max_span_age, now)
     }
 
     /// The spans of each trace, read in pages from `indices`.
@@ -194,9 +193,7 @@ impl EsStore {
             let mut lines = Vec::with_capacity(chunk.len() * 2);
             for id in chunk {
                 lines.push(header.clone());
-                lines.push(
-                    serde_json::to_vec(&query::trace_page(*id, page, None)).expect("json"),
-                );
+                lines.push(serde_json::to_vec(&query::trace_page(*id, page, None)).expect("json"));
             }
             let answer = self.client.ndjson("/_msearch", &[], lines).await?;
             let responses = answer["responses"].as_array().ok_or_else(|| {
@@ -227,8 +224,8 @@ impl EsStore {
                 let spans = docs
                     .into_iter()
                     .map(|hit| {
-                        let doc: SpanDoc = serde_json::from_value(hit["_source"].clone())
-                            .map_err(|e| {
+                        let doc: SpanDoc =
+                            serde_json::from_value(hit["_source"].clone()).map_err(|e| {
                                 StorageError::Backend(format!("span document of {id}: {e}"))
                             })?;
                         self.tags
@@ -340,7 +337,10 @@ impl SpanReader for EsStore {
             .layout
             .read_indices(IndexKind::Span, q.start_time_min, q.start_time_max);
         let answer = self
-            .search(&indices, query::find_trace_ids(q, &self.tags.dot_replacement))
+            .search(
+                &indices,
+                query::find_trace_ids(q, &self.tags.dot_replacement),
+            )
             .await?;
         query::read_trace_ids(&answer).map_err(StorageError::Backend)
     }
@@ -365,7 +365,11 @@ impl DependencyReader for EsStore {
             .await?;
         let mut sums: BTreeMap<(String, String), (u64, String)> = BTreeMap::new();
         for hit in hits(&answer) {
-            for link in hit["_source"]["dependencies"].as_array().into_iter().flatten() {
+            for link in hit["_source"]["dependencies"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
                 let (Some(parent), Some(child)) = (link["parent"].as_str(), link["child"].as_str())
                 else {
                     continue;

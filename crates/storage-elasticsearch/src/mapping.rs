@@ -304,7 +304,11 @@ mod tests {
             Flavor::detect("2.11.0", Some("opensearch")),
             Ok(Flavor::OpenSearch)
         );
-        assert!(Flavor::detect("6.8.0", None).unwrap_err().contains("not supported"));
+        assert!(
+            Flavor::detect("6.8.0", None)
+                .unwrap_err()
+                .contains("not supported")
+        );
         assert!(Flavor::detect("x", None).is_err());
     }
 }

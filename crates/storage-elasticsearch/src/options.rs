@@ -17,13 +17,23 @@ fn duration(s: &str) -> Result<Duration, String> {
 #[derive(Args, Clone, Debug)]
 pub struct EsOptions {
     /// Comma-separated Elasticsearch / OpenSearch URLs.
-    #[arg(long = "es.server-urls", env = "ES_SERVER_URLS", default_value = "http://127.0.0.1:9200", value_delimiter = ',')]
+    #[arg(
+        long = "es.server-urls",
+        env = "ES_SERVER_URLS",
+        default_value = "http://127.0.0.1:9200",
+        value_delimiter = ','
+    )]
     pub server_urls: Vec<String>,
     /// Basic authentication user.
     #[arg(long = "es.username", env = "ES_USERNAME", default_value = "")]
     pub username: String,
     /// Basic authentication password.
-    #[arg(long = "es.password", env = "ES_PASSWORD", default_value = "", hide_env_values = true)]
+    #[arg(
+        long = "es.password",
+        env = "ES_PASSWORD",
+        default_value = "",
+        hide_env_values = true
+    )]
     pub password: String,
     /// File holding a bearer token sent with every request.
     #[arg(long = "es.token-file", env = "ES_TOKEN_FILE")]
@@ -32,7 +42,11 @@ pub struct EsOptions {
     #[arg(long = "es.tls.ca", env = "ES_TLS_CA")]
     pub tls_ca: Option<std::path::PathBuf>,
     /// Accept any server certificate (testing only).
-    #[arg(long = "es.tls.skip-host-verify", env = "ES_TLS_SKIP_HOST_VERIFY", default_value_t = false)]
+    #[arg(
+        long = "es.tls.skip-host-verify",
+        env = "ES_TLS_SKIP_HOST_VERIFY",
+        default_value_t = false
+    )]
     pub tls_skip_host_verify: bool,
     /// Timeout of each request.
     #[arg(long = "es.timeout", env = "ES_TIMEOUT", default_value = "10s", value_parser = duration)]
@@ -41,22 +55,44 @@ pub struct EsOptions {
     #[arg(long = "es.index-prefix", env = "ES_INDEX_PREFIX", default_value = "")]
     pub index_prefix: String,
     /// Separator inside index dates.
-    #[arg(long = "es.index-date-separator", env = "ES_INDEX_DATE_SEPARATOR", default_value = "-")]
+    #[arg(
+        long = "es.index-date-separator",
+        env = "ES_INDEX_DATE_SEPARATOR",
+        default_value = "-"
+    )]
     pub index_date_separator: String,
     /// A new span index every day or every hour.
-    #[arg(long = "es.index-rollover-frequency-spans", env = "ES_INDEX_ROLLOVER_FREQUENCY_SPANS", value_enum, default_value = "day")]
+    #[arg(
+        long = "es.index-rollover-frequency-spans",
+        env = "ES_INDEX_ROLLOVER_FREQUENCY_SPANS",
+        value_enum,
+        default_value = "day"
+    )]
     pub span_frequency: Frequency,
     /// A new service index every day or every hour.
-    #[arg(long = "es.index-rollover-frequency-services", env = "ES_INDEX_ROLLOVER_FREQUENCY_SERVICES", value_enum, default_value = "day")]
+    #[arg(
+        long = "es.index-rollover-frequency-services",
+        env = "ES_INDEX_ROLLOVER_FREQUENCY_SERVICES",
+        value_enum,
+        default_value = "day"
+    )]
     pub service_frequency: Frequency,
     /// Read and write through the `-read`/`-write` aliases (rollover mode; `spoor-es-index init` makes them).
-    #[arg(long = "es.use-aliases", env = "ES_USE_ALIASES", default_value_t = false)]
+    #[arg(
+        long = "es.use-aliases",
+        env = "ES_USE_ALIASES",
+        default_value_t = false
+    )]
     pub use_aliases: bool,
     /// Let ILM (Elasticsearch) or ISM (OpenSearch) roll indices over; implies aliases.
     #[arg(long = "es.use-ilm", env = "ES_USE_ILM", default_value_t = false)]
     pub use_ilm: bool,
     /// Lifecycle policy named in the templates when --es.use-ilm is set.
-    #[arg(long = "es.ilm-policy-name", env = "ES_ILM_POLICY_NAME", default_value = "jaeger-ilm-policy")]
+    #[arg(
+        long = "es.ilm-policy-name",
+        env = "ES_ILM_POLICY_NAME",
+        default_value = "jaeger-ilm-policy"
+    )]
     pub ilm_policy_name: String,
     /// Put the index templates at startup.
     #[arg(long = "es.create-index-templates", env = "ES_CREATE_INDEX_TEMPLATES", default_value_t = true, action = clap::ArgAction::Set)]
@@ -71,25 +107,53 @@ pub struct EsOptions {
     #[arg(long = "es.max-span-age", env = "ES_MAX_SPAN_AGE", default_value = "72h", value_parser = duration)]
     pub max_span_age: Duration,
     /// Most documents one search returns (spans of a trace are read in pages of this size).
-    #[arg(long = "es.max-doc-count", env = "ES_MAX_DOC_COUNT", default_value_t = 10_000)]
+    #[arg(
+        long = "es.max-doc-count",
+        env = "ES_MAX_DOC_COUNT",
+        default_value_t = 10_000
+    )]
     pub max_doc_count: usize,
     /// Most spans read for one trace.
-    #[arg(long = "es.max-span-count", env = "ES_MAX_SPAN_COUNT", default_value_t = 100_000)]
+    #[arg(
+        long = "es.max-span-count",
+        env = "ES_MAX_SPAN_COUNT",
+        default_value_t = 100_000
+    )]
     pub max_span_count: usize,
     /// Write every tag also as a field `tag.<key>` (searchable without nesting).
-    #[arg(long = "es.tags-as-fields.all", env = "ES_TAGS_AS_FIELDS_ALL", default_value_t = false)]
+    #[arg(
+        long = "es.tags-as-fields.all",
+        env = "ES_TAGS_AS_FIELDS_ALL",
+        default_value_t = false
+    )]
     pub tags_as_fields_all: bool,
     /// Comma-separated tag keys written as fields.
-    #[arg(long = "es.tags-as-fields.include", env = "ES_TAGS_AS_FIELDS_INCLUDE", value_delimiter = ',')]
+    #[arg(
+        long = "es.tags-as-fields.include",
+        env = "ES_TAGS_AS_FIELDS_INCLUDE",
+        value_delimiter = ','
+    )]
     pub tags_as_fields_include: Vec<String>,
     /// Replaces `.` in tag keys written as fields.
-    #[arg(long = "es.tags-as-fields.dot-replacement", env = "ES_TAGS_AS_FIELDS_DOT_REPLACEMENT", default_value = "@")]
+    #[arg(
+        long = "es.tags-as-fields.dot-replacement",
+        env = "ES_TAGS_AS_FIELDS_DOT_REPLACEMENT",
+        default_value = "@"
+    )]
     pub tags_dot_replacement: String,
     /// Documents per bulk request.
-    #[arg(long = "es.bulk.actions", env = "ES_BULK_ACTIONS", default_value_t = 1000)]
+    #[arg(
+        long = "es.bulk.actions",
+        env = "ES_BULK_ACTIONS",
+        default_value_t = 1000
+    )]
     pub bulk_actions: usize,
     /// Bytes per bulk request.
-    #[arg(long = "es.bulk.size", env = "ES_BULK_SIZE", default_value_t = 5_000_000)]
+    #[arg(
+        long = "es.bulk.size",
+        env = "ES_BULK_SIZE",
+        default_value_t = 5_000_000
+    )]
     pub bulk_size: usize,
     /// Longest a document waits for its bulk request.
     #[arg(long = "es.bulk.flush-interval", env = "ES_BULK_FLUSH_INTERVAL", default_value = "200ms", value_parser = duration)]
@@ -98,10 +162,18 @@ pub struct EsOptions {
     #[arg(long = "es.bulk.workers", env = "ES_BULK_WORKERS", default_value_t = 1)]
     pub bulk_workers: usize,
     /// Retries of documents the cluster refused for now (429, 5xx).
-    #[arg(long = "es.bulk.max-retries", env = "ES_BULK_MAX_RETRIES", default_value_t = 5)]
+    #[arg(
+        long = "es.bulk.max-retries",
+        env = "ES_BULK_MAX_RETRIES",
+        default_value_t = 5
+    )]
     pub bulk_max_retries: u32,
     /// Wait until written spans are searchable before acknowledging (slower; for tests).
-    #[arg(long = "es.bulk.refresh", env = "ES_BULK_REFRESH", default_value_t = false)]
+    #[arg(
+        long = "es.bulk.refresh",
+        env = "ES_BULK_REFRESH",
+        default_value_t = false
+    )]
     pub bulk_refresh: bool,
 }
 

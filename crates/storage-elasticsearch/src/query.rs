@@ -44,7 +44,9 @@ fn span_conditions(q: &TraceQuery, dot_replacement: &str) -> Json {
     let max_us = micros(q.start_time_max);
     // the millisecond field is indexed as a date: cheap to range over; the
     // exact microsecond bounds follow on `startTime`
-    must.push(json!({"range": {"startTimeMillis": {"gte": min_us / 1000, "lte": max_us / 1000 + 1}}}));
+    must.push(
+        json!({"range": {"startTimeMillis": {"gte": min_us / 1000, "lte": max_us / 1000 + 1}}}),
+    );
     must.push(json!({"range": {"startTime": {"gte": min_us, "lte": max_us}}}));
     if q.duration_min.is_some() || q.duration_max.is_some() {
         let mut range = serde_json::Map::new();
@@ -199,7 +201,10 @@ mod tests {
     fn tag_queries_are_jaegers() {
         assert_eq!(tag_query("bat.foo", "spook", "@"), jaegers("query_01.json"));
         assert_eq!(tag_query("bat.foo", "spo.*", "@"), jaegers("query_02.json"));
-        assert_eq!(tag_query("bat.foo", r"spo\*", "@"), jaegers("query_03.json"));
+        assert_eq!(
+            tag_query("bat.foo", r"spo\*", "@"),
+            jaegers("query_03.json")
+        );
     }
 
     fn query() -> TraceQuery {
@@ -274,7 +279,10 @@ mod tests {
     #[test]
     fn trace_pages_also_match_the_legacy_id_form() {
         let short = trace_page(TraceId(0xab), 10, None);
-        assert_eq!(short["query"], json!({"term": {"traceID": "00000000000000ab"}}));
+        assert_eq!(
+            short["query"],
+            json!({"term": {"traceID": "00000000000000ab"}})
+        );
         let long = trace_page(TraceId::new(0x1, 0x2), 10, Some(&json!([5, "x"])));
         assert_eq!(
             long["query"]["bool"]["should"][1],
@@ -314,8 +322,7 @@ mod tests {
     fn services_are_read_from_buckets() {
         let body = services(10_000);
         assert_eq!(body["aggs"]["distinct_services"]["terms"]["size"], 10_000);
-        let answer =
-            json!({"aggregations": {"distinct_services": {"buckets": [{"key": "a"}, {"key": "b"}]}}});
+        let answer = json!({"aggregations": {"distinct_services": {"buckets": [{"key": "a"}, {"key": "b"}]}}});
         assert_eq!(read_services(&answer).unwrap(), ["a", "b"]);
     }
 }

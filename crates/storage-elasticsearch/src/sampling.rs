@@ -126,12 +126,19 @@ impl SamplingStore for EsSamplingStore {
             .await?;
         let mut out = Vec::new();
         for doc in docs {
-            let at = from_micros(doc["timestamp"].as_u64().ok_or_else(|| bad("timestamp", &doc))?);
+            let at = from_micros(
+                doc["timestamp"]
+                    .as_u64()
+                    .ok_or_else(|| bad("timestamp", &doc))?,
+            );
             for t in doc["throughput"].as_array().into_iter().flatten() {
                 out.push((
                     at,
                     Throughput {
-                        service: t["service"].as_str().ok_or_else(|| bad("service", t))?.into(),
+                        service: t["service"]
+                            .as_str()
+                            .ok_or_else(|| bad("service", t))?
+                            .into(),
                         operation: t["operation"]
                             .as_str()
                             .ok_or_else(|| bad("operation", t))?

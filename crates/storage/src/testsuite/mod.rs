@@ -17,19 +17,7 @@ pub use sampling_cases::*;
 #[macro_export]
 macro_rules! storage_conformance_tests {
     ($make:path) => {
-        $crate::storage_conformance_tests!(@cases $make;
-            find_traces_fixture_queries,
-            find_trace_ids_agree_with_find_traces,
-            get_trace_returns_every_fixture_trace,
-            get_trace_of_unknown_id_is_none,
-            get_services_lists_every_service,
-            get_operations_filters_by_kind,
-            large_trace_is_returned_whole,
-            duplicate_span_ids_are_kept,
-            exact_duplicate_spans_are_returned_once,
-            limit_keeps_the_newest_traces,
-            dependencies_follow_child_of_across_services,
-        );
+        $crate::span_cases!(@cases $make; dependencies_follow_child_of_across_services);
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
         $(
@@ -40,6 +28,50 @@ macro_rules! storage_conformance_tests {
             }
         )*
     };
+    (@optional $make:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let Some(store) = $make().await else {
+                    eprintln!("skipped: no server configured for this backend");
+                    return;
+                };
+                $crate::testsuite::$case(&store).await;
+            }
+        )*
+    };
+}
+
+/// The span cases, with `@cases` or `@optional`, and extra cases.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! span_cases {
+    (@$mode:ident $make:path; $($extra:ident),* $(,)?) => {
+        $crate::storage_conformance_tests!(@$mode $make;
+            find_traces_fixture_queries,
+            find_trace_ids_agree_with_find_traces,
+            get_trace_returns_every_fixture_trace,
+            get_trace_of_unknown_id_is_none,
+            get_services_lists_every_service,
+            get_operations_filters_by_kind,
+            large_trace_is_returned_whole,
+            duplicate_span_ids_are_kept,
+            exact_duplicate_spans_are_returned_once,
+            limit_keeps_the_newest_traces,
+            $($extra,)*
+        );
+    };
+}
+
+/// For backends on an external server (Cassandra, Elasticsearch): every
+/// span case; `$make` returns `Option<store>`, `None` when no server is
+/// configured, which skips the case. Their dependencies come from a batch
+/// job, so the backend tests its dependency reader itself.
+#[macro_export]
+macro_rules! external_storage_conformance_tests {
+    ($make:path) => {
+        $crate::span_cases!(@optional $make;);
+    };
 }
 
 /// Expands to one `#[tokio::test]` per sampling store case; `$make` returns
@@ -47,7 +79,24 @@ macro_rules! storage_conformance_tests {
 #[macro_export]
 macro_rules! sampling_store_conformance_tests {
     ($make:path) => {
-        $crate::storage_conformance_tests!(@cases $make;
+        $crate::sampling_cases!(@cases $make);
+    };
+}
+
+/// The sampling store cases for an external server; `$make` returns
+/// `Option<store>`, `None` skipping them.
+#[macro_export]
+macro_rules! external_sampling_store_conformance_tests {
+    ($make:path) => {
+        $crate::sampling_cases!(@optional $make);
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! sampling_cases {
+    (@$mode:ident $make:path) => {
+        $crate::storage_conformance_tests!(@$mode $make;
             throughput_is_kept_per_bucket_from_every_collector,
             latest_probabilities_win,
             one_holder_has_a_lease_until_it_expires_or_is_released,

@@ -6,6 +6,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+pub mod cassandra_schema;
 pub mod es_index;
 use std::path::PathBuf;
 
@@ -235,6 +236,7 @@ mod tests {
         QueryCli::command().debug_assert();
         AllInOneCli::command().debug_assert();
         es_index::EsIndexCli::command().debug_assert();
+        cassandra_schema::CassandraSchemaCli::command().debug_assert();
         let cli = AllInOneCli::try_parse_from([
             "spoor-all-in-one",
             "--memory.max-traces=50",

@@ -9,6 +9,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use spoor_storage::{DependencyReader, SamplingStore, SpanReader, SpanWriter};
+use spoor_storage_cassandra::{CassandraOptions, CassandraStore};
 use spoor_storage_elasticsearch::{EsOptions, EsStore};
 use spoor_storage_embedded::EmbeddedStore;
 use spoor_storage_memory::{MemoryConfig, MemorySamplingStore, MemoryStore};
@@ -26,6 +27,9 @@ pub enum StorageType {
     /// Elasticsearch 7/8 or OpenSearch 2 at --es.server-urls, Jaeger's index layout.
     #[value(alias = "opensearch")]
     Elasticsearch,
+    /// Cassandra or ScyllaDB at --cassandra.servers, Jaeger's v004 keyspace.
+    #[value(alias = "scylladb")]
+    Cassandra,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -62,6 +66,9 @@ pub struct StorageOptions {
 
     #[command(flatten)]
     pub elasticsearch: EsOptions,
+
+    #[command(flatten)]
+    pub cassandra: CassandraOptions,
 }
 
 /// The opened store, as the servers use it.
@@ -116,6 +123,19 @@ impl StorageOptions {
                 registry.register_collector(Box::new(EsMetrics(Arc::clone(&store))));
                 Ok(Storage {
                     sampling: Arc::new(store.sampling_store()),
+                    writer: store.clone(),
+                    reader: store.clone(),
+                    dependencies: store,
+                })
+            }
+            StorageType::Cassandra => {
+                let store = Arc::new(
+                    CassandraStore::open(&self.cassandra)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("while opening cassandra storage: {e}"))?,
+                );
+                Ok(Storage {
+                    sampling: Arc::new(store.sampling_store().await?),
                     writer: store.clone(),
                     reader: store.clone(),
                     dependencies: store,

@@ -1,0 +1,82 @@
+//! The shared conformance suite against a real Cassandra or ScyllaDB node.
+//! Runs when `SPOOR_CASSANDRA_SERVERS` names one (`docker compose --profile
+//! cassandra up cassandra`, then `SPOOR_CASSANDRA_SERVERS=127.0.0.1`);
+//! skipped otherwise. Each case gets its own keyspace, created with the
+//! v004 schema.
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime};
+
+use clap::Parser;
+use spoor_model::DependencyLink;
+use spoor_storage::DependencyReader;
+use spoor_storage_cassandra::{CassandraOptions, CassandraSamplingStore, CassandraStore};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    cassandra: CassandraOptions,
+}
+
+async fn store() -> Option<CassandraStore> {
+    let servers = std::env::var("SPOOR_CASSANDRA_SERVERS").ok()?;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let keyspace = format!(
+        "spoor_test_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    let cli = Cli::parse_from([
+        "test",
+        "--cassandra.servers",
+        &servers,
+        "--cassandra.keyspace",
+        &keyspace,
+        "--cassandra.schema.create",
+    ]);
+    Some(
+        CassandraStore::open(&cli.cassandra)
+            .await
+            .expect("open the cassandra store"),
+    )
+}
+
+async fn sampling_store() -> Option<CassandraSamplingStore> {
+    Some(
+        store()
+            .await?
+            .sampling_store()
+            .await
+            .expect("sampling store"),
+    )
+}
+
+spoor_storage::external_storage_conformance_tests!(store);
+spoor_storage::external_sampling_store_conformance_tests!(sampling_store);
+
+#[tokio::test]
+async fn dependencies_written_by_the_job_are_read_and_summed() {
+    let Some(store) = store().await else {
+        eprintln!("skipped: SPOOR_CASSANDRA_SERVERS is not set");
+        return;
+    };
+    let link = |parent: &str, child: &str, n| DependencyLink {
+        parent: parent.into(),
+        child: child.into(),
+        call_count: n,
+        source: "jaeger".into(),
+    };
+    let now = SystemTime::now();
+    store
+        .write_dependencies(now - Duration::from_secs(7200), &[link("a", "b", 2)])
+        .await
+        .unwrap();
+    store
+        .write_dependencies(now, &[link("a", "b", 3), link("b", "c", 1)])
+        .await
+        .unwrap();
+    let got = store
+        .get_dependencies(now + Duration::from_secs(1), Duration::from_secs(86_400))
+        .await
+        .unwrap();
+    assert_eq!(got, [link("a", "b", 5), link("b", "c", 1)]);
+}

@@ -4,10 +4,14 @@ use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
 use prometheus_client::collector::Collector;
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use spoor_storage::decorators::{CallObserver, Guarded, Outcome, Policy};
 use spoor_storage::{DependencyReader, SamplingStore, SpanReader, SpanWriter};
 use spoor_storage_cassandra::{CassandraOptions, CassandraStore};
 use spoor_storage_elasticsearch::{EsOptions, EsStore};
@@ -64,6 +68,22 @@ pub struct StorageOptions {
     #[arg(long = "embedded.retention", alias = "badger.span-store-ttl", env = "EMBEDDED_RETENTION", default_value = "72h", value_parser = spoor_model::parse_go_duration)]
     pub embedded_retention: std::time::Duration,
 
+    /// Longest one storage call may take (0s: no bound).
+    #[arg(long = "span-storage.timeout", env = "SPAN_STORAGE_TIMEOUT", default_value = "30s", value_parser = spoor_model::parse_go_duration)]
+    pub timeout: std::time::Duration,
+
+    /// Retries of a storage call that failed for now (timeout, overload, connection); Elasticsearch and Cassandra.
+    #[arg(
+        long = "span-storage.retries",
+        env = "SPAN_STORAGE_RETRIES",
+        default_value_t = 2
+    )]
+    pub retries: u32,
+
+    /// First delay before a retry; doubled each time.
+    #[arg(long = "span-storage.retry-backoff", env = "SPAN_STORAGE_RETRY_BACKOFF", default_value = "100ms", value_parser = spoor_model::parse_go_duration)]
+    pub retry_backoff: std::time::Duration,
+
     #[command(flatten)]
     pub elasticsearch: EsOptions,
 
@@ -82,8 +102,40 @@ pub struct Storage {
 }
 
 impl StorageOptions {
-    /// Opens the configured backend and registers its metrics.
+    /// Opens the configured backend behind the timeout/retry policy and
+    /// registers its metrics.
     pub async fn open(&self, registry: &mut Registry) -> anyhow::Result<Storage> {
+        let raw = self.open_backend(registry).await?;
+        // in-process stores never fail "for now": retrying them would only
+        // cost a copy of every batch
+        let retries = match self.storage_type {
+            StorageType::Memory | StorageType::Embedded => 0,
+            StorageType::Elasticsearch | StorageType::Cassandra => self.retries,
+        };
+        let policy = Policy {
+            timeout: self.timeout,
+            retries,
+            backoff: self.retry_backoff,
+        };
+        let calls = Family::<CallLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        registry.register(
+            "spoor_storage_call_duration_seconds",
+            "Storage calls by operation and outcome (ok, retried, failed), with their latency",
+            calls.clone(),
+        );
+        let observer: Arc<dyn CallObserver> = Arc::new(StorageCalls(calls));
+        let guard = |o: &Arc<dyn CallObserver>| Some(Arc::clone(o));
+        Ok(Storage {
+            writer: Arc::new(Guarded::new(raw.writer, policy, guard(&observer))),
+            reader: Arc::new(Guarded::new(raw.reader, policy, guard(&observer))),
+            dependencies: Arc::new(Guarded::new(raw.dependencies, policy, guard(&observer))),
+            sampling: Arc::new(Guarded::new(raw.sampling, policy, guard(&observer))),
+        })
+    }
+
+    async fn open_backend(&self, registry: &mut Registry) -> anyhow::Result<Storage> {
         match self.storage_type {
             StorageType::Memory => {
                 let store = Arc::new(MemoryStore::new(MemoryConfig {
@@ -243,5 +295,27 @@ impl Collector for EsMetrics {
             c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
         }
         Ok(())
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    operation: &'static str,
+    outcome: &'static str,
+}
+
+/// Records each storage call in `spoor_storage_call_duration_seconds`.
+struct StorageCalls(Family<CallLabels, Histogram>);
+
+impl CallObserver for StorageCalls {
+    fn observe(&self, operation: &'static str, elapsed: std::time::Duration, outcome: Outcome) {
+        let outcome = match outcome {
+            Outcome::Ok => "ok",
+            Outcome::Retried => "retried",
+            Outcome::Failed => "failed",
+        };
+        self.0
+            .get_or_create(&CallLabels { operation, outcome })
+            .observe(elapsed.as_secs_f64());
     }
 }

@@ -50,6 +50,11 @@ fn backend(context: &str, e: impl std::fmt::Display) -> StorageError {
     StorageError::Backend(format!("cassandra: {context}: {e}"))
 }
 
+/// A request that did not get an answer: worth retrying.
+fn unavailable(context: &str, e: impl std::fmt::Display) -> StorageError {
+    StorageError::Unavailable(format!("cassandra: {context}: {e}"))
+}
+
 struct Statements {
     insert_span: PreparedStatement,
     insert_service: PreparedStatement,
@@ -253,7 +258,7 @@ impl CassandraStore {
             .execute_unpaged(st, values)
             .await
             .map(|_| ())
-            .map_err(|e| backend("write", e))
+            .map_err(|e| unavailable("write", e))
     }
 
     /// True the first time this process sees the row.
@@ -358,7 +363,7 @@ impl CassandraStore {
             .session
             .execute_unpaged(st, values)
             .await
-            .map_err(|e| backend("index query", e))?;
+            .map_err(|e| unavailable("index query", e))?;
         let rows = result
             .into_rows_result()
             .map_err(|e| backend("index query", e))?;
@@ -502,7 +507,7 @@ impl SpanReader for CassandraStore {
                 (trace_id_bytes(trace_id),),
             )
             .await
-            .map_err(|e| backend("reading trace", e))?;
+            .map_err(|e| unavailable("reading trace", e))?;
         let rows: Vec<SpanRow> = pager
             .rows_stream::<SpanRow>()
             .map_err(|e| backend("reading trace", e))?

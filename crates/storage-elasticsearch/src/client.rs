@@ -44,7 +44,11 @@ pub fn retryable_status(status: u16) -> bool {
 
 impl From<EsError> for spoor_storage::StorageError {
     fn from(e: EsError) -> Self {
-        spoor_storage::StorageError::Backend(e.to_string())
+        if e.retryable() {
+            spoor_storage::StorageError::Unavailable(e.to_string())
+        } else {
+            spoor_storage::StorageError::Backend(e.to_string())
+        }
     }
 }
 

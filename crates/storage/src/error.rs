@@ -6,4 +6,8 @@ pub enum StorageError {
     /// The store refused or failed the operation; it may succeed later.
     #[error("storage backend error: {0}")]
     Backend(String),
+    /// The backend could not answer now (timeout, overload, connection);
+    /// the same call may succeed later, and the decorators retry it.
+    #[error("storage backend unavailable: {0}")]
+    Unavailable(String),
 }

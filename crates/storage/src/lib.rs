@@ -2,6 +2,7 @@
 //! they take, and (behind the `testsuite` feature) the conformance suite every
 //! backend runs so they all answer the same way.
 
+pub mod decorators;
 mod dependencies;
 mod error;
 mod query;

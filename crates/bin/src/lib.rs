@@ -20,7 +20,7 @@ use spoor_sampling::{Sampling, SamplingOptions};
 use spoor_server::Registry;
 use spoor_server::lifecycle::run_with_admin;
 use spoor_server::net::parse_host_port;
-use spoor_server::storage::StorageOptions;
+use spoor_server::storage::{StorageOptions, StorageType};
 
 /// Options every binary has.
 #[derive(Args, Clone, Debug)]
@@ -154,13 +154,27 @@ impl AgentCli {
     }
 }
 
+/// The embedded store promises that an acknowledged span survives a crash:
+/// its collectors answer after the write unless told otherwise.
+fn ack_after_write_by_default(
+    mut options: CollectorOptions,
+    storage: &StorageOptions,
+) -> CollectorOptions {
+    if options.ack_after_write.is_none() {
+        options.ack_after_write = Some(storage.storage_type == StorageType::Embedded);
+    }
+    options
+}
+
 impl CollectorCli {
     pub async fn run(self) -> anyhow::Result<()> {
         let mut registry = Registry::default();
         let storage = self.storage.open(&mut registry).await?;
         let sampling = Sampling::start(self.sampling, Arc::clone(&storage.sampling)).await?;
         sampling.register_metrics(&mut registry);
-        let collector = Collector::bind(self.collector, &storage, &sampling, &mut registry).await?;
+        let collector_options = ack_after_write_by_default(self.collector, &self.storage);
+        let collector =
+            Collector::bind(collector_options, &storage, &sampling, &mut registry).await?;
         tracing::info!(addrs = ?collector.local_addrs(), "collector listening");
         let result = run_with_admin(admin_addr(&self.admin_host_port)?, registry, |stop| {
             collector.run(stop)
@@ -188,7 +202,7 @@ impl AllInOneCli {
     pub async fn run(self) -> anyhow::Result<()> {
         let mut registry = Registry::default();
         let storage = self.storage.open(&mut registry).await?;
-        let mut collector_options = self.collector;
+        let mut collector_options = ack_after_write_by_default(self.collector, &self.storage);
         if collector_options.zipkin_host_port.is_empty() {
             collector_options.zipkin_host_port = ":9411".into();
         }

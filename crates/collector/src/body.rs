@@ -61,7 +61,7 @@ pub fn decoded(headers: &HeaderMap, body: Bytes, max: usize) -> Result<Bytes, Bo
 
 /// The answer of the Jaeger and Zipkin HTTP receivers: 202 when every span was
 /// taken, 400 naming the rejected spans (the rest were kept), 429 when the
-/// queue is full.
+/// queue is full, 503 when acknowledging after the write and it failed.
 pub fn outcome_response(result: Result<Outcome, ProcessError>) -> Response {
     match result {
         Ok(outcome) if outcome.rejected > 0 => {
@@ -70,6 +70,12 @@ pub fn outcome_response(result: Result<Outcome, ProcessError>) -> Response {
         Ok(_) => StatusCode::ACCEPTED.into_response(),
         Err(e @ ProcessError::QueueFull) => (
             StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "1")],
+            e.to_string(),
+        )
+            .into_response(),
+        Err(e @ ProcessError::WriteFailed(_)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
             [(header::RETRY_AFTER, "1")],
             e.to_string(),
         )

@@ -20,6 +20,7 @@ impl From<ProcessError> for Status {
     fn from(e: ProcessError) -> Self {
         match e {
             ProcessError::QueueFull => Status::resource_exhausted(e.to_string()),
+            ProcessError::WriteFailed(_) => Status::unavailable(e.to_string()),
         }
     }
 }
@@ -43,7 +44,7 @@ impl CollectorService for JaegerCollector {
             .into_iter()
             .map(|(i, e)| format!("span #{i}: {e}"))
             .collect();
-        let outcome = self.0.process(Transport::JaegerGrpc, spans, errors)?;
+        let outcome = self.0.process(Transport::JaegerGrpc, spans, errors).await?;
         if outcome.rejected > 0 {
             // the valid spans were kept; the status tells the client what was not
             return Err(Status::invalid_argument(outcome.message));
@@ -60,21 +61,21 @@ impl TraceService for OtlpCollector {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let outcome = process_otlp(&self.0, Transport::OtlpGrpc, request.into_inner())?;
+        let outcome = process_otlp(&self.0, Transport::OtlpGrpc, request.into_inner()).await?;
         Ok(Response::new(outcome))
     }
 }
 
 /// Shared by OTLP gRPC and HTTP: rejected spans are reported as a partial
 /// success, as the OTLP specification asks.
-pub fn process_otlp(
+pub async fn process_otlp(
     processor: &SpanProcessor,
     transport: Transport,
     request: ExportTraceServiceRequest,
 ) -> Result<ExportTraceServiceResponse, ProcessError> {
     let (spans, errors) = spoor_codec::otlp::spans_from_otlp(request.resource_spans);
     let errors = errors.into_iter().map(|e| e.to_string()).collect();
-    let outcome = processor.process(transport, spans, errors)?;
+    let outcome = processor.process(transport, spans, errors).await?;
     Ok(ExportTraceServiceResponse {
         partial_success: (outcome.rejected > 0).then_some(ExportTracePartialSuccess {
             rejected_spans: outcome.rejected as i64,

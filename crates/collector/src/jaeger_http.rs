@@ -74,7 +74,11 @@ async fn post_traces(
             );
         }
     };
-    crate::body::outcome_response(processor.process(Transport::JaegerHttp, batch.spans, Vec::new()))
+    crate::body::outcome_response(
+        processor
+            .process(Transport::JaegerHttp, batch.spans, Vec::new())
+            .await,
+    )
 }
 
 #[cfg(test)]

@@ -77,7 +77,8 @@ impl Collector {
             Arc::clone(&sampling.provider),
             metrics.strategies_served.clone(),
         ));
-        let mut processor = SpanProcessor::new(queue, options.queue_full_action, metrics);
+        let mut processor = SpanProcessor::new(queue, options.queue_full_action, metrics)
+            .ack_after_write(options.ack_after_write.unwrap_or(false));
         if let Some(aggregator) = &sampling.aggregator {
             processor = processor.with_throughput(Arc::clone(aggregator));
         }

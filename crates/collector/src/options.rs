@@ -91,6 +91,13 @@ pub struct CollectorOptions {
         default_value = "reject"
     )]
     pub queue_full_action: QueueFullAction,
+
+    /// Answer clients only once their spans are written (a failed write
+    /// answers 503 / UNAVAILABLE, and the client retries). Default: on for
+    /// the embedded store, so an acknowledged span survives a crash; off
+    /// otherwise, as in Jaeger (acknowledged when queued).
+    #[arg(long = "collector.ack-after-write", env = "COLLECTOR_ACK_AFTER_WRITE", action = ArgAction::Set)]
+    pub ack_after_write: Option<bool>,
 }
 
 impl CollectorOptions {

@@ -97,7 +97,10 @@ fn error_response(encoding: Encoding, f: Failure) -> Response {
         }
     };
     let mut resp = respond(encoding, f.status, body);
-    if f.status == StatusCode::TOO_MANY_REQUESTS {
+    if matches!(
+        f.status,
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+    ) {
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
@@ -136,7 +139,7 @@ async fn export(State(state): State<HttpState>, headers: HeaderMap, body: Bytes)
             ),
         );
     };
-    match handle(&state, encoding, &headers, body) {
+    match handle(&state, encoding, &headers, body).await {
         Ok(resp) => resp,
         Err(f) => {
             state
@@ -148,7 +151,7 @@ async fn export(State(state): State<HttpState>, headers: HeaderMap, body: Bytes)
     }
 }
 
-fn handle(
+async fn handle(
     state: &HttpState,
     encoding: Encoding,
     headers: &HeaderMap,
@@ -175,12 +178,19 @@ fn handle(
             m,
         )
     })?;
-    let response =
-        process_otlp(&state.processor, Transport::OtlpHttp, request).map_err(|e| match e {
+    let response = process_otlp(&state.processor, Transport::OtlpHttp, request)
+        .await
+        .map_err(|e| match e {
             ProcessError::QueueFull => fail(
                 StatusCode::TOO_MANY_REQUESTS,
                 tonic::Code::ResourceExhausted,
                 "queue_full",
+                e.to_string(),
+            ),
+            ProcessError::WriteFailed(_) => fail(
+                StatusCode::SERVICE_UNAVAILABLE,
+                tonic::Code::Unavailable,
+                "write_failed",
                 e.to_string(),
             ),
         })?;

@@ -24,11 +24,16 @@ pub struct Outcome {
 pub enum ProcessError {
     #[error("collector queue is full; retry later")]
     QueueFull,
+    /// Only when acknowledging after the write: the spans were not stored.
+    #[error("spans could not be stored; retry later: {0}")]
+    WriteFailed(String),
 }
 
 pub struct SpanProcessor {
     queue: SpanQueue,
     full_action: QueueFullAction,
+    /// Answer the client only once its spans are written.
+    ack_after_write: bool,
     metrics: Arc<CollectorMetrics>,
     /// Counts accepted root spans for adaptive sampling.
     throughput: Option<Arc<spoor_sampling::adaptive::Aggregator>>,
@@ -60,6 +65,7 @@ impl SpanProcessor {
         SpanProcessor {
             queue,
             full_action,
+            ack_after_write: false,
             metrics,
             throughput: None,
         }
@@ -74,6 +80,12 @@ impl SpanProcessor {
         self
     }
 
+    /// Acknowledge only after the write, so an acknowledged span is stored.
+    pub(crate) fn ack_after_write(mut self, on: bool) -> Self {
+        self.ack_after_write = on;
+        self
+    }
+
     pub fn metrics(&self) -> &CollectorMetrics {
         &self.metrics
     }
@@ -81,7 +93,7 @@ impl SpanProcessor {
     /// Validates and queues `spans`. `decode_errors` are spans of the same
     /// request that could not even be decoded; they count as rejected
     /// (`reason` "malformed") and their messages reach the client.
-    pub fn process(
+    pub async fn process(
         &self,
         transport: Transport,
         spans: Vec<Span>,
@@ -121,7 +133,8 @@ impl SpanProcessor {
             if let Some(throughput) = &self.throughput {
                 valid.iter().for_each(|span| throughput.record(span));
             }
-            if self.queue.try_push(valid).is_err() {
+            let pushed = self.queue.try_push(valid, self.ack_after_write);
+            if pushed.is_err() {
                 match self.full_action {
                     QueueFullAction::Reject => {
                         reject("queue_full", accepted);
@@ -139,6 +152,12 @@ impl SpanProcessor {
                     .spans_accepted
                     .get_or_create(&label)
                     .inc_by(accepted as u64);
+            }
+            if let Ok(Some(written)) = pushed {
+                written
+                    .await
+                    .unwrap_or_else(|_| Err("collector stopped".into()))
+                    .map_err(ProcessError::WriteFailed)?;
             }
         }
         Ok(Outcome {

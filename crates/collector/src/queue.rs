@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use spoor_model::Span;
 use spoor_storage::SpanWriter;
-use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use crate::metrics::CollectorMetrics;
@@ -14,7 +14,12 @@ use crate::metrics::CollectorMetrics;
 struct Item {
     spans: Vec<Span>,
     _permit: OwnedSemaphorePermit,
+    /// Told the write's outcome when the sender waits for it.
+    done: Option<oneshot::Sender<Result<(), String>>>,
 }
+
+/// The write of a queued batch, for a sender that acknowledges only after it.
+pub type Written = oneshot::Receiver<Result<(), String>>;
 
 pub struct SpanQueue {
     permits: Arc<Semaphore>,
@@ -29,8 +34,9 @@ pub struct QueueFull;
 
 impl SpanQueue {
     /// Takes the batch if there is room for it, without waiting. A batch
-    /// larger than the whole queue waits for an empty queue instead.
-    pub fn try_push(&self, spans: Vec<Span>) -> Result<(), QueueFull> {
+    /// larger than the whole queue waits for an empty queue instead. With
+    /// `wait`, the answer tells when the batch is written.
+    pub fn try_push(&self, spans: Vec<Span>, wait: bool) -> Result<Option<Written>, QueueFull> {
         let n = spans.len().clamp(1, self.capacity) as u32;
         let permit = match Arc::clone(&self.permits).try_acquire_many_owned(n) {
             Ok(p) => p,
@@ -38,15 +44,23 @@ impl SpanQueue {
         };
         self.metrics.queue_length.inc_by(spans.len() as i64);
         let len = spans.len() as i64;
+        let (done, written) = if wait {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
         self.tx
             .send(Item {
                 spans,
                 _permit: permit,
+                done,
             })
             .map_err(|_| {
                 self.metrics.queue_length.dec_by(len);
                 QueueFull
-            })
+            })?;
+        Ok(written)
     }
 }
 
@@ -89,14 +103,19 @@ pub fn start(
                 let n = item.spans.len();
                 metrics.queue_length.dec_by(n as i64);
                 let started = Instant::now();
-                match writer.write_spans(item.spans).await {
+                let result = match writer.write_spans(item.spans).await {
                     Ok(()) => {
                         metrics.spans_written.inc_by(n as u64);
+                        Ok(())
                     }
                     Err(e) => {
                         metrics.write_failures.inc();
                         tracing::error!(error = %e, spans = n, "writing spans to storage failed");
+                        Err(e.to_string())
                     }
+                };
+                if let Some(done) = item.done {
+                    let _ = done.send(result);
                 }
                 metrics
                     .write_latency

@@ -50,7 +50,7 @@ async fn v2(State(s): State<ZipkinState>, headers: HeaderMap, body: Bytes) -> Re
         "application/x-protobuf" | "application/protobuf" => zipkin::decode_v2_proto,
         other => return unsupported(&s, other, "application/json or application/x-protobuf"),
     };
-    handle(&s, &headers, body, decode)
+    handle(&s, &headers, body, decode).await
 }
 
 async fn v1(State(s): State<ZipkinState>, headers: HeaderMap, body: Bytes) -> Response {
@@ -59,7 +59,7 @@ async fn v1(State(s): State<ZipkinState>, headers: HeaderMap, body: Bytes) -> Re
         "application/x-thrift" => zipkin::decode_v1_thrift,
         other => return unsupported(&s, other, "application/json or application/x-thrift"),
     };
-    handle(&s, &headers, body, decode)
+    handle(&s, &headers, body, decode).await
 }
 
 fn unsupported(s: &ZipkinState, got: &str, want: &str) -> Response {
@@ -73,7 +73,7 @@ fn unsupported(s: &ZipkinState, got: &str, want: &str) -> Response {
         .into_response()
 }
 
-fn handle(
+async fn handle(
     s: &ZipkinState,
     headers: &HeaderMap,
     body: Bytes,
@@ -99,7 +99,8 @@ fn handle(
     };
     let result = s
         .processor
-        .process(Transport::Zipkin, zipkin::to_model(spans), errors);
+        .process(Transport::Zipkin, zipkin::to_model(spans), errors)
+        .await;
     crate::body::outcome_response(result)
 }
 

@@ -253,3 +253,57 @@ async fn a_full_queue_answers_429_and_counts() {
     };
     assert_eq!(metrics.spans_rejected.get_or_create(&full).get(), 2);
 }
+
+struct FailingWriter;
+
+#[async_trait::async_trait]
+impl spoor_storage::SpanWriter for FailingWriter {
+    async fn write_spans(
+        &self,
+        _: Vec<spoor_model::Span>,
+    ) -> Result<(), spoor_storage::StorageError> {
+        Err(spoor_storage::StorageError::Unavailable("disk full".into()))
+    }
+}
+
+fn acknowledging_after_write(
+    writer: Arc<dyn spoor_storage::SpanWriter>,
+) -> (Router, Arc<CollectorMetrics>) {
+    let metrics = Arc::new(CollectorMetrics::new(&mut Registry::default()));
+    let (queue, workers) = crate::queue::start(100, 1, writer, Arc::clone(&metrics));
+    std::mem::forget(workers);
+    let processor = SpanProcessor::new(queue, QueueFullAction::Reject, Arc::clone(&metrics))
+        .ack_after_write(true);
+    (router(Arc::new(processor), MAX), metrics)
+}
+
+#[tokio::test]
+async fn acknowledged_after_write_means_stored() {
+    let store = Arc::new(MemoryStore::new(MemoryConfig {
+        max_traces: 0,
+        max_bytes: 1 << 30,
+    }));
+    let (app, _) = acknowledging_after_write(store.clone());
+    let resp = app
+        .oneshot(post(PROTOBUF, None, request_with(&[41]).encode_to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    // no waiting: the answer came after the write
+    assert!(store.get_trace(TraceId(41)).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_failed_write_is_not_acknowledged() {
+    let (app, metrics) = acknowledging_after_write(Arc::new(FailingWriter));
+    let resp = app
+        .oneshot(post(PROTOBUF, None, request_with(&[42]).encode_to_vec()))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let status = RpcStatus::decode(body(resp).await.as_slice()).unwrap();
+    assert_eq!(status.code, tonic::Code::Unavailable as i32);
+    assert!(status.message.contains("disk full"), "{}", status.message);
+    assert_eq!(metrics.write_failures.get(), 1);
+}

@@ -56,6 +56,24 @@ impl Key {
             .u128(trace)
             .bytes()
     }
+    pub fn by_tag(service: &str, key: &str, value: &str, start: u64, trace: u128) -> Vec<u8> {
+        Key::new()
+            .str(service)
+            .str(key)
+            .str(value)
+            .u64(u64::MAX - start)
+            .u128(trace)
+            .bytes()
+    }
+    /// Ordered by duration, then start time.
+    pub fn by_duration(service: &str, duration: u64, start: u64, trace: u128) -> Vec<u8> {
+        Key::new()
+            .str(service)
+            .u64(duration)
+            .u64(start)
+            .u128(trace)
+            .bytes()
+    }
     pub fn operation(service: &str, kind: SpanKind, operation: &str) -> Vec<u8> {
         Key::new()
             .str(service)
@@ -101,6 +119,13 @@ pub fn split_time_key(key: &[u8]) -> (u64, u128, u64) {
     (start, trace, seq)
 }
 
+/// (start, trace) of a duration-index key of `service`.
+pub fn split_duration_key(service: &str, key: &[u8]) -> (u64, u128) {
+    let rest = &key[2 + service.len().min(u16::MAX as usize) + 8..];
+    let start = u64::from_be_bytes(rest[0..8].try_into().expect("duration key"));
+    (start, trailing_trace_id(key))
+}
+
 /// The trace id that ends every index key.
 pub fn trailing_trace_id(key: &[u8]) -> u128 {
     u128::from_be_bytes(key[key.len() - 16..].try_into().expect("index key"))
@@ -130,5 +155,14 @@ mod tests {
         let key = Key::new().u64(5).u128(7).u64(9).bytes();
         assert_eq!(split_time_key(&key), (5, 7, 9));
         assert_eq!(trailing_trace_id(&Key::by_operation("s", "o", 3, 42)), 42);
+        assert!(Key::by_duration("s", 5, 900, 1) < Key::by_duration("s", 6, 100, 1));
+        assert_eq!(
+            split_duration_key("svc", &Key::by_duration("svc", 5, 900, 77)),
+            (900, 77)
+        );
+        assert!(
+            Key::by_tag("s", "k", "v", 200, 1) < Key::by_tag("s", "k", "v", 100, 1),
+            "newest first"
+        );
     }
 }

@@ -35,12 +35,22 @@ const SPANS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("spans");
 const BY_SERVICE: TableDefinition<&[u8], ()> = TableDefinition::new("by_service");
 /// service ++ operation ++ newest-first start ++ trace id -> ()
 const BY_OPERATION: TableDefinition<&[u8], ()> = TableDefinition::new("by_operation");
+/// service ++ tag key ++ tag value ++ newest-first start ++ trace id -> ()
+/// (span tags, process tags and log fields)
+const BY_TAG: TableDefinition<&[u8], ()> = TableDefinition::new("by_tag");
+/// service ++ duration ++ start ++ trace id -> ()
+const BY_DURATION: TableDefinition<&[u8], ()> = TableDefinition::new("by_duration");
 /// service ++ kind ++ operation -> ()
 const OPERATIONS: TableDefinition<&[u8], ()> = TableDefinition::new("operations");
 /// start ++ trace id ++ sequence -> service ++ operation (to delete the index rows)
 const BY_TIME: TableDefinition<&[u8], &[u8]> = TableDefinition::new("by_time");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const NEXT_SEQUENCE: &str = "next_sequence";
+/// Version of the index layout; files of older versions are re-indexed at open.
+const INDEX_VERSION: &str = "index_version";
+const CURRENT_INDEX_VERSION: u64 = 2;
+/// Tag values longer than this are stored but not indexed.
+const MAX_INDEXED_VALUE: usize = 256;
 
 fn backend(e: impl std::fmt::Display) -> StorageError {
     StorageError::Backend(e.to_string())
@@ -67,11 +77,12 @@ impl EmbeddedStore {
         for table in [SPANS, BY_TIME] {
             tx.open_table(table).map_err(backend)?;
         }
-        for table in [BY_SERVICE, BY_OPERATION, OPERATIONS] {
+        for table in [BY_SERVICE, BY_OPERATION, OPERATIONS, BY_TAG, BY_DURATION] {
             tx.open_table(table).map_err(backend)?;
         }
         tx.open_table(META).map_err(backend)?;
         sampling::create_tables(&tx)?;
+        reindex_if_old(&tx)?;
         tx.commit().map_err(backend)?;
         let mut operations = OperationCache::new();
         {
@@ -151,6 +162,74 @@ impl EmbeddedStore {
     }
 }
 
+/// The (key, value) pairs of a span that go to the tag index.
+fn indexed_tags(span: &Span) -> Vec<(&str, std::borrow::Cow<'_, str>)> {
+    let mut out: Vec<(&str, std::borrow::Cow<'_, str>)> = Vec::new();
+    let all = span
+        .tags
+        .iter()
+        .chain(&span.process.tags)
+        .chain(span.logs.iter().flat_map(|l| &l.fields));
+    for kv in all {
+        if matches!(kv.value, spoor_model::Value::Binary(_)) {
+            continue;
+        }
+        let value = kv.value.as_string();
+        if value.len() <= MAX_INDEXED_VALUE && !out.iter().any(|(k, v)| *k == kv.key && *v == value)
+        {
+            out.push((&kv.key, value));
+        }
+    }
+    out
+}
+
+/// The tag and duration index keys of a span.
+fn tag_and_duration_keys(span: &Span) -> Vec<(bool, Vec<u8>)> {
+    let (trace, start) = (span.trace_id.0, nanos(span.start_time));
+    let service = span.process.service_name.as_str();
+    let mut keys: Vec<(bool, Vec<u8>)> = indexed_tags(span)
+        .into_iter()
+        .map(|(k, v)| (true, Key::by_tag(service, k, &v, start, trace)))
+        .collect();
+    let duration = span.duration.as_nanos().min(u64::MAX as u128) as u64;
+    keys.push((false, Key::by_duration(service, duration, start, trace)));
+    keys
+}
+
+fn decode_span(body: &[u8]) -> Result<Span, StorageError> {
+    let proto = spoor_proto::api_v2::Span::decode(body).map_err(backend)?;
+    spoor_proto::span_from_proto(proto, None).map_err(backend)
+}
+
+/// Files written before the tag and duration indexes get them once.
+fn reindex_if_old(tx: &redb::WriteTransaction) -> Result<(), StorageError> {
+    let mut meta = tx.open_table(META).map_err(backend)?;
+    let version = meta
+        .get(INDEX_VERSION)
+        .map_err(backend)?
+        .map_or(1, |v| v.value());
+    if version >= CURRENT_INDEX_VERSION {
+        return Ok(());
+    }
+    let spans = tx.open_table(SPANS).map_err(backend)?;
+    let mut by_tag = tx.open_table(BY_TAG).map_err(backend)?;
+    let mut by_duration = tx.open_table(BY_DURATION).map_err(backend)?;
+    for row in spans.iter().map_err(backend)? {
+        let (_, body) = row.map_err(backend)?;
+        for (is_tag, key) in tag_and_duration_keys(&decode_span(body.value())?) {
+            let table = if is_tag {
+                &mut by_tag
+            } else {
+                &mut by_duration
+            };
+            table.insert(key.as_slice(), ()).map_err(backend)?;
+        }
+    }
+    meta.insert(INDEX_VERSION, CURRENT_INDEX_VERSION)
+        .map_err(backend)?;
+    Ok(())
+}
+
 fn purge(db: &Database, cutoff: SystemTime) -> Result<u64, StorageError> {
     let tx = db.begin_write().map_err(backend)?;
     let mut deleted = 0;
@@ -159,6 +238,8 @@ fn purge(db: &Database, cutoff: SystemTime) -> Result<u64, StorageError> {
         let mut spans = tx.open_table(SPANS).map_err(backend)?;
         let mut by_service = tx.open_table(BY_SERVICE).map_err(backend)?;
         let mut by_operation = tx.open_table(BY_OPERATION).map_err(backend)?;
+        let mut by_tag = tx.open_table(BY_TAG).map_err(backend)?;
+        let mut by_duration = tx.open_table(BY_DURATION).map_err(backend)?;
         let end = Key::new().u64(nanos(cutoff)).bytes();
         let old: Vec<(Vec<u8>, Vec<u8>)> = by_time
             .range::<&[u8]>(..end.as_slice())
@@ -169,9 +250,19 @@ fn purge(db: &Database, cutoff: SystemTime) -> Result<u64, StorageError> {
         for (key, names) in old {
             let (start, trace, seq) = keys::split_time_key(&key);
             let (service, operation) = keys::split_names(&names);
-            spans
+            let removed = spans
                 .remove(Key::span(trace, seq).as_slice())
                 .map_err(backend)?;
+            if let Some(body) = removed {
+                for (is_tag, key) in tag_and_duration_keys(&decode_span(body.value())?) {
+                    let table = if is_tag {
+                        &mut by_tag
+                    } else {
+                        &mut by_duration
+                    };
+                    table.remove(key.as_slice()).map_err(backend)?;
+                }
+            }
             by_service
                 .remove(Key::by_service(&service, start, trace).as_slice())
                 .map_err(backend)?;
@@ -212,7 +303,17 @@ fn write(
         let mut by_operation = tx.open_table(BY_OPERATION).map_err(backend)?;
         let mut operations = tx.open_table(OPERATIONS).map_err(backend)?;
         let mut by_time = tx.open_table(BY_TIME).map_err(backend)?;
+        let mut by_tag = tx.open_table(BY_TAG).map_err(backend)?;
+        let mut by_duration = tx.open_table(BY_DURATION).map_err(backend)?;
         for span in &spans {
+            for (is_tag, key) in tag_and_duration_keys(span) {
+                let table = if is_tag {
+                    &mut by_tag
+                } else {
+                    &mut by_duration
+                };
+                table.insert(key.as_slice(), ()).map_err(backend)?;
+            }
             let trace = span.trace_id.0;
             let start = nanos(span.start_time);
             let service = span.process.service_name.as_str();
@@ -293,47 +394,87 @@ fn read_trace(
 }
 
 /// The traces matching `q`, newest first by the start of their indexed
-/// spans: candidates come from the service (or service and operation)
-/// index within the time range, and each is checked span by span.
+/// spans. Candidates come from the most selective index the query allows:
+/// its first tag, else its duration range, else its operation or service,
+/// all within the time range; each candidate is checked span by span.
 fn search(db: &Database, q: &TraceQuery) -> Result<Vec<Trace>, StorageError> {
     q.validate()?;
     let tx = db.begin_read().map_err(backend)?;
     let spans = tx.open_table(SPANS).map_err(backend)?;
     let (min, max) = (nanos(q.start_time_min), nanos(q.start_time_max));
-    let (from, to) = match &q.operation_name {
-        Some(op) => (
-            Key::by_operation(&q.service_name, op, max, 0),
-            Key::by_operation(&q.service_name, op, min, u128::MAX),
-        ),
-        None => (
-            Key::by_service(&q.service_name, max, 0),
-            Key::by_service(&q.service_name, min, u128::MAX),
-        ),
-    };
-    let index = match &q.operation_name {
-        Some(_) => tx.open_table(BY_OPERATION).map_err(backend)?,
-        None => tx.open_table(BY_SERVICE).map_err(backend)?,
-    };
+    let svc = q.service_name.as_str();
     let mut seen = HashSet::new();
     let mut found = Vec::new();
-    for row in index
-        .range::<&[u8]>(from.as_slice()..=to.as_slice())
-        .map_err(backend)?
-    {
-        let (key, _) = row.map_err(backend)?;
-        let trace_id = TraceId(keys::trailing_trace_id(key.value()));
-        if !seen.insert(trace_id) {
-            continue;
-        }
-        if let Some(trace) = read_trace(&spans, trace_id)?
+    // checks one candidate; true once enough traces are found
+    let mut visit = |trace: u128| -> Result<bool, StorageError> {
+        let trace_id = TraceId(trace);
+        if seen.insert(trace_id)
+            && let Some(trace) = read_trace(&spans, trace_id)?
             && trace.spans.iter().any(|s| span_matches(s, q))
         {
             found.push(trace);
-            if found.len() == q.limit() {
+        }
+        Ok(found.len() == q.limit())
+    };
+    let (index, from, to) = if let Some((key, value)) = q.tags.first() {
+        (
+            BY_TAG,
+            Key::by_tag(svc, key, value, max, 0),
+            Key::by_tag(svc, key, value, min, u128::MAX),
+        )
+    } else if q.duration_min.is_some() || q.duration_max.is_some() {
+        // ordered by duration: the matches in the time range are sorted
+        // newest first before they are checked
+        let nanos_of = |d: Duration| d.as_nanos().min(u64::MAX as u128) as u64;
+        let (dmin, dmax) = (
+            q.duration_min.map_or(0, nanos_of),
+            q.duration_max.map_or(u64::MAX, nanos_of),
+        );
+        let table = tx.open_table(BY_DURATION).map_err(backend)?;
+        let from = Key::by_duration(svc, dmin, 0, 0);
+        let to = Key::by_duration(svc, dmax, u64::MAX, u128::MAX);
+        let mut hits = Vec::new();
+        for row in table
+            .range::<&[u8]>(from.as_slice()..=to.as_slice())
+            .map_err(backend)?
+        {
+            let (start, trace) = keys::split_duration_key(svc, row.map_err(backend)?.0.value());
+            if (min..=max).contains(&start) {
+                hits.push((start, trace));
+            }
+        }
+        hits.sort_by_key(|&(start, _)| std::cmp::Reverse(start));
+        for (_, trace) in hits {
+            if visit(trace)? {
                 break;
             }
         }
+        drop(visit);
+        found.sort_by_key(|t| std::cmp::Reverse(t.start_time()));
+        return Ok(found);
+    } else if let Some(op) = &q.operation_name {
+        (
+            BY_OPERATION,
+            Key::by_operation(svc, op, max, 0),
+            Key::by_operation(svc, op, min, u128::MAX),
+        )
+    } else {
+        (
+            BY_SERVICE,
+            Key::by_service(svc, max, 0),
+            Key::by_service(svc, min, u128::MAX),
+        )
+    };
+    let table = tx.open_table(index).map_err(backend)?;
+    for row in table
+        .range::<&[u8]>(from.as_slice()..=to.as_slice())
+        .map_err(backend)?
+    {
+        if visit(keys::trailing_trace_id(row.map_err(backend)?.0.value()))? {
+            break;
+        }
     }
+    drop(visit);
     found.sort_by_key(|t| std::cmp::Reverse(t.start_time()));
     Ok(found)
 }

@@ -1,3 +1,5 @@
+use redb::ReadableTableMetadata;
+
 use super::*;
 
 fn dir(name: &str) -> std::path::PathBuf {
@@ -119,5 +121,68 @@ async fn retention_deletes_old_spans_and_gives_the_disk_back() {
         store.find_trace_ids(&q).await.unwrap(),
         vec![TraceId(0xfeed)],
         "index rows went with the spans"
+    );
+    // the recent span's tag (its long-payload elders were not indexed) and duration
+    assert_eq!(rows(&store, BY_TAG), 1);
+    assert_eq!(rows(&store, BY_DURATION), 1);
+}
+
+fn rows(store: &EmbeddedStore, table: TableDefinition<&[u8], ()>) -> u64 {
+    let db = store.db.read().unwrap();
+    let tx = db.begin_read().unwrap();
+    tx.open_table(table).unwrap().len().unwrap()
+}
+
+fn query(tags: &[(&str, &str)], duration_min: Option<Duration>) -> TraceQuery {
+    TraceQuery {
+        service_name: "svc".into(),
+        operation_name: None,
+        tags: tags
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        start_time_min: SystemTime::now() - Duration::from_secs(3600),
+        start_time_max: SystemTime::now(),
+        duration_min,
+        duration_max: None,
+        num_traces: 10,
+    }
+}
+
+#[tokio::test]
+async fn files_from_before_the_tag_and_duration_indexes_are_reindexed_at_open() {
+    let d = dir("reindex");
+    let store = EmbeddedStore::open(&d).unwrap();
+    let mut slow = span(7, 1, SystemTime::now() - Duration::from_secs(5), 3);
+    slow.duration = Duration::from_secs(2);
+    store
+        .write_spans(vec![slow, span(8, 1, SystemTime::now(), 3)])
+        .await
+        .unwrap();
+    assert_eq!(rows(&store, BY_TAG), 2);
+    {
+        // what a version-1 file looks like: no tag or duration rows
+        let db = store.db.read().unwrap();
+        let tx = db.begin_write().unwrap();
+        tx.delete_table(BY_TAG).unwrap();
+        tx.delete_table(BY_DURATION).unwrap();
+        tx.open_table(META)
+            .unwrap()
+            .insert(INDEX_VERSION, 1)
+            .unwrap();
+        tx.commit().unwrap();
+    }
+    drop(store);
+    let store = EmbeddedStore::open(&d).unwrap();
+    assert_eq!(rows(&store, BY_TAG), 2);
+    let by_tag = query(&[("payload", "xxx")], None);
+    assert_eq!(
+        store.find_trace_ids(&by_tag).await.unwrap(),
+        [TraceId(8), TraceId(7)]
+    );
+    let slow_only = query(&[], Some(Duration::from_secs(1)));
+    assert_eq!(
+        store.find_trace_ids(&slow_only).await.unwrap(),
+        [TraceId(7)]
     );
 }

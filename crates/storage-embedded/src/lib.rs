@@ -449,7 +449,6 @@ fn search(db: &Database, q: &TraceQuery) -> Result<Vec<Trace>, StorageError> {
                 break;
             }
         }
-        drop(visit);
         found.sort_by_key(|t| std::cmp::Reverse(t.start_time()));
         return Ok(found);
     } else if let Some(op) = &q.operation_name {
@@ -474,7 +473,6 @@ fn search(db: &Database, q: &TraceQuery) -> Result<Vec<Trace>, StorageError> {
             break;
         }
     }
-    drop(visit);
     found.sort_by_key(|t| std::cmp::Reverse(t.start_time()));
     Ok(found)
 }

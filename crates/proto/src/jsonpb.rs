@@ -99,8 +99,9 @@ struct JsonKeyValue {
     v_bool: Option<bool>,
     #[serde(default)]
     v_int64: Option<serde_json::Value>,
+    /// A number, or "NaN" / "Infinity" / "-Infinity" as proto3 JSON writes them.
     #[serde(default)]
-    v_float64: Option<f64>,
+    v_float64: Option<serde_json::Value>,
     #[serde(default)]
     v_binary: Option<String>,
 }
@@ -146,7 +147,14 @@ fn key_value(kv: JsonKeyValue) -> Result<KeyValue, JsonError> {
                 .ok_or_else(|| field_err("vInt64", &n.to_string(), "not an int64"))?,
             Some(other) => return Err(field_err("vInt64", &other.to_string(), "not an int64")),
         }),
-        "FLOAT64" => Value::Float64(kv.v_float64.unwrap_or_default()),
+        "FLOAT64" => Value::Float64(match kv.v_float64 {
+            None => 0.0,
+            Some(serde_json::Value::Number(n)) => n.as_f64().unwrap_or_default(),
+            Some(serde_json::Value::String(s)) => {
+                s.parse().map_err(|e| field_err("vFloat64", &s, e))?
+            }
+            Some(other) => return Err(field_err("vFloat64", &other.to_string(), "not a float64")),
+        }),
         "BINARY" => Value::Binary(decode_b64("vBinary", kv.v_binary.as_deref().unwrap_or(""))?),
         other => return Err(field_err("vType", other, "unknown value type")),
     };
@@ -209,6 +217,79 @@ fn span(s: JsonSpan) -> Result<Span, JsonError> {
     })
 }
 
+/// Parses one span in api_v2 proto-JSON (Jaeger's `json` Kafka encoding).
+pub fn span_from_json(json: &[u8]) -> Result<Span, JsonError> {
+    span(serde_json::from_slice(json)?)
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn key_values_json(kvs: &[KeyValue]) -> Vec<serde_json::Value> {
+    use serde_json::json;
+    kvs.iter()
+        .map(|kv| match &kv.value {
+            Value::String(s) => json!({"key": kv.key, "vType": "STRING", "vStr": s}),
+            Value::Bool(b) => json!({"key": kv.key, "vType": "BOOL", "vBool": b}),
+            Value::Int64(i) => json!({"key": kv.key, "vType": "INT64", "vInt64": i.to_string()}),
+            Value::Float64(f) => {
+                let v = serde_json::Number::from_f64(*f).map_or_else(
+                    || {
+                        json!(if f.is_nan() {
+                            "NaN".to_string()
+                        } else if *f > 0.0 {
+                            "Infinity".to_string()
+                        } else {
+                            "-Infinity".to_string()
+                        })
+                    },
+                    serde_json::Value::Number,
+                );
+                json!({"key": kv.key, "vType": "FLOAT64", "vFloat64": v})
+            }
+            Value::Binary(b) => json!({
+                "key": kv.key,
+                "vType": "BINARY",
+                "vBinary": base64::engine::general_purpose::STANDARD.encode(b),
+            }),
+        })
+        .collect()
+}
+
+/// One span in api_v2 proto-JSON, with its process: what Jaeger's
+/// collector writes to Kafka with the `json` encoding.
+pub fn span_to_json(span: &Span) -> serde_json::Value {
+    use serde_json::json;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    json!({
+        "traceId": b64(&span.trace_id.to_bytes()),
+        "spanId": b64(&span.span_id.to_bytes()),
+        "operationName": span.operation_name,
+        "references": span.references.iter().map(|r| json!({
+            "traceId": b64(&r.trace_id.to_bytes()),
+            "spanId": b64(&r.span_id.to_bytes()),
+            "refType": match r.ref_type {
+                RefType::ChildOf => "CHILD_OF",
+                RefType::FollowsFrom => "FOLLOWS_FROM",
+            },
+        })).collect::<Vec<_>>(),
+        "flags": span.flags,
+        "startTime": rfc3339(span.start_time),
+        "duration": format!("{}.{:09}s", span.duration.as_secs(), span.duration.subsec_nanos()),
+        "tags": key_values_json(&span.tags),
+        "logs": span.logs.iter().map(|l| json!({
+            "timestamp": rfc3339(l.timestamp),
+            "fields": key_values_json(&l.fields),
+        })).collect::<Vec<_>>(),
+        "process": {
+            "serviceName": span.process.service_name,
+            "tags": key_values_json(&span.process.tags),
+        },
+        "warnings": span.warnings,
+    })
+}
+
 /// Parses one trace (`{"spans": [...], "warnings": [...]}`) in api_v2 proto-JSON.
 pub fn trace_from_json(json: &str) -> Result<Trace, JsonError> {
     let t: JsonTrace = serde_json::from_str(json)?;
@@ -222,6 +303,38 @@ pub fn trace_from_json(json: &str) -> Result<Trace, JsonError> {
 mod tests {
     use super::*;
     use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn written_spans_read_back_equal() {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../testdata/jaeger-integration/traces"
+        );
+        let mut checked = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            for span in trace_from_json(&text).unwrap().spans {
+                let json = serde_json::to_vec(&span_to_json(&span)).unwrap();
+                assert_eq!(span_from_json(&json).unwrap(), span);
+                checked += 1;
+            }
+        }
+        assert!(checked >= 30, "{checked} spans");
+        let mut odd =
+            trace_from_json(&std::fs::read_to_string(format!("{dir}/example_trace.json")).unwrap())
+                .unwrap()
+                .spans
+                .remove(0);
+        odd.tags = vec![
+            KeyValue::new("nan", Value::Float64(f64::NAN)),
+            KeyValue::new("inf", Value::Float64(f64::NEG_INFINITY)),
+            KeyValue::new("big", Value::Int64(i64::MIN)),
+        ];
+        let json = serde_json::to_vec(&span_to_json(&odd)).unwrap();
+        let back = span_from_json(&json).unwrap();
+        assert!(matches!(back.tags[0].value, Value::Float64(f) if f.is_nan()));
+        assert_eq!(back.tags[1..], odd.tags[1..]);
+    }
 
     #[test]
     fn reads_jaeger_fixture_conventions() {

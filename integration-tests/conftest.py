@@ -168,3 +168,86 @@ def start_spoor():
     yield start
     for s in started:
         assert s.stop() == 0
+
+
+class Service:
+    """A running Spoor binary with an admin port; `ports` names its listeners."""
+
+    def __init__(self, binary, port_names, args_for, extra_args=(), env=None):
+        self.ports = {name: free_port() for name in ("admin", *port_names)}
+        self.binary = binary
+        self.proc = subprocess.Popen(
+            [str(bin_dir() / binary), f"--admin.http.host-port=127.0.0.1:{self.ports['admin']}",
+             *args_for(self.ports), *extra_args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+        self.admin = f"http://127.0.0.1:{self.ports['admin']}"
+        deadline = time.time() + 30
+        while True:
+            assert self.proc.poll() is None, f"{binary} exited with {self.proc.returncode}"
+            try:
+                if requests.get(self.admin + "/", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.time() < deadline, f"{binary} did not become healthy"
+            time.sleep(0.05)
+
+    def metrics(self, name):
+        """Every sample of a metric: {label text: value}."""
+        out = {}
+        for line in requests.get(self.admin + "/metrics", timeout=5).text.splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                key, value = line.rsplit(" ", 1)
+                out[key[len(name):]] = float(value)
+        return out
+
+    def stop(self) -> int:
+        if self.proc.poll() is not None:
+            return self.proc.returncode
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=30)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+
+
+def tansu_binary():
+    for candidate in (os.environ.get("SPOOR_TANSU"), "tansu",
+                      str(Path.home() / ".cargo" / "bin" / "tansu")):
+        if not candidate:
+            continue
+        try:
+            subprocess.run([candidate, "--help"], capture_output=True, check=True)
+            return candidate
+        except (OSError, subprocess.CalledProcessError):
+            continue
+    return None
+
+
+@pytest.fixture
+def kafka():
+    """A tansu broker (a Kafka-protocol broker) with the `jaeger-spans` topic; its address."""
+    binary = tansu_binary()
+    if binary is None:
+        if os.environ.get("SPOOR_REQUIRE_KAFKA") == "1":
+            pytest.fail("tansu is required: cargo install tansu --locked --features dynostore")
+        pytest.skip("tansu is not installed")
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    proc = subprocess.Popen([binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
+                             "--storage-engine", "memory://tansu/"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert time.time() < deadline, "tansu did not start"
+            time.sleep(0.05)
+    subprocess.run([binary, "topic", "create", "jaeger-spans", "--broker", url, "--partitions", "3"],
+                   check=True, capture_output=True)
+    yield f"127.0.0.1:{port}"
+    proc.kill()
+    proc.wait()

@@ -61,7 +61,7 @@ async fn start_collector(
     .unwrap();
     let collector = Collector::bind(
         cli.collector,
-        storage,
+        std::sync::Arc::clone(&storage.writer),
         &spoor_sampling::Sampling::defaults(std::sync::Arc::clone(&storage.sampling))
             .await
             .unwrap(),

@@ -16,11 +16,14 @@ use spoor_collector::{Collector, CollectorOptions};
 use spoor_query::{QueryOptions, QueryServer};
 use std::sync::Arc;
 
-use spoor_sampling::{Sampling, SamplingOptions};
+use spoor_kafka::{ConsumerOptions, Ingester, ProducerOptions};
+use spoor_sampling::{Sampling, SamplingConfigType, SamplingOptions};
 use spoor_server::Registry;
 use spoor_server::lifecycle::run_with_admin;
 use spoor_server::net::parse_host_port;
 use spoor_server::storage::{StorageOptions, StorageType};
+use spoor_storage::SamplingStore;
+use spoor_storage_memory::MemorySamplingStore;
 
 /// Options every binary has.
 #[derive(Args, Clone, Debug)]
@@ -76,6 +79,31 @@ pub struct CollectorCli {
     pub collector: CollectorOptions,
     #[command(flatten)]
     pub sampling: SamplingOptions,
+    /// Where spans go with --span-storage.type=kafka.
+    #[command(flatten)]
+    pub kafka: ProducerOptions,
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "spoor-ingester",
+    version,
+    about = "Consumes spans from Kafka and writes them to storage, at least once"
+)]
+pub struct IngesterCli {
+    #[command(flatten)]
+    pub common: CommonOptions,
+    /// Admin port: health on /, Prometheus metrics on /metrics.
+    #[arg(
+        long = "admin.http.host-port",
+        env = "ADMIN_HTTP_HOST_PORT",
+        default_value = ":14270"
+    )]
+    pub admin_host_port: String,
+    #[command(flatten)]
+    pub storage: StorageOptions,
+    #[command(flatten)]
+    pub kafka: ConsumerOptions,
 }
 
 #[derive(Parser, Debug)]
@@ -127,6 +155,19 @@ pub struct AllInOneCli {
     pub sampling: SamplingOptions,
     #[command(flatten)]
     pub query: QueryOptions,
+    /// Streaming demo: the collector writes to Kafka (--kafka.producer.*) and
+    /// an ingester in this process consumes it (--kafka.consumer.*) into the
+    /// span storage the query reads.
+    #[arg(
+        long = "all-in-one.streaming",
+        env = "ALL_IN_ONE_STREAMING",
+        default_value_t = false
+    )]
+    pub streaming: bool,
+    #[command(flatten)]
+    pub kafka_producer: ProducerOptions,
+    #[command(flatten)]
+    pub kafka_consumer: ConsumerOptions,
 }
 
 /// The address to dial a listener bound to `addr`: loopback for a wildcard bind.
@@ -169,12 +210,27 @@ fn ack_after_write_by_default(
 impl CollectorCli {
     pub async fn run(self) -> anyhow::Result<()> {
         let mut registry = Registry::default();
-        let storage = self.storage.open(&mut registry).await?;
-        let sampling = Sampling::start(self.sampling, Arc::clone(&storage.sampling)).await?;
+        let (writer, sampling_store): (_, Arc<dyn SamplingStore>) = if self.storage.storage_type
+            == StorageType::Kafka
+        {
+            if self.sampling.config_type == SamplingConfigType::Adaptive {
+                anyhow::bail!(
+                    "adaptive sampling needs a shared sampling store; with --span-storage.type=kafka \
+                         use --sampling.config-type=file"
+                );
+            }
+            let writer = self.storage.open_kafka_writer(&self.kafka, &mut registry)?;
+            // file strategies only: nothing is shared through this store
+            (writer, Arc::new(MemorySamplingStore::default()))
+        } else {
+            let storage = self.storage.open(&mut registry).await?;
+            (storage.writer, storage.sampling)
+        };
+        let sampling = Sampling::start(self.sampling, sampling_store).await?;
         sampling.register_metrics(&mut registry);
         let collector_options = ack_after_write_by_default(self.collector, &self.storage);
         let collector =
-            Collector::bind(collector_options, &storage, &sampling, &mut registry).await?;
+            Collector::bind(collector_options, writer, &sampling, &mut registry).await?;
         tracing::info!(addrs = ?collector.local_addrs(), "collector listening");
         let result = run_with_admin(admin_addr(&self.admin_host_port)?, registry, |stop| {
             collector.run(stop)
@@ -182,6 +238,20 @@ impl CollectorCli {
         .await;
         sampling.stop().await;
         result
+    }
+}
+
+impl IngesterCli {
+    pub async fn run(self) -> anyhow::Result<()> {
+        let mut registry = Registry::default();
+        let storage = self.storage.open(&mut registry).await?;
+        let ingester = Ingester::new(&self.kafka, Arc::clone(&storage.writer), &mut registry)?;
+        run_with_admin(
+            admin_addr(&self.admin_host_port)?,
+            registry,
+            |stop| async move { Ok(ingester.run(stop.wait()).await?) },
+        )
+        .await
     }
 }
 
@@ -208,8 +278,21 @@ impl AllInOneCli {
         }
         let sampling = Sampling::start(self.sampling, Arc::clone(&storage.sampling)).await?;
         sampling.register_metrics(&mut registry);
+        let (writer, ingester) = if self.streaming {
+            let writer = self
+                .storage
+                .open_kafka_writer(&self.kafka_producer, &mut registry)?;
+            let ingester = Ingester::new(
+                &self.kafka_consumer,
+                Arc::clone(&storage.writer),
+                &mut registry,
+            )?;
+            (writer, Some(ingester))
+        } else {
+            (Arc::clone(&storage.writer), None)
+        };
         let collector =
-            Collector::bind(collector_options, &storage, &sampling, &mut registry).await?;
+            Collector::bind(collector_options, writer, &sampling, &mut registry).await?;
         let query = QueryServer::bind(self.query, &storage, &mut registry).await?;
         let mut agent_options = self.agent;
         agent_options.collectors = vec![loopback(collector.local_addrs().grpc).to_string()];
@@ -224,12 +307,19 @@ impl AllInOneCli {
             admin_addr(&self.admin_host_port)?,
             registry,
             |stop| async move {
-                let (a, c, q) = tokio::join!(
+                let ingest = async {
+                    match ingester {
+                        Some(i) => Ok(i.run(stop.clone().wait()).await?),
+                        None => Ok(()),
+                    }
+                };
+                let (a, c, q, i) = tokio::join!(
                     agent.run(stop.clone()),
                     collector.run(stop.clone()),
-                    query.run(stop)
+                    query.run(stop.clone()),
+                    ingest
                 );
-                a.and(c).and(q)
+                a.and(c).and(q).and(i)
             },
         )
         .await;
@@ -250,6 +340,7 @@ mod tests {
         QueryCli::command().debug_assert();
         AllInOneCli::command().debug_assert();
         es_index::EsIndexCli::command().debug_assert();
+        IngesterCli::command().debug_assert();
         cassandra_schema::CassandraSchemaCli::command().debug_assert();
         let cli = AllInOneCli::try_parse_from([
             "spoor-all-in-one",

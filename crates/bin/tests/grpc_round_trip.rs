@@ -72,7 +72,7 @@ async fn jaeger_grpc_spans_come_back_through_grpc_query() {
     let storage = cli.storage.open(&mut registry).await.unwrap();
     let collector = Collector::bind(
         cli.collector,
-        &storage,
+        std::sync::Arc::clone(&storage.writer),
         &spoor_sampling::Sampling::defaults(std::sync::Arc::clone(&storage.sampling))
             .await
             .unwrap(),

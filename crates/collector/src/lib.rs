@@ -30,7 +30,7 @@ use prometheus_client::registry::Registry;
 use spoor_server::grpc::serve as serve_grpc;
 use spoor_server::http::serve as serve_http;
 use spoor_server::shutdown::Shutdown;
-use spoor_server::storage::Storage;
+use spoor_storage::SpanWriter;
 
 /// How long shutdown waits for queued spans to be written.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -61,7 +61,7 @@ pub struct Collector {
 impl Collector {
     pub async fn bind(
         options: CollectorOptions,
-        storage: &Storage,
+        writer: Arc<dyn SpanWriter>,
         sampling: &spoor_sampling::Sampling,
         registry: &mut Registry,
     ) -> anyhow::Result<Self> {
@@ -70,7 +70,7 @@ impl Collector {
         let (queue, workers) = queue::start(
             options.queue_size,
             options.num_workers,
-            Arc::clone(&storage.writer),
+            writer,
             Arc::clone(&metrics),
         );
         let strategies = Arc::new(sampling::Strategies::new(

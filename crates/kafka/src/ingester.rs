@@ -211,7 +211,10 @@ impl Ingester {
     /// Consumes until `shutdown` resolves, then lets the partition workers
     /// finish what they hold (a write that keeps failing is abandoned, not
     /// committed) and commits the stored offsets.
-    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), IngesterError> {
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), IngesterError> {
         let s = &self.shared;
         s.consumer.subscribe(&[&s.topic])?;
         tracing::info!(topic = %s.topic, "ingester consuming");
@@ -260,16 +263,35 @@ impl Ingester {
                 let _ = task.await;
             }
         }
-        if let Err(e) = s.consumer.commit_consumer_state(CommitMode::Sync) {
-            // nothing stored yet, or the group is gone: offsets stay where they were
-            tracing::warn!(error = %e, "final offset commit");
+        // The final commit and the consumer's close talk to the brokers and
+        // block; they run on their own thread so an unreachable broker
+        // cannot hold the process: what is not committed is delivered again.
+        drop(workers);
+        let shared = self.shared;
+        let (closed, done) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            if let Err(e) = shared.consumer.commit_consumer_state(CommitMode::Sync) {
+                // nothing stored yet, or the group is gone: offsets stay where they were
+                tracing::warn!(error = %e, "final offset commit");
+            }
+            drop(shared);
+            let _ = closed.send(());
+        });
+        if tokio::time::timeout(Duration::from_secs(10), done)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "kafka did not confirm the final commit in 10s; the rest is delivered again"
+            );
         }
         Ok(())
     }
 }
 
 fn drop_revoked(consumer: &KafkaConsumer, workers: &mut HashMap<i32, Worker>) {
-    let revoked: Vec<i32> = std::mem::take(&mut *consumer.context().revoked.lock().expect("not poisoned"));
+    let revoked: Vec<i32> =
+        std::mem::take(&mut *consumer.context().revoked.lock().expect("not poisoned"));
     for partition in revoked {
         if let Some(worker) = workers.remove(&partition) {
             // in-flight writes finish; their offsets can no longer be stored
@@ -289,7 +311,10 @@ async fn measure_lag(s: &Shared, partitions: HashSet<i32>) {
         if let Ok(Ok((_, high))) = high {
             let label = PartitionLabel { partition };
             let stored = s.metrics.stored_offset.get_or_create(&label).get();
-            s.metrics.lag.get_or_create(&label).set((high - stored).max(0));
+            s.metrics
+                .lag
+                .get_or_create(&label)
+                .set((high - stored).max(0));
         }
     }
 }
@@ -298,7 +323,13 @@ fn start_worker(shared: Arc<Shared>, partition: i32) -> Worker {
     let batches_in_flight = shared.parallelism.div_ceil(shared.batch_size).max(1);
     let (tx, rx) = mpsc::channel(shared.batch_size * batches_in_flight);
     let (cancel, cancelled) = watch::channel(false);
-    let task = tokio::spawn(partition_worker(shared, partition, rx, cancelled, batches_in_flight));
+    let task = tokio::spawn(partition_worker(
+        shared,
+        partition,
+        rx,
+        cancelled,
+        batches_in_flight,
+    ));
     Worker { tx, cancel, task }
 }
 

@@ -142,8 +142,18 @@ macro_rules! client_options {
     };
 }
 
-client_options!(ProducerClient, "kafka.producer.", "KAFKA_PRODUCER_", "producer");
-client_options!(ConsumerClient, "kafka.consumer.", "KAFKA_CONSUMER_", "consumer");
+client_options!(
+    ProducerClient,
+    "kafka.producer.",
+    "KAFKA_PRODUCER_",
+    "producer"
+);
+client_options!(
+    ConsumerClient,
+    "kafka.consumer.",
+    "KAFKA_CONSUMER_",
+    "consumer"
+);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum RequiredAcks {
@@ -168,15 +178,38 @@ pub struct ProducerOptions {
     #[command(flatten)]
     pub client: ProducerClient,
     /// Topic spans are written to.
-    #[arg(id = "kafka.producer.topic", long = "kafka.producer.topic", env = "KAFKA_PRODUCER_TOPIC", default_value = "jaeger-spans")]
+    #[arg(
+        id = "kafka.producer.topic",
+        long = "kafka.producer.topic",
+        env = "KAFKA_PRODUCER_TOPIC",
+        default_value = "jaeger-spans"
+    )]
     pub topic: String,
     /// Message encoding: protobuf (Jaeger's default), json or otlp_proto.
-    #[arg(id = "kafka.producer.encoding", long = "kafka.producer.encoding", env = "KAFKA_PRODUCER_ENCODING", value_enum, default_value = "protobuf")]
+    #[arg(
+        id = "kafka.producer.encoding",
+        long = "kafka.producer.encoding",
+        env = "KAFKA_PRODUCER_ENCODING",
+        value_enum,
+        default_value = "protobuf"
+    )]
     pub encoding: Encoding,
     /// Acknowledgement the producer waits for.
-    #[arg(id = "kafka.producer.required-acks", long = "kafka.producer.required-acks", env = "KAFKA_PRODUCER_REQUIRED_ACKS", value_enum, default_value = "all")]
+    #[arg(
+        id = "kafka.producer.required-acks",
+        long = "kafka.producer.required-acks",
+        env = "KAFKA_PRODUCER_REQUIRED_ACKS",
+        value_enum,
+        default_value = "all"
+    )]
     pub required_acks: RequiredAcks,
-    #[arg(id = "kafka.producer.compression", long = "kafka.producer.compression", env = "KAFKA_PRODUCER_COMPRESSION", value_enum, default_value = "none")]
+    #[arg(
+        id = "kafka.producer.compression",
+        long = "kafka.producer.compression",
+        env = "KAFKA_PRODUCER_COMPRESSION",
+        value_enum,
+        default_value = "none"
+    )]
     pub compression: Compression,
     /// Compression level (-1: the codec's default).
     #[arg(id = "kafka.producer.compression-level", long = "kafka.producer.compression-level", env = "KAFKA_PRODUCER_COMPRESSION_LEVEL", default_value_t = -1)]
@@ -185,13 +218,28 @@ pub struct ProducerOptions {
     #[arg(id = "kafka.producer.batch-linger", long = "kafka.producer.batch-linger", env = "KAFKA_PRODUCER_BATCH_LINGER", default_value = "5ms", value_parser = duration)]
     pub batch_linger: Duration,
     /// Bytes per batch (0: librdkafka's default).
-    #[arg(id = "kafka.producer.batch-size", long = "kafka.producer.batch-size", env = "KAFKA_PRODUCER_BATCH_SIZE", default_value_t = 0)]
+    #[arg(
+        id = "kafka.producer.batch-size",
+        long = "kafka.producer.batch-size",
+        env = "KAFKA_PRODUCER_BATCH_SIZE",
+        default_value_t = 0
+    )]
     pub batch_size: usize,
     /// Messages per batch (0: librdkafka's default).
-    #[arg(id = "kafka.producer.batch-max-messages", long = "kafka.producer.batch-max-messages", env = "KAFKA_PRODUCER_BATCH_MAX_MESSAGES", default_value_t = 0)]
+    #[arg(
+        id = "kafka.producer.batch-max-messages",
+        long = "kafka.producer.batch-max-messages",
+        env = "KAFKA_PRODUCER_BATCH_MAX_MESSAGES",
+        default_value_t = 0
+    )]
     pub batch_max_messages: usize,
     /// Largest message; bigger spans are refused and counted.
-    #[arg(id = "kafka.producer.max-message-bytes", long = "kafka.producer.max-message-bytes", env = "KAFKA_PRODUCER_MAX_MESSAGE_BYTES", default_value_t = 1_000_000)]
+    #[arg(
+        id = "kafka.producer.max-message-bytes",
+        long = "kafka.producer.max-message-bytes",
+        env = "KAFKA_PRODUCER_MAX_MESSAGE_BYTES",
+        default_value_t = 1_000_000
+    )]
     pub max_message_bytes: usize,
     /// Idempotent producer: no duplicates from the producer's own retries.
     #[arg(id = "kafka.producer.idempotent", long = "kafka.producer.idempotent", env = "KAFKA_PRODUCER_IDEMPOTENT", default_value_t = true, action = clap::ArgAction::Set)]
@@ -213,7 +261,9 @@ impl ProducerOptions {
             },
         );
         if self.idempotent && self.required_acks != RequiredAcks::All {
-            return Err("--kafka.producer.idempotent needs --kafka.producer.required-acks=all".into());
+            return Err(
+                "--kafka.producer.idempotent needs --kafka.producer.required-acks=all".into(),
+            );
         }
         c.set("enable.idempotence", self.idempotent.to_string());
         c.set(
@@ -245,24 +295,60 @@ pub struct ConsumerOptions {
     #[command(flatten)]
     pub client: ConsumerClient,
     /// Topic spans are read from.
-    #[arg(id = "kafka.consumer.topic", long = "kafka.consumer.topic", env = "KAFKA_CONSUMER_TOPIC", default_value = "jaeger-spans")]
+    #[arg(
+        id = "kafka.consumer.topic",
+        long = "kafka.consumer.topic",
+        env = "KAFKA_CONSUMER_TOPIC",
+        default_value = "jaeger-spans"
+    )]
     pub topic: String,
     /// Consumer group: ingesters of one group share the partitions.
-    #[arg(id = "kafka.consumer.group-id", long = "kafka.consumer.group-id", env = "KAFKA_CONSUMER_GROUP_ID", default_value = "jaeger-ingester")]
+    #[arg(
+        id = "kafka.consumer.group-id",
+        long = "kafka.consumer.group-id",
+        env = "KAFKA_CONSUMER_GROUP_ID",
+        default_value = "jaeger-ingester"
+    )]
     pub group_id: String,
-    #[arg(id = "kafka.consumer.client-id", long = "kafka.consumer.client-id", env = "KAFKA_CONSUMER_CLIENT_ID", default_value = "jaeger-ingester")]
+    #[arg(
+        id = "kafka.consumer.client-id",
+        long = "kafka.consumer.client-id",
+        env = "KAFKA_CONSUMER_CLIENT_ID",
+        default_value = "jaeger-ingester"
+    )]
     pub client_id: String,
     /// Message encoding: protobuf, json or otlp_proto.
-    #[arg(id = "kafka.consumer.encoding", long = "kafka.consumer.encoding", env = "KAFKA_CONSUMER_ENCODING", value_enum, default_value = "protobuf")]
+    #[arg(
+        id = "kafka.consumer.encoding",
+        long = "kafka.consumer.encoding",
+        env = "KAFKA_CONSUMER_ENCODING",
+        value_enum,
+        default_value = "protobuf"
+    )]
     pub encoding: Encoding,
     /// Undecodable messages are copied to this topic (empty: only counted).
-    #[arg(id = "kafka.consumer.dead-letter-topic", long = "kafka.consumer.dead-letter-topic", env = "KAFKA_CONSUMER_DEAD_LETTER_TOPIC", default_value = "")]
+    #[arg(
+        id = "kafka.consumer.dead-letter-topic",
+        long = "kafka.consumer.dead-letter-topic",
+        env = "KAFKA_CONSUMER_DEAD_LETTER_TOPIC",
+        default_value = ""
+    )]
     pub dead_letter_topic: String,
     /// Messages being written per partition at once.
-    #[arg(id = "ingester.parallelism", long = "ingester.parallelism", env = "INGESTER_PARALLELISM", default_value_t = 1000)]
+    #[arg(
+        id = "ingester.parallelism",
+        long = "ingester.parallelism",
+        env = "INGESTER_PARALLELISM",
+        default_value_t = 1000
+    )]
     pub parallelism: usize,
     /// Messages written to storage per write.
-    #[arg(id = "ingester.batch-size", long = "ingester.batch-size", env = "INGESTER_BATCH_SIZE", default_value_t = 100)]
+    #[arg(
+        id = "ingester.batch-size",
+        long = "ingester.batch-size",
+        env = "INGESTER_BATCH_SIZE",
+        default_value_t = 100
+    )]
     pub batch_size: usize,
     /// Longest a message waits for its batch to fill.
     #[arg(id = "ingester.batch-wait", long = "ingester.batch-wait", env = "INGESTER_BATCH_WAIT", default_value = "100ms", value_parser = duration)]
@@ -354,7 +440,12 @@ mod tests {
     #[test]
     fn inconsistent_settings_are_refused_with_a_reason() {
         let c = cli(&["--kafka.producer.required-acks=local"]);
-        assert!(c.producer.client_config().unwrap_err().contains("idempotent"));
+        assert!(
+            c.producer
+                .client_config()
+                .unwrap_err()
+                .contains("idempotent")
+        );
         let c = cli(&["--kafka.consumer.authentication=tls"]);
         assert!(c.consumer.client_config().unwrap_err().contains("tls.cert"));
         let c = cli(&["--kafka.consumer.authentication=plaintext"]);

@@ -35,7 +35,9 @@ fn tansu_binary() -> Option<String> {
     let candidates = [
         std::env::var("SPOOR_TANSU").ok(),
         Some("tansu".to_string()),
-        std::env::var("HOME").ok().map(|h| format!("{h}/.cargo/bin/tansu")),
+        std::env::var("HOME")
+            .ok()
+            .map(|h| format!("{h}/.cargo/bin/tansu")),
     ];
     let found = candidates.into_iter().flatten().find(|bin| {
         Command::new(bin)
@@ -61,7 +63,13 @@ fn broker(topic: &str) -> Option<Broker> {
         .port();
     let url = format!("tcp://127.0.0.1:{port}");
     let child = Command::new(&bin)
-        .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
         .args(["--storage-engine", "memory://tansu/"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -70,11 +78,22 @@ fn broker(topic: &str) -> Option<Broker> {
     let broker = Broker { child, url };
     let started = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(20), "tansu did not start");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "tansu did not start"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let created = Command::new(&bin)
-        .args(["topic", "create", topic, "--broker", &broker.url, "--partitions", "3"])
+        .args([
+            "topic",
+            "create",
+            topic,
+            "--broker",
+            &broker.url,
+            "--partitions",
+            "3",
+        ])
         .status()
         .unwrap();
     assert!(created.success(), "topic {topic} not created");
@@ -112,7 +131,11 @@ fn options(broker: &Broker, topic: &str, group: &str) -> Cli {
 
 fn unique(name: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!("{name}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// `traces` traces of `spans_per_trace` spans, starting now.
@@ -155,13 +178,19 @@ async fn wait_for_all(store: &MemoryStore, expected: &[Span]) {
     loop {
         let mut missing = 0;
         for trace in 1..=expected.iter().map(|s| s.trace_id.low()).max().unwrap() {
-            let want = expected.iter().filter(|s| s.trace_id.low() == trace).count();
+            let want = expected
+                .iter()
+                .filter(|s| s.trace_id.low() == trace)
+                .count();
             let have = store
                 .get_trace(TraceId::new(0xabc, trace))
                 .await
                 .unwrap()
                 .map_or(0, |t| t.spans.len());
-            assert!(have <= want, "trace {trace}: {have} spans, more than the {want} sent");
+            assert!(
+                have <= want,
+                "trace {trace}: {have} spans, more than the {want} sent"
+            );
             missing += want - have;
         }
         if missing == 0 {
@@ -243,9 +272,22 @@ async fn spans_go_through_kafka_into_storage_and_offsets_are_committed() {
     let metrics = task.await.unwrap();
     assert_eq!(metrics.spans_written.get(), 300);
     assert_eq!(metrics.undecodable.get(), 0);
-    assert_eq!(committed(&broker, &topic, &group), 300, "every message committed");
-    let trace = store.get_trace(TraceId::new(0xabc, 7)).await.unwrap().unwrap();
-    assert!(trace.spans.iter().all(|s| s.process.service_name == "kafka-shop"));
+    assert_eq!(
+        committed(&broker, &topic, &group),
+        300,
+        "every message committed"
+    );
+    let trace = store
+        .get_trace(TraceId::new(0xabc, 7))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        trace
+            .spans
+            .iter()
+            .all(|s| s.process.service_name == "kafka-shop")
+    );
 }
 
 /// Fails the first `failures` writes, then stores.
@@ -339,7 +381,11 @@ async fn what_a_crashed_ingester_did_not_write_is_delivered_to_the_next() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     crashed.abort();
     let _ = crashed.await;
-    assert_eq!(committed(&broker, &topic, &group), 0, "nothing written, nothing committed");
+    assert_eq!(
+        committed(&broker, &topic, &group),
+        0,
+        "nothing written, nothing committed"
+    );
 
     let store = memory();
     let (stop, task) = ingest(&cli, store.clone());

@@ -11,6 +11,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use spoor_kafka::{KafkaWriter, ProducerOptions, WriterStats};
 use spoor_storage::decorators::{CallObserver, Guarded, Outcome, Policy};
 use spoor_storage::{DependencyReader, SamplingStore, SpanReader, SpanWriter};
 use spoor_storage_cassandra::{CassandraOptions, CassandraStore};
@@ -34,6 +35,8 @@ pub enum StorageType {
     /// Cassandra or ScyllaDB at --cassandra.servers, Jaeger's v004 keyspace.
     #[value(alias = "scylladb")]
     Cassandra,
+    /// Collector only: spans go to Kafka (--kafka.producer.*) for spoor-ingester.
+    Kafka,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -106,11 +109,39 @@ impl StorageOptions {
     /// registers its metrics.
     pub async fn open(&self, registry: &mut Registry) -> anyhow::Result<Storage> {
         let raw = self.open_backend(registry).await?;
+        let (policy, observer) = self.decorators(registry);
+        let guard = |o: &Arc<dyn CallObserver>| Some(Arc::clone(o));
+        Ok(Storage {
+            writer: Arc::new(Guarded::new(raw.writer, policy, guard(&observer))),
+            reader: Arc::new(Guarded::new(raw.reader, policy, guard(&observer))),
+            dependencies: Arc::new(Guarded::new(raw.dependencies, policy, guard(&observer))),
+            sampling: Arc::new(Guarded::new(raw.sampling, policy, guard(&observer))),
+        })
+    }
+
+    /// The collector's writer in streaming mode: spans to Kafka, behind the
+    /// same timeout/retry policy and metrics as any store.
+    pub fn open_kafka_writer(
+        &self,
+        producer: &ProducerOptions,
+        registry: &mut Registry,
+    ) -> anyhow::Result<Arc<dyn SpanWriter>> {
+        let writer = KafkaWriter::new(producer)
+            .map_err(|e| anyhow::anyhow!("while creating the kafka producer: {e}"))?;
+        registry.register_collector(Box::new(KafkaMetrics(writer.stats())));
+        let (policy, observer) = self.decorators(registry);
+        let writer: Arc<dyn SpanWriter> = Arc::new(writer);
+        Ok(Arc::new(Guarded::new(writer, policy, Some(observer))))
+    }
+
+    fn decorators(&self, registry: &mut Registry) -> (Policy, Arc<dyn CallObserver>) {
         // in-process stores never fail "for now": retrying them would only
         // cost a copy of every batch
         let retries = match self.storage_type {
             StorageType::Memory | StorageType::Embedded => 0,
-            StorageType::Elasticsearch | StorageType::Cassandra => self.retries,
+            StorageType::Elasticsearch | StorageType::Cassandra | StorageType::Kafka => {
+                self.retries
+            }
         };
         let policy = Policy {
             timeout: self.timeout,
@@ -125,18 +156,15 @@ impl StorageOptions {
             "Storage calls by operation and outcome (ok, retried, failed), with their latency",
             calls.clone(),
         );
-        let observer: Arc<dyn CallObserver> = Arc::new(StorageCalls(calls));
-        let guard = |o: &Arc<dyn CallObserver>| Some(Arc::clone(o));
-        Ok(Storage {
-            writer: Arc::new(Guarded::new(raw.writer, policy, guard(&observer))),
-            reader: Arc::new(Guarded::new(raw.reader, policy, guard(&observer))),
-            dependencies: Arc::new(Guarded::new(raw.dependencies, policy, guard(&observer))),
-            sampling: Arc::new(Guarded::new(raw.sampling, policy, guard(&observer))),
-        })
+        (policy, Arc::new(StorageCalls(calls)))
     }
 
     async fn open_backend(&self, registry: &mut Registry) -> anyhow::Result<Storage> {
         match self.storage_type {
+            StorageType::Kafka => anyhow::bail!(
+                "span storage type kafka is write-only: only spoor-collector writes to Kafka; \
+                 spoor-ingester and spoor-query use the store the ingester writes to"
+            ),
             StorageType::Memory => {
                 let store = Arc::new(MemoryStore::new(MemoryConfig {
                     max_traces: self.memory_max_traces,
@@ -317,5 +345,37 @@ impl CallObserver for StorageCalls {
         self.0
             .get_or_create(&CallLabels { operation, outcome })
             .observe(elapsed.as_secs_f64());
+    }
+}
+
+/// Exports the Kafka writer's delivery counters at scrape time.
+struct KafkaMetrics(Arc<WriterStats>);
+
+impl std::fmt::Debug for KafkaMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KafkaMetrics")
+    }
+}
+
+impl Collector for KafkaMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let counters = [
+            (
+                "spoor_kafka_spans_delivered",
+                "Spans the Kafka brokers acknowledged",
+                self.0.delivered.load(Relaxed),
+            ),
+            (
+                "spoor_kafka_spans_failed",
+                "Spans Kafka did not acknowledge (the write failed and the client is told)",
+                self.0.failed.load(Relaxed),
+            ),
+        ];
+        for (name, help, value) in counters {
+            let c = ConstCounter::new(value);
+            c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
+        }
+        Ok(())
     }
 }

@@ -53,8 +53,8 @@ fn tansu_binary() -> Option<String> {
     found
 }
 
-/// A broker on a free port, with `topic` created with 3 partitions.
-fn broker(topic: &str) -> Option<Broker> {
+/// A broker on a free port, with `topics` created with 3 partitions each.
+fn broker(topics: &[&str]) -> Option<Broker> {
     let bin = tansu_binary()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -84,19 +84,14 @@ fn broker(topic: &str) -> Option<Broker> {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let created = Command::new(&bin)
-        .args([
-            "topic",
-            "create",
-            topic,
-            "--broker",
-            &broker.url,
-            "--partitions",
-            "3",
-        ])
-        .status()
-        .unwrap();
-    assert!(created.success(), "topic {topic} not created");
+    for topic in topics {
+        let created = Command::new(&bin)
+            .args(["topic", "create", topic, "--broker", &broker.url])
+            .args(["--partitions", "3"])
+            .status()
+            .unwrap();
+        assert!(created.success(), "topic {topic} not created");
+    }
     Some(broker)
 }
 
@@ -114,19 +109,22 @@ struct Cli {
     consumer: ConsumerOptions,
 }
 
-fn options(broker: &Broker, topic: &str, group: &str) -> Cli {
+fn options(broker: &Broker, topic: &str, group: &str, extra: &[&str]) -> Cli {
     let brokers = broker.address();
-    Cli::parse_from([
-        "test",
-        &format!("--kafka.producer.brokers={brokers}"),
-        &format!("--kafka.producer.topic={topic}"),
-        &format!("--kafka.consumer.brokers={brokers}"),
-        &format!("--kafka.consumer.topic={topic}"),
-        &format!("--kafka.consumer.group-id={group}"),
-        "--ingester.batch-wait=20ms",
-        "--ingester.retry-backoff=20ms",
-        "--kafka.consumer.config=session.timeout.ms=6000;heartbeat.interval.ms=500",
-    ])
+    let mut args: Vec<String> = [
+        "test".to_string(),
+        format!("--kafka.producer.brokers={brokers}"),
+        format!("--kafka.producer.topic={topic}"),
+        format!("--kafka.consumer.brokers={brokers}"),
+        format!("--kafka.consumer.topic={topic}"),
+        format!("--kafka.consumer.group-id={group}"),
+        "--ingester.batch-wait=20ms".to_string(),
+        "--ingester.retry-backoff=20ms".to_string(),
+        "--kafka.consumer.config=session.timeout.ms=6000;heartbeat.interval.ms=500".to_string(),
+    ]
+    .to_vec();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    Cli::parse_from(args)
 }
 
 fn unique(name: &str) -> String {
@@ -254,12 +252,12 @@ fn ingest(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spans_go_through_kafka_into_storage_and_offsets_are_committed() {
     let topic = unique("spans");
-    let Some(broker) = broker(&topic) else {
+    let Some(broker) = broker(&[&topic]) else {
         eprintln!("skipped: tansu is not installed");
         return;
     };
     let group = unique("group");
-    let cli = options(&broker, &topic, &group);
+    let cli = options(&broker, &topic, &group, &[]);
     let sent = spans(30, 10);
     let writer = KafkaWriter::new(&cli.producer).unwrap();
     writer.write_spans(sent.clone()).await.unwrap();
@@ -311,11 +309,13 @@ impl SpanWriter for Flaky {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storage_failures_are_retried_and_garbage_is_skipped_without_losing_spans() {
     let topic = unique("flaky");
-    let Some(broker) = broker(&topic) else {
+    let dead = unique("dead-letters");
+    let Some(broker) = broker(&[&topic, &dead]) else {
         eprintln!("skipped: tansu is not installed");
         return;
     };
-    let cli = options(&broker, &topic, &unique("group"));
+    let dead_letters = format!("--kafka.consumer.dead-letter-topic={dead}");
+    let cli = options(&broker, &topic, &unique("group"), &[&dead_letters]);
     let sent = spans(12, 5);
     let writer = KafkaWriter::new(&cli.producer).unwrap();
     writer.write_spans(sent[..30].to_vec()).await.unwrap();
@@ -347,6 +347,11 @@ async fn storage_failures_are_retried_and_garbage_is_skipped_without_losing_span
     let metrics = task.await.unwrap();
     assert_eq!(metrics.write_failures.get(), 4);
     assert_eq!(metrics.undecodable.get(), 3);
+    assert_eq!(
+        metrics.dead_lettered.get(),
+        3,
+        "garbage kept for inspection"
+    );
     assert_eq!(metrics.spans_written.get(), 60);
 }
 
@@ -363,12 +368,12 @@ impl SpanWriter for Hung {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_crashed_ingester_did_not_write_is_delivered_to_the_next() {
     let topic = unique("crash");
-    let Some(broker) = broker(&topic) else {
+    let Some(broker) = broker(&[&topic]) else {
         eprintln!("skipped: tansu is not installed");
         return;
     };
     let group = unique("group");
-    let cli = options(&broker, &topic, &group);
+    let cli = options(&broker, &topic, &group, &[]);
     let sent = spans(20, 4);
     KafkaWriter::new(&cli.producer)
         .unwrap()

@@ -16,7 +16,7 @@ use spoor_storage::decorators::{CallObserver, Guarded, Outcome, Policy};
 use spoor_storage::{DependencyReader, SamplingStore, SpanReader, SpanWriter};
 use spoor_storage_cassandra::{CassandraOptions, CassandraStore};
 use spoor_storage_elasticsearch::{EsOptions, EsStore};
-use spoor_storage_embedded::EmbeddedStore;
+use spoor_storage_embedded::{EmbeddedOptions, EmbeddedStore};
 use spoor_storage_memory::{MemoryConfig, MemorySamplingStore, MemoryStore};
 
 pub const DEFAULT_MEMORY_MAX_TRACES: usize = 100_000;
@@ -70,6 +70,10 @@ pub struct StorageOptions {
     /// Embedded store: how long spans are kept (0s: forever); older ones are deleted and the disk given back.
     #[arg(long = "embedded.retention", alias = "badger.span-store-ttl", env = "EMBEDDED_RETENTION", default_value = "72h", value_parser = spoor_model::parse_go_duration)]
     pub embedded_retention: std::time::Duration,
+
+    /// Embedded store: index tags (fast tag searches, several times the write cost per span).
+    #[arg(long = "embedded.index-tags", env = "EMBEDDED_INDEX_TAGS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub embedded_index_tags: bool,
 
     /// Longest one storage call may take (0s: no bound).
     #[arg(long = "span-storage.timeout", env = "SPAN_STORAGE_TIMEOUT", default_value = "30s", value_parser = spoor_model::parse_go_duration)]
@@ -179,13 +183,20 @@ impl StorageOptions {
                 })
             }
             StorageType::Embedded => {
-                let store =
-                    Arc::new(EmbeddedStore::open(&self.embedded_data_dir).map_err(|e| {
+                let store = Arc::new(
+                    EmbeddedStore::open_with(
+                        &self.embedded_data_dir,
+                        EmbeddedOptions {
+                            index_tags: self.embedded_index_tags,
+                        },
+                    )
+                    .map_err(|e| {
                         anyhow::anyhow!(
                             "while opening the embedded store in {}: {e}",
                             self.embedded_data_dir.display()
                         )
-                    })?);
+                    })?,
+                );
                 // lives as long as the process
                 let _ = store.spawn_retention(self.embedded_retention);
                 Ok(Storage {

@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use prost::Message;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use spoor_model::{DependencyLink, RefType, Span, SpanId, Trace, TraceId};
 use spoor_storage::{
     DependencyCounter, DependencyReader, Operation, OperationQuery, SpanReader, SpanWriter,
@@ -49,6 +49,8 @@ const NEXT_SEQUENCE: &str = "next_sequence";
 /// Version of the index layout; files of older versions are re-indexed at open.
 const INDEX_VERSION: &str = "index_version";
 const CURRENT_INDEX_VERSION: u64 = 2;
+/// 1 when every stored span has its tag index rows.
+const TAG_INDEX_COMPLETE: &str = "tag_index_complete";
 /// Tag values longer than this are stored but not indexed.
 const MAX_INDEXED_VALUE: usize = 256;
 
@@ -59,17 +61,39 @@ fn backend(e: impl std::fmt::Display) -> StorageError {
 /// service -> its operations, mirroring the operations table.
 type OperationCache = BTreeMap<String, BTreeSet<Operation>>;
 
+/// What the store indexes.
+#[derive(Clone, Copy, Debug)]
+pub struct EmbeddedOptions {
+    /// Index span tags, process tags and log fields: tag searches read only
+    /// matching traces, at several times the write cost per span
+    /// (docs/benchmarks.md). Without it they check every trace of the service.
+    pub index_tags: bool,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        EmbeddedOptions { index_tags: true }
+    }
+}
+
 pub struct EmbeddedStore {
     /// Written for compaction only, which needs the database to itself.
     db: Arc<RwLock<Database>>,
+    options: EmbeddedOptions,
     /// Services and operations, loaded at open and kept current by writes,
     /// so listing them reads no table and known ones are not rewritten.
     operations: Arc<RwLock<OperationCache>>,
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) the store in `dir`.
+    /// Opens (or creates) the store in `dir` with every index.
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
+        Self::open_with(dir, EmbeddedOptions::default())
+    }
+
+    /// Opens (or creates) the store in `dir`; indexes missing for what is
+    /// stored (an older file, or tags indexed again) are built first.
+    pub fn open_with(dir: &Path, options: EmbeddedOptions) -> Result<Self, StorageError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| backend(format!("creating {}: {e}", dir.display())))?;
         let db = Database::create(dir.join("spoor.redb")).map_err(backend)?;
@@ -82,7 +106,7 @@ impl EmbeddedStore {
         }
         tx.open_table(META).map_err(backend)?;
         sampling::create_tables(&tx)?;
-        reindex_if_old(&tx)?;
+        reindex(&tx, options)?;
         tx.commit().map_err(backend)?;
         let mut operations = OperationCache::new();
         {
@@ -103,6 +127,7 @@ impl EmbeddedStore {
         }
         Ok(EmbeddedStore {
             db: Arc::new(RwLock::new(db)),
+            options,
             operations: Arc::new(RwLock::new(operations)),
         })
     }
@@ -162,13 +187,20 @@ impl EmbeddedStore {
     }
 }
 
-/// The (key, value) pairs of a span that go to the tag index.
-fn indexed_tags(span: &Span) -> Vec<(&str, std::borrow::Cow<'_, str>)> {
+/// The (key, value) pairs of a span that go to the tag index. Process tags
+/// are the same for every span of a process: a trace needs them indexed
+/// once, which `with_process_tags` says.
+fn indexed_tags(span: &Span, with_process_tags: bool) -> Vec<(&str, std::borrow::Cow<'_, str>)> {
     let mut out: Vec<(&str, std::borrow::Cow<'_, str>)> = Vec::new();
+    let process_tags: &[spoor_model::KeyValue] = if with_process_tags {
+        &span.process.tags
+    } else {
+        &[]
+    };
     let all = span
         .tags
         .iter()
-        .chain(&span.process.tags)
+        .chain(process_tags)
         .chain(span.logs.iter().flat_map(|l| &l.fields));
     for kv in all {
         if matches!(kv.value, spoor_model::Value::Binary(_)) {
@@ -183,17 +215,23 @@ fn indexed_tags(span: &Span) -> Vec<(&str, std::borrow::Cow<'_, str>)> {
     out
 }
 
-/// The tag and duration index keys of a span.
-fn tag_and_duration_keys(span: &Span) -> Vec<(bool, Vec<u8>)> {
+fn tag_keys(span: &Span, with_process_tags: bool) -> Vec<Vec<u8>> {
     let (trace, start) = (span.trace_id.0, nanos(span.start_time));
     let service = span.process.service_name.as_str();
-    let mut keys: Vec<(bool, Vec<u8>)> = indexed_tags(span)
+    indexed_tags(span, with_process_tags)
         .into_iter()
-        .map(|(k, v)| (true, Key::by_tag(service, k, &v, start, trace)))
-        .collect();
+        .map(|(k, v)| Key::by_tag(service, k, &v, start, trace))
+        .collect()
+}
+
+fn duration_key(span: &Span) -> Vec<u8> {
     let duration = span.duration.as_nanos().min(u64::MAX as u128) as u64;
-    keys.push((false, Key::by_duration(service, duration, start, trace)));
-    keys
+    Key::by_duration(
+        &span.process.service_name,
+        duration,
+        nanos(span.start_time),
+        span.trace_id.0,
+    )
 }
 
 fn decode_span(body: &[u8]) -> Result<Span, StorageError> {
@@ -201,31 +239,47 @@ fn decode_span(body: &[u8]) -> Result<Span, StorageError> {
     spoor_proto::span_from_proto(proto, None).map_err(backend)
 }
 
-/// Files written before the tag and duration indexes get them once.
-fn reindex_if_old(tx: &redb::WriteTransaction) -> Result<(), StorageError> {
+/// Builds the indexes the stored spans lack: the duration index for files
+/// from before it, the tag index when tags are to be indexed and were not
+/// (always) before.
+fn reindex(tx: &redb::WriteTransaction, options: EmbeddedOptions) -> Result<(), StorageError> {
     let mut meta = tx.open_table(META).map_err(backend)?;
-    let version = meta
-        .get(INDEX_VERSION)
+    let read = |key: &str, default: u64| -> Result<u64, StorageError> {
+        Ok(meta
+            .get(key)
+            .map_err(backend)?
+            .map_or(default, |v| v.value()))
+    };
+    let spans_stored = !tx
+        .open_table(SPANS)
         .map_err(backend)?
-        .map_or(1, |v| v.value());
-    if version >= CURRENT_INDEX_VERSION {
-        return Ok(());
-    }
-    let spans = tx.open_table(SPANS).map_err(backend)?;
-    let mut by_tag = tx.open_table(BY_TAG).map_err(backend)?;
-    let mut by_duration = tx.open_table(BY_DURATION).map_err(backend)?;
-    for row in spans.iter().map_err(backend)? {
-        let (_, body) = row.map_err(backend)?;
-        for (is_tag, key) in tag_and_duration_keys(&decode_span(body.value())?) {
-            let table = if is_tag {
-                &mut by_tag
-            } else {
-                &mut by_duration
-            };
-            table.insert(key.as_slice(), ()).map_err(backend)?;
+        .is_empty()
+        .map_err(backend)?;
+    // a file without spans is complete whatever its flags say
+    let durations = spans_stored && read(INDEX_VERSION, 1)? < CURRENT_INDEX_VERSION;
+    let tags = spans_stored && options.index_tags && read(TAG_INDEX_COMPLETE, 0)? != 1;
+    if durations || tags {
+        let spans = tx.open_table(SPANS).map_err(backend)?;
+        let mut by_tag = tx.open_table(BY_TAG).map_err(backend)?;
+        let mut by_duration = tx.open_table(BY_DURATION).map_err(backend)?;
+        for row in spans.iter().map_err(backend)? {
+            let (_, body) = row.map_err(backend)?;
+            let span = decode_span(body.value())?;
+            if durations {
+                by_duration
+                    .insert(duration_key(&span).as_slice(), ())
+                    .map_err(backend)?;
+            }
+            if tags {
+                for key in tag_keys(&span, true) {
+                    by_tag.insert(key.as_slice(), ()).map_err(backend)?;
+                }
+            }
         }
     }
     meta.insert(INDEX_VERSION, CURRENT_INDEX_VERSION)
+        .map_err(backend)?;
+    meta.insert(TAG_INDEX_COMPLETE, u64::from(options.index_tags))
         .map_err(backend)?;
     Ok(())
 }
@@ -254,13 +308,13 @@ fn purge(db: &Database, cutoff: SystemTime) -> Result<u64, StorageError> {
                 .remove(Key::span(trace, seq).as_slice())
                 .map_err(backend)?;
             if let Some(body) = removed {
-                for (is_tag, key) in tag_and_duration_keys(&decode_span(body.value())?) {
-                    let table = if is_tag {
-                        &mut by_tag
-                    } else {
-                        &mut by_duration
-                    };
-                    table.remove(key.as_slice()).map_err(backend)?;
+                let span = decode_span(body.value())?;
+                by_duration
+                    .remove(duration_key(&span).as_slice())
+                    .map_err(backend)?;
+                // with process tags: rows written for only some spans go too
+                for key in tag_keys(&span, true) {
+                    by_tag.remove(key.as_slice()).map_err(backend)?;
                 }
             }
             by_service
@@ -281,6 +335,7 @@ fn purge(db: &Database, cutoff: SystemTime) -> Result<u64, StorageError> {
 fn write(
     db: &Database,
     cache: &RwLock<OperationCache>,
+    options: EmbeddedOptions,
     spans: Vec<Span>,
 ) -> Result<(), StorageError> {
     let known = |service: &str, op: &Operation| {
@@ -305,14 +360,18 @@ fn write(
         let mut by_time = tx.open_table(BY_TIME).map_err(backend)?;
         let mut by_tag = tx.open_table(BY_TAG).map_err(backend)?;
         let mut by_duration = tx.open_table(BY_DURATION).map_err(backend)?;
+        // (trace, process) pairs whose process tags this batch indexed
+        let mut processes_indexed: HashSet<(u128, *const spoor_model::Process)> = HashSet::new();
         for span in &spans {
-            for (is_tag, key) in tag_and_duration_keys(span) {
-                let table = if is_tag {
-                    &mut by_tag
-                } else {
-                    &mut by_duration
-                };
-                table.insert(key.as_slice(), ()).map_err(backend)?;
+            by_duration
+                .insert(duration_key(span).as_slice(), ())
+                .map_err(backend)?;
+            if options.index_tags {
+                let first_of_process =
+                    processes_indexed.insert((span.trace_id.0, Arc::as_ptr(&span.process)));
+                for key in tag_keys(span, first_of_process) {
+                    by_tag.insert(key.as_slice(), ()).map_err(backend)?;
+                }
             }
             let trace = span.trace_id.0;
             let start = nanos(span.start_time);
@@ -397,7 +456,11 @@ fn read_trace(
 /// spans. Candidates come from the most selective index the query allows:
 /// its first tag, else its duration range, else its operation or service,
 /// all within the time range; each candidate is checked span by span.
-fn search(db: &Database, q: &TraceQuery) -> Result<Vec<Trace>, StorageError> {
+fn search(
+    db: &Database,
+    options: EmbeddedOptions,
+    q: &TraceQuery,
+) -> Result<Vec<Trace>, StorageError> {
     q.validate()?;
     let tx = db.begin_read().map_err(backend)?;
     let spans = tx.open_table(SPANS).map_err(backend)?;
@@ -416,7 +479,8 @@ fn search(db: &Database, q: &TraceQuery) -> Result<Vec<Trace>, StorageError> {
         }
         Ok(found.len() == q.limit())
     };
-    let (index, from, to) = if let Some((key, value)) = q.tags.first() {
+    let first_tag = q.tags.first().filter(|_| options.index_tags);
+    let (index, from, to) = if let Some((key, value)) = first_tag {
         (
             BY_TAG,
             Key::by_tag(svc, key, value, max, 0),
@@ -481,7 +545,9 @@ fn search(db: &Database, q: &TraceQuery) -> Result<Vec<Trace>, StorageError> {
 impl SpanWriter for EmbeddedStore {
     async fn write_spans(&self, spans: Vec<Span>) -> Result<(), StorageError> {
         let cache = Arc::clone(&self.operations);
-        self.blocking(move |db| write(db, &cache, spans)).await
+        let options = self.options;
+        self.blocking(move |db| write(db, &cache, options, spans))
+            .await
     }
 }
 
@@ -518,8 +584,8 @@ impl SpanReader for EmbeddedStore {
     }
 
     async fn find_traces(&self, query: &TraceQuery) -> Result<Vec<Trace>, StorageError> {
-        let query = query.clone();
-        self.blocking(move |db| search(db, &query)).await
+        let (query, options) = (query.clone(), self.options);
+        self.blocking(move |db| search(db, options, &query)).await
     }
 
     async fn find_trace_ids(&self, query: &TraceQuery) -> Result<Vec<TraceId>, StorageError> {

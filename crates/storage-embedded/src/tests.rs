@@ -166,10 +166,10 @@ async fn files_from_before_the_tag_and_duration_indexes_are_reindexed_at_open() 
         let tx = db.begin_write().unwrap();
         tx.delete_table(BY_TAG).unwrap();
         tx.delete_table(BY_DURATION).unwrap();
-        tx.open_table(META)
-            .unwrap()
-            .insert(INDEX_VERSION, 1)
-            .unwrap();
+        let mut meta = tx.open_table(META).unwrap();
+        meta.insert(INDEX_VERSION, 1).unwrap();
+        meta.remove(TAG_INDEX_COMPLETE).unwrap();
+        drop(meta);
         tx.commit().unwrap();
     }
     drop(store);
@@ -185,4 +185,22 @@ async fn files_from_before_the_tag_and_duration_indexes_are_reindexed_at_open() 
         store.find_trace_ids(&slow_only).await.unwrap(),
         [TraceId(7)]
     );
+}
+
+#[tokio::test]
+async fn without_the_tag_index_tag_searches_still_answer_and_turning_it_on_builds_it() {
+    let d = dir("no-tag-index");
+    let off = EmbeddedOptions { index_tags: false };
+    let store = EmbeddedStore::open_with(&d, off).unwrap();
+    store
+        .write_spans(vec![span(5, 1, SystemTime::now(), 3)])
+        .await
+        .unwrap();
+    assert_eq!(rows(&store, BY_TAG), 0);
+    let q = query(&[("payload", "xxx")], None);
+    assert_eq!(store.find_trace_ids(&q).await.unwrap(), [TraceId(5)]);
+    drop(store);
+    let store = EmbeddedStore::open(&d).unwrap();
+    assert_eq!(rows(&store, BY_TAG), 1, "built at open");
+    assert_eq!(store.find_trace_ids(&q).await.unwrap(), [TraceId(5)]);
 }

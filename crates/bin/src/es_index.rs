@@ -22,25 +22,21 @@ pub struct EsIndexCli {
     pub command: EsIndexCommand,
 }
 
-fn duration(s: &str) -> Result<Duration, String> {
-    spoor_model::parse_go_duration(s).map_err(|e| e.to_string())
-}
-
 #[derive(Subcommand, Debug)]
 pub enum EsIndexCommand {
     /// Put the index templates; with --es.use-aliases or --es.use-ilm also the
     /// first rollover indices and their aliases, with --es.use-ilm the policy.
     Init {
         /// Lifecycle policy: roll the write index over at this age.
-        #[arg(long, default_value = "24h", value_parser = duration)]
+        #[arg(long, default_value = "24h", value_parser = spoor_model::parse_go_duration)]
         rollover_age: Duration,
         /// Lifecycle policy: delete indices this long after their rollover.
-        #[arg(long, default_value = "168h", value_parser = duration)]
+        #[arg(long, default_value = "168h", value_parser = spoor_model::parse_go_duration)]
         delete_after: Duration,
     },
     /// Start new write indices (rollover mode); with --max-age only for those older than it.
     Rollover {
-        #[arg(long, default_value = "0s", value_parser = duration)]
+        #[arg(long, default_value = "0s", value_parser = spoor_model::parse_go_duration)]
         max_age: Duration,
     },
     /// Delete dated indices more than --days days old (Jaeger's es-index-cleaner).

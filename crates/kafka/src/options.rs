@@ -8,10 +8,6 @@ use rdkafka::ClientConfig;
 
 use crate::encoding::Encoding;
 
-fn duration(s: &str) -> Result<Duration, String> {
-    spoor_model::parse_go_duration(s).map_err(|e| e.to_string())
-}
-
 fn key_value(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
@@ -215,7 +211,7 @@ pub struct ProducerOptions {
     #[arg(id = "kafka.producer.compression-level", long = "kafka.producer.compression-level", env = "KAFKA_PRODUCER_COMPRESSION_LEVEL", default_value_t = -1)]
     pub compression_level: i32,
     /// How long messages wait to fill a batch.
-    #[arg(id = "kafka.producer.batch-linger", long = "kafka.producer.batch-linger", env = "KAFKA_PRODUCER_BATCH_LINGER", default_value = "5ms", value_parser = duration)]
+    #[arg(id = "kafka.producer.batch-linger", long = "kafka.producer.batch-linger", env = "KAFKA_PRODUCER_BATCH_LINGER", default_value = "5ms", value_parser = spoor_model::parse_go_duration)]
     pub batch_linger: Duration,
     /// Bytes per batch (0: librdkafka's default).
     #[arg(
@@ -245,7 +241,7 @@ pub struct ProducerOptions {
     #[arg(id = "kafka.producer.idempotent", long = "kafka.producer.idempotent", env = "KAFKA_PRODUCER_IDEMPOTENT", default_value_t = true, action = clap::ArgAction::Set)]
     pub idempotent: bool,
     /// How long a write waits for the brokers' acknowledgement.
-    #[arg(id = "kafka.producer.timeout", long = "kafka.producer.timeout", env = "KAFKA_PRODUCER_TIMEOUT", default_value = "30s", value_parser = duration)]
+    #[arg(id = "kafka.producer.timeout", long = "kafka.producer.timeout", env = "KAFKA_PRODUCER_TIMEOUT", default_value = "30s", value_parser = spoor_model::parse_go_duration)]
     pub timeout: Duration,
 }
 
@@ -351,10 +347,10 @@ pub struct ConsumerOptions {
     )]
     pub batch_size: usize,
     /// Longest a message waits for its batch to fill.
-    #[arg(id = "ingester.batch-wait", long = "ingester.batch-wait", env = "INGESTER_BATCH_WAIT", default_value = "100ms", value_parser = duration)]
+    #[arg(id = "ingester.batch-wait", long = "ingester.batch-wait", env = "INGESTER_BATCH_WAIT", default_value = "100ms", value_parser = spoor_model::parse_go_duration)]
     pub batch_wait: Duration,
     /// First delay before retrying a failed storage write; doubled up to 30s.
-    #[arg(id = "ingester.retry-backoff", long = "ingester.retry-backoff", env = "INGESTER_RETRY_BACKOFF", default_value = "100ms", value_parser = duration)]
+    #[arg(id = "ingester.retry-backoff", long = "ingester.retry-backoff", env = "INGESTER_RETRY_BACKOFF", default_value = "100ms", value_parser = spoor_model::parse_go_duration)]
     pub retry_backoff: Duration,
 }
 

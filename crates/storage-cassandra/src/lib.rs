@@ -13,7 +13,7 @@ pub mod rows;
 mod sampling;
 pub mod schema;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -29,8 +29,8 @@ use scylla::statement::prepared::PreparedStatement;
 use scylla::value::CqlTimestamp;
 use spoor_model::{DependencyLink, KeyValue, Span, Trace, TraceId, Value};
 use spoor_storage::{
-    DependencyReader, Operation, OperationQuery, SpanReader, SpanWriter, StorageError, TraceQuery,
-    dedupe_spans, span_matches,
+    DependencyCounter, DependencyReader, DependencyWriter, Operation, OperationQuery, SpanReader,
+    SpanWriter, StorageError, TraceQuery, dedupe_spans, span_matches,
 };
 
 pub use options::{CassandraOptions, ConsistencyLevel, DurationIndex};
@@ -455,29 +455,6 @@ impl CassandraStore {
         }
         Ok(ids)
     }
-
-    /// Writes dependency links computed for the window ending at `at`.
-    pub async fn write_dependencies(
-        &self,
-        at: SystemTime,
-        links: &[DependencyLink],
-    ) -> Result<(), StorageError> {
-        let udts: Vec<DependencyUdt> = links
-            .iter()
-            .map(|l| DependencyUdt {
-                parent: l.parent.clone(),
-                child: l.child.clone(),
-                call_count: l.call_count as i64,
-                source: Some(l.source.clone()),
-            })
-            .collect();
-        let ts = CqlTimestamp(micros(at) / 1000);
-        self.exec(
-            &self.statements.insert_dependencies,
-            (day_bucket(at), ts, udts),
-        )
-        .await
-    }
 }
 
 fn day_bucket(t: SystemTime) -> CqlTimestamp {
@@ -618,6 +595,32 @@ impl SpanReader for CassandraStore {
 }
 
 #[async_trait]
+impl DependencyWriter for CassandraStore {
+    /// One row per run, in the partition of its day.
+    async fn write_dependencies(
+        &self,
+        at: SystemTime,
+        links: &[DependencyLink],
+    ) -> Result<(), StorageError> {
+        let udts: Vec<DependencyUdt> = links
+            .iter()
+            .map(|l| DependencyUdt {
+                parent: l.parent.clone(),
+                child: l.child.clone(),
+                call_count: l.call_count as i64,
+                source: Some(l.source.clone()),
+            })
+            .collect();
+        let ts = CqlTimestamp(micros(at) / 1000);
+        self.exec(
+            &self.statements.insert_dependencies,
+            (day_bucket(at), ts, udts),
+        )
+        .await
+    }
+}
+
+#[async_trait]
 impl DependencyReader for CassandraStore {
     async fn get_dependencies(
         &self,
@@ -629,7 +632,7 @@ impl DependencyReader for CassandraStore {
             CqlTimestamp(micros(start) / 1000),
             CqlTimestamp(micros(end_time) / 1000),
         );
-        let mut sums: BTreeMap<(String, String), (u64, String)> = BTreeMap::new();
+        let mut sums = DependencyCounter::default();
         let mut day = day_bucket(start).0;
         while day <= day_bucket(end_time).0 {
             let result = self
@@ -649,23 +652,16 @@ impl DependencyReader for CassandraStore {
             {
                 let (_, links) = row.map_err(|e| backend("reading dependencies", e))?;
                 for l in links.unwrap_or_default() {
-                    let entry = sums.entry((l.parent, l.child)).or_default();
-                    entry.0 += l.call_count.max(0) as u64;
-                    if let Some(source) = l.source {
-                        entry.1 = source;
-                    }
+                    sums.add_link(DependencyLink {
+                        parent: l.parent,
+                        child: l.child,
+                        call_count: l.call_count.max(0) as u64,
+                        source: l.source.unwrap_or_default(),
+                    });
                 }
             }
             day += 86_400_000;
         }
-        Ok(sums
-            .into_iter()
-            .map(|((parent, child), (call_count, source))| DependencyLink {
-                parent,
-                child,
-                call_count,
-                source,
-            })
-            .collect())
+        Ok(sums.into_links())
     }
 }

@@ -6,10 +6,6 @@ use clap::{Args, ValueEnum};
 
 use crate::schema::{Replication, SchemaParams};
 
-fn duration(s: &str) -> Result<Duration, String> {
-    spoor_model::parse_go_duration(s).map_err(|e| e.to_string())
-}
-
 /// Which spans get `duration_index` rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DurationIndex {
@@ -91,7 +87,7 @@ pub struct CassandraOptions {
     )]
     pub local_dc: String,
     /// Timeout of each request (0s: the driver's).
-    #[arg(id = "cassandra.timeout", long = "cassandra.timeout", env = "CASSANDRA_TIMEOUT", default_value = "0s", value_parser = duration)]
+    #[arg(id = "cassandra.timeout", long = "cassandra.timeout", env = "CASSANDRA_TIMEOUT", default_value = "0s", value_parser = spoor_model::parse_go_duration)]
     pub timeout: Duration,
     #[arg(
         id = "cassandra.tls.enabled",
@@ -165,10 +161,10 @@ pub struct CassandraOptions {
     )]
     pub schema_replication: String,
     /// How long span rows live in a created keyspace.
-    #[arg(id = "cassandra.schema.trace-ttl", long = "cassandra.schema.trace-ttl", env = "CASSANDRA_SCHEMA_TRACE_TTL", default_value = "48h", value_parser = duration)]
+    #[arg(id = "cassandra.schema.trace-ttl", long = "cassandra.schema.trace-ttl", env = "CASSANDRA_SCHEMA_TRACE_TTL", default_value = "48h", value_parser = spoor_model::parse_go_duration)]
     pub schema_trace_ttl: Duration,
     /// How long dependency rows live in a created keyspace (0s: forever).
-    #[arg(id = "cassandra.schema.dependencies-ttl", long = "cassandra.schema.dependencies-ttl", env = "CASSANDRA_SCHEMA_DEPENDENCIES_TTL", default_value = "0s", value_parser = duration)]
+    #[arg(id = "cassandra.schema.dependencies-ttl", long = "cassandra.schema.dependencies-ttl", env = "CASSANDRA_SCHEMA_DEPENDENCIES_TTL", default_value = "0s", value_parser = spoor_model::parse_go_duration)]
     pub schema_dependencies_ttl: Duration,
 }
 

@@ -162,6 +162,18 @@ impl EsClient {
         read(path, response).await
     }
 
+    /// Adds one document to `index` and waits until it is searchable.
+    pub async fn index_document(&self, index: &str, doc: Json) -> Result<(), EsError> {
+        self.request(
+            Method::Post,
+            &format!("/{index}/_doc"),
+            &[("refresh", "wait_for")],
+            Some(doc),
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// A newline-delimited request (`_bulk`, `_msearch`): one JSON value per line.
     pub async fn ndjson(
         &self,

@@ -16,7 +16,7 @@ mod options;
 pub mod query;
 mod sampling;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -25,8 +25,8 @@ use elasticsearch::http::Method;
 use serde_json::Value as Json;
 use spoor_model::{DependencyLink, Span, Trace, TraceId};
 use spoor_storage::{
-    DependencyReader, Operation, OperationQuery, SpanReader, SpanWriter, StorageError, TraceQuery,
-    dedupe_spans,
+    DependencyCounter, DependencyReader, DependencyWriter, Operation, OperationQuery, SpanReader,
+    SpanWriter, StorageError, TraceQuery, dedupe_spans,
 };
 
 pub use bulk::{BulkConfig, BulkStats};
@@ -95,34 +95,6 @@ impl EsStore {
     /// A sampling store on the same cluster and index layout.
     pub fn sampling_store(&self) -> EsSamplingStore {
         EsSamplingStore::new(self.client.clone(), self.layout.clone())
-    }
-
-    /// Writes dependency links computed for the window ending at `at`, as
-    /// Jaeger's dependencies job does.
-    pub async fn write_dependencies(
-        &self,
-        at: SystemTime,
-        links: &[DependencyLink],
-    ) -> Result<(), StorageError> {
-        let doc = serde_json::json!({
-            "timestamp": rfc3339(at),
-            "dependencies": links.iter().map(|l| serde_json::json!({
-                "parent": l.parent,
-                "child": l.child,
-                "callCount": l.call_count,
-                "source": l.source,
-            })).collect::<Vec<_>>(),
-        });
-        let index = self.layout.write_index(IndexKind::Dependencies, at);
-        self.client
-            .request(
-                Method::Post,
-                &format!("/{index}/_doc"),
-                &[("refresh", "wait_for")],
-                Some(doc),
-            )
-            .await?;
-        Ok(())
     }
 
     fn service_docs(&self, spans: &[Span]) -> Vec<Doc> {
@@ -347,6 +319,28 @@ impl SpanReader for EsStore {
 }
 
 #[async_trait]
+impl DependencyWriter for EsStore {
+    /// As Jaeger's dependencies job: one document per run in the day's index.
+    async fn write_dependencies(
+        &self,
+        at: SystemTime,
+        links: &[DependencyLink],
+    ) -> Result<(), StorageError> {
+        let doc = serde_json::json!({
+            "timestamp": rfc3339(at),
+            "dependencies": links.iter().map(|l| serde_json::json!({
+                "parent": l.parent,
+                "child": l.child,
+                "callCount": l.call_count,
+                "source": l.source,
+            })).collect::<Vec<_>>(),
+        });
+        let index = self.layout.write_index(IndexKind::Dependencies, at);
+        Ok(self.client.index_document(&index, doc).await?)
+    }
+}
+
+#[async_trait]
 impl DependencyReader for EsStore {
     async fn get_dependencies(
         &self,
@@ -363,7 +357,7 @@ impl DependencyReader for EsStore {
                 query::dependencies(&rfc3339(start), &rfc3339(end_time), self.max_doc_count),
             )
             .await?;
-        let mut sums: BTreeMap<(String, String), (u64, String)> = BTreeMap::new();
+        let mut sums = DependencyCounter::default();
         for hit in hits(&answer) {
             for link in hit["_source"]["dependencies"]
                 .as_array()
@@ -374,23 +368,14 @@ impl DependencyReader for EsStore {
                 else {
                     continue;
                 };
-                let entry = sums
-                    .entry((parent.to_string(), child.to_string()))
-                    .or_default();
-                entry.0 += link["callCount"].as_u64().unwrap_or(0);
-                if let Some(source) = link["source"].as_str() {
-                    entry.1 = source.to_string();
-                }
+                sums.add_link(DependencyLink {
+                    parent: parent.to_string(),
+                    child: child.to_string(),
+                    call_count: link["callCount"].as_u64().unwrap_or(0),
+                    source: link["source"].as_str().unwrap_or_default().to_string(),
+                });
             }
         }
-        Ok(sums
-            .into_iter()
-            .map(|((parent, child), (call_count, source))| DependencyLink {
-                parent,
-                child,
-                call_count,
-                source,
-            })
-            .collect())
+        Ok(sums.into_links())
     }
 }

@@ -10,10 +10,6 @@ use crate::document::TagsAsFields;
 use crate::indices::{Frequency, IndexLayout};
 use crate::mapping::TemplateParams;
 
-fn duration(s: &str) -> Result<Duration, String> {
-    spoor_model::parse_go_duration(s).map_err(|e| e.to_string())
-}
-
 #[derive(Args, Clone, Debug)]
 pub struct EsOptions {
     /// Comma-separated Elasticsearch / OpenSearch URLs.
@@ -57,7 +53,7 @@ pub struct EsOptions {
     )]
     pub tls_skip_host_verify: bool,
     /// Timeout of each request.
-    #[arg(id = "es.timeout", long = "es.timeout", env = "ES_TIMEOUT", default_value = "10s", value_parser = duration)]
+    #[arg(id = "es.timeout", long = "es.timeout", env = "ES_TIMEOUT", default_value = "10s", value_parser = spoor_model::parse_go_duration)]
     pub timeout: Duration,
     /// Prefix of every index name (`prod` gives `prod-jaeger-span-…`).
     #[arg(
@@ -137,7 +133,7 @@ pub struct EsOptions {
     )]
     pub num_replicas: u32,
     /// How far back reads look for traces, services and operations.
-    #[arg(id = "es.max-span-age", long = "es.max-span-age", env = "ES_MAX_SPAN_AGE", default_value = "72h", value_parser = duration)]
+    #[arg(id = "es.max-span-age", long = "es.max-span-age", env = "ES_MAX_SPAN_AGE", default_value = "72h", value_parser = spoor_model::parse_go_duration)]
     pub max_span_age: Duration,
     /// Most documents one search returns (spans of a trace are read in pages of this size).
     #[arg(
@@ -196,7 +192,7 @@ pub struct EsOptions {
     )]
     pub bulk_size: usize,
     /// Longest a document waits for its bulk request.
-    #[arg(id = "es.bulk.flush-interval", long = "es.bulk.flush-interval", env = "ES_BULK_FLUSH_INTERVAL", default_value = "200ms", value_parser = duration)]
+    #[arg(id = "es.bulk.flush-interval", long = "es.bulk.flush-interval", env = "ES_BULK_FLUSH_INTERVAL", default_value = "200ms", value_parser = spoor_model::parse_go_duration)]
     pub bulk_flush_interval: Duration,
     /// Bulk requests in flight at once.
     #[arg(

@@ -39,15 +39,7 @@ impl EsSamplingStore {
 
     async fn index(&self, at: SystemTime, doc: Json) -> Result<(), StorageError> {
         let index = self.layout.write_index(IndexKind::Sampling, at);
-        self.client
-            .request(
-                Method::Post,
-                &format!("/{index}/_doc"),
-                &[("refresh", "wait_for")],
-                Some(doc),
-            )
-            .await?;
-        Ok(())
+        Ok(self.client.index_document(&index, doc).await?)
     }
 
     async fn search(

@@ -3,11 +3,9 @@
 //! elasticsearch up elasticsearch`, then `SPOOR_ES_URL=http://127.0.0.1:9200`);
 //! skipped otherwise. Each case writes under its own index prefix.
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use clap::Parser;
-use spoor_model::DependencyLink;
-use spoor_storage::DependencyReader;
 use spoor_storage_elasticsearch::{EsOptions, EsSamplingStore, EsStore};
 
 #[derive(Parser)]
@@ -59,36 +57,3 @@ async fn sampling_store() -> Option<EsSamplingStore> {
 
 spoor_storage::external_storage_conformance_tests!(store);
 spoor_storage::external_sampling_store_conformance_tests!(sampling_store);
-
-#[tokio::test]
-async fn dependencies_written_by_the_job_are_read_and_summed() {
-    let Some(store) = store().await else {
-        eprintln!("skipped: SPOOR_ES_URL is not set");
-        return;
-    };
-    let link = |parent: &str, child: &str, n| DependencyLink {
-        parent: parent.into(),
-        child: child.into(),
-        call_count: n,
-        source: "jaeger".into(),
-    };
-    let now = SystemTime::now();
-    store
-        .write_dependencies(now - Duration::from_secs(7200), &[link("a", "b", 2)])
-        .await
-        .unwrap();
-    store
-        .write_dependencies(now, &[link("a", "b", 3), link("b", "c", 1)])
-        .await
-        .unwrap();
-    let got = store
-        .get_dependencies(now + Duration::from_secs(1), Duration::from_secs(86_400))
-        .await
-        .unwrap();
-    assert_eq!(got, [link("a", "b", 5), link("b", "c", 1)]);
-    let recent = store
-        .get_dependencies(now + Duration::from_secs(1), Duration::from_secs(3600))
-        .await
-        .unwrap();
-    assert_eq!(recent, [link("a", "b", 3), link("b", "c", 1)]);
-}

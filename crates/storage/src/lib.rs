@@ -16,7 +16,7 @@ pub use dependencies::DependencyCounter;
 pub use error::StorageError;
 pub use query::{DEFAULT_NUM_TRACES, Operation, OperationQuery, TraceQuery, span_matches};
 pub use sampling::{SamplingStore, ServiceProbabilities, Throughput};
-pub use traits::{DependencyReader, SpanReader, SpanWriter};
+pub use traits::{DependencyReader, DependencyWriter, SpanReader, SpanWriter};
 
 pub use dedupe::dedupe_spans;
 mod dedupe;

@@ -52,6 +52,17 @@ pub trait SpanReader: Send + Sync + 'static {
 }
 
 /// Reads the service dependency graph.
+/// Stores dependency links computed by a batch job for a time window, for
+/// backends that do not compute them from spans (Cassandra, Elasticsearch).
+#[async_trait]
+pub trait DependencyWriter: Send + Sync + 'static {
+    async fn write_dependencies(
+        &self,
+        at: SystemTime,
+        links: &[DependencyLink],
+    ) -> Result<(), StorageError>;
+}
+
 #[async_trait]
 pub trait DependencyReader: Send + Sync + 'static {
     /// Call counts between services for spans that started within

@@ -370,3 +370,35 @@ pub async fn dependencies_follow_child_of_across_services(store: &impl Backend) 
         vec![link("dep-a", "dep-b", 2), link("dep-b", "dep-c", 1)]
     );
 }
+
+/// For backends whose links a dependencies job writes: links written for
+/// two moments are read back for windows holding one or both, summed.
+pub async fn dependencies_written_by_a_job_are_read_and_summed(
+    store: &(impl DependencyReader + crate::DependencyWriter),
+) {
+    let link = |parent: &str, child: &str, n| DependencyLink {
+        parent: parent.into(),
+        child: child.into(),
+        call_count: n,
+        source: "jaeger".into(),
+    };
+    let now = SystemTime::now();
+    store
+        .write_dependencies(now - Duration::from_secs(7200), &[link("a", "b", 2)])
+        .await
+        .unwrap();
+    store
+        .write_dependencies(now, &[link("a", "b", 3), link("b", "c", 1)])
+        .await
+        .unwrap();
+    let day = store
+        .get_dependencies(now + Duration::from_secs(1), Duration::from_secs(86_400))
+        .await
+        .unwrap();
+    assert_eq!(day, [link("a", "b", 5), link("b", "c", 1)]);
+    let hour = store
+        .get_dependencies(now + Duration::from_secs(1), Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(hour, [link("a", "b", 3), link("b", "c", 1)]);
+}

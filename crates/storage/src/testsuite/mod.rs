@@ -66,11 +66,11 @@ macro_rules! span_cases {
 /// For backends on an external server (Cassandra, Elasticsearch): every
 /// span case; `$make` returns `Option<store>`, `None` when no server is
 /// configured, which skips the case. Their dependencies come from a batch
-/// job, so the backend tests its dependency reader itself.
+/// job, so they are written and read back (`DependencyWriter`).
 #[macro_export]
 macro_rules! external_storage_conformance_tests {
     ($make:path) => {
-        $crate::span_cases!(@optional $make;);
+        $crate::span_cases!(@optional $make; dependencies_written_by_a_job_are_read_and_summed);
     };
 }
 

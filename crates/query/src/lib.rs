@@ -5,6 +5,7 @@ mod grpc;
 mod http;
 mod metrics;
 mod params;
+mod ui;
 pub mod uimodel;
 
 pub use http::{ApiState, router as http_router};
@@ -60,9 +61,10 @@ pub struct QueryServer {
     grpc: tokio::net::TcpListener,
 }
 
-/// The HTTP API under `base_path`.
+/// The HTTP API and the web UI under `base_path`.
 pub fn app(state: ApiState, base_path: &str) -> axum::Router {
-    let api = http::router(state);
+    let ui = std::sync::Arc::new(ui::Ui::new(base_path));
+    let api = http::router(state).fallback(move |uri, headers| ui::serve(ui, uri, headers));
     match base_path.trim_end_matches('/') {
         "" => api,
         prefix => axum::Router::new()

@@ -4,6 +4,7 @@
 
 mod decode_bench;
 mod generate;
+mod load;
 mod query;
 mod report;
 mod send;
@@ -29,6 +30,8 @@ pub enum Command {
     Send(send::SendOptions),
     /// Measure trace-by-id and search latency against the query API.
     Query(query::QueryOptions),
+    /// Post traces from Jaeger proto-JSON files, moved to the recent past.
+    Load(load::LoadOptions),
     /// Measure Thrift decode throughput in process.
     DecodeBench(decode_bench::DecodeBenchOptions),
 }
@@ -38,6 +41,7 @@ impl Cli {
         match self.command {
             Command::Send(o) => send::run(o).await,
             Command::Query(o) => query::run(o).await,
+            Command::Load(o) => load::run(o).await,
             Command::DecodeBench(o) => decode_bench::run(o),
         }
     }

@@ -1,0 +1,42 @@
+// The query API, relative to the page's <base href> so a base path just works.
+
+const url = (path, params = {}) => {
+  const u = new URL(path, document.baseURI);
+  for (const [k, v] of Object.entries(params)) {
+    if (v === undefined || v === null || v === "") continue;
+    for (const item of Array.isArray(v) ? v : [v]) u.searchParams.append(k, item);
+  }
+  return u;
+};
+
+async function get(path, params) {
+  const response = await fetch(url(path, params));
+  const body = await response.json().catch(() => null);
+  if (!response.ok) {
+    const message = body?.errors?.map((e) => e.msg).join("; ") || response.statusText;
+    throw new Error(`${response.status}: ${message}`);
+  }
+  return body;
+}
+
+export const services = async () => (await get("api/services")).data ?? [];
+
+export const operations = async (service, spanKind) =>
+  (await get("api/operations", { service, spanKind })).data ?? [];
+
+export const searchTraces = async (params) => (await get("api/traces", params)).data ?? [];
+
+export const trace = async (id) => (await get(`api/traces/${encodeURIComponent(id)}`)).data?.[0];
+
+export const dependencies = async (endTs, lookback) =>
+  (await get("api/dependencies", { endTs, lookback })).data ?? [];
+
+/** Turns logfmt (`http.status_code=500 error=true "a b"="c d"`) into a tags object. */
+export function parseLogfmt(text) {
+  const tags = {};
+  const re = /("(?:[^"\\]|\\.)*"|[^\s=]+)=("(?:[^"\\]|\\.)*"|\S*)/g;
+  const unquote = (s) => (s.startsWith('"') ? JSON.parse(s) : s);
+  let m;
+  while ((m = re.exec(text)) !== null) tags[unquote(m[1])] = unquote(m[2]);
+  return tags;
+}

@@ -1,0 +1,119 @@
+// The app shell: routes (History API, relative to <base href>), the theme
+// switch, and traces opened from files (kept in memory, never stored).
+import { searchPage } from "./search.js";
+import { tracePage } from "./trace.js";
+import { comparePage } from "./compare.js";
+import { dependenciesPage } from "./deps.js";
+import { tracesFromFile } from "./model.js";
+
+const app = document.getElementById("app");
+const basePath = new URL(document.baseURI).pathname;
+
+/** Traces opened from files, by trace id. */
+export const localTraces = new Map();
+
+/** The route part of the current location: "search", "trace/abc", ... */
+const route = () => decodeURIComponent(location.pathname.slice(basePath.length));
+
+export function navigate(path, { replace = false } = {}) {
+  const target = new URL(path, document.baseURI);
+  history[replace ? "replaceState" : "pushState"](null, "", target);
+  render();
+}
+
+/** Replaces the query string of the current page (state kept in the URL). */
+export function setQuery(params) {
+  const u = new URL(location.href);
+  u.search = new URLSearchParams(params).toString();
+  history.replaceState(null, "", u);
+}
+
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = v;
+    else if (k === "style" && typeof v === "object") Object.assign(el.style, v);
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+export function showError(container, error) {
+  container.append(h("p", { class: "error", role: "alert" }, String(error.message ?? error)));
+}
+
+async function render() {
+  const path = route();
+  const [page, ...rest] = path.split("/");
+  for (const a of document.querySelectorAll("[data-nav]")) {
+    a.toggleAttribute("aria-current", a.dataset.nav === (page || "search"));
+  }
+  app.replaceChildren();
+  const params = new URLSearchParams(location.search);
+  try {
+    if (page === "trace" && rest[0]) await tracePage(app, rest[0], params);
+    else if (page === "compare") await comparePage(app, rest, params);
+    else if (page === "dependencies") await dependenciesPage(app, params);
+    else if (page === "local") await localPage(app);
+    else await searchPage(app, params);
+  } catch (e) {
+    showError(app, e);
+  }
+}
+
+function localPage(container) {
+  container.append(h("h1", {}, "Opened file"));
+  if (!localTraces.size) {
+    container.append(h("p", {}, "No file opened."));
+    return;
+  }
+  const list = h("ul", { class: "results", "data-testid": "local-traces" });
+  for (const [id, raw] of localTraces) {
+    list.append(
+      h("li", {}, h("a", { href: `trace/${id}`, "data-link": "" }, `${id} (${raw.spans.length} spans)`)),
+    );
+  }
+  container.append(list);
+}
+
+// links inside the app navigate without reloading
+document.addEventListener("click", (e) => {
+  const a = e.target.closest("a[href]");
+  if (!a || a.target || e.ctrlKey || e.metaKey || e.shiftKey || e.button !== 0) return;
+  const target = new URL(a.href, document.baseURI);
+  if (target.origin !== location.origin || !target.pathname.startsWith(basePath)) return;
+  if (a.hasAttribute("download")) return;
+  e.preventDefault();
+  navigate(target.pathname.slice(basePath.length) + target.search);
+});
+window.addEventListener("popstate", render);
+
+document.getElementById("theme").addEventListener("click", () => {
+  const next = document.documentElement.dataset.theme === "dark" ? "light" : "dark";
+  document.documentElement.dataset.theme = next;
+  localStorage.setItem("spoor.theme", next);
+});
+
+document.getElementById("open-file").addEventListener("change", async (e) => {
+  const file = e.target.files[0];
+  if (!file) return;
+  try {
+    const traces = tracesFromFile(JSON.parse(await file.text()));
+    localTraces.clear();
+    for (const t of traces) localTraces.set(t.traceID, t);
+    navigate(traces.length === 1 ? `trace/${traces[0].traceID}` : "local");
+  } catch (err) {
+    app.replaceChildren();
+    showError(app, new Error(`${file.name}: ${err.message}`));
+  } finally {
+    e.target.value = "";
+  }
+});
+
+render();

@@ -1,0 +1,209 @@
+// The search page: the form (state kept in the URL), the result list and
+// a scatter plot of duration over time.
+import * as api from "./api.js";
+import { h, navigate, setQuery, showError } from "./app.js";
+import { buildTrace, formatDuration, formatTime } from "./model.js";
+
+const LOOKBACKS = [
+  ["5m", "Last 5 minutes"],
+  ["15m", "Last 15 minutes"],
+  ["1h", "Last hour"],
+  ["6h", "Last 6 hours"],
+  ["12h", "Last 12 hours"],
+  ["24h", "Last 24 hours"],
+  ["48h", "Last 2 days"],
+  ["custom", "Custom range"],
+];
+const KINDS = ["", "server", "client", "producer", "consumer", "internal"];
+const SORTS = [
+  ["recent", "Most recent"],
+  ["longest", "Longest first"],
+  ["spans", "Most spans"],
+];
+
+const GO_UNITS = { us: 1, µs: 1, μs: 1, ms: 1e3, s: 1e6, m: 6e7, h: 3.6e9 };
+
+function lookbackMicros(text) {
+  const m = /^(\d+(?:\.\d+)?)(us|µs|μs|ms|s|m|h)$/.exec(text);
+  return m ? Number(m[1]) * GO_UNITS[m[2]] : 3.6e9;
+}
+
+const field = (label, control) => h("label", { class: "field" }, h("span", {}, label), control);
+
+export async function searchPage(container, params) {
+  const services = await api.services();
+  const service = h("select", { name: "service", "aria-label": "Service", "data-testid": "service" },
+    h("option", { value: "" }, "— service —"),
+    services.map((s) => h("option", { value: s }, s)));
+  const kind = h("select", { name: "spanKind", "aria-label": "Span kind" },
+    KINDS.map((k) => h("option", { value: k }, k || "any kind")));
+  const operation = h("select", { name: "operation", "aria-label": "Operation", "data-testid": "operation" },
+    h("option", { value: "" }, "all operations"));
+  const tags = h("input", {
+    name: "tags", placeholder: "http.status_code=500 error=true", "aria-label": "Tags in logfmt",
+    "data-testid": "tags", size: 32,
+  });
+  const lookback = h("select", { name: "lookback", "aria-label": "Lookback" },
+    LOOKBACKS.map(([v, l]) => h("option", { value: v }, l)));
+  const start = h("input", { type: "datetime-local", name: "start", "aria-label": "From" });
+  const end = h("input", { type: "datetime-local", name: "end", "aria-label": "To" });
+  const custom = h("span", { class: "custom-range", hidden: true }, start, end);
+  const minDuration = h("input", { name: "minDuration", placeholder: "e.g. 100ms", size: 8, "aria-label": "Minimum duration" });
+  const maxDuration = h("input", { name: "maxDuration", placeholder: "e.g. 2s", size: 8, "aria-label": "Maximum duration" });
+  const limit = h("input", { name: "limit", type: "number", min: 1, max: 10000, value: 20, "aria-label": "Limit" });
+  const sort = h("select", { "aria-label": "Sort results" }, SORTS.map(([v, l]) => h("option", { value: v }, l)));
+  const submit = h("button", { type: "submit", "data-testid": "find" }, "Find traces");
+
+  async function loadOperations(selected) {
+    operation.replaceChildren(h("option", { value: "" }, "all operations"));
+    if (!service.value) return;
+    const ops = await api.operations(service.value, kind.value);
+    const names = [...new Set(ops.map((o) => o.name))].sort();
+    for (const n of names) operation.append(h("option", { value: n }, n));
+    if (selected) operation.value = selected;
+  }
+  service.addEventListener("change", () => loadOperations());
+  kind.addEventListener("change", () => loadOperations());
+  lookback.addEventListener("change", () => (custom.hidden = lookback.value !== "custom"));
+
+  const form = h("form", { class: "search-form", role: "search", "aria-label": "Find traces" },
+    field("Service", service), field("Span kind", kind), field("Operation", operation),
+    field("Tags", tags), field("Lookback", lookback), custom,
+    field("Min duration", minDuration), field("Max duration", maxDuration),
+    field("Limit", limit), submit);
+  const plot = h("div", { class: "scatter", "data-testid": "scatter" });
+  const summary = h("p", { class: "summary", "aria-live": "polite" });
+  const list = h("ol", { class: "results", "data-testid": "results" });
+  const compare = h("button", { type: "button", disabled: true, "data-testid": "compare-selected" }, "Compare selected");
+  const toolbar = h("div", { class: "toolbar" }, summary, field("Sort", sort), compare);
+  container.append(h("h1", {}, "Search"), form, plot, toolbar, list);
+
+  // state from the URL
+  service.value = params.get("service") ?? "";
+  kind.value = params.get("spanKind") ?? "";
+  tags.value = params.get("tags") ?? "";
+  lookback.value = params.get("lookback") ?? "1h";
+  minDuration.value = params.get("minDuration") ?? "";
+  maxDuration.value = params.get("maxDuration") ?? "";
+  limit.value = params.get("limit") ?? "20";
+  sort.value = params.get("sort") ?? "recent";
+  if (lookback.value === "custom") {
+    custom.hidden = false;
+    start.value = params.get("start") ?? "";
+    end.value = params.get("end") ?? "";
+  }
+  await loadOperations(params.get("operation"));
+
+  let traces = [];
+  const selected = new Set();
+  const show = () => {
+    const sorted = [...traces].sort({
+      recent: (a, b) => b.start - a.start,
+      longest: (a, b) => b.duration - a.duration,
+      spans: (a, b) => b.spans.length - a.spans.length,
+    }[sort.value]);
+    list.replaceChildren(...sorted.map((t) => resultItem(t, selected, compare)));
+    drawScatter(plot, traces);
+    summary.textContent = `${traces.length} trace${traces.length === 1 ? "" : "s"}`;
+  };
+  sort.addEventListener("change", () => {
+    const q = new URLSearchParams(location.search);
+    q.set("sort", sort.value);
+    setQuery(q);
+    show();
+  });
+  compare.addEventListener("click", () => navigate(`compare/${[...selected].join("/")}`));
+
+  async function run() {
+    const query = {
+      service: service.value, operation: operation.value, spanKind: kind.value, tags: tags.value,
+      lookback: lookback.value, minDuration: minDuration.value, maxDuration: maxDuration.value,
+      limit: limit.value, sort: sort.value,
+    };
+    if (lookback.value === "custom") Object.assign(query, { start: start.value, end: end.value });
+    setQuery(Object.fromEntries(Object.entries(query).filter(([, v]) => v)));
+    const apiParams = {
+      service: service.value, operation: operation.value || undefined, limit: limit.value,
+      minDuration: minDuration.value || undefined, maxDuration: maxDuration.value || undefined,
+      tags: tags.value.trim() ? JSON.stringify(api.parseLogfmt(tags.value)) : undefined,
+    };
+    if (lookback.value === "custom" && start.value && end.value) {
+      apiParams.start = new Date(start.value).getTime() * 1000;
+      apiParams.end = new Date(end.value).getTime() * 1000;
+    } else {
+      const now = Date.now() * 1000;
+      apiParams.end = Math.round(now);
+      apiParams.start = Math.round(now - lookbackMicros(lookback.value === "custom" ? "1h" : lookback.value));
+    }
+    summary.textContent = "Searching…";
+    list.replaceChildren();
+    try {
+      traces = (await api.searchTraces(apiParams)).map(buildTrace);
+      show();
+    } catch (e) {
+      summary.textContent = "";
+      showError(list, e);
+    }
+  }
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    if (!service.value) {
+      summary.textContent = "Choose a service first.";
+      return;
+    }
+    run();
+  });
+  if (service.value) await run();
+}
+
+function resultItem(t, selected, compareButton) {
+  const check = h("input", {
+    type: "checkbox", "aria-label": `Select trace ${t.id} for comparison`,
+    onchange: (e) => {
+      if (e.target.checked) selected.add(t.id);
+      else selected.delete(t.id);
+      compareButton.disabled = selected.size !== 2;
+    },
+  });
+  const services = [...t.services].sort((a, b) => b[1] - a[1]);
+  return h("li", { class: "result", "data-trace-id": t.id },
+    check,
+    h("a", { href: `trace/${t.id}`, class: "result-title" },
+      h("strong", {}, `${t.rootService}: ${t.rootOperation}`),
+      h("span", { class: "muted" }, ` ${t.id.slice(0, 7)}`)),
+    h("span", { class: "duration" }, formatDuration(t.duration)),
+    h("span", { class: "spans" }, `${t.spans.length} spans`),
+    t.errors ? h("span", { class: "errors" }, `${t.errors} errors`) : null,
+    h("span", { class: "services" }, services.map(([s, n]) => h("span", { class: "chip" }, `${s} (${n})`))),
+    h("time", { datetime: new Date(t.start / 1000).toISOString() }, formatTime(t.start)),
+  );
+}
+
+function drawScatter(container, traces) {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  const [w, hgt, pad] = [800, 160, 30];
+  svg.setAttribute("viewBox", `0 0 ${w} ${hgt}`);
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", "Trace durations over time");
+  if (traces.length) {
+    const t0 = Math.min(...traces.map((t) => t.start));
+    const t1 = Math.max(...traces.map((t) => t.start));
+    const dMax = Math.max(...traces.map((t) => t.duration)) || 1;
+    for (const t of traces) {
+      const c = document.createElementNS(ns, "circle");
+      const x = pad + ((t.start - t0) / (t1 - t0 || 1)) * (w - 2 * pad);
+      const y = hgt - pad - (t.duration / dMax) * (hgt - 2 * pad);
+      c.setAttribute("cx", x);
+      c.setAttribute("cy", y);
+      c.setAttribute("r", 3 + Math.min(6, Math.log2(t.spans.length)));
+      c.setAttribute("class", t.errors ? "dot error" : "dot");
+      const title = document.createElementNS(ns, "title");
+      title.textContent = `${t.rootService}: ${t.rootOperation} — ${formatDuration(t.duration)}`;
+      c.append(title);
+      c.addEventListener("click", () => navigate(`trace/${t.id}`));
+      svg.append(c);
+    }
+  }
+  container.replaceChildren(svg);
+}

@@ -1,0 +1,179 @@
+// Drives Spoor's web UI in Debian's headless Chromium with playwright-core.
+// Usage: node ui.mjs BASE_URL SCREENSHOT_DIR FILES_DIR
+// Prints "ok <check>" per passed check and exits non-zero on the first failure.
+import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const [base, shots, files] = process.argv.slice(2);
+const userDataDir = mkdtempSync(join(tmpdir(), "spoor-chromium-"));
+const context = await chromium.launchPersistentContext(userDataDir, {
+  executablePath: "/usr/bin/chromium",
+  headless: true,
+  viewport: { width: 1400, height: 900 },
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"],
+});
+const page = context.pages()[0] ?? (await context.newPage());
+const consoleErrors = [];
+page.on("pageerror", (e) => consoleErrors.push(String(e)));
+page.on("console", (m) => m.type() === "error" && consoleErrors.push(m.text()));
+
+const shot = (name) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: false });
+const check = async (name, fn) => {
+  await fn();
+  console.log(`ok ${name}`);
+};
+
+try {
+  await check("search by service and tag finds the right trace", async () => {
+    await page.goto(`${base}search`);
+    await page.getByTestId("service").selectOption("query23-service");
+    await page.getByTestId("tags").fill("sameplacetag1=sameplacedifferentvalue");
+    await page.getByTestId("find").click();
+    await page.locator("[data-testid=results] .result").first().waitFor();
+    assert.equal(await page.locator("[data-testid=results] .result").count(), 1);
+    // the URL keeps the search, so a reload shows it again
+    assert.match(page.url(), /service=query23-service/);
+    await page.reload();
+    await page.locator("[data-testid=results] .result").first().waitFor();
+    assert.equal(await page.locator("[data-testid=results] .result").count(), 1);
+    await page.getByTestId("tags").fill("");
+    await page.getByTestId("find").click();
+    await page.waitForFunction(() => document.querySelectorAll("[data-testid=results] .result").length === 2);
+  });
+
+  await check("results list roots, durations, spans and services; scatter plot drawn", async () => {
+    await page.goto(`${base}search?service=frontend&lookback=48h`);
+    const result = page.locator("[data-testid=results] .result").first();
+    await result.waitFor();
+    const text = await result.innerText();
+    assert.match(text, /frontend: GET \/checkout/);
+    assert.match(text, /4 spans/);
+    assert.match(text, /1 errors/);
+    assert.match(text, /payment \(1\)/);
+    assert.equal(await page.locator("[data-testid=scatter] circle").count(), 1);
+    await shot("search");
+  });
+
+  await check("a trace shows every span nested under its parent", async () => {
+    await page.locator("[data-testid=results] .result a").first().click();
+    await page.getByTestId("timeline").waitFor();
+    assert.equal(await page.getByTestId("span-count").innerText(), "4");
+    const rows = page.locator("[data-testid=timeline] .row");
+    assert.equal(await rows.count(), 4);
+    const depths = await rows.evaluateAll((rs) => rs.map((r) => [r.querySelector(".op").textContent, r.dataset.depth]));
+    assert.deepEqual(depths, [["GET /checkout", "0"], ["load-cart", "1"], ["SELECT cart", "2"], ["charge", "1"]]);
+    assert.equal(await page.locator(".row.error .op").innerText(), "charge");
+    await shot("trace");
+  });
+
+  await check("collapse, expand and the span detail panel", async () => {
+    await page.locator("[data-span-id='0000000000000002'] .toggle").click();
+    assert.equal(await page.locator("[data-testid=timeline] .row").count(), 3);
+    await page.locator("[data-span-id='0000000000000002'] .toggle").click();
+    assert.equal(await page.locator("[data-testid=timeline] .row").count(), 4);
+    await page.getByTestId("collapse-all").click();
+    assert.equal(await page.locator("[data-testid=timeline] .row").count(), 3);
+    await page.getByTestId("expand-all").click();
+    assert.equal(await page.locator("[data-testid=timeline] .row").count(), 4);
+    await page.locator("[data-span-id='0000000000000004']").click();
+    const detail = page.getByTestId("detail");
+    assert.equal(await detail.getByTestId("detail-service").innerText(), "payment");
+    assert.match(await detail.getByTestId("detail-tags").innerText(), /payment\.provider\s+acme/);
+    assert.match(await detail.getByTestId("detail-process").innerText(), /host\s+node-1/);
+    // keyboard: up moves the selection to the previous row
+    await page.getByTestId("timeline").focus();
+    await page.keyboard.press("ArrowUp");
+    assert.equal(await detail.getByTestId("detail-service").innerText(), "mysql");
+    await page.getByTestId("find-in-trace").fill("payment");
+    assert.equal(await page.getByTestId("find-count").innerText(), "1 matching");
+    await shot("trace-detail");
+  });
+
+  await check("span table, flame graph and statistics views", async () => {
+    const url = page.url();
+    await page.getByRole("tab", { name: "Span table" }).click();
+    await page.getByTestId("span-table").waitFor();
+    assert.equal(await page.locator("[data-testid=span-table] tbody tr").count(), 4);
+    await page.getByRole("tab", { name: "Flame graph" }).click();
+    await page.getByTestId("flame").waitFor();
+    assert.equal(await page.locator("[data-testid=flame] .frame").count(), 4);
+    await page.getByRole("tab", { name: "Statistics" }).click();
+    await page.getByTestId("stats").waitFor();
+    const stats = await page.getByTestId("stats").innerText();
+    assert.match(stats, /frontend\s+GET \/checkout\s+1/);
+    await shot("trace-statistics");
+    await page.goto(url);
+  });
+
+  await check("a 10,000-span trace opens and scrolls, drawing only what is visible", async () => {
+    const started = Date.now();
+    await page.goto(`${base}trace/0000000000000b16`);
+    await page.getByTestId("timeline").waitFor();
+    assert.equal(await page.getByTestId("span-count").innerText(), "10000");
+    const drawn = await page.locator("[data-testid=timeline] .row").count();
+    assert.ok(drawn > 10 && drawn < 200, `${drawn} rows in the DOM`);
+    await page.getByTestId("timeline").evaluate((el) => (el.scrollTop = el.scrollHeight));
+    await page.waitForFunction(() =>
+      [...document.querySelectorAll("[data-testid=timeline] .row")].some((r) => r.getAttribute("aria-level") !== "1" && Number(r.style.top.replace("px", "")) > 200000));
+    console.log(`  opened and scrolled in ${Date.now() - started} ms`);
+    await shot("large-trace");
+  });
+
+  await check("dependencies page draws the call graph", async () => {
+    await page.goto(`${base}dependencies?lookback=604800000`);
+    await page.getByTestId("graph").locator("svg").waitFor();
+    const edges = await page.locator("[data-edge]").evaluateAll((es) => es.map((e) => e.dataset.edge).sort());
+    assert.deepEqual(edges, ["cart->mysql", "frontend->cart", "frontend->payment"]);
+    await shot("dependencies");
+    await page.getByTestId("focus").selectOption("cart");
+    const focused = await page.locator("[data-edge]").evaluateAll((es) => es.map((e) => e.dataset.edge).sort());
+    assert.deepEqual(focused, ["cart->mysql", "frontend->cart"]);
+  });
+
+  await check("compare shows a structural diff", async () => {
+    await page.goto(`${base}compare/000000000000abc1/00000000000000000000000000000011`);
+    await page.getByTestId("compare-table").waitFor();
+    const summary = await page.getByTestId("compare-summary").innerText();
+    assert.match(summary, /5 added, 4 removed, 0 changed/);
+    await shot("compare");
+  });
+
+  await check("a Jaeger JSON file and an OTLP JSON file open without being stored", async () => {
+    await page.goto(`${base}search`);
+    await page.locator("#open-file").setInputFiles(join(files, "otlp.json"));
+    await page.getByTestId("timeline").waitFor();
+    const ops = await page.locator("[data-testid=timeline] .op").allInnerTexts();
+    assert.deepEqual(ops, ["from-a-file", "child-in-file"]);
+    assert.match(await page.getByTestId("trace-header").innerText(), /otlp-file-service/);
+    await shot("file");
+    await page.locator("#open-file").setInputFiles(join(files, "jaeger.json"));
+    await page.waitForFunction(() => document.querySelector("[data-testid=span-count]")?.textContent === "4");
+  });
+
+  await check("dark theme", async () => {
+    await page.goto(`${base}trace/000000000000abc1`);
+    await page.getByTestId("timeline").waitFor();
+    await page.locator("#theme").click();
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.theme === "dark" || document.documentElement.dataset.theme === "light"), true);
+    await shot("trace-theme-switched");
+  });
+
+  await check("unknown app paths serve the app (deep links)", async () => {
+    const response = await page.goto(`${base}trace/000000000000abc1?view=table`);
+    assert.equal(response.status(), 200);
+    await page.getByTestId("span-table").waitFor();
+  });
+
+  assert.deepEqual(consoleErrors, [], "no errors in the browser console");
+  console.log("all checks passed");
+} catch (e) {
+  console.log(`FAILED: ${e.stack ?? e}`);
+  await shot("failure").catch(() => {});
+  process.exitCode = 1;
+} finally {
+  await context.close();
+}

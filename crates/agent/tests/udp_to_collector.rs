@@ -39,6 +39,7 @@ fn storage() -> (Storage, Arc<MemoryStore>) {
             reader: store.clone(),
             dependencies: store.clone(),
             sampling: Arc::new(spoor_storage_memory::MemorySamplingStore::default()),
+            dependency_writer: None,
         },
         store,
     )

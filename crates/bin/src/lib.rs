@@ -7,6 +7,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod cassandra_schema;
+pub mod dependencies_job;
 pub mod es_index;
 use std::path::PathBuf;
 
@@ -341,6 +342,7 @@ mod tests {
         AllInOneCli::command().debug_assert();
         es_index::EsIndexCli::command().debug_assert();
         IngesterCli::command().debug_assert();
+        dependencies_job::DependenciesCli::command().debug_assert();
         cassandra_schema::CassandraSchemaCli::command().debug_assert();
         let cli = AllInOneCli::try_parse_from([
             "spoor-all-in-one",

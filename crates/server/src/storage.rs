@@ -13,7 +13,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use spoor_kafka::{KafkaWriter, ProducerOptions, WriterStats};
 use spoor_storage::decorators::{CallObserver, Guarded, Outcome, Policy};
-use spoor_storage::{DependencyReader, SamplingStore, SpanReader, SpanWriter};
+use spoor_storage::{DependencyReader, DependencyWriter, SamplingStore, SpanReader, SpanWriter};
 use spoor_storage_cassandra::{CassandraOptions, CassandraStore};
 use spoor_storage_elasticsearch::{EsOptions, EsStore};
 use spoor_storage_embedded::{EmbeddedOptions, EmbeddedStore};
@@ -106,6 +106,9 @@ pub struct Storage {
     pub dependencies: Arc<dyn DependencyReader>,
     /// Adaptive sampling's shared state.
     pub sampling: Arc<dyn SamplingStore>,
+    /// Where `spoor-dependencies` writes links, for stores that keep them
+    /// (Elasticsearch, Cassandra); None where links are derived from spans.
+    pub dependency_writer: Option<Arc<dyn DependencyWriter>>,
 }
 
 impl StorageOptions {
@@ -120,6 +123,7 @@ impl StorageOptions {
             reader: Arc::new(Guarded::new(raw.reader, policy, guard(&observer))),
             dependencies: Arc::new(Guarded::new(raw.dependencies, policy, guard(&observer))),
             sampling: Arc::new(Guarded::new(raw.sampling, policy, guard(&observer))),
+            dependency_writer: raw.dependency_writer,
         })
     }
 
@@ -180,6 +184,7 @@ impl StorageOptions {
                     reader: store.clone(),
                     dependencies: store,
                     sampling: Arc::new(MemorySamplingStore::default()),
+                    dependency_writer: None,
                 })
             }
             StorageType::Embedded => {
@@ -204,6 +209,7 @@ impl StorageOptions {
                     reader: store.clone(),
                     dependencies: store.clone(),
                     sampling: store,
+                    dependency_writer: None,
                 })
             }
             StorageType::Elasticsearch => {
@@ -216,7 +222,8 @@ impl StorageOptions {
                     sampling: Arc::new(store.sampling_store()),
                     writer: store.clone(),
                     reader: store.clone(),
-                    dependencies: store,
+                    dependencies: store.clone(),
+                    dependency_writer: Some(store),
                 })
             }
             StorageType::Cassandra => {
@@ -229,7 +236,8 @@ impl StorageOptions {
                     sampling: Arc::new(store.sampling_store().await?),
                     writer: store.clone(),
                     reader: store.clone(),
-                    dependencies: store,
+                    dependencies: store.clone(),
+                    dependency_writer: Some(store),
                 })
             }
         }

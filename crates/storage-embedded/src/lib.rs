@@ -13,7 +13,7 @@
 mod keys;
 mod sampling;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use prost::Message;
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
-use spoor_model::{DependencyLink, RefType, Span, SpanId, Trace, TraceId};
+use spoor_model::{DependencyLink, Span, Trace, TraceId};
 use spoor_storage::{
     DependencyCounter, DependencyReader, Operation, OperationQuery, SpanReader, SpanWriter,
     StorageError, TraceQuery, dedupe_spans, span_matches,
@@ -626,25 +626,7 @@ impl DependencyReader for EmbeddedStore {
                 let Some(trace) = read_trace(&spans, TraceId(id))? else {
                     continue;
                 };
-                let service_of: HashMap<SpanId, &str> = trace
-                    .spans
-                    .iter()
-                    .map(|s| (s.span_id, s.process.service_name.as_str()))
-                    .collect();
-                for span in &trace.spans {
-                    if span.start_time < start || span.start_time > end_time {
-                        continue;
-                    }
-                    let parent = span
-                        .references
-                        .iter()
-                        .find(|r| r.ref_type == RefType::ChildOf && r.trace_id == span.trace_id);
-                    if let Some(parent) = parent.and_then(|r| service_of.get(&r.span_id))
-                        && *parent != span.process.service_name
-                    {
-                        counts.add_call(parent, &span.process.service_name);
-                    }
-                }
+                counts.add_trace(&trace.spans, start, end_time);
             }
             Ok(counts.into_links())
         })

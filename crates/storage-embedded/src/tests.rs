@@ -1,6 +1,7 @@
 use redb::ReadableTableMetadata;
 
 use super::*;
+use spoor_model::SpanId;
 
 fn dir(name: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("spoor-embedded-{name}-{}", std::process::id()));

@@ -242,3 +242,53 @@ async fn one_endless_trace_cannot_outgrow_the_budget() {
         "what fitted is kept"
     );
 }
+
+/// The dependencies job's computation, run over this store, agrees with the
+/// links the store derives itself.
+#[tokio::test]
+async fn computed_dependencies_match_the_stores_own() {
+    let store = unbounded().await;
+    let now = SystemTime::now();
+    let mut spans = Vec::new();
+    for t in 1..=20u128 {
+        let call = |id: u64, service: &str, parent: Option<u64>| Span {
+            trace_id: TraceId(t),
+            span_id: SpanId(id),
+            references: parent
+                .map(|p| spoor_model::SpanRef {
+                    trace_id: TraceId(t),
+                    span_id: SpanId(p),
+                    ref_type: RefType::ChildOf,
+                })
+                .into_iter()
+                .collect(),
+            start_time: now - Duration::from_secs(60),
+            process: Arc::new(Process {
+                service_name: service.into(),
+                tags: vec![],
+            }),
+            ..span(t, id, 0)
+        };
+        spans.push(call(1, "web", None));
+        spans.push(call(2, "api", Some(1)));
+        spans.push(call(3, "db", Some(2)));
+        if t % 2 == 0 {
+            spans.push(call(4, "cache", Some(2)));
+        }
+    }
+    store.write_spans(spans).await.unwrap();
+    let window = Duration::from_secs(3600);
+    let own = store.get_dependencies(now, window).await.unwrap();
+    let computed = spoor_storage::compute_dependencies(&store, now, window, 1000)
+        .await
+        .unwrap();
+    assert_eq!(computed, own);
+    let counts: Vec<(&str, &str, u64)> = computed
+        .iter()
+        .map(|l| (l.parent.as_str(), l.child.as_str(), l.call_count))
+        .collect();
+    assert_eq!(
+        counts,
+        [("api", "cache", 10), ("api", "db", 20), ("web", "api", 20)]
+    );
+}

@@ -12,7 +12,7 @@ mod traits;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 
-pub use dependencies::DependencyCounter;
+pub use dependencies::{DependencyCounter, compute_dependencies};
 pub use error::StorageError;
 pub use query::{DEFAULT_NUM_TRACES, Operation, OperationQuery, TraceQuery, span_matches};
 pub use sampling::{SamplingStore, ServiceProbabilities, Throughput};

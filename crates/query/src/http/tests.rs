@@ -67,6 +67,7 @@ async fn app(base: &str) -> (axum::Router, Arc<QueryMetrics>) {
         reader: store.clone(),
         dependencies: store,
         sampling: Arc::new(spoor_storage_memory::MemorySamplingStore::default()),
+        dependency_writer: None,
     };
     (
         crate::app(

@@ -45,12 +45,12 @@ def shop_trace():
     ]}
 
 
-def big_trace(n=10_000):
+def big_trace(n=10_000, trace=0xb16):
     t0 = 1_700_000_000_000_000
-    spans = [span(0xb16, 1, "big-service", "root", t0, 10_000_000)]
+    spans = [span(trace, 1, "big-service", "root", t0, 10_000_000)]
     for i in range(2, n + 1):
         parent = max(1, i // 10)
-        spans.append(span(0xb16, i, "big-service", f"step-{i % 50}", t0 + i * 900, 800, parent=parent))
+        spans.append(span(trace, i, "big-service", f"step-{i % 50}", t0 + i * 900, 800, parent=parent))
     return {"spans": spans}
 
 

@@ -17,7 +17,7 @@ mod embedded {
 }
 
 /// What the page's `<base href>` is before the base path is written in.
-const BASE_PLACEHOLDER: &str = r#"<base href="/">"#;
+const BASE_AS_WRITTEN: &str = r#"<base href="/">"#;
 
 struct Asset {
     body: Vec<u8>,
@@ -75,7 +75,7 @@ impl Ui {
         let base = format!(r#"<base href="{}/">"#, base_path.trim_end_matches('/'));
         let html = String::from_utf8(template.body)
             .expect("index.html is utf-8")
-            .replacen(BASE_PLACEHOLDER, &base, 1);
+            .replacen(BASE_AS_WRITTEN, &base, 1);
         Ui {
             assets,
             page: Asset::new("index.html", html.into_bytes()),

@@ -9,6 +9,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub mod cassandra_schema;
 pub mod dependencies_job;
 pub mod es_index;
+pub mod operator;
 use std::path::PathBuf;
 
 use clap::{Args, Parser};
@@ -342,6 +343,7 @@ mod tests {
         AllInOneCli::command().debug_assert();
         es_index::EsIndexCli::command().debug_assert();
         IngesterCli::command().debug_assert();
+        operator::OperatorCli::command().debug_assert();
         dependencies_job::DependenciesCli::command().debug_assert();
         cassandra_schema::CassandraSchemaCli::command().debug_assert();
         let cli = AllInOneCli::try_parse_from([

@@ -1,0 +1,6 @@
+use clap::Parser;
+use spoor_bin::operator::OperatorCli;
+
+fn main() -> anyhow::Result<()> {
+    OperatorCli::parse().run()
+}

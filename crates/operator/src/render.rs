@@ -1,0 +1,740 @@
+//! From a `Spoor` resource to the objects of its instance, as the Jaeger
+//! operator lays them out: Deployments, the agent DaemonSet, Services,
+//! Ingress, ConfigMap, ServiceAccount, HPA, PodDisruptionBudgets, the
+//! Cassandra schema Job and the dependencies CronJob. Pure: the same
+//! resource always renders the same objects (golden-tested).
+use std::collections::BTreeMap;
+
+use serde_json::{Value as Json, json};
+
+use crate::crd::{AgentStrategy, Component, Options, Spoor, StorageType, Strategy};
+
+/// The image tag the operator deploys by default: its own version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+const SAMPLING_DIR: &str = "/etc/spoor/sampling";
+
+/// Flattens nested options into sorted `--a.b=value` arguments.
+pub fn args(options: &Options) -> Vec<String> {
+    fn walk(prefix: &str, value: &Json, out: &mut Vec<String>) {
+        match value {
+            Json::Object(map) => {
+                for (k, v) in map {
+                    walk(&join(prefix, k), v, out);
+                }
+            }
+            Json::String(s) => out.push(format!("--{prefix}={s}")),
+            Json::Array(items) => {
+                let items: Vec<String> = items
+                    .iter()
+                    .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
+                    .collect();
+                out.push(format!("--{prefix}={}", items.join(",")));
+            }
+            other => out.push(format!("--{prefix}={other}")),
+        }
+    }
+    fn join(prefix: &str, key: &str) -> String {
+        if prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{prefix}.{key}")
+        }
+    }
+    let mut out = Vec::new();
+    for (k, v) in options {
+        walk(k, v, &mut out);
+    }
+    out.sort();
+    out
+}
+
+/// What every object of an instance shares.
+struct Instance<'a> {
+    name: String,
+    namespace: Option<String>,
+    spoor: &'a Spoor,
+    owner: Option<Json>,
+}
+
+impl<'a> Instance<'a> {
+    fn new(spoor: &'a Spoor) -> Instance<'a> {
+        let owner = spoor.metadata.uid.as_ref().map(|uid| {
+            json!({
+                "apiVersion": "spoor.dev/v1",
+                "kind": "Spoor",
+                "name": spoor.metadata.name,
+                "uid": uid,
+                "controller": true,
+                "blockOwnerDeletion": true,
+            })
+        });
+        Instance {
+            name: spoor
+                .metadata
+                .name
+                .clone()
+                .unwrap_or_else(|| "spoor".into()),
+            namespace: spoor.metadata.namespace.clone(),
+            spoor,
+            owner,
+        }
+    }
+
+    fn selector(&self, component: &str) -> Json {
+        json!({
+            "app.kubernetes.io/instance": self.name,
+            "app.kubernetes.io/component": component,
+        })
+    }
+
+    fn labels(&self, component: &str) -> BTreeMap<String, String> {
+        let mut labels = self.spoor.spec.labels.clone();
+        labels.insert("app".into(), "spoor".into());
+        labels.insert(
+            "app.kubernetes.io/name".into(),
+            format!("{}-{component}", self.name),
+        );
+        labels.insert("app.kubernetes.io/instance".into(), self.name.clone());
+        labels.insert("app.kubernetes.io/component".into(), component.into());
+        labels.insert("app.kubernetes.io/part-of".into(), "spoor".into());
+        labels.insert(
+            "app.kubernetes.io/managed-by".into(),
+            "spoor-operator".into(),
+        );
+        labels
+    }
+
+    fn metadata(&self, name: &str, component: &str, extra: &BTreeMap<String, String>) -> Json {
+        let mut annotations = self.spoor.spec.annotations.clone();
+        annotations.extend(extra.clone());
+        let mut meta = json!({"name": name, "labels": self.labels(component)});
+        if !annotations.is_empty() {
+            meta["annotations"] = json!(annotations);
+        }
+        if let Some(ns) = &self.namespace {
+            meta["namespace"] = json!(ns);
+        }
+        if let Some(owner) = &self.owner {
+            meta["ownerReferences"] = json!([owner]);
+        }
+        meta
+    }
+
+    fn object(
+        &self,
+        api_version: &str,
+        kind: &str,
+        name: &str,
+        component: &str,
+        body: Json,
+    ) -> Json {
+        let mut object = json!({
+            "apiVersion": api_version,
+            "kind": kind,
+            "metadata": self.metadata(name, component, &BTreeMap::new()),
+        });
+        for (k, v) in body.as_object().expect("object body") {
+            object[k] = v.clone();
+        }
+        object
+    }
+
+    fn sampling_configmap(&self) -> Option<String> {
+        self.spoor
+            .spec
+            .sampling
+            .as_ref()
+            .filter(|s| !s.options.is_empty())
+            .map(|_| format!("{}-sampling-configuration", self.name))
+    }
+
+    /// A container of `binary` with its admin port probed.
+    fn container(
+        &self,
+        role: &str,
+        c: &Component,
+        storage: Option<&str>,
+        ports: &[(&str, i32, &str)],
+        admin: i32,
+    ) -> Json {
+        let mut arguments = args(&c.options);
+        let mut env: Vec<Json> = Vec::new();
+        if let Some(kind) = storage {
+            env.push(json!({"name": "SPAN_STORAGE_TYPE", "value": kind}));
+            if kind != "kafka" {
+                arguments.extend(args(&self.spoor.spec.storage.options));
+            }
+        }
+        if matches!(role, "collector" | "all-in-one") && self.sampling_configmap().is_some() {
+            arguments.push(format!(
+                "--sampling.strategies-file={SAMPLING_DIR}/sampling.json"
+            ));
+        }
+        arguments.sort();
+        arguments.dedup();
+        env.extend(c.env.iter().cloned());
+        let mut container = json!({
+            "name": format!("spoor-{role}"),
+            "image": c.image.clone().unwrap_or_else(|| format!("spoor/{role}:{VERSION}")),
+            "args": arguments,
+            "env": env,
+            "ports": ports.iter().map(|(name, port, protocol)| json!({
+                "name": name, "containerPort": port, "protocol": protocol,
+            })).collect::<Vec<_>>(),
+            "readinessProbe": {"httpGet": {"path": "/", "port": admin}, "initialDelaySeconds": 1, "periodSeconds": 5},
+            "livenessProbe": {"httpGet": {"path": "/", "port": admin}, "initialDelaySeconds": 5, "periodSeconds": 15, "failureThreshold": 5},
+            "resources": c.resources.clone().unwrap_or_else(|| json!({
+                "requests": {"cpu": "100m", "memory": "128Mi"},
+                "limits": {"memory": "1Gi"},
+            })),
+            "securityContext": {"runAsNonRoot": true, "allowPrivilegeEscalation": false},
+        });
+        if storage.is_some()
+            && let Some(secret) = &self.spoor.spec.storage.secret_name
+        {
+            container["envFrom"] = json!([{"secretRef": {"name": secret}}]);
+        }
+        if matches!(role, "collector" | "all-in-one") && self.sampling_configmap().is_some() {
+            container["volumeMounts"] =
+                json!([{"name": "sampling", "mountPath": SAMPLING_DIR, "readOnly": true}]);
+        }
+        container
+    }
+
+    fn deployment(&self, component: &str, c: &Component, container: Json, replicas: i32) -> Json {
+        let name = format!("{}-{component}", self.name);
+        let mut pod_spec = json!({
+            "serviceAccountName": self.name,
+            "containers": [container],
+        });
+        if matches!(component, "collector" | "all-in-one")
+            && let Some(cm) = self.sampling_configmap()
+        {
+            pod_spec["volumes"] = json!([{"name": "sampling", "configMap": {"name": cm}}]);
+        }
+        let mut annotations = self.spoor.spec.annotations.clone();
+        annotations.extend(c.annotations.clone());
+        annotations.insert("prometheus.io/scrape".into(), "true".into());
+        let mut deployment = self.object(
+            "apps/v1",
+            "Deployment",
+            &name,
+            component,
+            json!({
+                "spec": {
+                    "replicas": c.replicas.unwrap_or(replicas),
+                    "selector": {"matchLabels": self.selector(component)},
+                    "strategy": {"type": "RollingUpdate"},
+                    "template": {
+                        "metadata": {"labels": self.labels(component), "annotations": annotations},
+                        "spec": pod_spec,
+                    },
+                },
+            }),
+        );
+        if let Some(meta) = deployment["metadata"].as_object_mut()
+            && !c.annotations.is_empty()
+        {
+            let mut all = self.spoor.spec.annotations.clone();
+            all.extend(c.annotations.clone());
+            meta.insert("annotations".into(), json!(all));
+        }
+        deployment
+    }
+
+    fn service(
+        &self,
+        name: &str,
+        component: &str,
+        ports: &[(&str, i32, &str)],
+        headless: bool,
+    ) -> Json {
+        let mut spec = json!({
+            "selector": self.selector(component),
+            "ports": ports.iter().map(|(name, port, protocol)| json!({
+                "name": name, "port": port, "targetPort": port, "protocol": protocol,
+            })).collect::<Vec<_>>(),
+        });
+        if headless {
+            spec["clusterIP"] = json!("None");
+        }
+        self.object("v1", "Service", name, component, json!({"spec": spec}))
+    }
+
+    fn pdb(&self, component: &str) -> Json {
+        self.object("policy/v1", "PodDisruptionBudget", &format!("{}-{component}", self.name), component, json!({
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": self.selector(component)}},
+        }))
+    }
+}
+
+const COLLECTOR_PORTS: &[(&str, i32, &str)] = &[
+    ("grpc-jaeger", 14250, "TCP"),
+    ("http-jaeger", 14268, "TCP"),
+    ("http-zipkin", 9411, "TCP"),
+    ("grpc-otlp", 4317, "TCP"),
+    ("http-otlp", 4318, "TCP"),
+    ("admin", 14269, "TCP"),
+];
+const QUERY_PORTS: &[(&str, i32, &str)] = &[
+    ("http-query", 16686, "TCP"),
+    ("grpc-query", 16685, "TCP"),
+    ("admin", 16687, "TCP"),
+];
+const AGENT_PORTS: &[(&str, i32, &str)] = &[
+    ("zk-compact-trft", 5775, "UDP"),
+    ("jg-compact-trft", 6831, "UDP"),
+    ("jg-binary-trft", 6832, "UDP"),
+    ("http-config", 5778, "TCP"),
+    ("admin", 14271, "TCP"),
+];
+
+/// The agent container: as the DaemonSet's and as the injected sidecar.
+pub fn agent_container(spoor: &Spoor, host_ports: bool) -> Json {
+    let instance = Instance::new(spoor);
+    let mut agent = spoor.spec.agent.component.clone();
+    let collector = format!("{}-collector", instance.name);
+    let host = match &instance.namespace {
+        Some(ns) => format!("{collector}.{ns}.svc:14250"),
+        None => format!("{collector}:14250"),
+    };
+    agent
+        .options
+        .entry("reporter".into())
+        .or_insert_with(|| json!({"grpc": {"host-port": host}}));
+    let mut container = instance.container("agent", &agent, None, AGENT_PORTS, 14271);
+    if host_ports {
+        for port in container["ports"].as_array_mut().expect("ports") {
+            if port["name"] != "admin" {
+                port["hostPort"] = port["containerPort"].clone();
+            }
+        }
+    }
+    container
+}
+
+/// Every object of the instance, in a stable order.
+pub fn render(spoor: &Spoor) -> Vec<Json> {
+    let i = Instance::new(spoor);
+    let spec = &spoor.spec;
+    let storage = spec.storage.kind.as_str();
+    let mut out = vec![i.object(
+        "v1",
+        "ServiceAccount",
+        &i.name,
+        "service-account",
+        json!({}),
+    )];
+    if let (Some(cm), Some(sampling)) = (i.sampling_configmap(), &spec.sampling) {
+        out.push(i.object("v1", "ConfigMap", &cm, "sampling-configuration", json!({
+            "data": {"sampling.json": serde_json::to_string_pretty(&sampling.options).expect("json")},
+        })));
+    }
+    match spec.strategy {
+        Strategy::AllInOne => {
+            let mut ports: Vec<(&str, i32, &str)> = COLLECTOR_PORTS.to_vec();
+            ports.retain(|p| p.0 != "admin");
+            ports.extend(QUERY_PORTS.iter().filter(|p| p.0 != "admin"));
+            ports.extend(AGENT_PORTS.iter().filter(|p| p.0 != "admin"));
+            ports.push(("admin", 14269, "TCP"));
+            let c = &spec.all_in_one;
+            let container = i.container("all-in-one", c, Some(storage), &ports, 14269);
+            let mut deployment = i.deployment("all-in-one", c, container, 1);
+            // one process owns the store: never two at once
+            deployment["spec"]["strategy"] = json!({"type": "Recreate"});
+            deployment["metadata"]["name"] = json!(i.name);
+            out.push(deployment);
+            out.push(i.service(
+                &format!("{}-collector", i.name),
+                "all-in-one",
+                &COLLECTOR_PORTS[..5],
+                false,
+            ));
+            out.push(i.service(
+                &format!("{}-query", i.name),
+                "all-in-one",
+                &QUERY_PORTS[..2],
+                false,
+            ));
+            out.push(i.service(
+                &format!("{}-agent", i.name),
+                "all-in-one",
+                &AGENT_PORTS[..4],
+                true,
+            ));
+        }
+        Strategy::Production | Strategy::Streaming => {
+            let streaming = spec.strategy == Strategy::Streaming;
+            let collector_storage = if streaming { "kafka" } else { storage };
+            let c = &spec.collector;
+            let container = i.container(
+                "collector",
+                c,
+                Some(collector_storage),
+                COLLECTOR_PORTS,
+                14269,
+            );
+            out.push(i.deployment("collector", c, container, 1));
+            out.push(i.service(
+                &format!("{}-collector", i.name),
+                "collector",
+                &COLLECTOR_PORTS[..5],
+                false,
+            ));
+            out.push(i.pdb("collector"));
+            if c.autoscale.unwrap_or(true) {
+                out.push(i.object("autoscaling/v2", "HorizontalPodAutoscaler", &format!("{}-collector", i.name), "collector", json!({
+                    "spec": {
+                        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": format!("{}-collector", i.name)},
+                        "minReplicas": c.min_replicas.unwrap_or(1),
+                        "maxReplicas": c.max_replicas.unwrap_or(100),
+                        "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 90}}}],
+                    },
+                })));
+            }
+            let q = &spec.query;
+            let container = i.container("query", q, Some(storage), QUERY_PORTS, 16687);
+            out.push(i.deployment("query", q, container, 1));
+            out.push(i.service(
+                &format!("{}-query", i.name),
+                "query",
+                &QUERY_PORTS[..2],
+                false,
+            ));
+            out.push(i.pdb("query"));
+            if streaming {
+                let g = &spec.ingester;
+                let container = i.container(
+                    "ingester",
+                    g,
+                    Some(storage),
+                    &[("admin", 14270, "TCP")],
+                    14270,
+                );
+                out.push(i.deployment("ingester", g, container, 1));
+            }
+            if spec.agent.strategy == AgentStrategy::DaemonSet {
+                out.push(i.object("apps/v1", "DaemonSet", &format!("{}-agent-daemonset", i.name), "agent", json!({
+                    "spec": {
+                        "selector": {"matchLabels": i.selector("agent")},
+                        "template": {
+                            "metadata": {"labels": i.labels("agent")},
+                            "spec": {"serviceAccountName": i.name, "dnsPolicy": "ClusterFirstWithHostNet", "containers": [agent_container(spoor, true)]},
+                        },
+                    },
+                })));
+            }
+            if matches!(
+                spec.storage.kind,
+                StorageType::Cassandra | StorageType::Elasticsearch
+            ) {
+                out.push(dependencies_cronjob(&i, storage));
+            }
+            if spec.storage.kind == StorageType::Cassandra {
+                out.push(cassandra_schema_job(&i));
+            }
+        }
+    }
+    // Jaeger's default: the query service gets an Ingress
+    let ingress = spec.ingress.clone().unwrap_or_default();
+    if ingress.enabled.unwrap_or(true) {
+        let backend =
+            json!({"service": {"name": format!("{}-query", i.name), "port": {"number": 16686}}});
+        let paths = json!([{"path": "/", "pathType": "Prefix", "backend": backend}]);
+        let rules: Vec<Json> = if ingress.hosts.is_empty() {
+            vec![json!({"http": {"paths": paths}})]
+        } else {
+            ingress
+                .hosts
+                .iter()
+                .map(|h| json!({"host": h, "http": {"paths": paths}}))
+                .collect()
+        };
+        let mut spec_json = json!({"rules": rules});
+        if let Some(class) = &ingress.ingress_class_name {
+            spec_json["ingressClassName"] = json!(class);
+        }
+        if !ingress.tls.is_empty() {
+            spec_json["tls"] = json!(
+                ingress
+                    .tls
+                    .iter()
+                    .map(|t| {
+                        let mut tls = json!({"hosts": t.hosts});
+                        if let Some(s) = &t.secret_name {
+                            tls["secretName"] = json!(s);
+                        }
+                        tls
+                    })
+                    .collect::<Vec<_>>()
+            );
+        }
+        let mut object = i.object(
+            "networking.k8s.io/v1",
+            "Ingress",
+            &format!("{}-query", i.name),
+            "query-ingress",
+            json!({"spec": spec_json}),
+        );
+        if !ingress.annotations.is_empty() {
+            let mut all = spec.annotations.clone();
+            all.extend(ingress.annotations.clone());
+            object["metadata"]["annotations"] = json!(all);
+        }
+        out.push(object);
+    }
+    out
+}
+
+fn tools_container(i: &Instance, command: &str, extra: Vec<String>, storage: &str) -> Json {
+    let mut arguments = args(&i.spoor.spec.storage.options);
+    arguments.extend(extra);
+    let mut container = json!({
+        "name": command,
+        "image": format!("spoor/tools:{VERSION}"),
+        "command": [command],
+        "args": arguments,
+        "env": [{"name": "SPAN_STORAGE_TYPE", "value": storage}],
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "1Gi"}},
+        "securityContext": {"runAsNonRoot": true, "allowPrivilegeEscalation": false},
+    });
+    if let Some(secret) = &i.spoor.spec.storage.secret_name {
+        container["envFrom"] = json!([{"secretRef": {"name": secret}}]);
+    }
+    container
+}
+
+fn dependencies_cronjob(i: &Instance, storage: &str) -> Json {
+    let container = tools_container(
+        i,
+        "spoor-dependencies",
+        vec!["--dependencies.window=24h".into()],
+        storage,
+    );
+    i.object("batch/v1", "CronJob", &format!("{}-dependencies", i.name), "dependencies", json!({
+        "spec": {
+            "schedule": "55 23 * * *",
+            "concurrencyPolicy": "Forbid",
+            "jobTemplate": {"spec": {"backoffLimit": 3, "template": {
+                "metadata": {"labels": i.labels("dependencies")},
+                "spec": {"serviceAccountName": i.name, "restartPolicy": "OnFailure", "containers": [container]},
+            }}},
+        },
+    }))
+}
+
+fn cassandra_schema_job(i: &Instance) -> Json {
+    let container = tools_container(i, "spoor-cassandra-schema", Vec::new(), "cassandra");
+    i.object("batch/v1", "Job", &format!("{}-cassandra-schema-job", i.name), "cassandra-schema-job", json!({
+        "spec": {"backoffLimit": 10, "template": {
+            "metadata": {"labels": i.labels("cassandra-schema-job")},
+            "spec": {"serviceAccountName": i.name, "restartPolicy": "OnFailure", "containers": [container]},
+        }},
+    }))
+}
+
+/// The objects as one YAML stream.
+pub fn to_yaml(objects: &[Json]) -> String {
+    objects
+        .iter()
+        .map(|o| serde_yaml::to_string(o).expect("yaml"))
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spoor(yaml: &str) -> Spoor {
+        crate::parse(yaml).unwrap()
+    }
+
+    fn kinds(objects: &[Json]) -> Vec<String> {
+        objects
+            .iter()
+            .map(|o| {
+                format!(
+                    "{}/{}",
+                    o["kind"].as_str().unwrap(),
+                    o["metadata"]["name"].as_str().unwrap()
+                )
+            })
+            .collect()
+    }
+
+    fn find<'a>(objects: &'a [Json], kind: &str, name: &str) -> &'a Json {
+        objects
+            .iter()
+            .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind}/{name} in {:?}", kinds(objects)))
+    }
+
+    #[test]
+    fn nested_options_become_sorted_flags() {
+        let options: Options = serde_json::from_value(json!({
+            "es": {"server-urls": "http://es:9200", "num-shards": 3, "tls": {"enabled": true}},
+            "log-level": "debug",
+            "collector": {"tags": ["a=1", "b=2"]},
+        }))
+        .unwrap();
+        assert_eq!(
+            args(&options),
+            [
+                "--collector.tags=a=1,b=2",
+                "--es.num-shards=3",
+                "--es.server-urls=http://es:9200",
+                "--es.tls.enabled=true",
+                "--log-level=debug",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_simplest_resource_is_an_all_in_one_with_services_and_ingress() {
+        let objects = render(&spoor(
+            "apiVersion: spoor.dev/v1\nkind: Spoor\nmetadata: {name: simplest}\n",
+        ));
+        assert_eq!(
+            kinds(&objects),
+            [
+                "ServiceAccount/simplest",
+                "Deployment/simplest",
+                "Service/simplest-collector",
+                "Service/simplest-query",
+                "Service/simplest-agent",
+                "Ingress/simplest-query",
+            ]
+        );
+        let d = find(&objects, "Deployment", "simplest");
+        assert_eq!(d["spec"]["strategy"]["type"], "Recreate");
+        let c = &d["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(
+            c["env"][0],
+            json!({"name": "SPAN_STORAGE_TYPE", "value": "memory"})
+        );
+        assert_eq!(c["readinessProbe"]["httpGet"]["port"], 14269);
+        assert_eq!(
+            find(&objects, "Service", "simplest-agent")["spec"]["clusterIP"],
+            "None"
+        );
+    }
+
+    #[test]
+    fn production_splits_components_and_passes_storage_options() {
+        let objects = render(&spoor(
+            "apiVersion: spoor.dev/v1\nkind: Spoor\nmetadata: {name: p, namespace: obs, uid: u-1}\n\
+             spec:\n  strategy: production\n  ingress: {enabled: false}\n  collector: {autoscale: false, replicas: 3}\n\
+             \x20 storage: {type: cassandra, secretName: creds, options: {cassandra: {servers: c1}}}\n",
+        ));
+        let names = kinds(&objects);
+        assert!(names.contains(&"Deployment/p-collector".to_string()));
+        assert!(names.contains(&"Deployment/p-query".to_string()));
+        assert!(names.contains(&"Job/p-cassandra-schema-job".to_string()));
+        assert!(names.contains(&"CronJob/p-dependencies".to_string()));
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.starts_with("Ingress") || n.starts_with("HorizontalPodAutoscaler"))
+        );
+        assert!(
+            !names.iter().any(|n| n.starts_with("DaemonSet")),
+            "sidecar agents by default"
+        );
+        let collector = find(&objects, "Deployment", "p-collector");
+        assert_eq!(collector["spec"]["replicas"], 3);
+        assert_eq!(collector["metadata"]["namespace"], "obs");
+        assert_eq!(collector["metadata"]["ownerReferences"][0]["uid"], "u-1");
+        let c = &collector["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(c["args"], json!(["--cassandra.servers=c1"]));
+        assert_eq!(c["envFrom"][0]["secretRef"]["name"], "creds");
+    }
+
+    #[test]
+    fn streaming_collectors_write_to_kafka_and_the_ingester_to_storage() {
+        let objects = render(&spoor(
+            "apiVersion: spoor.dev/v1\nkind: Spoor\nmetadata: {name: s}\nspec:\n  strategy: streaming\n\
+             \x20 collector: {options: {kafka: {producer: {brokers: k:9092}}}}\n\
+             \x20 storage: {type: elasticsearch, options: {es: {server-urls: 'http://es:9200'}}}\n",
+        ));
+        let env = |name: &str| {
+            find(&objects, "Deployment", name)["spec"]["template"]["spec"]["containers"][0].clone()
+        };
+        assert_eq!(env("s-collector")["env"][0]["value"], "kafka");
+        assert_eq!(
+            env("s-collector")["args"],
+            json!(["--kafka.producer.brokers=k:9092"])
+        );
+        assert_eq!(env("s-ingester")["env"][0]["value"], "elasticsearch");
+        assert_eq!(
+            env("s-ingester")["args"],
+            json!(["--es.server-urls=http://es:9200"])
+        );
+    }
+
+    #[test]
+    fn sampling_options_become_a_mounted_strategies_file() {
+        let objects = render(&spoor(
+            "apiVersion: spoor.dev/v1\nkind: Spoor\nmetadata: {name: x}\nspec:\n  sampling:\n    options:\n      default_strategy: {type: probabilistic, param: 0.5}\n",
+        ));
+        let cm = find(&objects, "ConfigMap", "x-sampling-configuration");
+        let file: Json =
+            serde_json::from_str(cm["data"]["sampling.json"].as_str().unwrap()).unwrap();
+        assert_eq!(file["default_strategy"]["param"], 0.5);
+        let pod = &find(&objects, "Deployment", "x")["spec"]["template"]["spec"];
+        assert_eq!(
+            pod["volumes"][0]["configMap"]["name"],
+            "x-sampling-configuration"
+        );
+        assert!(
+            pod["containers"][0]["args"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(
+                    "--sampling.strategies-file=/etc/spoor/sampling/sampling.json"
+                ))
+        );
+    }
+
+    #[test]
+    fn the_daemonset_agent_uses_host_ports_and_reports_to_the_collector() {
+        let s = spoor(
+            "apiVersion: spoor.dev/v1\nkind: Spoor\nmetadata: {name: d, namespace: obs}\nspec: {strategy: production, agent: {strategy: DaemonSet}}\n",
+        );
+        let objects = render(&s);
+        let ds = find(&objects, "DaemonSet", "d-agent-daemonset");
+        let c = &ds["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(
+            c["args"],
+            json!(["--reporter.grpc.host-port=d-collector.obs.svc:14250"])
+        );
+        let compact = c["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["containerPort"] == 6831)
+            .unwrap();
+        assert_eq!(compact["hostPort"], 6831);
+        assert_eq!(compact["protocol"], "UDP");
+        // the sidecar form has no host ports
+        let sidecar = agent_container(&s, false);
+        assert!(
+            sidecar["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|p| p.get("hostPort").is_none())
+        );
+    }
+
+    #[test]
+    fn jaeger_spellings_are_accepted() {
+        let s = spoor(
+            "apiVersion: spoor.dev/v1\nkind: Spoor\nmetadata: {name: j}\nspec: {strategy: allinone, storage: {type: badger}, agent: {strategy: daemonset}}\n",
+        );
+        assert_eq!(s.spec.strategy, Strategy::AllInOne);
+        assert_eq!(s.spec.storage.kind, StorageType::Embedded);
+        assert_eq!(s.spec.agent.strategy, AgentStrategy::DaemonSet);
+    }
+}

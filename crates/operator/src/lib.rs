@@ -2,6 +2,7 @@
 //! under `spoor.dev/v1`) and the objects an instance is made of.
 pub mod crd;
 pub mod render;
+pub mod webhook;
 
 use kube::CustomResourceExt;
 

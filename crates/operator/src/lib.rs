@@ -1,6 +1,7 @@
 //! The Spoor operator: the `Spoor` custom resource (a Jaeger operator spec
 //! under `spoor.dev/v1`) and the objects an instance is made of.
 pub mod crd;
+pub mod reconcile;
 pub mod render;
 pub mod webhook;
 

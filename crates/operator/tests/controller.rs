@@ -32,8 +32,10 @@ fn status(code: u16, reason: &str) -> Response {
     (StatusCode::from_u16(code).unwrap(), axum::Json(body)).into_response()
 }
 
-/// ("v1" | "group/version", namespace, plural, name, subresource)
-fn parse(path: &str) -> Option<(String, String, String, Option<String>, Option<String>)> {
+/// Where a request points: group/version, namespace, plural, name, subresource.
+type Target = (String, String, String, Option<String>, Option<String>);
+
+fn parse(path: &str) -> Option<Target> {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (gv, rest) = match parts.as_slice() {
         ["api", v, rest @ ..] => (v.to_string(), rest),
@@ -71,8 +73,7 @@ async fn api(State(cluster): State<Shared>, method: Method, uri: Uri, body: Byte
     let Some((gv, ns, plural, name, sub)) = parse(uri.path()) else {
         return status(404, "NotFound");
     };
-    let query: BTreeMap<String, String> =
-        uri.query().map(|q| url_decode_pairs(q)).unwrap_or_default();
+    let query: BTreeMap<String, String> = uri.query().map(url_decode_pairs).unwrap_or_default();
     let mut c = cluster.lock().unwrap();
     let prefix = format!("{gv}/{ns}/{plural}/");
     match (method, name) {

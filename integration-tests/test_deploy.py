@@ -17,7 +17,7 @@ def test_there_is_a_manifest_per_strategy():
     assert [m.parent.name for m in MANIFESTS] == ["all-in-one", "production", "streaming"]
 
 
-@pytest.mark.parametrize("path", MANIFESTS + [REPO / "deploy" / "operator" / "crd.yaml"],
+@pytest.mark.parametrize("path", MANIFESTS + sorted((REPO / "deploy" / "operator").glob("*.yaml")),
                          ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_manifests_pass_strict_validation(path):
     result = subprocess.run([sys.executable, "-m", "kubernetes_validate", "--strict", "--quiet", str(path)],

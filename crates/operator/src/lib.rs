@@ -3,6 +3,7 @@
 pub mod crd;
 pub mod reconcile;
 pub mod render;
+pub mod run;
 pub mod webhook;
 
 use kube::CustomResourceExt;

@@ -1,6 +1,8 @@
 use clap::Parser;
 use spoor_bin::operator::OperatorCli;
 
-fn main() -> anyhow::Result<()> {
-    OperatorCli::parse().run()
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    spoor_server::telemetry::init_logging("info");
+    OperatorCli::parse().run().await
 }

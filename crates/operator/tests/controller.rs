@@ -77,6 +77,27 @@ async fn api(State(cluster): State<Shared>, method: Method, uri: Uri, body: Byte
     let mut c = cluster.lock().unwrap();
     let prefix = format!("{gv}/{ns}/{plural}/");
     match (method, name) {
+        // watches stay open and quiet: the initial list is what these tests use
+        (Method::GET, None) if query.contains_key("watch") => {
+            let never = futures::stream::pending::<Result<Bytes, std::io::Error>>();
+            (StatusCode::OK, axum::body::Body::from_stream(never)).into_response()
+        }
+        (Method::POST, None) => {
+            let mut object: Json = serde_json::from_slice(&body).unwrap();
+            let name = object["metadata"]["name"].as_str().unwrap().to_string();
+            let key = format!("{prefix}{name}");
+            if c.objects.contains_key(&key) {
+                return status(409, "AlreadyExists");
+            }
+            object["metadata"]["resourceVersion"] = json!("1");
+            c.objects.insert(key, object.clone());
+            (StatusCode::CREATED, axum::Json(object)).into_response()
+        }
+        (Method::PUT, Some(name)) => {
+            let object: Json = serde_json::from_slice(&body).unwrap();
+            c.objects.insert(format!("{prefix}{name}"), object.clone());
+            axum::Json(object).into_response()
+        }
         (Method::GET, None) => {
             let selector = query.get("labelSelector").cloned().unwrap_or_default();
             let items: Vec<Json> = c
@@ -256,4 +277,120 @@ async fn a_failed_apply_is_reported_in_the_status() {
     assert_eq!(status["phase"], "Failed");
     assert_eq!(status["conditions"][0]["status"], "False");
     assert_eq!(status["conditions"][0]["reason"], "ReconcileFailed");
+}
+
+/// `spoor-operator run` against the fake API: it takes the Lease, its
+/// controller reconciles the seeded resource, the admin port reports it,
+/// and the TLS webhook answers an AdmissionReview with a patch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_operator_leads_reconciles_and_injects() {
+    use openssl::asn1::Asn1Time;
+    use openssl::hash::MessageDigest;
+    use openssl::pkey::PKey;
+    use openssl::rsa::Rsa;
+    use openssl::x509::{X509, X509NameBuilder};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let (client, cluster) = fake_cluster().await;
+    seed(&cluster, &spoor("spec: {}\n"));
+
+    // a self-signed certificate for the webhook
+    let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "localhost").unwrap();
+    let name = name.build();
+    let mut cert = X509::builder().unwrap();
+    cert.set_version(2).unwrap();
+    cert.set_subject_name(&name).unwrap();
+    cert.set_issuer_name(&name).unwrap();
+    cert.set_pubkey(&key).unwrap();
+    cert.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    cert.set_not_after(&Asn1Time::days_from_now(1).unwrap())
+        .unwrap();
+    cert.sign(&key, MessageDigest::sha256()).unwrap();
+    let dir = std::env::temp_dir().join(format!("spoor-operator-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("tls.crt"), cert.build().to_pem().unwrap()).unwrap();
+    std::fs::write(dir.join("tls.key"), key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    };
+    let (admin, webhook) = (free(), free());
+    let options = spoor_operator::run::RunOptions {
+        watch_namespaces: vec!["obs".into()],
+        admin_addr: admin,
+        webhook_addr: webhook,
+        webhook_tls: Some((dir.join("tls.crt"), dir.join("tls.key"))),
+        lease_namespace: "spoor-operator".into(),
+        identity: "replica-1".into(),
+        lease_duration: std::time::Duration::from_secs(15),
+    };
+    let running = tokio::spawn(spoor_operator::run::run(client, options));
+
+    // the controller reconciles the resource from its initial list
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !names(&cluster).contains(&"apps/v1/obs/deployments/tracing".to_string()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not reconciled: {:?}",
+            names(&cluster)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    {
+        let c = cluster.lock().unwrap();
+        let lease = &c.objects["coordination.k8s.io/v1/spoor-operator/leases/spoor-operator"];
+        assert_eq!(lease["spec"]["holderIdentity"], "replica-1");
+    }
+
+    // admin: health and metrics
+    let mut conn = tokio::net::TcpStream::connect(admin).await.unwrap();
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    conn.read_to_string(&mut text).await.unwrap();
+    assert!(text.contains("spoor_operator_leader 1"), "{text}");
+    assert!(text.contains("spoor_operator_reconciles_total"), "{text}");
+
+    // webhook over TLS
+    let review = json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "u-1", "namespace": "obs",
+                    "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+                    "object": {"metadata": {"name": "shop", "annotations": {"sidecar.spoor.dev/inject": "true"}},
+                               "spec": {"template": {"spec": {"containers": [{"name": "app"}]}}}}},
+    })
+    .to_string();
+    let mut connector =
+        openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls()).unwrap();
+    connector.set_verify(openssl::ssl::SslVerifyMode::NONE);
+    let ssl = connector
+        .build()
+        .configure()
+        .unwrap()
+        .into_ssl("localhost")
+        .unwrap();
+    let tcp = tokio::net::TcpStream::connect(webhook).await.unwrap();
+    let mut tls = tokio_openssl::SslStream::new(ssl, tcp).unwrap();
+    std::pin::Pin::new(&mut tls).connect().await.unwrap();
+    let request = format!(
+        "POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{review}",
+        review.len()
+    );
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tls.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let body: Json = serde_json::from_str(body.trim()).unwrap_or_else(|e| panic!("{e}: {answer}"));
+    assert_eq!(body["response"]["uid"], "u-1");
+    assert_eq!(body["response"]["patchType"], "JSONPatch");
+
+    running.abort();
 }

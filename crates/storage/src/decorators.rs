@@ -255,7 +255,7 @@ mod tests {
     #[async_trait]
     impl SpanReader for Flaky {
         async fn get_trace(&self, _: TraceId) -> Result<Option<Trace>, StorageError> {
-            unimplemented!()
+            Ok(None)
         }
         async fn get_services(&self) -> Result<Vec<String>, StorageError> {
             let n = self.calls.fetch_add(1, Ordering::SeqCst);
@@ -267,13 +267,13 @@ mod tests {
             }
         }
         async fn get_operations(&self, _: &OperationQuery) -> Result<Vec<Operation>, StorageError> {
-            unimplemented!()
+            Ok(Vec::new())
         }
         async fn find_traces(&self, _: &TraceQuery) -> Result<Vec<Trace>, StorageError> {
-            unimplemented!()
+            Ok(Vec::new())
         }
         async fn find_trace_ids(&self, _: &TraceQuery) -> Result<Vec<TraceId>, StorageError> {
-            unimplemented!()
+            Ok(Vec::new())
         }
     }
 

@@ -233,13 +233,7 @@ impl<'a> Instance<'a> {
                 },
             }),
         );
-        if let Some(meta) = deployment["metadata"].as_object_mut()
-            && !c.annotations.is_empty()
-        {
-            let mut all = self.spoor.spec.annotations.clone();
-            all.extend(c.annotations.clone());
-            meta.insert("annotations".into(), json!(all));
-        }
+        deployment["metadata"] = self.metadata(&name, component, &c.annotations);
         deployment
     }
 

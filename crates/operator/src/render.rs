@@ -149,6 +149,13 @@ impl<'a> Instance<'a> {
             .map(|_| format!("{}-sampling-configuration", self.name))
     }
 
+    /// The strategies file the ConfigMap holds.
+    fn sampling_file(&self) -> Option<String> {
+        self.sampling_configmap()?;
+        let options = &self.spoor.spec.sampling.as_ref()?.options;
+        Some(serde_json::to_string_pretty(options).expect("json"))
+    }
+
     /// A container of `binary` with its admin port probed.
     fn container(
         &self,
@@ -202,7 +209,15 @@ impl<'a> Instance<'a> {
         container
     }
 
-    fn deployment(&self, component: &str, c: &Component, container: Json, replicas: i32) -> Json {
+    /// `replicas` is the default when the spec names none; `None` leaves the
+    /// field out, for a Deployment whose size an autoscaler owns.
+    fn deployment(
+        &self,
+        component: &str,
+        c: &Component,
+        container: Json,
+        replicas: Option<i32>,
+    ) -> Json {
         let name = format!("{}-{component}", self.name);
         let mut pod_spec = json!({
             "serviceAccountName": self.name,
@@ -216,6 +231,15 @@ impl<'a> Instance<'a> {
         let mut annotations = self.spoor.spec.annotations.clone();
         annotations.extend(c.annotations.clone());
         annotations.insert("prometheus.io/scrape".into(), "true".into());
+        if matches!(component, "collector" | "all-in-one")
+            && let Some(file) = self.sampling_file()
+        {
+            // the collector reads the file at start: a new checksum rolls the pods
+            annotations.insert(
+                "spoor.dev/sampling-checksum".into(),
+                format!("{:016x}", fnv1a(file.as_bytes())),
+            );
+        }
         let mut deployment = self.object(
             "apps/v1",
             "Deployment",
@@ -223,7 +247,6 @@ impl<'a> Instance<'a> {
             component,
             json!({
                 "spec": {
-                    "replicas": c.replicas.unwrap_or(replicas),
                     "selector": {"matchLabels": self.selector(component)},
                     "strategy": {"type": "RollingUpdate"},
                     "template": {
@@ -234,6 +257,9 @@ impl<'a> Instance<'a> {
             }),
         );
         deployment["metadata"] = self.metadata(&name, component, &c.annotations);
+        if let Some(replicas) = c.replicas.or(replicas) {
+            deployment["spec"]["replicas"] = json!(replicas);
+        }
         deployment
     }
 
@@ -320,10 +346,16 @@ pub fn render(spoor: &Spoor) -> Vec<Json> {
         "service-account",
         json!({}),
     )];
-    if let (Some(cm), Some(sampling)) = (i.sampling_configmap(), &spec.sampling) {
-        out.push(i.object("v1", "ConfigMap", &cm, "sampling-configuration", json!({
-            "data": {"sampling.json": serde_json::to_string_pretty(&sampling.options).expect("json")},
-        })));
+    if let (Some(cm), Some(file)) = (i.sampling_configmap(), i.sampling_file()) {
+        out.push(i.object(
+            "v1",
+            "ConfigMap",
+            &cm,
+            "sampling-configuration",
+            json!({
+                "data": {"sampling.json": file},
+            }),
+        ));
     }
     match spec.strategy {
         Strategy::AllInOne => {
@@ -334,7 +366,7 @@ pub fn render(spoor: &Spoor) -> Vec<Json> {
             ports.push(("admin", 14269, "TCP"));
             let c = &spec.all_in_one;
             let container = i.container("all-in-one", c, Some(storage), &ports, 14269);
-            let mut deployment = i.deployment("all-in-one", c, container, 1);
+            let mut deployment = i.deployment("all-in-one", c, container, Some(1));
             // one process owns the store: never two at once
             deployment["spec"]["strategy"] = json!({"type": "Recreate"});
             deployment["metadata"]["name"] = json!(i.name);
@@ -369,7 +401,8 @@ pub fn render(spoor: &Spoor) -> Vec<Json> {
                 COLLECTOR_PORTS,
                 14269,
             );
-            out.push(i.deployment("collector", c, container, 1));
+            let autoscaled = c.autoscale.unwrap_or(true);
+            out.push(i.deployment("collector", c, container, (!autoscaled).then_some(1)));
             out.push(i.service(
                 &format!("{}-collector", i.name),
                 "collector",
@@ -377,7 +410,7 @@ pub fn render(spoor: &Spoor) -> Vec<Json> {
                 false,
             ));
             out.push(i.pdb("collector"));
-            if c.autoscale.unwrap_or(true) {
+            if autoscaled {
                 out.push(i.object("autoscaling/v2", "HorizontalPodAutoscaler", &format!("{}-collector", i.name), "collector", json!({
                     "spec": {
                         "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": format!("{}-collector", i.name)},
@@ -389,7 +422,7 @@ pub fn render(spoor: &Spoor) -> Vec<Json> {
             }
             let q = &spec.query;
             let container = i.container("query", q, Some(storage), QUERY_PORTS, 16687);
-            out.push(i.deployment("query", q, container, 1));
+            out.push(i.deployment("query", q, container, Some(1)));
             out.push(i.service(
                 &format!("{}-query", i.name),
                 "query",
@@ -406,7 +439,7 @@ pub fn render(spoor: &Spoor) -> Vec<Json> {
                     &[("admin", 14270, "TCP")],
                     14270,
                 );
-                out.push(i.deployment("ingester", g, container, 1));
+                out.push(i.deployment("ingester", g, container, Some(1)));
             }
             if spec.agent.strategy == AgentStrategy::DaemonSet {
                 out.push(i.object("apps/v1", "DaemonSet", &format!("{}-agent-daemonset", i.name), "agent", json!({
@@ -529,6 +562,14 @@ fn cassandra_schema_job(i: &Instance) -> Json {
 }
 
 /// The objects as one YAML stream.
+/// 64-bit FNV-1a: a checksum that stays the same across builds and
+/// toolchains, unlike std's hasher.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+        (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 pub fn to_yaml(objects: &[Json]) -> String {
     objects
         .iter()
@@ -688,6 +729,48 @@ mod tests {
                 .contains(&json!(
                     "--sampling.strategies-file=/etc/spoor/sampling/sampling.json"
                 ))
+        );
+    }
+
+    #[test]
+    fn a_sampling_change_rolls_the_collector_pods() {
+        let checksum = |param: &str| {
+            let objects = render(&spoor(&format!(
+                "apiVersion: spoor.dev/v1\nkind: Spoor\nmetadata: {{name: x}}\nspec:\n  strategy: production\n  sampling:\n    options:\n      default_strategy: {{type: probabilistic, param: {param}}}\n",
+            )));
+            let annotations = |name: &str| {
+                find(&objects, "Deployment", name)["spec"]["template"]["metadata"]["annotations"]
+                    .clone()
+            };
+            assert_eq!(
+                annotations("x-query").get("spoor.dev/sampling-checksum"),
+                None
+            );
+            annotations("x-collector")["spoor.dev/sampling-checksum"].clone()
+        };
+        assert!(checksum("0.5").is_string());
+        assert_eq!(checksum("0.5"), checksum("0.5"));
+        assert_ne!(checksum("0.5"), checksum("0.25"));
+    }
+
+    #[test]
+    fn an_autoscaled_collector_leaves_its_replicas_to_the_autoscaler() {
+        let objects = render(&spoor(
+            "apiVersion: spoor.dev/v1\nkind: Spoor\nmetadata: {name: a}\nspec: {strategy: production}\n",
+        ));
+        let collector = find(&objects, "Deployment", "a-collector");
+        assert_eq!(
+            collector["spec"].get("replicas"),
+            None,
+            "the HPA owns the size"
+        );
+        assert_eq!(
+            find(&objects, "HorizontalPodAutoscaler", "a-collector")["spec"]["minReplicas"],
+            1
+        );
+        assert_eq!(
+            find(&objects, "Deployment", "a-query")["spec"]["replicas"],
+            1
         );
     }
 

@@ -31,7 +31,7 @@ fn the_crd_is_generated_from_the_types() {
 #[test]
 fn every_example_renders_its_checked_in_manifests() {
     for strategy in ["all-in-one", "production", "streaming"] {
-        let dir = deploy().join("kubernetes").join(strategy);
+        let dir = deploy().join("kubernetes/base").join(strategy);
         let spoor =
             spoor_operator::parse(&std::fs::read_to_string(dir.join("spoor.yaml")).unwrap())
                 .unwrap_or_else(|e| panic!("{strategy}/spoor.yaml: {e}"));

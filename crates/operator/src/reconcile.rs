@@ -73,6 +73,7 @@ pub async fn reconcile(client: &Client, spoor: &Spoor) -> Result<Outcome, Reconc
         Ok(outcome) => SpoorStatus {
             phase: "Running".into(),
             conditions: vec![condition(
+                spoor,
                 "True",
                 "Reconciled",
                 &format!(
@@ -85,7 +86,7 @@ pub async fn reconcile(client: &Client, spoor: &Spoor) -> Result<Outcome, Reconc
         },
         Err(e) => SpoorStatus {
             phase: "Failed".into(),
-            conditions: vec![condition("False", "ReconcileFailed", &e.to_string())],
+            conditions: vec![condition(spoor, "False", "ReconcileFailed", &e.to_string())],
             observed_generation: spoor.metadata.generation,
         },
     };
@@ -99,15 +100,24 @@ pub async fn reconcile(client: &Client, spoor: &Spoor) -> Result<Outcome, Reconc
     result
 }
 
-fn condition(status: &str, reason: &str, message: &str) -> Condition {
+/// The Ready condition; its transition time moves only when its status
+/// does, so a reconcile that finds nothing new writes an unchanged status
+/// (which makes no watch event, and no reconcile after it).
+fn condition(spoor: &Spoor, status: &str, reason: &str, message: &str) -> Condition {
+    let since = spoor
+        .status
+        .iter()
+        .flat_map(|s| &s.conditions)
+        .find(|c| c.kind == "Ready" && c.status == status)
+        .and_then(|c| c.last_transition_time.clone());
     Condition {
         kind: "Ready".into(),
         status: status.into(),
         reason: reason.into(),
         message: message.into(),
-        last_transition_time: Some(
-            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        ),
+        last_transition_time: since.or_else(|| {
+            Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        }),
     }
 }
 

@@ -64,11 +64,20 @@ impl Client {
     async fn connect(o: &SendOptions) -> anyhow::Result<Client> {
         let grpc_url = format!("http://{}", o.endpoint);
         let udp = |protocol| async move {
-            let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
-            socket
-                .connect(&o.endpoint)
+            let agent = tokio::net::lookup_host(&o.endpoint)
                 .await
-                .context("while resolving the agent address")?;
+                .context("while resolving the agent address")?
+                .next()
+                .context("the agent address resolves to nothing")?;
+            // any local address of the agent's family: a socket bound to
+            // loopback cannot reach an agent on another host
+            let local: std::net::SocketAddr = if agent.is_ipv4() {
+                ([0, 0, 0, 0], 0).into()
+            } else {
+                ([0u16; 8], 0).into()
+            };
+            let socket = tokio::net::UdpSocket::bind(local).await?;
+            socket.connect(agent).await?;
             anyhow::Ok(Client::Udp(socket, protocol))
         };
         Ok(match o.protocol {

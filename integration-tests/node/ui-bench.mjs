@@ -1,12 +1,13 @@
 // Time to first render of traces in Spoor's UI, in Debian's headless Chromium.
 // Usage: node ui-bench.mjs BASE_URL TRACE_ID... ; prints one JSON line per trace.
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
 const [base, ...ids] = process.argv.slice(2);
-const context = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "spoor-bench-")), {
+const userDataDir = mkdtempSync(join(tmpdir(), "spoor-bench-"));
+const context = await chromium.launchPersistentContext(userDataDir, {
   executablePath: "/usr/bin/chromium",
   headless: true,
   viewport: { width: 1400, height: 900 },
@@ -27,3 +28,4 @@ for (const id of ids) {
   console.log(JSON.stringify({ trace: id, spans: Number(spans), first_render_ms: { cold: Math.round(runs[0]), median: Math.round(warm[2]), max: Math.round(warm[4]) } }));
 }
 await context.close();
+rmSync(userDataDir, { recursive: true, force: true });

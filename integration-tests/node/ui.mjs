@@ -2,7 +2,7 @@
 // Usage: node ui.mjs BASE_URL SCREENSHOT_DIR FILES_DIR
 // Prints "ok <check>" per passed check and exits non-zero on the first failure.
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -176,4 +176,5 @@ try {
   process.exitCode = 1;
 } finally {
   await context.close();
+  rmSync(userDataDir, { recursive: true, force: true });
 }

@@ -434,8 +434,8 @@ async fn the_running_operator_leads_reconciles_and_injects() {
     cert.set_not_after(&Asn1Time::days_from_now(1).unwrap())
         .unwrap();
     cert.sign(&key, MessageDigest::sha256()).unwrap();
-    let dir = std::env::temp_dir().join(format!("spoor-operator-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tls = tempfile::tempdir().unwrap();
+    let dir = tls.path();
     std::fs::write(dir.join("tls.crt"), cert.build().to_pem().unwrap()).unwrap();
     std::fs::write(dir.join("tls.key"), key.private_key_to_pem_pkcs8().unwrap()).unwrap();
 

@@ -3,17 +3,21 @@ use redb::ReadableTableMetadata;
 use super::*;
 use spoor_model::SpanId;
 
-fn dir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("spoor-embedded-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+/// A new directory, deleted with its files when the guard drops.
+fn dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("spoor-embedded-")
+        .tempdir()
+        .unwrap()
 }
 
-static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
 async fn fresh() -> EmbeddedStore {
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    EmbeddedStore::open(&dir(&format!("suite-{n}"))).unwrap()
+    let d = dir();
+    let store = EmbeddedStore::open(d.path()).unwrap();
+    // the store holds its file open: the directory entry can go now, and the
+    // space is freed when the test drops the store
+    drop(d);
+    store
 }
 
 spoor_storage::storage_conformance_tests!(fresh);
@@ -43,16 +47,16 @@ fn span(trace: u128, id: u64, start: SystemTime, payload: usize) -> Span {
 
 #[tokio::test]
 async fn spans_survive_reopening_the_store() {
-    let d = dir("reopen");
+    let d = dir();
     let now = SystemTime::now();
     {
-        let store = EmbeddedStore::open(&d).unwrap();
+        let store = EmbeddedStore::open(d.path()).unwrap();
         store
             .write_spans(vec![span(0xabc, 1, now, 10), span(0xabc, 2, now, 10)])
             .await
             .unwrap();
     }
-    let store = EmbeddedStore::open(&d).unwrap();
+    let store = EmbeddedStore::open(d.path()).unwrap();
     assert_eq!(
         store
             .get_trace(TraceId(0xabc))
@@ -83,8 +87,8 @@ async fn spans_survive_reopening_the_store() {
 
 #[tokio::test]
 async fn retention_deletes_old_spans_and_gives_the_disk_back() {
-    let d = dir("retention");
-    let store = EmbeddedStore::open(&d).unwrap();
+    let d = dir();
+    let store = EmbeddedStore::open(d.path()).unwrap();
     let old = SystemTime::now() - Duration::from_secs(10 * 24 * 3600);
     for t in 0..200u128 {
         let spans = (0..10).map(|i| span(t + 1, i, old, 2_000)).collect();
@@ -94,7 +98,7 @@ async fn retention_deletes_old_spans_and_gives_the_disk_back() {
         .write_spans(vec![span(0xfeed, 1, SystemTime::now(), 10)])
         .await
         .unwrap();
-    let file = d.join("spoor.redb");
+    let file = d.path().join("spoor.redb");
     let before = std::fs::metadata(&file).unwrap().len();
     let deleted = store
         .purge_before(SystemTime::now() - Duration::from_secs(24 * 3600))
@@ -152,8 +156,8 @@ fn query(tags: &[(&str, &str)], duration_min: Option<Duration>) -> TraceQuery {
 
 #[tokio::test]
 async fn files_from_before_the_tag_and_duration_indexes_are_reindexed_at_open() {
-    let d = dir("reindex");
-    let store = EmbeddedStore::open(&d).unwrap();
+    let d = dir();
+    let store = EmbeddedStore::open(d.path()).unwrap();
     let mut slow = span(7, 1, SystemTime::now() - Duration::from_secs(5), 3);
     slow.duration = Duration::from_secs(2);
     store
@@ -174,7 +178,7 @@ async fn files_from_before_the_tag_and_duration_indexes_are_reindexed_at_open() 
         tx.commit().unwrap();
     }
     drop(store);
-    let store = EmbeddedStore::open(&d).unwrap();
+    let store = EmbeddedStore::open(d.path()).unwrap();
     assert_eq!(rows(&store, BY_TAG), 2);
     let by_tag = query(&[("payload", "xxx")], None);
     assert_eq!(
@@ -190,9 +194,9 @@ async fn files_from_before_the_tag_and_duration_indexes_are_reindexed_at_open() 
 
 #[tokio::test]
 async fn without_the_tag_index_tag_searches_still_answer_and_turning_it_on_builds_it() {
-    let d = dir("no-tag-index");
+    let d = dir();
     let off = EmbeddedOptions { index_tags: false };
-    let store = EmbeddedStore::open_with(&d, off).unwrap();
+    let store = EmbeddedStore::open_with(d.path(), off).unwrap();
     store
         .write_spans(vec![span(5, 1, SystemTime::now(), 3)])
         .await
@@ -201,7 +205,7 @@ async fn without_the_tag_index_tag_searches_still_answer_and_turning_it_on_build
     let q = query(&[("payload", "xxx")], None);
     assert_eq!(store.find_trace_ids(&q).await.unwrap(), [TraceId(5)]);
     drop(store);
-    let store = EmbeddedStore::open(&d).unwrap();
+    let store = EmbeddedStore::open(d.path()).unwrap();
     assert_eq!(rows(&store, BY_TAG), 1, "built at open");
     assert_eq!(store.find_trace_ids(&q).await.unwrap(), [TraceId(5)]);
 }

@@ -167,6 +167,7 @@ pub enum Compression {
     Gzip,
     Snappy,
     Lz4,
+    Zstd,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -269,6 +270,7 @@ impl ProducerOptions {
                 Compression::Gzip => "gzip",
                 Compression::Snappy => "snappy",
                 Compression::Lz4 => "lz4",
+                Compression::Zstd => "zstd",
             },
         );
         c.set("compression.level", self.compression_level.to_string());

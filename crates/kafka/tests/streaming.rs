@@ -288,6 +288,37 @@ async fn spans_go_through_kafka_into_storage_and_offsets_are_committed() {
     );
 }
 
+/// Every compression codec a Jaeger user may have configured goes through a
+/// real broker and comes out whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_compression_codec_round_trips() {
+    let codecs = ["none", "gzip", "snappy", "lz4", "zstd"];
+    let topics: Vec<String> = codecs.iter().map(|c| unique(c)).collect();
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let Some(broker) = broker(&names) else {
+        eprintln!("skipped: tansu is not installed");
+        return;
+    };
+    for (codec, topic) in codecs.iter().zip(&topics) {
+        let cli = options(
+            &broker,
+            topic,
+            &unique("group"),
+            &[&format!("--kafka.producer.compression={codec}")],
+        );
+        let sent = spans(5, 20);
+        let writer = KafkaWriter::new(&cli.producer).unwrap();
+        writer.write_spans(sent.clone()).await.unwrap();
+        let store = memory();
+        let (stop, task) = ingest(&cli, store.clone());
+        wait_for_all(&store, &sent).await;
+        stop.send(()).unwrap();
+        let metrics = task.await.unwrap();
+        assert_eq!(metrics.spans_written.get(), 100, "{codec}");
+        assert_eq!(metrics.undecodable.get(), 0, "{codec}");
+    }
+}
+
 /// Fails the first `failures` writes, then stores.
 struct Flaky {
     failures: AtomicU32,

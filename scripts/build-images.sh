@@ -81,7 +81,7 @@ done
 c=$(buildah from --pull-never spoor/all-in-one:local)
 buildah run "$c" -- spoor-all-in-one --log-level=warn &
 stop() {
-  pkill -TERM -f '^spoor-all-in-one --log-level=warn' || true
+  pkill -TERM -f '^/usr/local/bin/spoor-all-in-one --log-level=warn' || true
   wait 2>/dev/null || true
   buildah rm "$c" >/dev/null 2>&1 || true
 }

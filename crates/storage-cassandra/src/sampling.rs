@@ -1,8 +1,10 @@
-//! Adaptive sampling's shared state in Jaeger's tables:
-//! `operation_throughput` and `sampling_probabilities` (one partition,
-//! rows ordered by a time UUID of the bucket), and `leases`, changed only
-//! with lightweight transactions so two collectors never both lead.
-//! Throughput and probabilities are stored as JSON text.
+//! Adaptive sampling's shared state in Jaeger's tables and Jaeger's text
+//! format, so Jaeger and Spoor collectors on one keyspace read each other's
+//! counts and probabilities: `operation_throughput` (rows spread over
+//! buckets 0-9, each a CSV of `service,operation,count,"p1,p2"`),
+//! `sampling_probabilities` (bucket 1, newest first, a CSV of
+//! `service,operation,probability,qps`), and `leases`, changed only with
+//! lightweight transactions so two collectors never both lead.
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -12,14 +14,15 @@ use async_trait::async_trait;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlTimestamp, CqlTimeuuid, CqlValue, Row};
-use serde::{Deserialize, Serialize};
 use spoor_storage::{SamplingStore, ServiceProbabilities, StorageError, Throughput};
 use uuid::Uuid;
 
 use crate::rows::micros;
 
-/// Jaeger keeps all rows of each table in one partition.
-const BUCKET: i32 = 1;
+/// Jaeger writes throughput to a random one of ten partitions and reads all
+/// ten; probabilities live in partition 1.
+const THROUGHPUT_BUCKETS: i32 = 10;
+const PROBABILITIES_BUCKET: i32 = 1;
 
 fn backend(context: &str, e: impl std::fmt::Display) -> StorageError {
     StorageError::Backend(format!("cassandra sampling store: {context}: {e}"))
@@ -51,12 +54,74 @@ pub fn uuid_time(u: &Uuid) -> Option<SystemTime> {
     Some(UNIX_EPOCH + Duration::new(secs, nanos))
 }
 
-#[derive(Serialize, Deserialize)]
-struct ThroughputRow {
-    service: String,
-    operation: String,
-    count: u64,
-    probabilities: Vec<String>,
+/// Jaeger's `operation_throughput.throughput` text: one CSV record per
+/// operation, the reported probabilities joined by commas in the last field.
+pub fn throughput_to_text(throughput: &[Throughput]) -> String {
+    let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
+    for t in throughput {
+        w.write_record([
+            t.service.as_str(),
+            &t.operation,
+            &t.count.to_string(),
+            &t.probabilities.join(","),
+        ])
+        .expect("csv to memory");
+    }
+    String::from_utf8(w.into_inner().expect("csv to memory")).expect("utf-8 in, utf-8 out")
+}
+
+/// Records of four fields; others are skipped, as Jaeger skips them.
+fn records(text: &str) -> impl Iterator<Item = csv::StringRecord> + '_ {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes())
+        .into_records()
+        .filter_map(Result::ok)
+        .filter(|r| r.len() == 4)
+}
+
+pub fn throughput_from_text(text: &str) -> Vec<Throughput> {
+    records(text)
+        .filter_map(|r| {
+            Some(Throughput {
+                service: r[0].to_string(),
+                operation: r[1].to_string(),
+                count: r[2].parse().ok()?,
+                probabilities: r[3]
+                    .split(',')
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
+/// Jaeger's `sampling_probabilities.probabilities` text. Spoor's leader does
+/// not keep per-operation QPS with the probabilities, so that field is 0
+/// (Jaeger's readers of the latest probabilities use only the probability).
+pub fn probabilities_to_text(probabilities: &ServiceProbabilities) -> String {
+    let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
+    for (service, operations) in probabilities {
+        for (operation, p) in operations {
+            w.write_record([service.as_str(), operation, &p.to_string(), "0"])
+                .expect("csv to memory");
+        }
+    }
+    String::from_utf8(w.into_inner().expect("csv to memory")).expect("utf-8 in, utf-8 out")
+}
+
+pub fn probabilities_from_text(text: &str) -> ServiceProbabilities {
+    let mut out = ServiceProbabilities::new();
+    for r in records(text) {
+        if let Ok(p) = r[2].parse::<f64>() {
+            out.entry(r[0].to_string())
+                .or_default()
+                .insert(r[1].to_string(), p);
+        }
+    }
+    out
 }
 
 pub struct CassandraSamplingStore {
@@ -89,7 +154,7 @@ impl CassandraSamplingStore {
             .await?,
             select_throughput: prepare(format!(
                 "SELECT ts, throughput FROM {ks}.operation_throughput \
-                 WHERE bucket = ? AND ts >= minTimeuuid(?) AND ts < minTimeuuid(?)"
+                 WHERE bucket IN (0,1,2,3,4,5,6,7,8,9) AND ts >= minTimeuuid(?) AND ts < minTimeuuid(?)"
             ))
             .await?,
             insert_probabilities: prepare(format!(
@@ -169,20 +234,17 @@ impl SamplingStore for CassandraSamplingStore {
         bucket: SystemTime,
         throughput: Vec<Throughput>,
     ) -> Result<(), StorageError> {
-        let rows: Vec<ThroughputRow> = throughput
-            .into_iter()
-            .map(|t| ThroughputRow {
-                service: t.service,
-                operation: t.operation,
-                count: t.count,
-                probabilities: t.probabilities,
-            })
-            .collect();
-        let text = serde_json::to_string(&rows).expect("json");
+        let uuid = time_uuid(bucket);
+        // the UUID's random tail picks the partition, as Jaeger's clock does
+        let partition = i32::from(uuid.as_bytes()[15]) % THROUGHPUT_BUCKETS;
         self.session
             .execute_unpaged(
                 &self.insert_throughput,
-                (BUCKET, CqlTimeuuid::from(time_uuid(bucket)), text),
+                (
+                    partition,
+                    CqlTimeuuid::from(uuid),
+                    throughput_to_text(&throughput),
+                ),
             )
             .await
             .map_err(|e| backend("writing throughput", e))?;
@@ -197,7 +259,7 @@ impl SamplingStore for CassandraSamplingStore {
         let ms = |t: SystemTime| CqlTimestamp(micros(t) / 1000);
         let result = self
             .session
-            .execute_unpaged(&self.select_throughput, (BUCKET, ms(start), ms(end)))
+            .execute_unpaged(&self.select_throughput, (ms(start), ms(end)))
             .await
             .map_err(|e| backend("reading throughput", e))?;
         let rows = result
@@ -211,19 +273,7 @@ impl SamplingStore for CassandraSamplingStore {
             let (ts, text) = row.map_err(|e| backend("reading throughput", e))?;
             let at = uuid_time(ts.as_ref())
                 .ok_or_else(|| backend("throughput", "ts is not a time UUID"))?;
-            let items: Vec<ThroughputRow> =
-                serde_json::from_str(&text).map_err(|e| backend("throughput text", e))?;
-            out.extend(items.into_iter().map(|t| {
-                (
-                    at,
-                    Throughput {
-                        service: t.service,
-                        operation: t.operation,
-                        count: t.count,
-                        probabilities: t.probabilities,
-                    },
-                )
-            }));
+            out.extend(throughput_from_text(&text).into_iter().map(|t| (at, t)));
         }
         out.sort_by_key(|(at, _)| *at);
         Ok(out)
@@ -235,11 +285,16 @@ impl SamplingStore for CassandraSamplingStore {
         probabilities: ServiceProbabilities,
     ) -> Result<(), StorageError> {
         let host = std::env::var("HOSTNAME").unwrap_or_default();
-        let text = serde_json::to_string(&probabilities).expect("json");
+        let text = probabilities_to_text(&probabilities);
         self.session
             .execute_unpaged(
                 &self.insert_probabilities,
-                (BUCKET, CqlTimeuuid::from(time_uuid(at)), host, text),
+                (
+                    PROBABILITIES_BUCKET,
+                    CqlTimeuuid::from(time_uuid(at)),
+                    host,
+                    text,
+                ),
             )
             .await
             .map_err(|e| backend("writing probabilities", e))?;
@@ -249,18 +304,16 @@ impl SamplingStore for CassandraSamplingStore {
     async fn get_latest_probabilities(&self) -> Result<Option<ServiceProbabilities>, StorageError> {
         let result = self
             .session
-            .execute_unpaged(&self.select_probabilities, (BUCKET,))
+            .execute_unpaged(&self.select_probabilities, (PROBABILITIES_BUCKET,))
             .await
             .map_err(|e| backend("reading probabilities", e))?;
         let rows = result
             .into_rows_result()
             .map_err(|e| backend("reading probabilities", e))?;
-        rows.maybe_first_row::<(String,)>()
+        Ok(rows
+            .maybe_first_row::<(String,)>()
             .map_err(|e| backend("reading probabilities", e))?
-            .map(|(text,)| {
-                serde_json::from_str(&text).map_err(|e| backend("probabilities text", e))
-            })
-            .transpose()
+            .map(|(text,)| probabilities_from_text(&text)))
     }
 
     async fn acquire_lease(
@@ -313,6 +366,56 @@ mod tests {
             uuid_time(&a),
             Some(UNIX_EPOCH + Duration::from_nanos(1_764_000_000_123_456_000))
         );
+    }
+
+    fn throughput(service: &str, operation: &str, count: u64, ps: &[&str]) -> Throughput {
+        Throughput {
+            service: service.into(),
+            operation: operation.into(),
+            count,
+            probabilities: ps.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn throughput_text_is_jaegers_csv() {
+        // as Jaeger's collector writes it (Go's encoding/csv)
+        let jaeger = "frontend,HTTP GET /dispatch,25,\"0.001,0.5\"\nredis,\"GetDriver, cached\",3,1\n";
+        let parsed = throughput_from_text(jaeger);
+        assert_eq!(
+            parsed,
+            vec![
+                throughput("frontend", "HTTP GET /dispatch", 25, &["0.001", "0.5"]),
+                throughput("redis", "GetDriver, cached", 3, &["1"]),
+            ]
+        );
+        assert_eq!(throughput_to_text(&parsed), jaeger);
+        let quoted = vec![throughput("s", "say \"hi\"", 1, &[])];
+        assert_eq!(throughput_to_text(&quoted), "s,\"say \"\"hi\"\"\",1,\n");
+        assert_eq!(throughput_from_text(&throughput_to_text(&quoted)), quoted);
+    }
+
+    #[test]
+    fn records_jaeger_would_skip_are_skipped() {
+        let text = "a,op,1,0.1\nshort,row\nb,op,not-a-number,0.1\nc,op,2,\n";
+        assert_eq!(
+            throughput_from_text(text),
+            vec![throughput("a", "op", 1, &["0.1"]), throughput("c", "op", 2, &[])]
+        );
+        assert_eq!(throughput_from_text(""), vec![]);
+    }
+
+    #[test]
+    fn probabilities_text_is_jaegers_csv() {
+        let jaeger = "frontend,HTTP GET /dispatch,0.0005,12.5\nredis,GetDriver,1,0.2\n";
+        let parsed = probabilities_from_text(jaeger);
+        assert_eq!(parsed["frontend"]["HTTP GET /dispatch"], 0.0005);
+        assert_eq!(parsed["redis"]["GetDriver"], 1.0);
+        assert_eq!(
+            probabilities_to_text(&parsed),
+            "frontend,HTTP GET /dispatch,0.0005,0\nredis,GetDriver,1,0\n"
+        );
+        assert_eq!(probabilities_from_text(&probabilities_to_text(&parsed)), parsed);
     }
 
     #[test]

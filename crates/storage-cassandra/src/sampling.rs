@@ -380,7 +380,8 @@ mod tests {
     #[test]
     fn throughput_text_is_jaegers_csv() {
         // as Jaeger's collector writes it (Go's encoding/csv)
-        let jaeger = "frontend,HTTP GET /dispatch,25,\"0.001,0.5\"\nredis,\"GetDriver, cached\",3,1\n";
+        let jaeger =
+            "frontend,HTTP GET /dispatch,25,\"0.001,0.5\"\nredis,\"GetDriver, cached\",3,1\n";
         let parsed = throughput_from_text(jaeger);
         assert_eq!(
             parsed,
@@ -400,7 +401,10 @@ mod tests {
         let text = "a,op,1,0.1\nshort,row\nb,op,not-a-number,0.1\nc,op,2,\n";
         assert_eq!(
             throughput_from_text(text),
-            vec![throughput("a", "op", 1, &["0.1"]), throughput("c", "op", 2, &[])]
+            vec![
+                throughput("a", "op", 1, &["0.1"]),
+                throughput("c", "op", 2, &[])
+            ]
         );
         assert_eq!(throughput_from_text(""), vec![]);
     }
@@ -415,7 +419,10 @@ mod tests {
             probabilities_to_text(&parsed),
             "frontend,HTTP GET /dispatch,0.0005,0\nredis,GetDriver,1,0\n"
         );
-        assert_eq!(probabilities_from_text(&probabilities_to_text(&parsed)), parsed);
+        assert_eq!(
+            probabilities_from_text(&probabilities_to_text(&parsed)),
+            parsed
+        );
     }
 
     #[test]

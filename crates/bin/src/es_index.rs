@@ -34,12 +34,26 @@ pub enum EsIndexCommand {
         #[arg(long, default_value = "168h", value_parser = spoor_model::parse_go_duration)]
         delete_after: Duration,
     },
-    /// Start new write indices (rollover mode); with --max-age only for those older than it.
+    /// Start new write indices (rollover mode); with --max-age or
+    /// --conditions only for those that meet them.
     Rollover {
-        #[arg(long, default_value = "0s", value_parser = spoor_model::parse_go_duration)]
+        /// Roll over write indices older than this (0s: always).
+        #[arg(long, default_value = "0s", value_parser = spoor_model::parse_go_duration, conflicts_with = "conditions")]
         max_age: Duration,
+        /// Elasticsearch rollover conditions as JSON, as Jaeger's es-rollover
+        /// takes them: '{"max_age": "2d"}', '{"max_docs": 10000000}'.
+        #[arg(long, env = "CONDITIONS", value_parser = parse_conditions)]
+        conditions: Option<serde_json::Value>,
     },
-    /// Delete dated indices more than --days days old (Jaeger's es-index-cleaner).
+    /// Take rollover indices older than --read-ttl out of the read aliases
+    /// (Jaeger's es-rollover lookback).
+    Lookback {
+        #[arg(long, default_value = "24h", value_parser = spoor_model::parse_go_duration)]
+        read_ttl: Duration,
+    },
+    /// Delete indices more than --days days old: dated indices, and with
+    /// --es.use-aliases rollover indices but the write ones (Jaeger's
+    /// es-index-cleaner).
     Clean {
         #[arg(long)]
         days: u64,
@@ -71,9 +85,21 @@ impl EsIndexCli {
                     println!("rollover indices and aliases ready");
                 }
             }
-            EsIndexCommand::Rollover { max_age } => {
-                for index in admin::rollover(&client, &layout, max_age).await? {
+            EsIndexCommand::Rollover {
+                max_age,
+                conditions,
+            } => {
+                let conditions = conditions.or_else(|| {
+                    (!max_age.is_zero())
+                        .then(|| serde_json::json!({"max_age": format!("{}s", max_age.as_secs())}))
+                });
+                for index in admin::rollover(&client, &layout, conditions.as_ref()).await? {
                     println!("rolled over to {index}");
+                }
+            }
+            EsIndexCommand::Lookback { read_ttl } => {
+                for index in admin::lookback(&client, &layout, read_ttl).await? {
+                    println!("{index} taken out of the read alias");
                 }
             }
             EsIndexCommand::Clean { days } => {
@@ -84,5 +110,40 @@ impl EsIndexCli {
             }
         }
         Ok(())
+    }
+}
+
+/// Rollover conditions: a JSON object.
+fn parse_conditions(text: &str) -> Result<serde_json::Value, String> {
+    match serde_json::from_str(text) {
+        Ok(value @ serde_json::Value::Object(_)) => Ok(value),
+        Ok(_) => Err("rollover conditions must be a JSON object".into()),
+        Err(e) => Err(format!("rollover conditions are not JSON: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<EsIndexCli, clap::Error> {
+        EsIndexCli::try_parse_from(["spoor-es-index"].iter().chain(args))
+    }
+
+    #[test]
+    fn rollover_takes_jaegers_conditions_or_an_age() {
+        let cli = parse(&["rollover", "--conditions", r#"{"max_age": "2d"}"#]).unwrap();
+        let EsIndexCommand::Rollover { conditions, .. } = cli.command else {
+            panic!("not a rollover")
+        };
+        assert_eq!(conditions, Some(serde_json::json!({"max_age": "2d"})));
+        assert!(parse(&["rollover", "--conditions", "2d"]).is_err());
+        assert!(parse(&["rollover", "--conditions", "[1]"]).is_err());
+        assert!(parse(&["rollover", "--max-age", "1h", "--conditions", "{}"]).is_err());
+        let cli = parse(&["lookback", "--read-ttl", "48h"]).unwrap();
+        let EsIndexCommand::Lookback { read_ttl } = cli.command else {
+            panic!("not a lookback")
+        };
+        assert_eq!(read_ttl, Duration::from_secs(48 * 3600));
     }
 }

@@ -337,15 +337,15 @@ mod tests {
 
     #[test]
     fn command_lines_are_well_formed_and_use_jaegers_names() {
-        AgentCli::command().debug_assert();
-        CollectorCli::command().debug_assert();
-        QueryCli::command().debug_assert();
-        AllInOneCli::command().debug_assert();
-        es_index::EsIndexCli::command().debug_assert();
-        IngesterCli::command().debug_assert();
+        spoor_server::config::command::<AgentCli>().debug_assert();
+        spoor_server::config::command::<CollectorCli>().debug_assert();
+        spoor_server::config::command::<QueryCli>().debug_assert();
+        spoor_server::config::command::<AllInOneCli>().debug_assert();
+        spoor_server::config::command::<es_index::EsIndexCli>().debug_assert();
+        spoor_server::config::command::<IngesterCli>().debug_assert();
         operator::OperatorCli::command().debug_assert();
-        dependencies_job::DependenciesCli::command().debug_assert();
-        cassandra_schema::CassandraSchemaCli::command().debug_assert();
+        spoor_server::config::command::<dependencies_job::DependenciesCli>().debug_assert();
+        spoor_server::config::command::<cassandra_schema::CassandraSchemaCli>().debug_assert();
         let cli = AllInOneCli::try_parse_from([
             "spoor-all-in-one",
             "--memory.max-traces=50",
@@ -357,6 +357,20 @@ mod tests {
         assert_eq!(cli.collector.queue_size, 10);
         assert_eq!(cli.query.base_path, "/jaeger");
         assert_eq!(cli.admin_host_port, ":14269");
+        // booleans as Jaeger's users write them
+        let args = [
+            "spoor-all-in-one",
+            "--es.use-aliases=true",
+            "--collector.otlp.enabled=false",
+            "--all-in-one.streaming",
+        ];
+        let cli: AllInOneCli = spoor_server::config::parse_with_file(
+            args.iter().map(Into::into).collect(),
+            &Default::default(),
+        )
+        .unwrap();
+        assert!(cli.storage.elasticsearch.use_aliases && cli.streaming);
+        assert!(!cli.collector.otlp_enabled);
     }
 
     #[test]

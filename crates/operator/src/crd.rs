@@ -166,6 +166,79 @@ pub struct StorageSpec {
     /// A Secret whose keys become environment variables (credentials).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_name: Option<String>,
+    /// The dependencies CronJob (Elasticsearch and Cassandra; on by default).
+    #[serde(default, skip_serializing_if = "JobSpec::is_empty")]
+    pub dependencies: JobSpec,
+    /// The CronJob deleting old indices (Elasticsearch; on by default).
+    #[serde(default, skip_serializing_if = "EsIndexCleanerSpec::is_empty")]
+    pub es_index_cleaner: EsIndexCleanerSpec,
+    /// The rollover and lookback CronJobs, when `es.use-aliases` is set.
+    #[serde(default, skip_serializing_if = "EsRolloverSpec::is_empty")]
+    pub es_rollover: EsRolloverSpec,
+}
+
+/// A scheduled job of the instance, as the Jaeger operator's.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JobSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Cron schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Container resources, as in a pod spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
+    pub resources: Option<Json>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub successful_jobs_history_limit: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds_after_finished: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_limit: Option<i32>,
+}
+
+impl JobSpec {
+    pub fn is_empty(&self) -> bool {
+        self == &JobSpec::default()
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EsIndexCleanerSpec {
+    /// Indices older than this many days are deleted (default 7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number_of_days: Option<u32>,
+    #[serde(flatten)]
+    pub job: JobSpec,
+}
+
+impl EsIndexCleanerSpec {
+    pub fn is_empty(&self) -> bool {
+        self == &EsIndexCleanerSpec::default()
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EsRolloverSpec {
+    /// Elasticsearch rollover conditions as JSON (default `{"max_age": "1d"}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conditions: Option<String>,
+    /// How long rolled-over indices stay searchable (a Go duration, default 24h).
+    #[serde(default, rename = "readTTL", skip_serializing_if = "Option::is_none")]
+    pub read_ttl: Option<String>,
+    #[serde(flatten)]
+    pub job: JobSpec,
+}
+
+impl EsRolloverSpec {
+    pub fn is_empty(&self) -> bool {
+        self == &EsRolloverSpec::default()
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]

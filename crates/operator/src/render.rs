@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value as Json, json};
 
-use crate::crd::{AgentStrategy, Component, Options, Spoor, StorageType, Strategy};
+use crate::crd::{AgentStrategy, Component, JobSpec, Options, Spoor, StorageType, Strategy};
 
 /// The image tag the operator deploys by default: its own version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -455,11 +455,15 @@ pub fn render(spoor: &Spoor) -> Vec<Json> {
             if matches!(
                 spec.storage.kind,
                 StorageType::Cassandra | StorageType::Elasticsearch
-            ) {
+            ) && spec.storage.dependencies.enabled.unwrap_or(true)
+            {
                 out.push(dependencies_cronjob(&i, storage));
             }
             if spec.storage.kind == StorageType::Cassandra {
                 out.push(cassandra_schema_job(&i));
+            }
+            if spec.storage.kind == StorageType::Elasticsearch {
+                out.extend(elasticsearch_jobs(&i));
             }
         }
     }
@@ -532,6 +536,48 @@ fn tools_container(i: &Instance, command: &str, extra: Vec<String>, storage: &st
     container
 }
 
+/// A CronJob `<instance>-<component>` running `container` on the job's
+/// schedule (or `schedule`), with the job's image, resources and limits.
+fn cronjob(
+    i: &Instance,
+    component: &str,
+    job: &JobSpec,
+    schedule: &str,
+    mut container: Json,
+) -> Json {
+    if let Some(image) = &job.image {
+        container["image"] = json!(image);
+    }
+    if let Some(resources) = &job.resources {
+        container["resources"] = resources.clone();
+    }
+    let mut job_spec = json!({
+        "backoffLimit": job.backoff_limit.unwrap_or(3),
+        "template": {
+            "metadata": {"labels": i.labels(component)},
+            "spec": {"serviceAccountName": i.name, "restartPolicy": "OnFailure", "containers": [container]},
+        },
+    });
+    if let Some(ttl) = job.ttl_seconds_after_finished {
+        job_spec["ttlSecondsAfterFinished"] = json!(ttl);
+    }
+    let mut spec = json!({
+        "schedule": job.schedule.as_deref().unwrap_or(schedule),
+        "concurrencyPolicy": "Forbid",
+        "jobTemplate": {"spec": job_spec},
+    });
+    if let Some(limit) = job.successful_jobs_history_limit {
+        spec["successfulJobsHistoryLimit"] = json!(limit);
+    }
+    i.object(
+        "batch/v1",
+        "CronJob",
+        &format!("{}-{component}", i.name),
+        component,
+        json!({"spec": spec}),
+    )
+}
+
 fn dependencies_cronjob(i: &Instance, storage: &str) -> Json {
     let container = tools_container(
         i,
@@ -539,16 +585,71 @@ fn dependencies_cronjob(i: &Instance, storage: &str) -> Json {
         vec!["--dependencies.window=24h".into()],
         storage,
     );
-    i.object("batch/v1", "CronJob", &format!("{}-dependencies", i.name), "dependencies", json!({
-        "spec": {
-            "schedule": "55 23 * * *",
-            "concurrencyPolicy": "Forbid",
-            "jobTemplate": {"spec": {"backoffLimit": 3, "template": {
-                "metadata": {"labels": i.labels("dependencies")},
-                "spec": {"serviceAccountName": i.name, "restartPolicy": "OnFailure", "containers": [container]},
-            }}},
-        },
-    }))
+    cronjob(
+        i,
+        "dependencies",
+        &i.spoor.spec.storage.dependencies,
+        "55 23 * * *",
+        container,
+    )
+}
+
+/// Index lifecycle as the Jaeger operator runs it: the cleaner CronJob
+/// (unless disabled) and, with `es.use-aliases`, a Job creating the first
+/// rollover indices and aliases plus the rollover and lookback CronJobs.
+fn elasticsearch_jobs(i: &Instance) -> Vec<Json> {
+    let storage = &i.spoor.spec.storage;
+    let es_index =
+        |extra: &[String]| tools_container(i, "spoor-es-index", extra.to_vec(), "elasticsearch");
+    let mut out = Vec::new();
+    let cleaner = &storage.es_index_cleaner;
+    if cleaner.job.enabled.unwrap_or(true) {
+        let days = cleaner.number_of_days.unwrap_or(7);
+        let container = es_index(&["clean".into(), format!("--days={days}")]);
+        out.push(cronjob(
+            i,
+            "es-index-cleaner",
+            &cleaner.job,
+            "55 23 * * *",
+            container,
+        ));
+    }
+    if args(&storage.options)
+        .iter()
+        .any(|a| a == "--es.use-aliases=true")
+    {
+        let rollover = &storage.es_rollover;
+        let name = format!("{}-es-rollover-create-mapping", i.name);
+        let init = es_index(&["init".into()]);
+        out.push(i.object("batch/v1", "Job", &name, "es-rollover-create-mapping", json!({
+            "spec": {"backoffLimit": 10, "template": {
+                "metadata": {"labels": i.labels("es-rollover-create-mapping")},
+                "spec": {"serviceAccountName": i.name, "restartPolicy": "OnFailure", "containers": [init]},
+            }},
+        })));
+        let conditions = rollover
+            .conditions
+            .as_deref()
+            .unwrap_or(r#"{"max_age": "1d"}"#);
+        let container = es_index(&["rollover".into(), format!("--conditions={conditions}")]);
+        out.push(cronjob(
+            i,
+            "es-rollover",
+            &rollover.job,
+            "0 0 * * *",
+            container,
+        ));
+        let read_ttl = rollover.read_ttl.as_deref().unwrap_or("24h");
+        let container = es_index(&["lookback".into(), format!("--read-ttl={read_ttl}")]);
+        out.push(cronjob(
+            i,
+            "es-lookback",
+            &rollover.job,
+            "0 0 * * *",
+            container,
+        ));
+    }
+    out
 }
 
 fn cassandra_schema_job(i: &Instance) -> Json {
@@ -751,6 +852,88 @@ mod tests {
         assert!(checksum("0.5").is_string());
         assert_eq!(checksum("0.5"), checksum("0.5"));
         assert_ne!(checksum("0.5"), checksum("0.25"));
+    }
+
+    fn job_args(objects: &[Json], kind: &str, name: &str) -> Json {
+        let o = find(objects, kind, name);
+        let pod = if kind == "CronJob" {
+            &o["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        } else {
+            &o["spec"]["template"]["spec"]
+        };
+        pod["containers"][0]["args"].clone()
+    }
+
+    #[test]
+    fn elasticsearch_gets_jaegers_index_cleaner_and_dependencies_jobs() {
+        let objects = render(&spoor(
+            "apiVersion: spoor.dev/v1\nkind: Spoor\nmetadata: {name: e}\nspec:\n  strategy: production\n\
+             \x20 storage: {type: elasticsearch, options: {es: {server-urls: 'http://es:9200'}}}\n",
+        ));
+        let cleaner = find(&objects, "CronJob", "e-es-index-cleaner");
+        assert_eq!(cleaner["spec"]["schedule"], "55 23 * * *");
+        assert_eq!(
+            job_args(&objects, "CronJob", "e-es-index-cleaner"),
+            json!(["--es.server-urls=http://es:9200", "clean", "--days=7"])
+        );
+        assert_eq!(
+            find(&objects, "CronJob", "e-dependencies")["spec"]["schedule"],
+            "55 23 * * *"
+        );
+        let names = kinds(&objects);
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.contains("rollover") || n.contains("lookback"))
+        );
+    }
+
+    #[test]
+    fn rollover_aliases_bring_the_rollover_jobs_and_job_settings_apply() {
+        // a Jaeger operator resource, apiVersion and kind changed
+        let objects = render(&spoor(
+            "apiVersion: spoor.dev/v1\nkind: Spoor\nmetadata: {name: r}\nspec:\n  strategy: production\n  storage:\n\
+             \x20   type: elasticsearch\n    options: {es.server-urls: 'http://es:9200', es.use-aliases: true}\n\
+             \x20   dependencies: {enabled: false}\n\
+             \x20   esIndexCleaner: {numberOfDays: 3, schedule: '0 1 * * *', successfulJobsHistoryLimit: 1, ttlSecondsAfterFinished: 600}\n\
+             \x20   esRollover: {conditions: '{\"max_age\": \"2d\"}', readTTL: 48h, schedule: '*/30 * * * *', image: 'registry.local/spoor/tools:1'}\n",
+        ));
+        let names = kinds(&objects);
+        assert!(
+            !names.contains(&"CronJob/r-dependencies".to_string()),
+            "{names:?}"
+        );
+        let global = ["--es.server-urls=http://es:9200", "--es.use-aliases=true"];
+        let with = |extra: &[&str]| json!(global.iter().chain(extra).collect::<Vec<_>>());
+        assert_eq!(
+            job_args(&objects, "Job", "r-es-rollover-create-mapping"),
+            with(&["init"])
+        );
+        assert_eq!(
+            job_args(&objects, "CronJob", "r-es-rollover"),
+            with(&["rollover", r#"--conditions={"max_age": "2d"}"#])
+        );
+        assert_eq!(
+            job_args(&objects, "CronJob", "r-es-lookback"),
+            with(&["lookback", "--read-ttl=48h"])
+        );
+        assert_eq!(
+            job_args(&objects, "CronJob", "r-es-index-cleaner"),
+            with(&["clean", "--days=3"])
+        );
+        let cleaner = find(&objects, "CronJob", "r-es-index-cleaner");
+        assert_eq!(cleaner["spec"]["schedule"], "0 1 * * *");
+        assert_eq!(cleaner["spec"]["successfulJobsHistoryLimit"], 1);
+        assert_eq!(
+            cleaner["spec"]["jobTemplate"]["spec"]["ttlSecondsAfterFinished"],
+            600
+        );
+        let rollover = find(&objects, "CronJob", "r-es-rollover");
+        assert_eq!(rollover["spec"]["schedule"], "*/30 * * * *");
+        assert_eq!(
+            rollover["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"],
+            "registry.local/spoor/tools:1"
+        );
     }
 
     #[test]

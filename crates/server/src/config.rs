@@ -6,22 +6,60 @@
 //! 5000`) or nested (`collector: {queue-size: 5000}`), as Jaeger's
 //! `--config-file` does. A file value fills only options that neither a flag
 //! nor the environment set. Unknown keys are an error.
+//!
+//! Boolean options read as Jaeger's (Go's pflag) do: `--flag`,
+//! `--flag=true`, `--flag=false` (also `1`/`0`, `yes`/`no`, `on`/`off`).
+use std::any::TypeId;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use clap::Parser;
+use clap::builder::BoolishValueParser;
 use clap::parser::ValueSource;
+use clap::{ArgAction, Command, Parser};
 
 /// The id every binary's options give their `--config-file` argument.
 pub const CONFIG_FILE_ARG: &str = "config_file";
+
+/// `T`'s command line, its boolean options (and its subcommands') taking
+/// an optional `=value` as Go's flags do: clap's own flags refuse
+/// `--es.use-aliases=true`, which Jaeger's users write and config files
+/// become.
+pub fn command<T: Parser>() -> Command {
+    go_style_booleans(T::command())
+}
+
+fn go_style_booleans(command: Command) -> Command {
+    command
+        .mut_args(|arg| {
+            let flag = matches!(arg.get_action(), ArgAction::SetTrue);
+            let boolean = arg.get_value_parser().type_id() == TypeId::of::<bool>();
+            if arg.get_long().is_none() || !(flag || boolean) {
+                return arg;
+            }
+            // a plain flag is false unless given; an Option<bool> stays unset
+            let default = flag && arg.get_default_values().is_empty();
+            let arg = arg
+                .action(ArgAction::Set)
+                .num_args(0..=1)
+                .require_equals(true)
+                .default_missing_value("true")
+                .value_parser(BoolishValueParser::new());
+            if default {
+                arg.default_value("false")
+            } else {
+                arg
+            }
+        })
+        .mut_subcommands(go_style_booleans)
+}
 
 /// Parses the process's arguments and environment, then the config file.
 /// `--help` and bad flags print and exit as clap does.
 pub fn parse<T: Parser>() -> anyhow::Result<T> {
     let args: Vec<OsString> = std::env::args_os().collect();
-    let matches = T::command().get_matches_from(args.clone());
+    let matches = command::<T>().get_matches_from(args.clone());
     let file_values = match matches.get_one::<std::path::PathBuf>(CONFIG_FILE_ARG) {
         Some(path) => read_file(path)?,
         None => BTreeMap::new(),
@@ -81,7 +119,7 @@ pub fn parse_with_file<T: Parser>(
     args: Vec<OsString>,
     file_values: &BTreeMap<String, String>,
 ) -> anyhow::Result<T> {
-    let command = T::command();
+    let command = command::<T>();
     let matches = command.clone().try_get_matches_from(args.clone())?;
     let mut layered = args;
     for (key, value) in file_values {
@@ -120,6 +158,12 @@ mod tests {
         queue_size: usize,
         #[arg(long = "log-level", default_value = "info")]
         log_level: String,
+        #[arg(long = "es.use-aliases", env = "SPOOR_TEST_USE_ALIASES")]
+        use_aliases: bool,
+        #[arg(long = "collector.otlp.enabled", default_value_t = true, action = ArgAction::Set)]
+        otlp: bool,
+        #[arg(long = "collector.ack-after-write")]
+        ack: Option<bool>,
     }
 
     fn file(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -151,6 +195,22 @@ mod tests {
         assert!(err.to_string().contains("nope"), "{err}");
         let err = parse_with_file::<Opts>(args(&[]), &file(&[("collector.queue-size", "x")]));
         assert!(err.is_err());
+    }
+
+    #[test]
+    fn booleans_take_go_style_values() {
+        let parse = |a: &[&str]| parse_with_file::<Opts>(args(a), &file(&[])).unwrap();
+        let o = parse(&[]);
+        assert!((!o.use_aliases, o.otlp, o.ack) == (true, true, None));
+        let o = parse(&["--es.use-aliases", "--collector.otlp.enabled=false"]);
+        assert!(o.use_aliases && !o.otlp);
+        let o = parse(&["--es.use-aliases=true", "--collector.ack-after-write=false"]);
+        assert!(o.use_aliases && o.ack == Some(false));
+        let o = parse(&["--es.use-aliases=false", "--collector.ack-after-write"]);
+        assert!(!o.use_aliases && o.ack == Some(true));
+        let o = parse_with_file::<Opts>(args(&[]), &file(&[("es.use-aliases", "true")])).unwrap();
+        assert!(o.use_aliases, "config files write booleans as values");
+        assert!(parse_with_file::<Opts>(args(&["--es.use-aliases=maybe"]), &file(&[])).is_err());
     }
 
     #[test]

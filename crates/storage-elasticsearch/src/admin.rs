@@ -1,6 +1,8 @@
 //! Index management without cron glue: templates, lifecycle policies,
-//! rollover and deletion of old indices. `spoor-es-index` calls these.
-use std::time::{Duration, SystemTime};
+//! rollover, lookback and deletion of old indices. `spoor-es-index` calls
+//! these.
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use elasticsearch::http::{Method, StatusCode};
 use serde_json::{Value as Json, json};
@@ -109,20 +111,21 @@ pub async fn init_rollover(client: &EsClient, layout: &IndexLayout) -> Result<()
     Ok(())
 }
 
-/// Starts a new write index for every family whose current one is older
-/// than `max_age` (zero: unconditionally); the read alias grows to include it.
+/// Starts a new write index for every family whose current one meets
+/// `conditions` (Elasticsearch's rollover conditions, such as
+/// `{"max_age": "2d"}`; none: unconditionally); the read alias grows to
+/// include it.
 pub async fn rollover(
     client: &EsClient,
     layout: &IndexLayout,
-    max_age: Duration,
+    conditions: Option<&Json>,
 ) -> Result<Vec<String>, EsError> {
     let mut rolled = Vec::new();
     for kind in IndexKind::ALL {
         let write = layout.write_alias(kind);
-        let body = if max_age.is_zero() {
-            json!({})
-        } else {
-            json!({"conditions": {"max_age": format!("{}s", max_age.as_secs())}})
+        let body = match conditions {
+            Some(c) => json!({"conditions": c}),
+            None => json!({}),
         };
         let answer = client
             .request(
@@ -172,33 +175,143 @@ pub fn expired_indices(
         .collect()
 }
 
-/// Deletes dated indices older than `keep`; returns their names.
+/// Deletes dated indices older than `keep` and, with rollover aliases,
+/// rollover indices created longer than `keep` ago except the write ones
+/// (Jaeger's es-index-cleaner, with and without `--rollover`); returns
+/// their names.
 pub async fn delete_old_indices(
     client: &EsClient,
     layout: &IndexLayout,
     keep: Duration,
 ) -> Result<Vec<String>, EsError> {
-    let listing = client
-        .request(
-            Method::Get,
-            &format!("/_cat/indices/{}jaeger-*", layout.prefix),
-            &[("format", "json"), ("h", "index")],
-            None,
-        )
-        .await?;
-    let names: Vec<String> = listing
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|row| row["index"].as_str().map(str::to_string))
-        .collect();
-    let expired = expired_indices(layout, &names, keep, SystemTime::now());
+    let created = indices_created(client, layout).await?;
+    let names: Vec<String> = created.iter().map(|(name, _)| name.clone()).collect();
+    let now = SystemTime::now();
+    let mut expired = expired_indices(layout, &names, keep, now);
+    if layout.use_aliases {
+        let writes = write_indices(client, layout).await?;
+        expired.extend(old_rollover_indices(layout, &created, &writes, keep, now));
+    }
     for chunk in expired.chunks(50) {
         client
             .request(Method::Delete, &format!("/{}", chunk.join(",")), &[], None)
             .await?;
     }
     Ok(expired)
+}
+
+/// Rollover indices (`<base>NNNNNN`) created more than `keep` before `now`,
+/// never a family's current write index.
+pub fn old_rollover_indices(
+    layout: &IndexLayout,
+    created: &[(String, SystemTime)],
+    write_indices: &BTreeSet<String>,
+    keep: Duration,
+    now: SystemTime,
+) -> Vec<String> {
+    let cutoff = now - keep;
+    created
+        .iter()
+        .filter(|(name, at)| {
+            *at < cutoff
+                && !write_indices.contains(name)
+                && IndexKind::ALL.iter().any(|&kind| {
+                    name.strip_prefix(&layout.base(kind))
+                        .is_some_and(|n| n.len() == 6 && n.bytes().all(|b| b.is_ascii_digit()))
+                })
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// The instance's indices with their creation times.
+async fn indices_created(
+    client: &EsClient,
+    layout: &IndexLayout,
+) -> Result<Vec<(String, SystemTime)>, EsError> {
+    let listing = client
+        .request(
+            Method::Get,
+            &format!("/_cat/indices/{}jaeger-*", layout.prefix),
+            &[("format", "json"), ("h", "index,creation.date")],
+            None,
+        )
+        .await?;
+    Ok(listing
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|row| {
+            let name = row["index"].as_str()?.to_string();
+            let millis: u64 = row["creation.date"].as_str()?.parse().ok()?;
+            Some((name, UNIX_EPOCH + Duration::from_millis(millis)))
+        })
+        .collect())
+}
+
+/// The indices an alias points at (none when it does not exist).
+async fn alias_members(client: &EsClient, alias: &str) -> Result<BTreeSet<String>, EsError> {
+    let (status, answer) = client
+        .request_status(Method::Get, &format!("/_alias/{alias}"), &[], None)
+        .await?;
+    if status == StatusCode::NOT_FOUND {
+        return Ok(BTreeSet::new());
+    }
+    Ok(answer
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default())
+}
+
+async fn write_indices(
+    client: &EsClient,
+    layout: &IndexLayout,
+) -> Result<BTreeSet<String>, EsError> {
+    let mut out = BTreeSet::new();
+    for kind in IndexKind::ALL {
+        out.extend(alias_members(client, &layout.write_alias(kind)).await?);
+    }
+    Ok(out)
+}
+
+/// Takes rollover indices created more than `read_ttl` ago out of the read
+/// aliases (Jaeger's es-rollover `lookback`): searches stop reaching them,
+/// the data stays until the cleaner deletes it. Returns the indices taken out.
+pub async fn lookback(
+    client: &EsClient,
+    layout: &IndexLayout,
+    read_ttl: Duration,
+) -> Result<Vec<String>, EsError> {
+    let created = indices_created(client, layout).await?;
+    let writes = write_indices(client, layout).await?;
+    let old = old_rollover_indices(layout, &created, &writes, read_ttl, SystemTime::now());
+    let mut removed = Vec::new();
+    for kind in IndexKind::ALL {
+        let read = layout.read_alias(kind);
+        let members = alias_members(client, &read).await?;
+        let actions: Vec<Json> = old
+            .iter()
+            .filter(|index| members.contains(*index))
+            .map(|index| json!({"remove": {"index": index, "alias": read}}))
+            .collect();
+        if actions.is_empty() {
+            continue;
+        }
+        client
+            .request(
+                Method::Post,
+                "/_aliases",
+                &[],
+                Some(json!({"actions": actions})),
+            )
+            .await?;
+        removed.extend(
+            actions
+                .iter()
+                .filter_map(|a| a["remove"]["index"].as_str().map(str::to_string)),
+        );
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]
@@ -242,6 +355,36 @@ mod tests {
                 "p-jaeger-dependencies-2026-11-21"
             ]
         );
+    }
+
+    #[test]
+    fn old_rollover_indices_spare_the_write_index_and_other_names() {
+        let layout = IndexLayout {
+            prefix: "p-".into(),
+            use_aliases: true,
+            ..IndexLayout::default()
+        };
+        let created: Vec<(String, SystemTime)> = [
+            ("p-jaeger-span-000001", "2026-11-10"),
+            ("p-jaeger-span-000002", "2026-11-20"),
+            ("p-jaeger-span-000003", "2026-11-23"),
+            ("p-jaeger-service-000001", "2026-11-01"),
+            ("p-jaeger-span-2026-11-01", "2026-11-01"),
+            ("q-jaeger-span-000001", "2026-11-01"),
+            ("p-jaeger-span-00001", "2026-11-01"),
+        ]
+        .iter()
+        .map(|(n, d)| (n.to_string(), day(d)))
+        .collect();
+        let writes: BTreeSet<String> = ["p-jaeger-service-000001".to_string()].into();
+        let got = old_rollover_indices(
+            &layout,
+            &created,
+            &writes,
+            Duration::from_secs(3 * 86_400),
+            day("2026-11-24"),
+        );
+        assert_eq!(got, ["p-jaeger-span-000001", "p-jaeger-span-000002"]);
     }
 
     #[test]

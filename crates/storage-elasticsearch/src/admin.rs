@@ -422,3 +422,201 @@ mod tests {
         );
     }
 }
+
+/// Lookback and cleaning against a small HTTP endpoint that keeps indices,
+/// their creation times and aliases as a cluster does, and answers the
+/// `_cat/indices`, `_alias`, `_aliases` and delete requests they make.
+#[cfg(test)]
+mod over_http {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use axum::Router;
+    use axum::extract::{Path, State};
+    use axum::routing::{delete, get, post};
+
+    use super::*;
+    use crate::client::ConnectOptions;
+
+    #[derive(Default)]
+    struct Cluster {
+        /// index -> creation time in ms
+        created: BTreeMap<String, u64>,
+        /// alias -> indices
+        aliases: BTreeMap<String, BTreeSet<String>>,
+    }
+
+    type Shared = Arc<Mutex<Cluster>>;
+
+    async fn serve(cluster: Shared) -> EsClient {
+        let app = Router::new()
+            .route(
+                "/_cat/indices/{pattern}",
+                get(|State(c): State<Shared>| async move {
+                    let rows: Vec<Json> = c
+                        .lock()
+                        .unwrap()
+                        .created
+                        .iter()
+                        .map(|(i, ms)| json!({"index": i, "creation.date": ms.to_string()}))
+                        .collect();
+                    axum::Json(json!(rows))
+                }),
+            )
+            .route(
+                "/_alias/{alias}",
+                get(
+                    |State(c): State<Shared>, Path(alias): Path<String>| async move {
+                        match c.lock().unwrap().aliases.get(&alias) {
+                            Some(members) => {
+                                let body: serde_json::Map<String, Json> = members
+                                    .iter()
+                                    .map(|i| (i.clone(), json!({"aliases": {alias.clone(): {}}})))
+                                    .collect();
+                                (StatusCode::OK, axum::Json(Json::Object(body)))
+                            }
+                            None => (StatusCode::NOT_FOUND, axum::Json(json!({"status": 404}))),
+                        }
+                    },
+                ),
+            )
+            .route(
+                "/_aliases",
+                post(
+                    |State(c): State<Shared>, axum::Json(body): axum::Json<Json>| async move {
+                        let mut c = c.lock().unwrap();
+                        for action in body["actions"].as_array().unwrap() {
+                            let r = &action["remove"];
+                            let removed = c
+                                .aliases
+                                .get_mut(r["alias"].as_str().unwrap())
+                                .is_some_and(|m| m.remove(r["index"].as_str().unwrap()));
+                            assert!(
+                                removed,
+                                "removing an alias the index does not have fails: {r}"
+                            );
+                        }
+                        axum::Json(json!({"acknowledged": true}))
+                    },
+                ),
+            )
+            .route(
+                "/{indices}",
+                delete(
+                    |State(c): State<Shared>, Path(indices): Path<String>| async move {
+                        let mut c = c.lock().unwrap();
+                        for index in indices.split(',') {
+                            c.created.remove(index);
+                            for members in c.aliases.values_mut() {
+                                members.remove(index);
+                            }
+                        }
+                        axum::Json(json!({"acknowledged": true}))
+                    },
+                ),
+            )
+            .with_state(cluster);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        EsClient::connect(&ConnectOptions {
+            urls: vec![format!("http://{addr}")],
+            timeout: Duration::from_secs(5),
+            ..ConnectOptions::default()
+        })
+        .unwrap()
+    }
+
+    fn days_ago(days: u64) -> u64 {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        (now - Duration::from_secs(days * 86_400)).as_millis() as u64
+    }
+
+    /// Three generations of spans, the newest the write index.
+    fn cluster() -> Shared {
+        let mut c = Cluster::default();
+        for (index, age) in [
+            ("jaeger-span-000001", 10),
+            ("jaeger-span-000002", 5),
+            ("jaeger-span-000003", 0),
+        ] {
+            c.created.insert(index.into(), days_ago(age));
+        }
+        c.created
+            .insert("jaeger-service-000001".into(), days_ago(30));
+        let all = |names: &[&str]| names.iter().map(|n| n.to_string()).collect();
+        c.aliases.insert(
+            "jaeger-span-read".into(),
+            all(&[
+                "jaeger-span-000001",
+                "jaeger-span-000002",
+                "jaeger-span-000003",
+            ]),
+        );
+        c.aliases
+            .insert("jaeger-span-write".into(), all(&["jaeger-span-000003"]));
+        c.aliases.insert(
+            "jaeger-service-read".into(),
+            all(&["jaeger-service-000001"]),
+        );
+        c.aliases.insert(
+            "jaeger-service-write".into(),
+            all(&["jaeger-service-000001"]),
+        );
+        Arc::new(Mutex::new(c))
+    }
+
+    fn layout() -> IndexLayout {
+        IndexLayout {
+            use_aliases: true,
+            ..IndexLayout::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn lookback_takes_old_indices_out_of_the_read_alias_only() {
+        let state = cluster();
+        let client = serve(Arc::clone(&state)).await;
+        let removed = lookback(&client, &layout(), Duration::from_secs(3 * 86_400))
+            .await
+            .unwrap();
+        assert_eq!(removed, ["jaeger-span-000001", "jaeger-span-000002"]);
+        let c = state.lock().unwrap();
+        assert_eq!(
+            c.aliases["jaeger-span-read"],
+            ["jaeger-span-000003".to_string()].into()
+        );
+        assert_eq!(c.created.len(), 4, "nothing deleted");
+        assert_eq!(
+            c.aliases["jaeger-service-read"].len(),
+            1,
+            "the write index stays readable"
+        );
+        drop(c);
+        // a second run finds nothing left to do
+        let again = lookback(&client, &layout(), Duration::from_secs(3 * 86_400))
+            .await
+            .unwrap();
+        assert!(again.is_empty());
+    }
+
+    #[tokio::test]
+    async fn cleaning_deletes_old_rollover_indices_but_never_a_write_index() {
+        let state = cluster();
+        let client = serve(Arc::clone(&state)).await;
+        let deleted = delete_old_indices(&client, &layout(), Duration::from_secs(7 * 86_400))
+            .await
+            .unwrap();
+        assert_eq!(deleted, ["jaeger-span-000001"]);
+        let c = state.lock().unwrap();
+        let left: Vec<&String> = c.created.keys().collect();
+        assert_eq!(
+            left,
+            [
+                "jaeger-service-000001",
+                "jaeger-span-000002",
+                "jaeger-span-000003"
+            ]
+        );
+    }
+}

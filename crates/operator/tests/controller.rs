@@ -439,49 +439,23 @@ async fn the_running_operator_leads_reconciles_and_injects() {
     std::fs::write(dir.join("tls.crt"), cert.build().to_pem().unwrap()).unwrap();
     std::fs::write(dir.join("tls.key"), key.private_key_to_pem_pkcs8().unwrap()).unwrap();
 
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-    };
-    let (admin, webhook) = (free(), free());
     let options = spoor_operator::run::RunOptions {
-        watch_namespaces: vec!["obs".into()],
-        admin_addr: admin,
-        webhook_addr: webhook,
         webhook_tls: Some((dir.join("tls.crt"), dir.join("tls.key"))),
-        lease_namespace: "spoor-operator".into(),
-        identity: "replica-1".into(),
-        lease_duration: std::time::Duration::from_secs(15),
+        ..replica("replica-1", std::time::Duration::from_secs(15))
     };
+    let (admin, webhook) = (options.admin_addr, options.webhook_addr);
     let running = tokio::spawn(spoor_operator::run::run(client, options));
 
     // the controller reconciles the resource from its initial list
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !names(&cluster).contains(&"apps/v1/obs/deployments/tracing".to_string()) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not reconciled: {:?}",
-            names(&cluster)
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    {
-        let c = cluster.lock().unwrap();
-        let lease = &c.objects["coordination.k8s.io/v1/spoor-operator/leases/spoor-operator"];
-        assert_eq!(lease["spec"]["holderIdentity"], "replica-1");
-    }
+    until("the resource is reconciled", || {
+        has(&cluster, "apps/v1/obs/deployments/tracing")
+    })
+    .await;
+    assert_eq!(lease_holder(&cluster), "replica-1");
 
-    // admin: health and metrics
-    let mut conn = tokio::net::TcpStream::connect(admin).await.unwrap();
-    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut text = String::new();
-    conn.read_to_string(&mut text).await.unwrap();
-    assert!(text.contains("spoor_operator_leader 1"), "{text}");
-    assert!(text.contains("spoor_operator_reconciles_total"), "{text}");
+    // admin: metrics
+    assert_eq!(metric(admin, "spoor_operator_leader").await, 1.0);
+    assert!(metric(admin, "spoor_operator_reconciles_total").await >= 1.0);
 
     // webhook over TLS
     let review = json!({

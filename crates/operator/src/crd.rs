@@ -45,12 +45,75 @@ pub struct SpoorSpec {
     pub ingress: Option<IngressSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sampling: Option<SamplingSpec>,
-    /// Added to every object the instance owns.
+    /// Annotations and labels of every object the instance owns, and pod
+    /// settings of every workload (a component's own add to or replace them).
+    #[serde(flatten)]
+    pub common: CommonSpec,
+}
+
+/// The Jaeger operator's common spec: at the top of a resource it applies to
+/// every workload; on a component, maps and lists add to the top-level ones
+/// and the other fields replace them.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CommonSpec {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
-    /// Added to every object the instance owns.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Container resources, as in a pod spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
+    pub resources: Option<Json>,
+    /// Pod volumes, as in a pod spec.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "free_form_list")]
+    pub volumes: Vec<Json>,
+    /// Container volume mounts, as in a container spec.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "free_form_list")]
+    pub volume_mounts: Vec<Json>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
+    pub affinity: Option<Json>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "free_form_list")]
+    pub tolerations: Vec<Json>,
+    /// The pod security context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
+    pub security_context: Option<Json>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
+}
+
+impl CommonSpec {
+    /// `own` over `self`, as the Jaeger operator merges a component's
+    /// common spec into the resource's.
+    pub fn merged(&self, own: &CommonSpec) -> CommonSpec {
+        let mut annotations = self.annotations.clone();
+        annotations.extend(own.annotations.clone());
+        let mut labels = self.labels.clone();
+        labels.extend(own.labels.clone());
+        let both = |a: &[Json], b: &[Json]| a.iter().chain(b).cloned().collect::<Vec<_>>();
+        CommonSpec {
+            annotations,
+            labels,
+            resources: own.resources.clone().or_else(|| self.resources.clone()),
+            volumes: both(&self.volumes, &own.volumes),
+            volume_mounts: both(&self.volume_mounts, &own.volume_mounts),
+            affinity: own.affinity.clone().or_else(|| self.affinity.clone()),
+            tolerations: both(&self.tolerations, &own.tolerations),
+            security_context: own
+                .security_context
+                .clone()
+                .or_else(|| self.security_context.clone()),
+            service_account: own
+                .service_account
+                .clone()
+                .or_else(|| self.service_account.clone()),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
@@ -77,16 +140,12 @@ pub struct Component {
     pub options: Options,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<i32>,
-    /// Container resources, as in a pod spec.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "free_form_object")]
-    pub resources: Option<Json>,
     /// Environment variables, as in a container spec.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "free_form_list")]
     pub env: Vec<Json>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
+    #[serde(flatten)]
+    pub common: CommonSpec,
     /// Collector only: scale between `minReplicas` and `maxReplicas` on CPU
     /// (the default in production and streaming).
     #[serde(default, skip_serializing_if = "Option::is_none")]

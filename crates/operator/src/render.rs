@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value as Json, json};
 
-use crate::crd::{AgentStrategy, Component, JobSpec, Options, Spoor, StorageType, Strategy};
+use crate::crd::{
+    AgentStrategy, CommonSpec, Component, JobSpec, Options, Spoor, StorageType, Strategy,
+};
 
 /// The image tag the operator deploys by default: its own version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -89,7 +91,7 @@ impl<'a> Instance<'a> {
     }
 
     fn labels(&self, component: &str) -> BTreeMap<String, String> {
-        let mut labels = self.spoor.spec.labels.clone();
+        let mut labels = self.spoor.spec.common.labels.clone();
         labels.insert("app".into(), "spoor".into());
         labels.insert(
             "app.kubernetes.io/name".into(),
@@ -106,7 +108,7 @@ impl<'a> Instance<'a> {
     }
 
     fn metadata(&self, name: &str, component: &str, extra: &BTreeMap<String, String>) -> Json {
-        let mut annotations = self.spoor.spec.annotations.clone();
+        let mut annotations = self.spoor.spec.common.annotations.clone();
         annotations.extend(extra.clone());
         let mut meta = json!({"name": name, "labels": self.labels(component)});
         if !annotations.is_empty() {
@@ -119,6 +121,27 @@ impl<'a> Instance<'a> {
             meta["ownerReferences"] = json!([owner]);
         }
         meta
+    }
+
+    /// A pod spec running `containers` with the common spec's pod settings.
+    fn pod(&self, common: &CommonSpec, containers: Vec<Json>) -> Json {
+        let mut pod = json!({
+            "serviceAccountName": common.service_account.as_deref().unwrap_or(&self.name),
+            "containers": containers,
+        });
+        if !common.volumes.is_empty() {
+            pod["volumes"] = json!(common.volumes);
+        }
+        if let Some(affinity) = &common.affinity {
+            pod["affinity"] = affinity.clone();
+        }
+        if !common.tolerations.is_empty() {
+            pod["tolerations"] = json!(common.tolerations);
+        }
+        if let Some(context) = &common.security_context {
+            pod["securityContext"] = context.clone();
+        }
+        pod
     }
 
     fn object(
@@ -165,6 +188,7 @@ impl<'a> Instance<'a> {
         ports: &[(&str, i32, &str)],
         admin: i32,
     ) -> Json {
+        let common = self.spoor.spec.common.merged(&c.common);
         let mut arguments = args(&c.options);
         let mut env: Vec<Json> = Vec::new();
         if let Some(kind) = storage {
@@ -191,10 +215,7 @@ impl<'a> Instance<'a> {
             })).collect::<Vec<_>>(),
             "readinessProbe": {"httpGet": {"path": "/", "port": admin}, "initialDelaySeconds": 1, "periodSeconds": 5},
             "livenessProbe": {"httpGet": {"path": "/", "port": admin}, "initialDelaySeconds": 5, "periodSeconds": 15, "failureThreshold": 5},
-            "resources": c.resources.clone().unwrap_or_else(|| json!({
-                "requests": {"cpu": "100m", "memory": "128Mi"},
-                "limits": {"memory": "1Gi"},
-            })),
+            "resources": common.resources.clone().unwrap_or_else(default_resources),
             "securityContext": {"runAsNonRoot": true, "allowPrivilegeEscalation": false},
         });
         if storage.is_some()
@@ -202,9 +223,12 @@ impl<'a> Instance<'a> {
         {
             container["envFrom"] = json!([{"secretRef": {"name": secret}}]);
         }
+        let mut mounts = common.volume_mounts;
         if matches!(role, "collector" | "all-in-one") && self.sampling_configmap().is_some() {
-            container["volumeMounts"] =
-                json!([{"name": "sampling", "mountPath": SAMPLING_DIR, "readOnly": true}]);
+            mounts.push(json!({"name": "sampling", "mountPath": SAMPLING_DIR, "readOnly": true}));
+        }
+        if !mounts.is_empty() {
+            container["volumeMounts"] = json!(mounts);
         }
         container
     }
@@ -219,17 +243,18 @@ impl<'a> Instance<'a> {
         replicas: Option<i32>,
     ) -> Json {
         let name = format!("{}-{component}", self.name);
-        let mut pod_spec = json!({
-            "serviceAccountName": self.name,
-            "containers": [container],
-        });
+        let common = self.spoor.spec.common.merged(&c.common);
+        let mut pod_spec = self.pod(&common, vec![container]);
         if matches!(component, "collector" | "all-in-one")
             && let Some(cm) = self.sampling_configmap()
         {
-            pod_spec["volumes"] = json!([{"name": "sampling", "configMap": {"name": cm}}]);
+            let mut volumes = common.volumes.clone();
+            volumes.push(json!({"name": "sampling", "configMap": {"name": cm}}));
+            pod_spec["volumes"] = json!(volumes);
         }
-        let mut annotations = self.spoor.spec.annotations.clone();
-        annotations.extend(c.annotations.clone());
+        let mut labels = self.labels(component);
+        labels.extend(c.common.labels.clone());
+        let mut annotations = common.annotations;
         annotations.insert("prometheus.io/scrape".into(), "true".into());
         if matches!(component, "collector" | "all-in-one")
             && let Some(file) = self.sampling_file()
@@ -250,13 +275,14 @@ impl<'a> Instance<'a> {
                     "selector": {"matchLabels": self.selector(component)},
                     "strategy": {"type": "RollingUpdate"},
                     "template": {
-                        "metadata": {"labels": self.labels(component), "annotations": annotations},
+                        "metadata": {"labels": labels, "annotations": annotations},
                         "spec": pod_spec,
                     },
                 },
             }),
         );
-        deployment["metadata"] = self.metadata(&name, component, &c.annotations);
+        deployment["metadata"] = self.metadata(&name, component, &c.common.annotations);
+        deployment["metadata"]["labels"] = json!(labels);
         if let Some(replicas) = c.replicas.or(replicas) {
             deployment["spec"]["replicas"] = json!(replicas);
         }
@@ -330,6 +356,10 @@ pub fn agent_container(spoor: &Spoor, host_ports: bool) -> Json {
                 port["hostPort"] = port["containerPort"].clone();
             }
         }
+    } else if let Some(c) = container.as_object_mut() {
+        // a sidecar joins the application's pod, which has none of the
+        // instance's volumes
+        c.remove("volumeMounts");
     }
     container
 }
@@ -442,15 +472,24 @@ pub fn render(spoor: &Spoor) -> Vec<Json> {
                 out.push(i.deployment("ingester", g, container, Some(1)));
             }
             if spec.agent.strategy == AgentStrategy::DaemonSet {
-                out.push(i.object("apps/v1", "DaemonSet", &format!("{}-agent-daemonset", i.name), "agent", json!({
-                    "spec": {
-                        "selector": {"matchLabels": i.selector("agent")},
-                        "template": {
-                            "metadata": {"labels": i.labels("agent")},
-                            "spec": {"serviceAccountName": i.name, "dnsPolicy": "ClusterFirstWithHostNet", "containers": [agent_container(spoor, true)]},
+                let common = spec.common.merged(&spec.agent.component.common);
+                let mut daemon_pod = i.pod(&common, vec![agent_container(spoor, true)]);
+                daemon_pod["dnsPolicy"] = json!("ClusterFirstWithHostNet");
+                out.push(i.object(
+                    "apps/v1",
+                    "DaemonSet",
+                    &format!("{}-agent-daemonset", i.name),
+                    "agent",
+                    json!({
+                        "spec": {
+                            "selector": {"matchLabels": i.selector("agent")},
+                            "template": {
+                                "metadata": {"labels": i.labels("agent")},
+                                "spec": daemon_pod,
+                            },
                         },
-                    },
-                })));
+                    }),
+                ));
             }
             if matches!(
                 spec.storage.kind,
@@ -509,7 +548,7 @@ pub fn render(spoor: &Spoor) -> Vec<Json> {
             json!({"spec": spec_json}),
         );
         if !ingress.annotations.is_empty() {
-            let mut all = spec.annotations.clone();
+            let mut all = spec.common.annotations.clone();
             all.extend(ingress.annotations.clone());
             object["metadata"]["annotations"] = json!(all);
         }
@@ -527,13 +566,27 @@ fn tools_container(i: &Instance, command: &str, extra: Vec<String>, storage: &st
         "command": [command],
         "args": arguments,
         "env": [{"name": "SPAN_STORAGE_TYPE", "value": storage}],
-        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "1Gi"}},
+        "resources": i.spoor.spec.common.resources.clone().unwrap_or_else(default_resources),
         "securityContext": {"runAsNonRoot": true, "allowPrivilegeEscalation": false},
     });
     if let Some(secret) = &i.spoor.spec.storage.secret_name {
         container["envFrom"] = json!([{"secretRef": {"name": secret}}]);
     }
+    if !i.spoor.spec.common.volume_mounts.is_empty() {
+        container["volumeMounts"] = json!(i.spoor.spec.common.volume_mounts);
+    }
     container
+}
+
+/// A Job's pod: the resource's pod settings, restarted on failure.
+fn job_pod(i: &Instance, container: Json) -> Json {
+    let mut pod = i.pod(&i.spoor.spec.common, vec![container]);
+    pod["restartPolicy"] = json!("OnFailure");
+    pod
+}
+
+fn default_resources() -> Json {
+    json!({"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "1Gi"}})
 }
 
 /// A CronJob `<instance>-<component>` running `container` on the job's
@@ -555,7 +608,7 @@ fn cronjob(
         "backoffLimit": job.backoff_limit.unwrap_or(3),
         "template": {
             "metadata": {"labels": i.labels(component)},
-            "spec": {"serviceAccountName": i.name, "restartPolicy": "OnFailure", "containers": [container]},
+            "spec": job_pod(i, container),
         },
     });
     if let Some(ttl) = job.ttl_seconds_after_finished {
@@ -621,12 +674,18 @@ fn elasticsearch_jobs(i: &Instance) -> Vec<Json> {
         let rollover = &storage.es_rollover;
         let name = format!("{}-es-rollover-create-mapping", i.name);
         let init = es_index(&["init".into()]);
-        out.push(i.object("batch/v1", "Job", &name, "es-rollover-create-mapping", json!({
-            "spec": {"backoffLimit": 10, "template": {
-                "metadata": {"labels": i.labels("es-rollover-create-mapping")},
-                "spec": {"serviceAccountName": i.name, "restartPolicy": "OnFailure", "containers": [init]},
-            }},
-        })));
+        out.push(i.object(
+            "batch/v1",
+            "Job",
+            &name,
+            "es-rollover-create-mapping",
+            json!({
+                "spec": {"backoffLimit": 10, "template": {
+                    "metadata": {"labels": i.labels("es-rollover-create-mapping")},
+                    "spec": job_pod(i, init),
+                }},
+            }),
+        ));
         let conditions = rollover
             .conditions
             .as_deref()
@@ -654,12 +713,18 @@ fn elasticsearch_jobs(i: &Instance) -> Vec<Json> {
 
 fn cassandra_schema_job(i: &Instance) -> Json {
     let container = tools_container(i, "spoor-cassandra-schema", Vec::new(), "cassandra");
-    i.object("batch/v1", "Job", &format!("{}-cassandra-schema-job", i.name), "cassandra-schema-job", json!({
-        "spec": {"backoffLimit": 10, "template": {
-            "metadata": {"labels": i.labels("cassandra-schema-job")},
-            "spec": {"serviceAccountName": i.name, "restartPolicy": "OnFailure", "containers": [container]},
-        }},
-    }))
+    i.object(
+        "batch/v1",
+        "Job",
+        &format!("{}-cassandra-schema-job", i.name),
+        "cassandra-schema-job",
+        json!({
+            "spec": {"backoffLimit": 10, "template": {
+                "metadata": {"labels": i.labels("cassandra-schema-job")},
+                "spec": job_pod(i, container),
+            }},
+        }),
+    )
 }
 
 /// The objects as one YAML stream.
@@ -934,6 +999,82 @@ mod tests {
             rollover["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"],
             "registry.local/spoor/tools:1"
         );
+    }
+
+    #[test]
+    fn the_common_spec_reaches_every_pod_and_components_refine_it() {
+        // Jaeger's common spec at the top and on the collector
+        let s = spoor(
+            "apiVersion: spoor.dev/v1\nkind: Spoor\nmetadata: {name: c}\nspec:\n  strategy: production\n\
+             \x20 agent: {strategy: DaemonSet}\n\
+             \x20 storage: {type: elasticsearch}\n\
+             \x20 sampling: {options: {default_strategy: {type: probabilistic, param: 0.5}}}\n\
+             \x20 tolerations: [{key: dedicated, value: tracing, effect: NoSchedule}]\n\
+             \x20 affinity: {nodeAffinity: {requiredDuringSchedulingIgnoredDuringExecution: {nodeSelectorTerms: [{matchExpressions: [{key: pool, operator: In, values: [obs]}]}]}}}\n\
+             \x20 securityContext: {fsGroup: 10001}\n\
+             \x20 volumes: [{name: es-ca, secret: {secretName: es-ca}}]\n\
+             \x20 volumeMounts: [{name: es-ca, mountPath: /etc/es-ca}]\n\
+             \x20 labels: {team: observability}\n\
+             \x20 collector:\n\
+             \x20   serviceAccount: collector-sa\n\
+             \x20   tolerations: [{key: spot, operator: Exists}]\n\
+             \x20   labels: {tier: ingest}\n\
+             \x20   resources: {limits: {memory: 2Gi}}\n",
+        );
+        let objects = render(&s);
+        let pod = |kind: &str, name: &str| {
+            let o = find(&objects, kind, name);
+            if kind == "CronJob" {
+                o["spec"]["jobTemplate"]["spec"]["template"]["spec"].clone()
+            } else {
+                o["spec"]["template"]["spec"].clone()
+            }
+        };
+        let collector = pod("Deployment", "c-collector");
+        assert_eq!(collector["serviceAccountName"], "collector-sa");
+        assert_eq!(
+            collector["tolerations"].as_array().unwrap().len(),
+            2,
+            "top-level and its own"
+        );
+        assert_eq!(collector["securityContext"]["fsGroup"], 10001);
+        assert_eq!(collector["volumes"][0]["name"], "es-ca");
+        assert_eq!(
+            collector["volumes"][1]["name"], "sampling",
+            "its own volume stays"
+        );
+        let container = &collector["containers"][0];
+        assert_eq!(container["resources"], json!({"limits": {"memory": "2Gi"}}));
+        assert_eq!(container["volumeMounts"][0]["mountPath"], "/etc/es-ca");
+        let template = &find(&objects, "Deployment", "c-collector")["spec"]["template"]["metadata"];
+        assert_eq!(template["labels"]["tier"], "ingest");
+        assert_eq!(template["labels"]["team"], "observability");
+        for (kind, name) in [
+            ("Deployment", "c-query"),
+            ("DaemonSet", "c-agent-daemonset"),
+            ("CronJob", "c-es-index-cleaner"),
+            ("CronJob", "c-dependencies"),
+        ] {
+            let p = pod(kind, name);
+            assert_eq!(p["serviceAccountName"], "c", "{name}");
+            assert_eq!(p["tolerations"].as_array().unwrap().len(), 1, "{name}");
+            assert!(p["affinity"]["nodeAffinity"].is_object(), "{name}");
+            assert_eq!(p["volumes"][0]["name"], "es-ca", "{name}");
+            assert_eq!(
+                p["containers"][0]["volumeMounts"][0]["name"], "es-ca",
+                "{name}"
+            );
+        }
+        assert_eq!(
+            pod("DaemonSet", "c-agent-daemonset")["dnsPolicy"],
+            "ClusterFirstWithHostNet"
+        );
+        assert_eq!(
+            pod("CronJob", "c-dependencies")["restartPolicy"],
+            "OnFailure"
+        );
+        // the injected sidecar cannot mount volumes the application's pod lacks
+        assert_eq!(agent_container(&s, false).get("volumeMounts"), None);
     }
 
     #[test]

@@ -234,6 +234,54 @@ pub struct StorageSpec {
     /// The rollover and lookback CronJobs, when `es.use-aliases` is set.
     #[serde(default, skip_serializing_if = "EsRolloverSpec::is_empty")]
     pub es_rollover: EsRolloverSpec,
+    /// The Job creating the Cassandra keyspace (on by default).
+    #[serde(default, skip_serializing_if = "CassandraCreateSchemaSpec::is_empty")]
+    pub cassandra_create_schema: CassandraCreateSchemaSpec,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CassandraCreateSchemaSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// `prod`: NetworkTopologyStrategy, 2 replicas in `datacenter`; `test`:
+    /// SimpleStrategy, 1 replica. Unset: `cassandra.schema.replication`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// The datacenter of `prod` mode (Jaeger's default: `test`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datacenter: Option<String>,
+    /// How long span rows live (a Go duration).
+    #[serde(default, rename = "traceTTL", skip_serializing_if = "Option::is_none")]
+    pub trace_ttl: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds_after_finished: Option<i32>,
+}
+
+impl CassandraCreateSchemaSpec {
+    pub fn is_empty(&self) -> bool {
+        self == &CassandraCreateSchemaSpec::default()
+    }
+
+    /// The schema tool's flags for these settings.
+    pub fn args(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let datacenter = self.datacenter.as_deref().unwrap_or("test");
+        match self.mode.as_deref() {
+            Some("test") => out.push("--cassandra.schema.replication=1".to_string()),
+            Some(_) => out.push(format!("--cassandra.schema.replication={datacenter}:2")),
+            None if self.datacenter.is_some() => {
+                out.push(format!("--cassandra.schema.replication={datacenter}:2"))
+            }
+            None => {}
+        }
+        if let Some(ttl) = &self.trace_ttl {
+            out.push(format!("--cassandra.schema.trace-ttl={ttl}"));
+        }
+        out
+    }
 }
 
 /// A scheduled job of the instance, as the Jaeger operator's.

@@ -498,7 +498,9 @@ pub fn render(spoor: &Spoor) -> Vec<Json> {
             {
                 out.push(dependencies_cronjob(&i, storage));
             }
-            if spec.storage.kind == StorageType::Cassandra {
+            if spec.storage.kind == StorageType::Cassandra
+                && spec.storage.cassandra_create_schema.enabled.unwrap_or(true)
+            {
                 out.push(cassandra_schema_job(&i));
             }
             if spec.storage.kind == StorageType::Elasticsearch {
@@ -712,8 +714,12 @@ fn elasticsearch_jobs(i: &Instance) -> Vec<Json> {
 }
 
 fn cassandra_schema_job(i: &Instance) -> Json {
-    let container = tools_container(i, "spoor-cassandra-schema", Vec::new(), "cassandra");
-    i.object(
+    let settings = &i.spoor.spec.storage.cassandra_create_schema;
+    let mut container = tools_container(i, "spoor-cassandra-schema", settings.args(), "cassandra");
+    if let Some(image) = &settings.image {
+        container["image"] = json!(image);
+    }
+    let mut job = i.object(
         "batch/v1",
         "Job",
         &format!("{}-cassandra-schema-job", i.name),
@@ -724,10 +730,13 @@ fn cassandra_schema_job(i: &Instance) -> Json {
                 "spec": job_pod(i, container),
             }},
         }),
-    )
+    );
+    if let Some(ttl) = settings.ttl_seconds_after_finished {
+        job["spec"]["ttlSecondsAfterFinished"] = json!(ttl);
+    }
+    job
 }
 
-/// The objects as one YAML stream.
 /// 64-bit FNV-1a: a checksum that stays the same across builds and
 /// toolchains, unlike std's hasher.
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -736,6 +745,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+/// The objects as one YAML stream.
 pub fn to_yaml(objects: &[Json]) -> String {
     objects
         .iter()
@@ -1075,6 +1085,41 @@ mod tests {
         );
         // the injected sidecar cannot mount volumes the application's pod lacks
         assert_eq!(agent_container(&s, false).get("volumeMounts"), None);
+    }
+
+    #[test]
+    fn the_cassandra_schema_job_follows_jaegers_create_schema_settings() {
+        let render_with = |settings: &str| {
+            render(&spoor(&format!(
+                "apiVersion: spoor.dev/v1\nkind: Spoor\nmetadata: {{name: k}}\nspec:\n  strategy: production\n\
+                 \x20 storage: {{type: cassandra, options: {{cassandra: {{servers: c1}}}}{settings}}}\n",
+            )))
+        };
+        let schema_args = |objects: &[Json]| job_args(objects, "Job", "k-cassandra-schema-job");
+        assert_eq!(
+            schema_args(&render_with("")),
+            json!(["--cassandra.servers=c1"])
+        );
+        assert_eq!(
+            schema_args(&render_with(
+                ", cassandraCreateSchema: {mode: prod, datacenter: dc1, traceTTL: 72h}"
+            )),
+            json!([
+                "--cassandra.servers=c1",
+                "--cassandra.schema.replication=dc1:2",
+                "--cassandra.schema.trace-ttl=72h"
+            ])
+        );
+        assert_eq!(
+            schema_args(&render_with(", cassandraCreateSchema: {mode: test}")),
+            json!(["--cassandra.servers=c1", "--cassandra.schema.replication=1"])
+        );
+        let off = render_with(", cassandraCreateSchema: {enabled: false}");
+        assert!(
+            !kinds(&off).iter().any(|n| n.starts_with("Job/")),
+            "{:?}",
+            kinds(&off)
+        );
     }
 
     #[test]

@@ -581,18 +581,19 @@ mod over_http {
             .await
             .unwrap();
         assert_eq!(removed, ["jaeger-span-000001", "jaeger-span-000002"]);
-        let c = state.lock().unwrap();
-        assert_eq!(
-            c.aliases["jaeger-span-read"],
-            ["jaeger-span-000003".to_string()].into()
-        );
-        assert_eq!(c.created.len(), 4, "nothing deleted");
-        assert_eq!(
-            c.aliases["jaeger-service-read"].len(),
-            1,
-            "the write index stays readable"
-        );
-        drop(c);
+        {
+            let c = state.lock().unwrap();
+            assert_eq!(
+                c.aliases["jaeger-span-read"],
+                ["jaeger-span-000003".to_string()].into()
+            );
+            assert_eq!(c.created.len(), 4, "nothing deleted");
+            assert_eq!(
+                c.aliases["jaeger-service-read"].len(),
+                1,
+                "the write index stays readable"
+            );
+        }
         // a second run finds nothing left to do
         let again = lookback(&client, &layout(), Duration::from_secs(3 * 86_400))
             .await

@@ -1,14 +1,13 @@
 # The commands a developer and CI run. `make test` is the one test command.
-PYTHON ?= python3
-
 .PHONY: build test lint fmt run bench fuzz
 
 build:
 	cargo build --workspace --bins
 
-test: build
-	cargo test --workspace
-	$(PYTHON) -m pytest -q integration-tests
+# Installs what the tests need (Debian packages as root, Python clients in
+# .venv, Node.js clients in node_modules), then runs every suite.
+test:
+	./scripts/test.sh
 
 lint:
 	cargo fmt --all --check

@@ -28,7 +28,7 @@ def free_port() -> int:
 class Spoor:
     """A running spoor-all-in-one and the addresses of its ports."""
 
-    def __init__(self, extra_args=(), env=None):
+    def __init__(self, extra_args=(), env=None, nofile=None):
         self.ports = {name: free_port() for name in
                       ("grpc", "http", "otlp_grpc", "otlp_http", "query_http", "query_grpc", "admin",
                        "compact", "binary", "sampling", "zipkin", "zipkin_udp")}
@@ -51,8 +51,12 @@ class Spoor:
         ]
         self.log = open(REPO / "target" / f"spoor-it-{p['admin']}.log", "wb") \
             if (REPO / "target").is_dir() else subprocess.DEVNULL
+        def limit_files():  # soft and hard open-files limit of the child
+            import resource
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log,
-                                     env={**os.environ, **(env or {})})
+                                     env={**os.environ, **(env or {})},
+                                     preexec_fn=limit_files if nofile else None)
         self.query = f"http://127.0.0.1:{p['query_http']}"
         self.admin = f"http://127.0.0.1:{p['admin']}"
         self.otlp_http = f"http://127.0.0.1:{p['otlp_http']}"
@@ -86,6 +90,19 @@ class Spoor:
 
     def get(self, path, **params):
         return requests.get(self.query + path, params=params, timeout=10)
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise AssertionError("no VmRSS")
+
+    def metric(self, name, labels=""):
+        """The value of one sample, `labels` as Prometheus prints them ('{a="b"}')."""
+        for line in requests.get(self.admin + "/metrics", timeout=5).text.splitlines():
+            if line.startswith(name + labels + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
 
     def wait_for_traces(self, service, expected_spans, **params):
         """Polls the search API until the service's traces hold `expected_spans` spans."""
@@ -160,8 +177,8 @@ def spoor():
 def start_spoor():
     started = []
 
-    def start(*args, env=None):
-        s = Spoor(args, env)
+    def start(*args, env=None, nofile=None):
+        s = Spoor(args, env, nofile)
         started.append(s)
         return s
 

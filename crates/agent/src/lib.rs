@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use prometheus_client::registry::Registry;
 use spoor_server::net::parse_host_port;
-use spoor_server::shutdown::Shutdown;
+use spoor_server::serve::Serving;
 
 /// How long shutdown waits for buffered batches to reach a collector.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -95,7 +95,8 @@ impl Agent {
     }
 
     /// Serves until `shutdown`, then forwards what is buffered (10 s at most).
-    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+    pub async fn run(self, serving: Serving) -> anyhow::Result<()> {
+        let shutdown = serving.shutdown();
         let Agent {
             options,
             metrics,
@@ -134,12 +135,13 @@ impl Agent {
             );
         }
         drop(reporter);
-        let http_server =
-            spoor_server::http::serve(http, http::router(proxy), shutdown, "agent HTTP");
+        let http_server = serving.http(http, http::router(proxy), "agent HTTP");
         // receivers stop at shutdown; workers finish the queued packets
         let udp = async { while tasks.join_next().await.is_some() {} };
         let (http_result, ()) = tokio::join!(http_server, udp);
-        senders.drain(DRAIN_TIMEOUT).await;
+        senders
+            .drain(serving.options().shutdown_timeout.min(DRAIN_TIMEOUT))
+            .await;
         http_result
     }
 }

@@ -72,7 +72,11 @@ async fn start_collector(
     .unwrap();
     let addr = collector.local_addrs().grpc;
     let (trigger, shutdown) = ShutdownTrigger::new();
-    (addr, trigger, tokio::spawn(collector.run(shutdown)))
+    (
+        addr,
+        trigger,
+        tokio::spawn(collector.run(serving(shutdown))),
+    )
 }
 
 async fn start_agent(
@@ -136,7 +140,7 @@ async fn harness() -> Harness {
     let mut registry = Registry::default();
     let (agent, stop_agent, shutdown) = start_agent(collector_addr, &mut registry).await;
     let addrs = agent.local_addrs();
-    let agent_task = tokio::spawn(agent.run(shutdown));
+    let agent_task = tokio::spawn(agent.run(serving(shutdown)));
     Harness {
         storage,
         store,
@@ -451,4 +455,8 @@ async fn zipkin_thrift_datagrams_reach_the_collector() {
     );
 
     h.stop().await;
+}
+
+fn serving(shutdown: spoor_server::shutdown::Shutdown) -> spoor_server::serve::Serving {
+    spoor_server::serve::Serving::new(Default::default(), shutdown, &mut Registry::default())
 }

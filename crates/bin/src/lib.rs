@@ -23,6 +23,7 @@ use spoor_sampling::{Sampling, SamplingConfigType, SamplingOptions};
 use spoor_server::Registry;
 use spoor_server::lifecycle::run_with_admin;
 use spoor_server::net::parse_host_port;
+use spoor_server::serve::ServeOptions;
 use spoor_server::storage::{StorageOptions, StorageType};
 use spoor_storage::SamplingStore;
 use spoor_storage_memory::MemorySamplingStore;
@@ -37,6 +38,9 @@ pub struct CommonOptions {
     /// Minimum log level: error, warn, info, debug or trace (RUST_LOG overrides).
     #[arg(long = "log-level", env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+
+    #[command(flatten)]
+    pub serve: ServeOptions,
 }
 
 #[derive(Parser, Debug)]
@@ -190,9 +194,12 @@ impl AgentCli {
         let mut registry = Registry::default();
         let agent = Agent::bind(self.agent, &mut registry).await?;
         tracing::info!(addrs = ?agent.local_addrs(), "agent listening");
-        run_with_admin(admin_addr(&self.admin_host_port)?, registry, |stop| {
-            agent.run(stop)
-        })
+        run_with_admin(
+            admin_addr(&self.admin_host_port)?,
+            self.common.serve.clone(),
+            registry,
+            |stop| agent.run(stop),
+        )
         .await
     }
 }
@@ -234,9 +241,12 @@ impl CollectorCli {
         let collector =
             Collector::bind(collector_options, writer, &sampling, &mut registry).await?;
         tracing::info!(addrs = ?collector.local_addrs(), "collector listening");
-        let result = run_with_admin(admin_addr(&self.admin_host_port)?, registry, |stop| {
-            collector.run(stop)
-        })
+        let result = run_with_admin(
+            admin_addr(&self.admin_host_port)?,
+            self.common.serve.clone(),
+            registry,
+            |stop| collector.run(stop),
+        )
         .await;
         sampling.stop().await;
         result
@@ -250,8 +260,9 @@ impl IngesterCli {
         let ingester = Ingester::new(&self.kafka, Arc::clone(&storage.writer), &mut registry)?;
         run_with_admin(
             admin_addr(&self.admin_host_port)?,
+            self.common.serve.clone(),
             registry,
-            |stop| async move { Ok(ingester.run(stop.wait()).await?) },
+            |stop| async move { Ok(ingester.run(stop.shutdown().wait()).await?) },
         )
         .await
     }
@@ -263,9 +274,12 @@ impl QueryCli {
         let storage = self.storage.open(&mut registry).await?;
         let query = QueryServer::bind(self.query, &storage, &mut registry).await?;
         tracing::info!(addrs = ?query.local_addrs(), "query listening");
-        run_with_admin(admin_addr(&self.admin_host_port)?, registry, |stop| {
-            query.run(stop)
-        })
+        run_with_admin(
+            admin_addr(&self.admin_host_port)?,
+            self.common.serve.clone(),
+            registry,
+            |stop| query.run(stop),
+        )
         .await
     }
 }
@@ -307,11 +321,12 @@ impl AllInOneCli {
         );
         let result = run_with_admin(
             admin_addr(&self.admin_host_port)?,
+            self.common.serve.clone(),
             registry,
             |stop| async move {
                 let ingest = async {
                     match ingester {
-                        Some(i) => Ok(i.run(stop.clone().wait()).await?),
+                        Some(i) => Ok(i.run(stop.shutdown().wait()).await?),
                         None => Ok(()),
                     }
                 };

@@ -86,8 +86,9 @@ async fn jaeger_grpc_spans_come_back_through_grpc_query() {
     let collector_addr = collector.local_addrs().grpc;
     let query_addr = query.local_addrs()[1];
     let (trigger, shutdown) = ShutdownTrigger::new();
-    let c = tokio::spawn(collector.run(shutdown.clone()));
-    let q = tokio::spawn(query.run(shutdown));
+    let serving = spoor_server::serve::Serving::new(Default::default(), shutdown, &mut registry);
+    let c = tokio::spawn(collector.run(serving.clone()));
+    let q = tokio::spawn(query.run(serving));
 
     let mut client = CollectorServiceClient::connect(format!("http://{collector_addr}"))
         .await

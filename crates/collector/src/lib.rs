@@ -23,17 +23,11 @@ pub use otlp_http::router as otlp_http_router;
 pub use processor::{Outcome, ProcessError, SpanProcessor};
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use prometheus_client::registry::Registry;
-use spoor_server::grpc::serve as serve_grpc;
-use spoor_server::http::serve as serve_http;
-use spoor_server::shutdown::Shutdown;
+use spoor_server::serve::Serving;
 use spoor_storage::SpanWriter;
-
-/// How long shutdown waits for queued spans to be written.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where a collector listens.
 #[derive(Clone, Copy, Debug)]
@@ -123,7 +117,7 @@ impl Collector {
     }
 
     /// Serves until `shutdown`, then stops intake and drains the queue.
-    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+    pub async fn run(self, serving: Serving) -> anyhow::Result<()> {
         let Collector {
             options,
             processor,
@@ -138,22 +132,27 @@ impl Collector {
         let mut servers = tokio::task::JoinSet::new();
         let jaeger =
             grpc::jaeger_routes(Arc::clone(&processor), Arc::clone(&strategies), max_message);
-        servers.spawn(serve_grpc(grpc, jaeger, shutdown.clone(), "Jaeger gRPC"));
+        let s = serving.clone();
+        servers.spawn(async move { s.grpc(grpc, jaeger, "Jaeger gRPC").await });
         let thrift = jaeger_http::router(
             Arc::clone(&processor),
             strategies,
             options.http_max_request_size,
         );
-        servers.spawn(serve_http(http, thrift, shutdown.clone(), "Jaeger HTTP"));
+        let s = serving.clone();
+        servers.spawn(async move { s.http(http, thrift, "Jaeger HTTP").await });
         if let Some(zipkin) = zipkin {
             let app = zipkin_http::router(Arc::clone(&processor), options.http_max_request_size);
-            servers.spawn(serve_http(zipkin, app, shutdown.clone(), "Zipkin HTTP"));
+            let s = serving.clone();
+            servers.spawn(async move { s.http(zipkin, app, "Zipkin HTTP").await });
         }
         if let Some((otlp_grpc, otlp_http)) = otlp {
             let routes = grpc::otlp_routes(Arc::clone(&processor), max_message);
-            servers.spawn(serve_grpc(otlp_grpc, routes, shutdown.clone(), "OTLP gRPC"));
+            let s = serving.clone();
+            servers.spawn(async move { s.grpc(otlp_grpc, routes, "OTLP gRPC").await });
             let app = otlp_http::router(Arc::clone(&processor), options.otlp_http_max_request_size);
-            servers.spawn(serve_http(otlp_http, app, shutdown.clone(), "OTLP HTTP"));
+            let s = serving.clone();
+            servers.spawn(async move { s.http(otlp_http, app, "OTLP HTTP").await });
         }
         drop(processor);
         let mut result = Ok(());
@@ -164,7 +163,7 @@ impl Collector {
             }
         }
         // every receiver is gone: the queue closes and the workers drain it
-        workers.drain(DRAIN_TIMEOUT).await;
+        workers.drain(serving.options().shutdown_timeout).await;
         result
     }
 }

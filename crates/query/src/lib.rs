@@ -17,7 +17,7 @@ use clap::Args;
 use prometheus_client::registry::Registry;
 use spoor_proto::api_v2::query_service_server::QueryServiceServer;
 use spoor_server::net::{bind, parse_host_port};
-use spoor_server::shutdown::Shutdown;
+use spoor_server::serve::Serving;
 use spoor_server::storage::Storage;
 use tonic::service::Routes;
 
@@ -110,7 +110,7 @@ impl QueryServer {
         ]
     }
 
-    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+    pub async fn run(self, serving: Serving) -> anyhow::Result<()> {
         let QueryServer {
             options,
             state,
@@ -121,9 +121,8 @@ impl QueryServer {
             storage: state.storage.clone(),
         });
         let app = app(state, &options.base_path);
-        let http_task = spoor_server::http::serve(http, app, shutdown.clone(), "query HTTP");
-        let grpc_task =
-            spoor_server::grpc::serve(grpc, Routes::new(grpc_service), shutdown, "query gRPC");
+        let http_task = serving.http(http, app, "query HTTP");
+        let grpc_task = serving.grpc(grpc, Routes::new(grpc_service), "query gRPC");
         tokio::try_join!(http_task, grpc_task)?;
         Ok(())
     }

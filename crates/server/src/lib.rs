@@ -4,10 +4,10 @@
 
 pub mod admin;
 pub mod config;
-pub mod grpc;
 pub mod http;
 pub mod lifecycle;
 pub mod net;
+pub mod serve;
 pub mod shutdown;
 pub mod storage;
 pub mod telemetry;

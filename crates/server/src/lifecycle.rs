@@ -7,18 +7,20 @@ use std::sync::Arc;
 use prometheus_client::registry::Registry;
 
 use crate::admin::{self, Health};
-use crate::shutdown::{Shutdown, ShutdownTrigger, os_signal};
+use crate::serve::{ServeOptions, Serving};
+use crate::shutdown::{ShutdownTrigger, os_signal};
 
-/// Runs `services` (given the shutdown signal) with the admin port on
-/// `admin_addr`. Returns when the services have stopped, after a signal or on
-/// their own failure.
+/// Runs `services` (given the process's [`Serving`], which carries the
+/// shutdown signal) with the admin port on `admin_addr`. Returns when the
+/// services have stopped, after a signal or on their own failure.
 pub async fn run_with_admin<F, Fut>(
     admin_addr: SocketAddr,
-    registry: Registry,
+    serve_options: ServeOptions,
+    mut registry: Registry,
     services: F,
 ) -> anyhow::Result<()>
 where
-    F: FnOnce(Shutdown) -> Fut,
+    F: FnOnce(Serving) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
     let listener = crate::net::bind(admin_addr, "admin").await?;
@@ -26,8 +28,12 @@ where
     let health = Health::default();
     let (trigger, shutdown) = ShutdownTrigger::new();
     let trigger = Arc::new(trigger);
+    let serving = Serving::new(serve_options, shutdown, &mut registry);
     let app = admin::router(health.clone(), Arc::new(registry));
-    let admin = tokio::spawn(crate::http::serve(listener, app, shutdown.clone(), "admin"));
+    let admin = {
+        let serving = serving.clone();
+        tokio::spawn(async move { serving.http(listener, app, "admin").await })
+    };
     let on_signal = {
         let (health, trigger) = (health.clone(), Arc::clone(&trigger));
         tokio::spawn(async move {
@@ -38,7 +44,7 @@ where
         })
     };
     health.set_ready(true);
-    let result = services(shutdown).await;
+    let result = services(serving).await;
     health.set_ready(false);
     trigger.trigger();
     on_signal.abort();

@@ -1,0 +1,176 @@
+"""What an attacker can do to a running Spoor process, and what it must survive:
+gRPC streams that announce large messages and stall, slowloris on HTTP, and
+shutdown with half-sent requests."""
+import resource
+import socket
+import struct
+import time
+
+import h2.config
+import h2.connection
+import requests
+
+from test_otlp import emit, exporter_for
+
+EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+
+def raise_own_file_limit(n):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < n:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(n, hard), hard))
+
+
+def stalled_grpc_streams(port, streams, announced=4_000_000):
+    """One HTTP/2 connection with `streams` calls, each announcing a message of
+    `announced` bytes and sending 5 of them; returns the open socket."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    sock.sendall(conn.data_to_send())
+    for i in range(streams):
+        sid = conn.get_next_available_stream_id()
+        conn.send_headers(sid, [(":method", "POST"), (":scheme", "http"), (":path", EXPORT),
+                                (":authority", f"127.0.0.1:{port}"), ("content-type", "application/grpc"),
+                                ("te", "trailers")])
+        conn.send_data(sid, b"\x00" + struct.pack(">I", announced) + b"\x0a\x03abc")
+        sock.sendall(conn.data_to_send())
+    return sock
+
+
+def test_stalled_grpc_streams_cannot_exhaust_memory(start_spoor):
+    spoor = start_spoor("--server.body-idle-timeout=3s")
+    before = spoor.rss_mb()
+    conns = [stalled_grpc_streams(spoor.ports["otlp_grpc"], 100) for _ in range(10)]
+    time.sleep(1.5)
+    during = spoor.rss_mb()
+    # 1,000 streams announcing 4 MB each: before the fix each reserved its
+    # announced size (4 GB in all); held bytes are now only what was received
+    assert during - before < 150, f"RSS grew from {before:.0f} MB to {during:.0f} MB"
+    assert spoor.metric("spoor_server_grpc_buffered_bytes") <= 1000 * 10
+    # a real client still gets through while the streams hang
+    emit(exporter_for("grpc", spoor), "during-h2-abuse")
+    spoor.wait_for_traces("during-h2-abuse", 2)
+    # the stalled calls are failed after the idle timeout and their bytes given back
+    deadline = time.time() + 15
+    while spoor.metric("spoor_server_request_bodies_stalled_total", '{listener="OTLP gRPC"}') < 1000:
+        assert time.time() < deadline, "stalled gRPC calls were not timed out"
+        time.sleep(0.2)
+    assert spoor.metric("spoor_server_grpc_buffered_bytes") == 0
+    for c in conns:
+        c.close()
+
+
+def partial_grpc_call(port, announced, sent):
+    """An HTTP/2 connection with one call announcing `announced` bytes and
+    sending `sent` of them; returns (socket, connection)."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    conn.send_headers(1, [(":method", "POST"), (":scheme", "http"), (":path", EXPORT),
+                          (":authority", "x"), ("content-type", "application/grpc"), ("te", "trailers")])
+    payload = b"\x00" + struct.pack(">I", announced) + b"\x00" * sent
+    sock.settimeout(5)
+    while payload:
+        n = min(len(payload), conn.max_outbound_frame_size, conn.local_flow_control_window(1))
+        if n == 0:  # wait for the server's settings and window updates
+            sock.sendall(conn.data_to_send())
+            conn.receive_data(sock.recv(65536))
+            continue
+        conn.send_data(1, payload[:n])
+        payload = payload[n:]
+    sock.sendall(conn.data_to_send())
+    return sock, conn
+
+
+def grpc_status(sock, conn, wait=3.0):
+    """The grpc-status the server answered on stream 1, None if none in `wait` s."""
+    sock.settimeout(wait)
+    deadline = time.time() + wait
+    while time.time() < deadline:
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            return None
+        if not data:
+            return None
+        for event in conn.receive_data(data):
+            for name, value in getattr(event, "headers", None) or []:
+                if name == b"grpc-status":
+                    return int(value)
+        sock.sendall(conn.data_to_send())
+    return None
+
+
+def test_the_grpc_buffer_budget_is_shared_by_every_call(start_spoor):
+    # the process may hold 1.1 MB of partial messages: three calls holding
+    # 300 kB each fit, the fourth does not and is refused, not buffered
+    spoor = start_spoor("--server.grpc-buffer-bytes=1100000")
+    port = spoor.ports["otlp_grpc"]
+    held = [partial_grpc_call(port, 1_000_000, 300_000) for _ in range(3)]
+    time.sleep(0.5)
+    assert [grpc_status(*c, wait=0.5) for c in held] == [None, None, None]
+    refused = partial_grpc_call(port, 1_000_000, 300_000)
+    assert grpc_status(*refused) == 8  # RESOURCE_EXHAUSTED
+    assert spoor.metric("spoor_server_grpc_buffer_refusals_total", '{listener="OTLP gRPC"}') == 1
+    assert spoor.metric("spoor_server_grpc_buffered_bytes") == 3 * 300_005
+    for sock, _ in held + [refused]:
+        sock.close()
+    deadline = time.time() + 5
+    while spoor.metric("spoor_server_grpc_buffered_bytes") != 0:
+        assert time.time() < deadline, "closed calls kept their share of the budget"
+        time.sleep(0.1)
+
+
+def test_slowloris_on_one_port_leaves_the_others_serving(start_spoor):
+    raise_own_file_limit(4096)
+    spoor = start_spoor("--server.read-header-timeout=3s", nofile=1024)
+    slow = []
+    for _ in range(1100):
+        try:
+            s = socket.create_connection(("127.0.0.1", spoor.ports["query_http"]), timeout=2)
+            s.sendall(b"GET /api/services HTTP/1.1\r\nHost: x\r\n")
+            slow.append(s)
+        except OSError:
+            break
+    # ingest answers at once while the query port is flooded
+    started = time.time()
+    emit(exporter_for("http", spoor), "during-slowloris")
+    assert time.time() - started < 5
+    refused = spoor.metric("spoor_server_connections_refused_total", '{listener="query HTTP"}')
+    assert refused > 0, "connections over the listener's share were not refused"
+    # the unfinished requests are closed after the header timeout
+    time.sleep(4)
+    assert spoor.get("/api/services").status_code == 200
+    spoor.wait_for_traces("during-slowloris", 2)
+    still_open = 0
+    for s in slow:
+        s.settimeout(0.5)
+        try:
+            answer = s.recv(1024)
+            if answer and not answer.startswith(b"HTTP/1.1 408"):
+                still_open += 1
+        except socket.timeout:
+            still_open += 1
+        except ConnectionResetError:
+            pass
+        s.close()
+    assert still_open == 0, f"{still_open} unfinished requests still open after the header timeout"
+
+
+def test_sigterm_finishes_with_half_sent_requests(start_spoor):
+    spoor = start_spoor("--shutdown.timeout=2s", "--server.read-header-timeout=60s",
+                        "--server.body-idle-timeout=60s")
+    headers = socket.create_connection(("127.0.0.1", spoor.ports["query_http"]))
+    headers.sendall(b"GET /api/services HTTP/1.1\r\nHost: x\r\n")
+    body = socket.create_connection(("127.0.0.1", spoor.ports["otlp_http"]))
+    body.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                 b"Content-Length: 1000\r\n\r\n0123456789")
+    time.sleep(0.5)
+    started = time.time()
+    code = spoor.stop()
+    took = time.time() - started
+    assert code == 0
+    assert took < 8, f"shutdown took {took:.1f}s with half-sent requests open"
+    headers.close()
+    body.close()

@@ -1,4 +1,6 @@
 """Starts real Spoor binaries on free local ports for the integration tests."""
+import functools
+import json
 import os
 import signal
 import socket
@@ -12,11 +14,14 @@ import requests
 REPO = Path(__file__).resolve().parent.parent
 
 
+@functools.cache
 def bin_dir() -> Path:
     if os.environ.get("SPOOR_BIN_DIR"):
         return Path(os.environ["SPOOR_BIN_DIR"])
-    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
-    return target / "debug"
+    # where cargo puts them, whatever CARGO_TARGET_DIR or .cargo/config says
+    meta = subprocess.run(["cargo", "metadata", "--format-version=1", "--no-deps"], cwd=REPO,
+                          capture_output=True, check=True, text=True).stdout
+    return Path(json.loads(meta)["target_directory"]) / "debug"
 
 
 def free_port() -> int:

@@ -174,3 +174,39 @@ def test_sigterm_finishes_with_half_sent_requests(start_spoor):
     assert took < 8, f"shutdown took {took:.1f}s with half-sent requests open"
     headers.close()
     body.close()
+
+
+def test_refusals_carry_the_codes_otlp_clients_act_on(spoor):
+    import grpc
+    from opentelemetry.sdk.trace.export import SpanExportResult
+    channel = grpc.insecure_channel(spoor.otlp_grpc)
+    export = channel.unary_unary(EXPORT)
+    codes = {}
+    for name, payload in [("garbage", b"\xff\xff\xff garbage"), ("oversize", b"\x0a" + b"\x00" * (5 << 20))]:
+        try:
+            export(payload, timeout=10)
+        except grpc.RpcError as e:
+            codes[name] = e.code()
+    channel.close()
+    assert codes == {"garbage": grpc.StatusCode.INVALID_ARGUMENT,
+                     "oversize": grpc.StatusCode.INVALID_ARGUMENT}
+    # the real exporter gives up on an oversize batch at once instead of
+    # retrying it until its timeout (OUT_OF_RANGE is retryable in OTLP)
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    exporter = OTLPSpanExporter(endpoint=spoor.otlp_grpc, insecure=True, timeout=10)
+    provider = TracerProvider(resource=Resource.create({"service.name": "oversize"}))
+    spans = []
+
+    class Capture(SimpleSpanProcessor):
+        def on_end(self, span):
+            spans.append(span)
+    provider.add_span_processor(Capture(exporter))
+    with provider.get_tracer("it").start_as_current_span("big", attributes={"blob": "x" * (5 << 20)}):
+        pass
+    started = time.time()
+    assert exporter.export(spans) == SpanExportResult.FAILURE
+    assert time.time() - started < 2, "the exporter retried an oversize batch"
+    provider.shutdown()

@@ -57,6 +57,7 @@ impl Senders {
         let spans = batch.spans.len() as u64;
         let request = PostSpansRequest { batch: Some(batch) };
         let mut backoff = FIRST_BACKOFF;
+        let mut last_error = None;
         loop {
             for _ in 0..self.channels.len() {
                 let i = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
@@ -75,11 +76,22 @@ impl Senders {
                     Err(status) => {
                         self.metrics.forward_failures.inc();
                         tracing::debug!(code = ?status.code(), message = status.message(), "forwarding failed");
+                        last_error = Some(status);
                     }
                 }
             }
             if shutdown.is_triggered() {
-                tracing::warn!(spans, "collectors unreachable at shutdown; batch dropped");
+                match last_error.as_ref().filter(|s| !is_unreachable(s)) {
+                    Some(refusal) => tracing::warn!(
+                        spans,
+                        code = ?refusal.code(),
+                        message = refusal.message(),
+                        "collector refused the batch until shutdown; batch dropped"
+                    ),
+                    None => {
+                        tracing::warn!(spans, "collectors unreachable at shutdown; batch dropped")
+                    }
+                }
                 self.metrics.batches_dropped.inc();
                 return;
             }
@@ -87,6 +99,16 @@ impl Senders {
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
+}
+
+/// Whether a failed call never reached a collector (no connection), as
+/// opposed to a collector that answered with a refusal.
+fn is_unreachable(status: &tonic::Status) -> bool {
+    use std::error::Error;
+    status.code() == Code::Unavailable
+        && status
+            .source()
+            .is_some_and(|e| e.downcast_ref::<tonic::transport::Error>().is_some())
 }
 
 /// Merges batches of the same process (a client sends one per datagram)

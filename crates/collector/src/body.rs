@@ -70,15 +70,19 @@ pub fn outcome_response(result: Result<Outcome, ProcessError>) -> Response {
         Ok(_) => StatusCode::ACCEPTED.into_response(),
         Err(e @ ProcessError::QueueFull) => (
             StatusCode::TOO_MANY_REQUESTS,
-            [(header::RETRY_AFTER, "1")],
+            [(header::RETRY_AFTER, retry_after())],
             e.to_string(),
         )
             .into_response(),
         Err(e @ ProcessError::WriteFailed(_)) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            [(header::RETRY_AFTER, "1")],
+            [(header::RETRY_AFTER, retry_after())],
             e.to_string(),
         )
             .into_response(),
     }
+}
+
+fn retry_after() -> String {
+    crate::retry::RETRY_DELAY.as_secs().to_string()
 }

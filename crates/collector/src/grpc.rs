@@ -11,16 +11,22 @@ use spoor_proto::api_v2::collector_service_server::{CollectorService, CollectorS
 use spoor_proto::api_v2::{PostSpansRequest, PostSpansResponse};
 use tonic::codec::CompressionEncoding;
 use tonic::service::Routes;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
+use crate::retry::RpcStatus;
 use crate::sampling::Strategies;
 use crate::{ProcessError, SpanProcessor, Transport};
 
 impl From<ProcessError> for Status {
     fn from(e: ProcessError) -> Self {
         match e {
-            ProcessError::QueueFull => Status::resource_exhausted(e.to_string()),
-            ProcessError::WriteFailed(_) => Status::unavailable(e.to_string()),
+            // retryable only with RetryInfo, by the OTLP specification
+            ProcessError::QueueFull => RpcStatus::new(Code::ResourceExhausted, e.to_string())
+                .retry_later()
+                .into_grpc(),
+            ProcessError::WriteFailed(_) => RpcStatus::new(Code::Unavailable, e.to_string())
+                .retry_later()
+                .into_grpc(),
         }
     }
 }
@@ -107,4 +113,28 @@ pub fn otlp_routes(processor: Arc<SpanProcessor>, max_message_size: usize) -> Ro
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    use super::*;
+
+    #[test]
+    fn a_full_queue_asks_the_client_to_retry_later() {
+        let status = Status::from(ProcessError::QueueFull);
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        let details = RpcStatus::decode(status.details()).unwrap();
+        assert_eq!(
+            crate::retry::retry_delay(&details),
+            Some(crate::retry::RETRY_DELAY)
+        );
+        assert!(
+            status
+                .metadata()
+                .get_bin("google.rpc.retryinfo-bin")
+                .is_some()
+        );
+    }
 }

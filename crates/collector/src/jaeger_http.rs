@@ -58,11 +58,13 @@ async fn post_traces(
     };
     let Some(protocol) = protocol_of(&headers) else {
         let msg = "unsupported content type; use application/x-thrift or application/vnd.apache.thrift.binary";
-        return reject(
-            "unsupported_media_type",
-            StatusCode::BAD_REQUEST,
-            msg.into(),
-        );
+        // Jaeger answers 400 for a type it does not take; none at all is 415
+        let status = if headers.contains_key(header::CONTENT_TYPE) {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        };
+        return reject("unsupported_media_type", status, msg.into());
     };
     let batch = match decode_batch(&body, protocol) {
         Ok(b) => b,
@@ -165,6 +167,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        let untyped = Request::post("/api/traces")
+            .body(Body::from(body.clone()))
+            .unwrap();
+        let resp = app.clone().oneshot(untyped).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
         let resp = app
             .clone()
             .oneshot(post("application/x-thrift", vec![0xff; 10]))

@@ -14,6 +14,7 @@ mod options;
 mod otlp_http;
 mod processor;
 mod queue;
+mod retry;
 mod sampling;
 mod zipkin_http;
 

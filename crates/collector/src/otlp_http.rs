@@ -14,6 +14,7 @@ use prost::Message;
 
 use crate::body::BodyError;
 use crate::grpc::process_otlp;
+use crate::retry::RpcStatus;
 use crate::{ProcessError, SpanProcessor, Transport};
 
 const PROTOBUF: &str = "application/x-protobuf";
@@ -39,15 +40,6 @@ pub fn router(processor: Arc<SpanProcessor>, max_body: usize) -> Router {
 enum Encoding {
     Protobuf,
     Json,
-}
-
-/// google.rpc.Status without details: all an OTLP client reads.
-#[derive(Clone, PartialEq, Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
 }
 
 struct Failure {
@@ -84,25 +76,29 @@ fn respond(encoding: Encoding, status: StatusCode, body: Vec<u8>) -> Response {
         .into_response()
 }
 
+/// The OTLP error answer: a google.rpc.Status in the request's encoding;
+/// 429 and 503 carry RetryInfo and Retry-After, as the specification's
+/// throttling section asks.
 fn error_response(encoding: Encoding, f: Failure) -> Response {
-    let status = RpcStatus {
-        code: f.grpc_code as i32,
-        message: f.message,
-    };
-    let body = match encoding {
-        Encoding::Protobuf => status.encode_to_vec(),
-        Encoding::Json => {
-            serde_json::to_vec(&serde_json::json!({"code": status.code, "message": status.message}))
-                .unwrap_or_default()
-        }
-    };
-    let mut resp = respond(encoding, f.status, body);
-    if matches!(
+    let mut status = RpcStatus::new(f.grpc_code, f.message);
+    let retry = matches!(
         f.status,
         StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
-    ) {
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    );
+    if retry {
+        status = status.retry_later();
+    }
+    let body = match encoding {
+        Encoding::Protobuf => status.encode_to_vec(),
+        Encoding::Json => serde_json::to_vec(&status.to_json()).unwrap_or_default(),
+    };
+    let mut resp = respond(encoding, f.status, body);
+    if retry {
+        let seconds = crate::retry::RETRY_DELAY.as_secs().to_string();
+        resp.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_str(&seconds).expect("digits"),
+        );
     }
     resp
 }

@@ -32,11 +32,15 @@ pub fn router(processor: Arc<SpanProcessor>, max_body: usize) -> Router {
 
 type Decoded = Result<(Vec<ZipkinSpan>, Vec<String>), ZipkinError>;
 
+/// The request's media type, lower case; empty when it has none. A request
+/// without one is refused: taking it as JSON, as Zipkin does, would let any
+/// web page post spans into a local collector (`fetch` in `no-cors` mode may
+/// omit the type, but cannot send `application/json` without a preflight).
 fn media_type(headers: &HeaderMap) -> String {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json");
+        .unwrap_or("");
     ct.split(';')
         .next()
         .unwrap_or("")
@@ -158,6 +162,19 @@ mod tests {
             ),
             (
                 post("/api/v2/spans", "text/plain", false, SPANS.into()),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ),
+            (
+                // what a web page's no-cors fetch can send
+                Request::post("/api/v2/spans")
+                    .body(Body::from(SPANS))
+                    .unwrap(),
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ),
+            (
+                Request::post("/api/v1/spans")
+                    .body(Body::from("[]"))
+                    .unwrap(),
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ),
             (

@@ -65,12 +65,13 @@ pub struct QueryServer {
 pub fn app(state: ApiState, base_path: &str) -> axum::Router {
     let ui = std::sync::Arc::new(ui::Ui::new(base_path));
     let api = http::router(state).fallback(move |uri, headers| ui::serve(ui, uri, headers));
-    match base_path.trim_end_matches('/') {
+    let app = match base_path.trim_end_matches('/') {
         "" => api,
         prefix => axum::Router::new()
             .nest(prefix, api)
             .fallback(http::not_found),
-    }
+    };
+    app.layer(axum::middleware::map_response(ui::security_headers))
 }
 
 impl QueryServer {

@@ -85,6 +85,9 @@ impl Ui {
     /// The asset at `path`, or the app's page for the app's own routes.
     pub fn response(&self, path: &str, request: &HeaderMap) -> Response {
         let name = path.trim_start_matches('/');
+        if name == "index.html" {
+            return send(&self.page, request, "no-cache");
+        }
         if let Some(asset) = self.assets.get(name) {
             return send(asset, request, "public, max-age=300");
         }
@@ -130,6 +133,31 @@ fn send(asset: &Asset, request: &HeaderMap, cache: &'static str) -> Response {
     (StatusCode::OK, headers, Body::from(body)).into_response()
 }
 
+/// What the page may load and who may frame it: only its own scripts,
+/// styles and API (no inline script, no other origin), never in a frame;
+/// on every answer of the query port, API included.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; \
+     form-action 'self'; frame-ancestors 'none'";
+
+pub async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    response
+}
+
 /// The fallback of the HTTP API router: unknown `/api` paths are API
 /// errors, everything else belongs to the UI.
 pub async fn serve(ui: Arc<Ui>, uri: Uri, headers: HeaderMap) -> Response {
@@ -161,7 +189,13 @@ mod tests {
     #[tokio::test]
     async fn the_page_carries_the_base_path_and_deep_links_get_it() {
         let ui = Ui::new("/jaeger");
-        for path in ["/", "/search", "/trace/abc123", "/dependencies"] {
+        for path in [
+            "/",
+            "/index.html",
+            "/search",
+            "/trace/abc123",
+            "/dependencies",
+        ] {
             let r = ui.response(path, &HeaderMap::new());
             assert_eq!(r.status(), StatusCode::OK, "{path}");
             assert_eq!(r.headers()[header::CACHE_CONTROL], "no-cache");
@@ -171,6 +205,20 @@ mod tests {
         let root = Ui::new("");
         let html = String::from_utf8(body(root.response("/", &HeaderMap::new())).await).unwrap();
         assert!(html.contains(r#"<base href="/">"#));
+    }
+
+    #[tokio::test]
+    async fn every_answer_forbids_framing_sniffing_and_foreign_scripts() {
+        let page = security_headers(Ui::new("").response("/", &HeaderMap::new())).await;
+        let csp = page.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap();
+        assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
+        assert_eq!(page.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(page.headers()[header::X_FRAME_OPTIONS], "DENY");
+        // the page itself has no inline script the policy would block
+        let html = String::from_utf8(body(page).await).unwrap();
+        assert!(!html.contains("<script>"), "inline script in index.html");
     }
 
     #[tokio::test]

@@ -209,8 +209,10 @@ impl Serving {
         routes: tonic::service::Routes,
         what: &str,
     ) -> anyhow::Result<()> {
-        self.serve(listener, routes.into_axum_router(), what, true)
-            .await
+        let app = routes
+            .into_axum_router()
+            .layer(axum::middleware::map_response(spec_status_codes));
+        self.serve(listener, app, what, true).await
     }
 
     async fn serve(
@@ -320,6 +322,32 @@ impl Serving {
             .keep_alive_timeout(Duration::from_secs(20));
         builder
     }
+}
+
+/// tonic refuses some calls before a handler sees them with codes that make
+/// OTLP exporters misbehave: a message over the size limit is OUT_OF_RANGE,
+/// which the OTLP specification lists as retryable (so the client resends
+/// the same oversize batch until its timeout), and an undecodable one
+/// INTERNAL. Both are requests that can never succeed, so both become
+/// INVALID_ARGUMENT, which no client retries (RESOURCE_EXHAUSTED, grpc-go's
+/// code for an oversize message, is retried by the OTel Python exporter).
+async fn spec_status_codes(mut response: axum::response::Response) -> axum::response::Response {
+    let headers = response.headers_mut();
+    let message = headers
+        .get("grpc-message")
+        .map(|m| m.as_bytes())
+        .unwrap_or_default();
+    let code = match headers.get("grpc-status").map(|c| c.as_bytes()) {
+        Some(b"11")
+            if message.starts_with(b"Error,%20decoded%20message%20length%20too%20large") =>
+        {
+            "3"
+        }
+        Some(b"13") if message.starts_with(b"failed%20to%20decode%20Protobuf%20message") => "3",
+        _ => return response,
+    };
+    headers.insert("grpc-status", http::HeaderValue::from_static(code));
+    response
 }
 
 /// Raises the soft limit of open files to the hard limit, so that the limits

@@ -244,14 +244,35 @@ async fn a_full_queue_answers_429_and_counts() {
         app.clone().oneshot(send()).await.unwrap().status(),
         StatusCode::OK
     );
-    let resp = app.oneshot(send()).await.unwrap();
+    let resp = app.clone().oneshot(send()).await.unwrap();
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(resp.headers()["retry-after"], "1");
+    // RetryInfo, without which an OTLP client must drop the batch
+    let status = RpcStatus::decode(body(resp).await.as_slice()).unwrap();
+    assert_eq!(status.code, tonic::Code::ResourceExhausted as i32);
+    assert_eq!(
+        crate::retry::retry_delay(&status),
+        Some(Duration::from_secs(1))
+    );
+    let json = app
+        .oneshot(post(
+            JSON,
+            None,
+            serde_json::to_vec(&request_with(&[7, 8])).unwrap(),
+        ))
+        .await
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&body(json).await).unwrap();
+    assert_eq!(
+        json["details"][0]["@type"],
+        "type.googleapis.com/google.rpc.RetryInfo"
+    );
+    assert_eq!(json["details"][0]["retryDelay"], "1s");
     let full = crate::metrics::RejectLabel {
         transport: Transport::OtlpHttp,
         reason: "queue_full",
     };
-    assert_eq!(metrics.spans_rejected.get_or_create(&full).get(), 2);
+    assert_eq!(metrics.spans_rejected.get_or_create(&full).get(), 4);
 }
 
 struct FailingWriter;

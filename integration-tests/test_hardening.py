@@ -210,3 +210,41 @@ def test_refusals_carry_the_codes_otlp_clients_act_on(spoor):
     assert exporter.export(spans) == SpanExportResult.FAILURE
     assert time.time() - started < 2, "the exporter retried an oversize batch"
     provider.shutdown()
+
+
+def otlp_json_trace(trace_id, n, service="big", start=0):
+    now = time.time_ns()
+    spans = [{"traceId": trace_id, "spanId": f"{i + 1:016x}", "name": f"op-{i % 7}",
+              "startTimeUnixNano": str(now - 1_000_000 + i), "endTimeUnixNano": str(now),
+              "attributes": [{"key": "i", "value": {"intValue": str(i)}}]}
+             for i in range(start, start + n)]
+    return {"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+        "scopeSpans": [{"spans": spans}]}]}
+
+
+def test_spans_the_store_will_not_keep_are_reported_not_acknowledged(start_spoor):
+    # 64 shards of 50 kB: one trace may hold about 50 kB of spans
+    spoor = start_spoor("--memory.max-bytes=3200000")
+    trace_id = "000000000000000000000000000b16b1"
+    refused, sent = 0, 0
+    for batch in range(10):
+        resp = requests.post(spoor.otlp_http + "/v1/traces", json=otlp_json_trace(trace_id, 200, start=batch * 200),
+                             headers={"content-type": "application/json"}, timeout=10)
+        assert resp.status_code == 200
+        sent += 200
+        partial = resp.json().get("partialSuccess") or {}
+        refused += int(partial.get("rejectedSpans", 0))
+        if partial:
+            assert "not stored" in partial["errorMessage"], partial
+    assert 0 < refused < sent
+    trace = spoor.get(f"/api/traces/{trace_id}").json()["data"][0]
+    assert len(trace["spans"]) == sent - refused, "a refused span was stored, or a stored one reported"
+    warnings = [w for s in trace["spans"] for w in (s.get("warnings") or [])]
+    assert any(w.startswith(f"{refused} span(s) of this trace were not stored") for w in warnings), warnings
+    assert spoor.metric("spoor_memory_dropped_spans_total") == refused
+    # Zipkin and Jaeger HTTP answer non-2xx naming the refusal
+    zipkin = [{"traceId": trace_id[16:], "id": f"{0xf000 + i:016x}", "name": "z", "timestamp": int(time.time() * 1e6),
+               "duration": 5, "localEndpoint": {"serviceName": "big"}} for i in range(50)]
+    resp = requests.post(spoor.zipkin + "/api/v2/spans", json=zipkin, timeout=10)
+    assert resp.status_code == 400 and "not stored" in resp.text

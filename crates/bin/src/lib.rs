@@ -204,14 +204,19 @@ impl AgentCli {
     }
 }
 
-/// The embedded store promises that an acknowledged span survives a crash:
-/// its collectors answer after the write unless told otherwise.
+/// The embedded store promises that an acknowledged span survives a crash,
+/// and the memory store tells a client which spans it would not keep (a
+/// trace over its bound): their collectors answer after the write unless
+/// told otherwise. Other stores acknowledge when queued, as Jaeger does.
 fn ack_after_write_by_default(
     mut options: CollectorOptions,
     storage: &StorageOptions,
 ) -> CollectorOptions {
     if options.ack_after_write.is_none() {
-        options.ack_after_write = Some(storage.storage_type == StorageType::Embedded);
+        options.ack_after_write = Some(matches!(
+            storage.storage_type,
+            StorageType::Embedded | StorageType::Memory
+        ));
     }
     options
 }

@@ -55,6 +55,7 @@ pub struct CollectorMetrics {
     pub queue_capacity: Gauge,
     pub spans_written: Counter,
     pub write_failures: Counter,
+    pub spans_refused_by_storage: Counter,
     pub write_latency: Histogram,
     pub strategies_served: Counter,
 }
@@ -71,6 +72,7 @@ impl CollectorMetrics {
             queue_capacity: Gauge::default(),
             spans_written: Counter::default(),
             write_failures: Counter::default(),
+            spans_refused_by_storage: Counter::default(),
             write_latency: Histogram::new(exponential_buckets(0.000_05, 2.0, 18)),
             strategies_served: Counter::default(),
         };
@@ -119,6 +121,11 @@ impl CollectorMetrics {
             "storage_write_failures",
             "Batches the storage refused",
             m.write_failures.clone(),
+        );
+        r.register(
+            "spans_refused_by_storage",
+            "Spans of written batches the storage would not keep (a bound of the store)",
+            m.spans_refused_by_storage.clone(),
         );
         r.register(
             "storage_write_seconds",

@@ -93,8 +93,10 @@ pub struct CollectorOptions {
     pub queue_full_action: QueueFullAction,
 
     /// Answer clients only once their spans are written (a failed write
-    /// answers 503 / UNAVAILABLE, and the client retries). Default: on for
-    /// the embedded store, so an acknowledged span survives a crash; off
+    /// answers 503 / UNAVAILABLE, and the client retries; spans the store
+    /// would not keep are reported to the client). Default: on for the
+    /// embedded store, so an acknowledged span survives a crash, and for the
+    /// memory store, so spans over its per-trace bound are reported; off
     /// otherwise, as in Jaeger (acknowledged when queued).
     #[arg(long = "collector.ack-after-write", env = "COLLECTOR_ACK_AFTER_WRITE", action = ArgAction::Set)]
     pub ack_after_write: Option<bool>,

@@ -6,7 +6,7 @@ use spoor_model::Span;
 
 use crate::metrics::{CollectorMetrics, RejectLabel, Transport, TransportLabel};
 use crate::options::QueueFullAction;
-use crate::queue::SpanQueue;
+use crate::queue::{SpanQueue, WriteFailure};
 
 /// How many rejection reasons a response lists before summarising.
 const MAX_LISTED_ERRORS: usize = 5;
@@ -126,7 +126,10 @@ impl SpanProcessor {
                 }
             })
             .collect();
-        let accepted = valid.len();
+        let mut accepted = valid.len();
+        let rejected_on_arrival = errors.len();
+        // spans the store refused: one message for all of them
+        let mut refused_by_store = 0;
         if accepted > 0 {
             // counted before queueing: the queue takes the spans; a refused
             // batch is retried by the client and then counted again, as in Jaeger
@@ -154,25 +157,35 @@ impl SpanProcessor {
                     .inc_by(accepted as u64);
             }
             if let Ok(Some(written)) = pushed {
-                written
+                let result = written
                     .await
-                    .unwrap_or_else(|_| Err("collector stopped".into()))
-                    .map_err(ProcessError::WriteFailed)?;
+                    .unwrap_or_else(|_| Err(WriteFailure::Failed("collector stopped".into())));
+                match result {
+                    Ok(()) => {}
+                    Err(WriteFailure::Failed(e)) => return Err(ProcessError::WriteFailed(e)),
+                    Err(WriteFailure::Refused { count, reason }) => {
+                        // the client is told, as for spans refused on arrival
+                        reject("store_refused", count);
+                        accepted -= count.min(accepted);
+                        errors.push(format!("{count} span(s) not stored: {reason}"));
+                        refused_by_store += count;
+                    }
+                }
             }
         }
         Ok(Outcome {
             accepted,
-            rejected: errors.len(),
-            message: summarize(&errors),
+            rejected: rejected_on_arrival + refused_by_store,
+            message: summarize(rejected_on_arrival + refused_by_store, &errors),
         })
     }
 }
 
-fn summarize(errors: &[String]) -> String {
+fn summarize(rejected: usize, errors: &[String]) -> String {
     if errors.is_empty() {
         return String::new();
     }
-    let mut message = format!("{} span(s) rejected: ", errors.len());
+    let mut message = format!("{rejected} span(s) rejected: ");
     message.push_str(&errors[..errors.len().min(MAX_LISTED_ERRORS)].join("; "));
     if errors.len() > MAX_LISTED_ERRORS {
         message.push_str(&format!("; and {} more", errors.len() - MAX_LISTED_ERRORS));

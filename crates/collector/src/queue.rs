@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use spoor_model::Span;
-use spoor_storage::SpanWriter;
+use spoor_storage::{SpanWriter, StorageError};
 use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc, oneshot};
 use tokio::task::JoinSet;
 
@@ -15,11 +15,20 @@ struct Item {
     spans: Vec<Span>,
     _permit: OwnedSemaphorePermit,
     /// Told the write's outcome when the sender waits for it.
-    done: Option<oneshot::Sender<Result<(), String>>>,
+    done: Option<oneshot::Sender<Result<(), WriteFailure>>>,
+}
+
+/// Why (part of) a queued batch was not stored.
+#[derive(Debug)]
+pub enum WriteFailure {
+    /// The rest was stored; these spans never will be (a bound of the store).
+    Refused { count: usize, reason: String },
+    /// The write failed; the client may retry the batch.
+    Failed(String),
 }
 
 /// The write of a queued batch, for a sender that acknowledges only after it.
-pub type Written = oneshot::Receiver<Result<(), String>>;
+pub type Written = oneshot::Receiver<Result<(), WriteFailure>>;
 
 pub struct SpanQueue {
     permits: Arc<Semaphore>,
@@ -108,10 +117,16 @@ pub fn start(
                         metrics.spans_written.inc_by(n as u64);
                         Ok(())
                     }
+                    Err(StorageError::SpansRefused { count, reason }) => {
+                        metrics.spans_written.inc_by(n.saturating_sub(count) as u64);
+                        metrics.spans_refused_by_storage.inc_by(count as u64);
+                        tracing::warn!(spans = count, %reason, "storage refused spans");
+                        Err(WriteFailure::Refused { count, reason })
+                    }
                     Err(e) => {
                         metrics.write_failures.inc();
                         tracing::error!(error = %e, spans = n, "writing spans to storage failed");
-                        Err(e.to_string())
+                        Err(WriteFailure::Failed(e.to_string()))
                     }
                 };
                 if let Some(done) = item.done {

@@ -61,6 +61,8 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 struct StoredTrace {
     spans: Vec<StoredSpan>,
+    /// Spans refused because the trace reached its bound; told to readers.
+    refused: u64,
     bytes: usize,
     /// The earliest span start, in nanoseconds, for search ordering.
     start_ns: u64,
@@ -91,12 +93,16 @@ impl Shard {
         // the strings stay while the trace does, so they count against it
         if held + size > max_trace_bytes.saturating_sub(self.strings.bytes()) {
             record.release(&mut self.strings);
+            if let Some(trace) = self.traces.get_mut(&span.trace_id) {
+                trace.refused += 1;
+            }
             return false;
         }
         let trace = self.traces.entry(span.trace_id).or_insert_with(|| {
             self.order.push_back(span.trace_id);
             StoredTrace {
                 spans: Vec::new(),
+                refused: 0,
                 bytes: 0,
                 start_ns: u64::MAX,
             }
@@ -131,7 +137,7 @@ impl Shard {
         (traces, spans)
     }
 
-    fn trace(&self, id: TraceId) -> Option<Trace> {
+    fn trace(&self, id: TraceId, max_trace_bytes: usize) -> Option<Trace> {
         let stored = self.traces.get(&id)?;
         let mut spans: Vec<Span> = stored
             .spans
@@ -139,11 +145,33 @@ impl Shard {
             .map(|s| s.to_span(id, &self.strings))
             .collect();
         dedupe_spans(&mut spans);
+        if stored.refused > 0 {
+            // on the earliest span, where a reader of the trace sees it first
+            if let Some(first) = spans.iter_mut().min_by_key(|s| s.start_time) {
+                first
+                    .warnings
+                    .push(refused_warning(stored.refused, max_trace_bytes));
+            }
+        }
         Some(Trace {
             spans,
             warnings: vec![],
         })
     }
+}
+
+fn refused_reason(max_trace_bytes: usize) -> String {
+    format!(
+        "their trace reached the memory store's bound of {max_trace_bytes} bytes per trace \
+         (--memory.max-bytes / shards)"
+    )
+}
+
+fn refused_warning(refused: u64, max_trace_bytes: usize) -> String {
+    format!(
+        "{refused} span(s) of this trace were not stored: {}",
+        refused_reason(max_trace_bytes)
+    )
 }
 
 type OperationIndex = HashMap<String, HashMap<SpanKind, HashSet<String>>>;
@@ -374,7 +402,7 @@ impl MemoryStore {
         self.shard(id)
             .read()
             .expect("shard lock poisoned")
-            .trace(id)
+            .trace(id, self.max_bytes_per_shard)
     }
 }
 
@@ -399,6 +427,7 @@ impl SpanWriter for MemoryStore {
             .map(|s| (self.shard_index(s.trace_id), s, process_of(&s.process)))
             .collect();
         by_shard.sort_unstable_by_key(|(i, _, _)| *i);
+        let mut refused_in_batch = 0;
         for group in by_shard.chunk_by(|a, b| a.0 == b.0) {
             let mut shard = self.shards[group[0].0]
                 .write()
@@ -417,7 +446,14 @@ impl SpanWriter for MemoryStore {
             }
             if refused > 0 {
                 self.dropped_spans.fetch_add(refused, Ordering::Relaxed);
+                refused_in_batch += refused as usize;
             }
+        }
+        if refused_in_batch > 0 {
+            return Err(StorageError::SpansRefused {
+                count: refused_in_batch,
+                reason: refused_reason(self.max_bytes_per_shard),
+            });
         }
         Ok(())
     }

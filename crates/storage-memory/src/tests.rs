@@ -1,4 +1,5 @@
 use super::*;
+use spoor_storage::StorageError;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
@@ -222,8 +223,16 @@ async fn one_endless_trace_cannot_outgrow_the_budget() {
         max_traces: 10,
         max_bytes: budget,
     });
+    let mut refused = 0;
     for i in 0..5_000u64 {
-        store.write_spans(vec![span(7, i, 100)]).await.unwrap();
+        match store.write_spans(vec![span(7, i, 100)]).await {
+            Ok(()) => {}
+            Err(StorageError::SpansRefused { count, reason }) => {
+                assert!(reason.contains("bytes per trace"), "{reason}");
+                refused += count as u64;
+            }
+            Err(e) => panic!("{e}"),
+        }
     }
     let stats = store.stats();
     assert!(
@@ -237,9 +246,19 @@ async fn one_endless_trace_cannot_outgrow_the_budget() {
         stats.dropped_spans
     );
     assert_eq!(stats.spans + stats.dropped_spans, 5_000);
+    // every refused span was reported to the writer, and the trace says so
+    assert_eq!(refused, stats.dropped_spans);
+    let trace = store
+        .get_trace(TraceId(7))
+        .await
+        .unwrap()
+        .expect("what fitted is kept");
+    let warnings: Vec<&String> = trace.spans.iter().flat_map(|s| &s.warnings).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(
-        store.get_trace(TraceId(7)).await.unwrap().is_some(),
-        "what fitted is kept"
+        warnings[0].starts_with(&format!("{refused} span(s) of this trace were not stored")),
+        "{}",
+        warnings[0]
     );
 }
 

@@ -10,4 +10,8 @@ pub enum StorageError {
     /// the same call may succeed later, and the decorators retry it.
     #[error("storage backend unavailable: {0}")]
     Unavailable(String),
+    /// The rest of the batch was stored; these spans were not and will not
+    /// be on a retry (a bound of the store), so the client must be told.
+    #[error("{count} span(s) not stored: {reason}")]
+    SpansRefused { count: usize, reason: String },
 }

@@ -19,6 +19,8 @@ pub trait SpanWriter: Send + Sync + 'static {
     /// retry the whole batch: writes are idempotent up to duplicate spans, which
     /// readers collapse. Spans with the same span id but different content are
     /// all kept (Zipkin's shared client/server spans).
+    /// [`StorageError::SpansRefused`] says the others were stored and these
+    /// never will be: the caller reports them and does not retry.
     async fn write_spans(&self, spans: Vec<Span>) -> Result<(), StorageError>;
 }
 

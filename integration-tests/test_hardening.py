@@ -248,3 +248,20 @@ def test_spans_the_store_will_not_keep_are_reported_not_acknowledged(start_spoor
                "duration": 5, "localEndpoint": {"serviceName": "big"}} for i in range(50)]
     resp = requests.post(spoor.zipkin + "/api/v2/spans", json=zipkin, timeout=10)
     assert resp.status_code == 400 and "not stored" in resp.text
+
+
+def test_the_default_queue_takes_a_burst_of_large_batches(spoor):
+    # four exporters flushing 512-span batches at the same moment, five times:
+    # Jaeger's 2,000-span queue refused some of them while the store was idle
+    from concurrent.futures import ThreadPoolExecutor
+    bodies = [otlp_json_trace(f"{0xb0 + i:032x}", 512, service="burst") for i in range(20)]
+
+    def post(body):
+        return requests.post(spoor.otlp_http + "/v1/traces", json=body,
+                             headers={"content-type": "application/json"}, timeout=30)
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(post, bodies))
+    assert [a.status_code for a in answers] == [200] * 20
+    assert all(not a.json().get("partialSuccess") for a in answers)
+    assert spoor.metric("spoor_collector_spans_rejected_total", '{transport="otlp_http",reason="queue_full"}') == 0
+    assert spoor.metric("spoor_collector_queue_capacity_bytes") == 256 * 1024 * 1024

@@ -374,7 +374,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.storage.memory_max_traces, 50);
-        assert_eq!(cli.collector.queue_size, 10);
+        assert_eq!(cli.collector.queue_size, Some(10));
         assert_eq!(cli.query.base_path, "/jaeger");
         assert_eq!(cli.admin_host_port, ":14269");
         // booleans as Jaeger's users write them
@@ -399,7 +399,8 @@ mod tests {
         for needle in [
             "--collector.queue-size",
             "COLLECTOR_QUEUE_SIZE",
-            "[default: 2000]",
+            "--collector.queue-size-memory",
+            "[default: 256]",
             "SPAN_STORAGE_TYPE",
             "QUERY_BASE_PATH",
             "MEMORY_MAX_TRACES",

@@ -120,7 +120,12 @@ mod tests {
             max_bytes: 1 << 30,
         }));
         let metrics = Arc::new(CollectorMetrics::new(&mut Registry::default()));
-        let (queue, workers) = crate::queue::start(100, 1, store.clone(), Arc::clone(&metrics));
+        let (queue, workers) = crate::queue::start(
+            crate::queue::QueueBounds::spans(100),
+            1,
+            store.clone(),
+            Arc::clone(&metrics),
+        );
         std::mem::forget(workers);
         #[derive(clap::Parser)]
         struct Cli {

@@ -63,7 +63,7 @@ impl Collector {
         options.validate()?;
         let metrics = Arc::new(CollectorMetrics::new(registry));
         let (queue, workers) = queue::start(
-            options.queue_size,
+            options.queue_bounds(),
             options.num_workers,
             writer,
             Arc::clone(&metrics),

@@ -53,6 +53,7 @@ pub struct CollectorMetrics {
     pub requests_rejected: Family<RejectLabel, Counter>,
     pub queue_length: Gauge,
     pub queue_capacity: Gauge,
+    pub queue_capacity_bytes: Gauge,
     pub spans_written: Counter,
     pub write_failures: Counter,
     pub spans_refused_by_storage: Counter,
@@ -70,6 +71,7 @@ impl CollectorMetrics {
             requests_rejected: Family::default(),
             queue_length: Gauge::default(),
             queue_capacity: Gauge::default(),
+            queue_capacity_bytes: Gauge::default(),
             spans_written: Counter::default(),
             write_failures: Counter::default(),
             spans_refused_by_storage: Counter::default(),
@@ -109,8 +111,13 @@ impl CollectorMetrics {
         );
         r.register(
             "queue_capacity",
-            "Spans the queue can hold",
+            "Spans the queue can hold; -1 when bounded by bytes only",
             m.queue_capacity.clone(),
+        );
+        r.register(
+            "queue_capacity_bytes",
+            "Estimated bytes of spans the queue can hold",
+            m.queue_capacity_bytes.clone(),
         );
         r.register(
             "spans_written",

@@ -3,7 +3,10 @@ use std::net::SocketAddr;
 use clap::{ArgAction, Args, ValueEnum};
 use spoor_server::net::parse_host_port;
 
-pub const DEFAULT_QUEUE_SIZE: usize = 2_000;
+/// MiB of spans the queue holds by default: a few seconds of peak ingest
+/// (about 400,000 spans of 600 bytes), so clients flushing large batches at
+/// once are not refused while the store keeps up.
+pub const DEFAULT_QUEUE_SIZE_MEMORY_MIB: usize = 256;
 pub const DEFAULT_NUM_WORKERS: usize = 50;
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
 
@@ -75,9 +78,15 @@ pub struct CollectorOptions {
     #[arg(long = "collector.otlp.http.max-request-size", env = "COLLECTOR_OTLP_HTTP_MAX_REQUEST_SIZE", default_value_t = DEFAULT_MAX_MESSAGE_SIZE)]
     pub otlp_http_max_request_size: usize,
 
-    /// Spans the queue between receivers and writers holds.
-    #[arg(long = "collector.queue-size", env = "COLLECTOR_QUEUE_SIZE", default_value_t = DEFAULT_QUEUE_SIZE)]
-    pub queue_size: usize,
+    /// MiB of spans (their estimated memory) the queue between receivers and
+    /// writers holds, queued and being written.
+    #[arg(long = "collector.queue-size-memory", env = "COLLECTOR_QUEUE_SIZE_MEMORY", default_value_t = DEFAULT_QUEUE_SIZE_MEMORY_MIB)]
+    pub queue_size_memory: usize,
+
+    /// Spans the queue holds at most, besides its memory bound (Jaeger's
+    /// option; unset, the queue is bounded by memory only).
+    #[arg(long = "collector.queue-size", env = "COLLECTOR_QUEUE_SIZE")]
+    pub queue_size: Option<usize>,
 
     /// Workers writing from the queue to storage.
     #[arg(long = "collector.num-workers", env = "COLLECTOR_NUM_WORKERS", default_value_t = DEFAULT_NUM_WORKERS)]
@@ -105,8 +114,12 @@ pub struct CollectorOptions {
 impl CollectorOptions {
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
-            self.queue_size > 0,
+            self.queue_size != Some(0),
             "collector.queue-size must be at least 1"
+        );
+        anyhow::ensure!(
+            self.queue_size_memory > 0,
+            "collector.queue-size-memory must be at least 1 (MiB)"
         );
         anyhow::ensure!(
             self.num_workers > 0,
@@ -117,6 +130,12 @@ impl CollectorOptions {
             "collector.grpc-server.max-message-size must be positive"
         );
         Ok(())
+    }
+    pub fn queue_bounds(&self) -> crate::queue::QueueBounds {
+        crate::queue::QueueBounds {
+            bytes: self.queue_size_memory.saturating_mul(1 << 20),
+            spans: self.queue_size,
+        }
     }
     pub fn grpc_addr(&self) -> anyhow::Result<SocketAddr> {
         parse_host_port(&self.grpc_host_port).map_err(anyhow::Error::msg)

@@ -1,6 +1,7 @@
 //! The bounded queue between receivers and storage writers. Its bound is in
-//! spans: a batch takes one permit per span and gives them back once written,
-//! so queued plus in-flight spans never exceed the capacity.
+//! bytes (the spans' estimated memory, in KiB permits) and, when asked for,
+//! also in spans: a batch takes its permits and gives them back once
+//! written, so queued plus in-flight spans never exceed either capacity.
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +14,7 @@ use crate::metrics::CollectorMetrics;
 
 struct Item {
     spans: Vec<Span>,
-    _permit: OwnedSemaphorePermit,
+    _permits: (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>),
     /// Told the write's outcome when the sender waits for it.
     done: Option<oneshot::Sender<Result<(), WriteFailure>>>,
 }
@@ -30,9 +31,53 @@ pub enum WriteFailure {
 /// The write of a queued batch, for a sender that acknowledges only after it.
 pub type Written = oneshot::Receiver<Result<(), WriteFailure>>;
 
-pub struct SpanQueue {
+/// What the queue holds at most.
+#[derive(Clone, Copy, Debug)]
+pub struct QueueBounds {
+    /// Estimated bytes of queued and in-flight spans.
+    pub bytes: usize,
+    /// Spans, when bounded by count too (Jaeger's --collector.queue-size).
+    pub spans: Option<usize>,
+}
+
+impl QueueBounds {
+    /// At most `spans` spans (and a byte bound no test reaches).
+    #[cfg(test)]
+    pub fn spans(spans: usize) -> Self {
+        QueueBounds {
+            bytes: 1 << 30,
+            spans: Some(spans),
+        }
+    }
+}
+
+/// A semaphore of `capacity` units; a batch larger than the whole of it
+/// takes all of it (waits for an empty queue) rather than never fitting.
+struct Bound {
     permits: Arc<Semaphore>,
     capacity: usize,
+}
+
+impl Bound {
+    fn new(capacity: usize) -> Self {
+        let capacity = capacity.clamp(1, u32::MAX as usize);
+        Bound {
+            permits: Arc::new(Semaphore::new(capacity)),
+            capacity,
+        }
+    }
+
+    fn try_take(&self, n: usize) -> Result<OwnedSemaphorePermit, QueueFull> {
+        let n = n.clamp(1, self.capacity) as u32;
+        Arc::clone(&self.permits)
+            .try_acquire_many_owned(n)
+            .map_err(|(TryAcquireError::NoPermits | TryAcquireError::Closed)| QueueFull)
+    }
+}
+
+pub struct SpanQueue {
+    kib: Bound,
+    spans: Option<Bound>,
     tx: mpsc::UnboundedSender<Item>,
     metrics: Arc<CollectorMetrics>,
 }
@@ -46,11 +91,12 @@ impl SpanQueue {
     /// larger than the whole queue waits for an empty queue instead. With
     /// `wait`, the answer tells when the batch is written.
     pub fn try_push(&self, spans: Vec<Span>, wait: bool) -> Result<Option<Written>, QueueFull> {
-        let n = spans.len().clamp(1, self.capacity) as u32;
-        let permit = match Arc::clone(&self.permits).try_acquire_many_owned(n) {
-            Ok(p) => p,
-            Err(TryAcquireError::NoPermits | TryAcquireError::Closed) => return Err(QueueFull),
+        let bytes: usize = spans.iter().map(Span::estimated_bytes).sum();
+        let by_count = match &self.spans {
+            Some(bound) => Some(bound.try_take(spans.len())?),
+            None => None,
         };
+        let permits = (self.kib.try_take(bytes.div_ceil(1024))?, by_count);
         self.metrics.queue_length.inc_by(spans.len() as i64);
         let len = spans.len() as i64;
         let (done, written) = if wait {
@@ -62,7 +108,7 @@ impl SpanQueue {
         self.tx
             .send(Item {
                 spans,
-                _permit: permit,
+                _permits: permits,
                 done,
             })
             .map_err(|_| {
@@ -91,14 +137,19 @@ impl Workers {
 }
 
 pub fn start(
-    capacity: usize,
+    bounds: QueueBounds,
     workers: usize,
     writer: Arc<dyn SpanWriter>,
     metrics: Arc<CollectorMetrics>,
 ) -> (SpanQueue, Workers) {
     let (tx, rx) = mpsc::unbounded_channel::<Item>();
     let rx = Arc::new(Mutex::new(rx));
-    metrics.queue_capacity.set(capacity as i64);
+    metrics
+        .queue_capacity_bytes
+        .set(i64::try_from(bounds.bytes).unwrap_or(i64::MAX));
+    metrics
+        .queue_capacity
+        .set(bounds.spans.map_or(-1, |n| n as i64));
     let mut tasks = JoinSet::new();
     for _ in 0..workers {
         let rx = Arc::clone(&rx);
@@ -139,10 +190,69 @@ pub fn start(
         });
     }
     let queue = SpanQueue {
-        permits: Arc::new(Semaphore::new(capacity)),
-        capacity,
+        kib: Bound::new(bounds.bytes.div_ceil(1024)),
+        spans: bounds.spans.map(Bound::new),
         tx,
         metrics,
     };
     (queue, Workers { tasks })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::registry::Registry;
+    use spoor_model::{KeyValue, Process, SpanId, TraceId};
+
+    struct Stuck;
+
+    #[async_trait::async_trait]
+    impl SpanWriter for Stuck {
+        async fn write_spans(&self, _: Vec<Span>) -> Result<(), StorageError> {
+            std::future::pending().await
+        }
+    }
+
+    fn span_with_tag_bytes(n: usize) -> Span {
+        Span {
+            trace_id: TraceId(1),
+            span_id: SpanId(1),
+            operation_name: "op".into(),
+            references: vec![],
+            flags: 1,
+            start_time: std::time::SystemTime::now(),
+            duration: Duration::from_millis(1),
+            tags: vec![KeyValue::string("blob", "x".repeat(n))],
+            logs: vec![],
+            process: Arc::new(Process {
+                service_name: "s".into(),
+                tags: vec![],
+            }),
+            warnings: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn the_queue_is_bounded_by_the_bytes_it_holds() {
+        let metrics = Arc::new(CollectorMetrics::new(&mut Registry::default()));
+        let bounds = QueueBounds {
+            bytes: 100 * 1024,
+            spans: None,
+        };
+        let (queue, _workers) = start(bounds, 1, Arc::new(Stuck), metrics);
+        // many small spans fit where a count bound of 2,000 would refuse
+        let small: Vec<Span> = (0..100).map(|_| span_with_tag_bytes(10)).collect();
+        assert!(queue.try_push(small, false).is_ok());
+        assert!(
+            queue
+                .try_push(vec![span_with_tag_bytes(40 * 1024)], false)
+                .is_ok()
+        );
+        // but the bytes of large ones do not
+        assert!(
+            queue
+                .try_push(vec![span_with_tag_bytes(40 * 1024)], false)
+                .is_err()
+        );
+    }
 }

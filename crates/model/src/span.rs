@@ -15,6 +15,15 @@ pub enum Value {
 }
 
 impl Value {
+    /// Bytes the value holds outside itself.
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Value::String(s) => s.len(),
+            Value::Binary(b) => b.len(),
+            Value::Bool(_) | Value::Int64(_) | Value::Float64(_) => 0,
+        }
+    }
+
     /// The value as text, as Jaeger renders it for tag matching: numbers in
     /// decimal, booleans as `true`/`false`, binary as lowercase hex.
     pub fn as_string(&self) -> Cow<'_, str> {
@@ -173,6 +182,31 @@ impl Span {
 
     pub fn end_time(&self) -> SystemTime {
         self.start_time + self.duration
+    }
+
+    /// About how much memory the span takes (its process is shared and not
+    /// counted): what bounds by bytes, such as the collector's queue, charge.
+    pub fn estimated_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let kvs = |kvs: &[KeyValue]| -> usize {
+            kvs.iter()
+                .map(|kv| size_of::<KeyValue>() + kv.key.len() + kv.value.heap_bytes())
+                .sum()
+        };
+        size_of::<Span>()
+            + self.operation_name.len()
+            + self.references.len() * size_of::<SpanRef>()
+            + kvs(&self.tags)
+            + self
+                .logs
+                .iter()
+                .map(|log| size_of::<Log>() + kvs(&log.fields))
+                .sum::<usize>()
+            + self
+                .warnings
+                .iter()
+                .map(|w| size_of::<String>() + w.len())
+                .sum::<usize>()
     }
 }
 

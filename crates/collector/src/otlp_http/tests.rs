@@ -26,7 +26,12 @@ fn setup(queue_size: usize) -> (Router, Arc<MemoryStore>, Arc<CollectorMetrics>)
         max_bytes: 1 << 30,
     }));
     let metrics = Arc::new(CollectorMetrics::new(&mut Registry::default()));
-    let (queue, workers) = crate::queue::start(queue_size, 2, store.clone(), Arc::clone(&metrics));
+    let (queue, workers) = crate::queue::start(
+        crate::queue::QueueBounds::spans(queue_size),
+        2,
+        store.clone(),
+        Arc::clone(&metrics),
+    );
     std::mem::forget(workers); // the workers live as long as the test's runtime
     let processor = Arc::new(SpanProcessor::new(
         queue,
@@ -231,7 +236,12 @@ impl spoor_storage::SpanWriter for StuckWriter {
 #[tokio::test]
 async fn a_full_queue_answers_429_and_counts() {
     let metrics = Arc::new(CollectorMetrics::new(&mut Registry::default()));
-    let (queue, workers) = crate::queue::start(2, 1, Arc::new(StuckWriter), Arc::clone(&metrics));
+    let (queue, workers) = crate::queue::start(
+        crate::queue::QueueBounds::spans(2),
+        1,
+        Arc::new(StuckWriter),
+        Arc::clone(&metrics),
+    );
     std::mem::forget(workers);
     let processor = Arc::new(SpanProcessor::new(
         queue,
@@ -291,7 +301,12 @@ fn acknowledging_after_write(
     writer: Arc<dyn spoor_storage::SpanWriter>,
 ) -> (Router, Arc<CollectorMetrics>) {
     let metrics = Arc::new(CollectorMetrics::new(&mut Registry::default()));
-    let (queue, workers) = crate::queue::start(100, 1, writer, Arc::clone(&metrics));
+    let (queue, workers) = crate::queue::start(
+        crate::queue::QueueBounds::spans(100),
+        1,
+        writer,
+        Arc::clone(&metrics),
+    );
     std::mem::forget(workers);
     let processor = SpanProcessor::new(queue, QueueFullAction::Reject, Arc::clone(&metrics))
         .ack_after_write(true);

@@ -54,8 +54,7 @@ class Spoor:
             f"--processor.zipkin-compact.server-host-port=127.0.0.1:{p['zipkin_udp']}",
             *extra_args,
         ]
-        self.log = open(REPO / "target" / f"spoor-it-{p['admin']}.log", "wb") \
-            if (REPO / "target").is_dir() else subprocess.DEVNULL
+        self.log = open(bin_dir().parent / f"spoor-it-{p['admin']}.log", "wb")
         def limit_files():  # soft and hard open-files limit of the child
             import resource
             resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))

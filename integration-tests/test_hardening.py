@@ -265,3 +265,26 @@ def test_the_default_queue_takes_a_burst_of_large_batches(spoor):
     assert all(not a.json().get("partialSuccess") for a in answers)
     assert spoor.metric("spoor_collector_spans_rejected_total", '{transport="otlp_http",reason="queue_full"}') == 0
     assert spoor.metric("spoor_collector_queue_capacity_bytes") == 256 * 1024 * 1024
+
+
+def test_shutdown_spills_the_queue_of_the_embedded_store(start_spoor, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+    args = ("--span-storage.type=embedded", f"--embedded.data-dir={tmp_path}",
+            "--collector.ack-after-write=false", "--shutdown.timeout=1s")
+    spoor = start_spoor(*args)
+    traces = [f"{0x5ea1 + i:032x}" for i in range(40)]
+
+    def post(trace_id):
+        resp = requests.post(spoor.otlp_http + "/v1/traces", json=otlp_json_trace(trace_id, 2500, service="spill"),
+                             headers={"content-type": "application/json"}, timeout=30)
+        assert resp.status_code == 200 and not resp.json().get("partialSuccess")
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(post, traces))
+    # 100,000 acknowledged spans, most still queued: the embedded store
+    # writes about 15,000 a second with its tag index
+    assert spoor.stop() == 0, "acknowledged spans were lost at shutdown"
+    assert list((tmp_path / "spill").glob("collector-spill-*.pb")), "nothing was spilled"
+    again = start_spoor(*args)
+    counts = [len(again.get(f"/api/traces/{t}").json()["data"][0]["spans"]) for t in traces]
+    assert counts == [2500] * 40
+    assert not list((tmp_path / "spill").glob("collector-spill-*.pb")), "spill file not removed once written"

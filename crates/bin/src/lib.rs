@@ -218,6 +218,9 @@ fn ack_after_write_by_default(
             StorageType::Embedded | StorageType::Memory
         ));
     }
+    if options.spill_dir.is_none() && storage.storage_type == StorageType::Embedded {
+        options.spill_dir = Some(storage.embedded_data_dir.join("spill"));
+    }
     options
 }
 

@@ -125,6 +125,7 @@ mod tests {
             1,
             store.clone(),
             Arc::clone(&metrics),
+            false,
         );
         std::mem::forget(workers);
         #[derive(clap::Parser)]

@@ -16,6 +16,7 @@ mod processor;
 mod queue;
 mod retry;
 mod sampling;
+mod spill;
 mod zipkin_http;
 
 pub use metrics::{CollectorMetrics, Transport};
@@ -61,12 +62,22 @@ impl Collector {
         registry: &mut Registry,
     ) -> anyhow::Result<Self> {
         options.validate()?;
+        if let Some(dir) = &options.spill_dir {
+            let replayed = spill::replay(dir, writer.as_ref()).await?;
+            if replayed > 0 {
+                tracing::info!(
+                    spans = replayed,
+                    "spans spilled at the last shutdown written"
+                );
+            }
+        }
         let metrics = Arc::new(CollectorMetrics::new(registry));
         let (queue, workers) = queue::start(
             options.queue_bounds(),
             options.num_workers,
             writer,
             Arc::clone(&metrics),
+            options.spill_dir.is_some(),
         );
         let strategies = Arc::new(sampling::Strategies::new(
             Arc::clone(&sampling.provider),
@@ -164,7 +175,22 @@ impl Collector {
             }
         }
         // every receiver is gone: the queue closes and the workers drain it
-        workers.drain(serving.options().shutdown_timeout).await;
+        let undrained = workers
+            .drain(
+                serving.options().shutdown_timeout,
+                options.spill_dir.as_deref(),
+            )
+            .await;
+        if undrained.lost > 0 {
+            tracing::error!(
+                spans = undrained.lost,
+                "acknowledged spans lost: not written before the shutdown deadline (--shutdown.timeout)"
+            );
+            result = result.and(Err(anyhow::anyhow!(
+                "{} acknowledged spans were not written before the shutdown deadline",
+                undrained.lost
+            )));
+        }
         result
     }
 }

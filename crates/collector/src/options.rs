@@ -109,6 +109,12 @@ pub struct CollectorOptions {
     /// otherwise, as in Jaeger (acknowledged when queued).
     #[arg(long = "collector.ack-after-write", env = "COLLECTOR_ACK_AFTER_WRITE", action = ArgAction::Set)]
     pub ack_after_write: Option<bool>,
+
+    /// Where spans still queued at the shutdown deadline are kept, to be
+    /// written at the next start, instead of lost. Default: `spill` in the
+    /// embedded store's data directory; none for other stores.
+    #[arg(long = "collector.spill-dir", env = "COLLECTOR_SPILL_DIR")]
+    pub spill_dir: Option<std::path::PathBuf>,
 }
 
 impl CollectorOptions {

@@ -2,7 +2,9 @@
 //! bytes (the spans' estimated memory, in KiB permits) and, when asked for,
 //! also in spans: a batch takes its permits and gives them back once
 //! written, so queued plus in-flight spans never exceed either capacity.
+use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use spoor_model::Span;
@@ -78,6 +80,8 @@ impl Bound {
 pub struct SpanQueue {
     kib: Bound,
     spans: Option<Bound>,
+    /// Spans acknowledged when queued and not yet written.
+    acked_pending: Arc<AtomicUsize>,
     tx: mpsc::UnboundedSender<Item>,
     metrics: Arc<CollectorMetrics>,
 }
@@ -103,6 +107,7 @@ impl SpanQueue {
             let (tx, rx) = oneshot::channel();
             (Some(tx), Some(rx))
         } else {
+            self.acked_pending.fetch_add(spans.len(), Ordering::Relaxed);
             (None, None)
         };
         self.tx
@@ -111,36 +116,98 @@ impl SpanQueue {
                 _permits: permits,
                 done,
             })
-            .map_err(|_| {
+            .map_err(|refused| {
                 self.metrics.queue_length.dec_by(len);
+                if refused.0.done.is_none() {
+                    self.acked_pending
+                        .fetch_sub(len as usize, Ordering::Relaxed);
+                }
                 QueueFull
             })?;
         Ok(written)
     }
 }
 
+/// Copies of the acknowledged batches being written, one slot per worker.
+type InFlight = Arc<std::sync::Mutex<Vec<Option<Vec<Span>>>>>;
+
 /// The writer tasks behind a queue.
 pub struct Workers {
     tasks: JoinSet<()>,
+    rx: Arc<Mutex<mpsc::UnboundedReceiver<Item>>>,
+    acked_pending: Arc<AtomicUsize>,
+    in_flight: InFlight,
+}
+
+/// What shutdown could not write.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Undrained {
+    /// Acknowledged spans neither written nor spilled: lost.
+    pub lost: usize,
+    /// Spans kept in a spill file for the next start.
+    pub spilled: usize,
 }
 
 impl Workers {
     /// Waits for the workers to write what is queued (the queue closes when
-    /// every [`SpanQueue`] is dropped), at most `timeout`.
-    pub async fn drain(mut self, timeout: Duration) {
+    /// every [`SpanQueue`] is dropped), at most `timeout`. What is still
+    /// queued then goes to a spill file in `spill_dir` when there is one.
+    pub async fn drain(mut self, timeout: Duration, spill_dir: Option<&Path>) -> Undrained {
         let started = Instant::now();
         let all = async { while self.tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(timeout, all).await.is_err() {
-            tracing::warn!(waited = ?started.elapsed(), "queue not drained before the deadline");
+        if tokio::time::timeout(timeout, all).await.is_ok() {
+            return Undrained::default();
         }
+        // what is still queued is spilled (or lost); the writes in flight
+        // get as long again to finish, and are given up after that
+        let mut unwritten = Vec::new();
+        {
+            let mut rx = self.rx.lock().await;
+            while let Ok(item) = rx.try_recv() {
+                // a client waiting for this write is told it failed, and retries
+                if item.done.is_none() {
+                    unwritten.push(item.spans);
+                }
+            }
+        }
+        let in_flight = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(timeout, in_flight).await.is_err() {
+            self.tasks.shutdown().await;
+            let mut kept = self.in_flight.lock().expect("in-flight lock");
+            unwritten.extend(kept.iter_mut().filter_map(Option::take));
+        }
+        let acked = self.acked_pending.load(Ordering::Relaxed);
+        let n: usize = unwritten.iter().map(Vec::len).sum();
+        let spilled = match spill_dir {
+            Some(dir) if n > 0 => match crate::spill::write(dir, &unwritten) {
+                Ok(path) => {
+                    tracing::warn!(spans = n, file = %path.display(), "unwritten spans spilled to disk; they are written at the next start");
+                    n
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "spilling the queue to disk failed");
+                    0
+                }
+            },
+            _ => 0,
+        };
+        let report = Undrained {
+            lost: acked.saturating_sub(spilled),
+            spilled,
+        };
+        tracing::warn!(waited = ?started.elapsed(), ?report, "queue not drained before the shutdown deadline");
+        report
     }
 }
 
+/// Starts `workers` writers. With `keep_in_flight`, each keeps a copy of the
+/// acknowledged batch it is writing, so that shutdown can spill it too.
 pub fn start(
     bounds: QueueBounds,
     workers: usize,
     writer: Arc<dyn SpanWriter>,
     metrics: Arc<CollectorMetrics>,
+    keep_in_flight: bool,
 ) -> (SpanQueue, Workers) {
     let (tx, rx) = mpsc::unbounded_channel::<Item>();
     let rx = Arc::new(Mutex::new(rx));
@@ -150,9 +217,13 @@ pub fn start(
     metrics
         .queue_capacity
         .set(bounds.spans.map_or(-1, |n| n as i64));
+    let acked_pending = Arc::new(AtomicUsize::new(0));
+    let in_flight: InFlight = Arc::new(std::sync::Mutex::new(vec![None; workers]));
     let mut tasks = JoinSet::new();
-    for _ in 0..workers {
+    for worker in 0..workers {
         let rx = Arc::clone(&rx);
+        let in_flight = Arc::clone(&in_flight);
+        let acked_pending = Arc::clone(&acked_pending);
         let writer = Arc::clone(&writer);
         let metrics = Arc::clone(&metrics);
         tasks.spawn(async move {
@@ -163,7 +234,15 @@ pub fn start(
                 let n = item.spans.len();
                 metrics.queue_length.dec_by(n as i64);
                 let started = Instant::now();
-                let result = match writer.write_spans(item.spans).await {
+                let kept = keep_in_flight && item.done.is_none();
+                if kept {
+                    in_flight.lock().expect("in-flight lock")[worker] = Some(item.spans.clone());
+                }
+                let result = writer.write_spans(item.spans).await;
+                if kept {
+                    in_flight.lock().expect("in-flight lock")[worker] = None;
+                }
+                let result = match result {
                     Ok(()) => {
                         metrics.spans_written.inc_by(n as u64);
                         Ok(())
@@ -180,8 +259,13 @@ pub fn start(
                         Err(WriteFailure::Failed(e.to_string()))
                     }
                 };
-                if let Some(done) = item.done {
-                    let _ = done.send(result);
+                match item.done {
+                    Some(done) => {
+                        let _ = done.send(result);
+                    }
+                    None => {
+                        acked_pending.fetch_sub(n, Ordering::Relaxed);
+                    }
                 }
                 metrics
                     .write_latency
@@ -192,10 +276,17 @@ pub fn start(
     let queue = SpanQueue {
         kib: Bound::new(bounds.bytes.div_ceil(1024)),
         spans: bounds.spans.map(Bound::new),
+        acked_pending: Arc::clone(&acked_pending),
         tx,
         metrics,
     };
-    (queue, Workers { tasks })
+    let workers = Workers {
+        tasks,
+        rx,
+        acked_pending,
+        in_flight,
+    };
+    (queue, workers)
 }
 
 #[cfg(test)]
@@ -239,7 +330,7 @@ mod tests {
             bytes: 100 * 1024,
             spans: None,
         };
-        let (queue, _workers) = start(bounds, 1, Arc::new(Stuck), metrics);
+        let (queue, _workers) = start(bounds, 1, Arc::new(Stuck), metrics, false);
         // many small spans fit where a count bound of 2,000 would refuse
         let small: Vec<Span> = (0..100).map(|_| span_with_tag_bytes(10)).collect();
         assert!(queue.try_push(small, false).is_ok());
@@ -254,5 +345,39 @@ mod tests {
                 .try_push(vec![span_with_tag_bytes(40 * 1024)], false)
                 .is_err()
         );
+    }
+
+    #[tokio::test]
+    async fn what_shutdown_cannot_write_is_spilled_or_counted_as_lost() {
+        for spill in [false, true] {
+            let metrics = Arc::new(CollectorMetrics::new(&mut Registry::default()));
+            let (queue, workers) =
+                start(QueueBounds::spans(100), 1, Arc::new(Stuck), metrics, spill);
+            // one batch in flight (stuck), two queued, all acknowledged
+            for _ in 0..3 {
+                queue
+                    .try_push(vec![span_with_tag_bytes(1); 5], false)
+                    .unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            drop(queue);
+            let dir = tempfile::tempdir().unwrap();
+            let report = workers
+                .drain(Duration::from_millis(100), spill.then_some(dir.path()))
+                .await;
+            let expected = if spill {
+                // the batch in flight too: its writer kept a copy
+                Undrained {
+                    lost: 0,
+                    spilled: 15,
+                }
+            } else {
+                Undrained {
+                    lost: 15,
+                    spilled: 0,
+                }
+            };
+            assert_eq!(report, expected);
+        }
     }
 }

@@ -140,6 +140,7 @@ mod tests {
             1,
             store.clone(),
             Arc::clone(&metrics),
+            false,
         );
         std::mem::forget(workers);
         let app = router(

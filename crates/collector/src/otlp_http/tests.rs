@@ -31,6 +31,7 @@ fn setup(queue_size: usize) -> (Router, Arc<MemoryStore>, Arc<CollectorMetrics>)
         2,
         store.clone(),
         Arc::clone(&metrics),
+        false,
     );
     std::mem::forget(workers); // the workers live as long as the test's runtime
     let processor = Arc::new(SpanProcessor::new(
@@ -241,6 +242,7 @@ async fn a_full_queue_answers_429_and_counts() {
         1,
         Arc::new(StuckWriter),
         Arc::clone(&metrics),
+        false,
     );
     std::mem::forget(workers);
     let processor = Arc::new(SpanProcessor::new(
@@ -306,6 +308,7 @@ fn acknowledging_after_write(
         1,
         writer,
         Arc::clone(&metrics),
+        false,
     );
     std::mem::forget(workers);
     let processor = SpanProcessor::new(queue, QueueFullAction::Reject, Arc::clone(&metrics))

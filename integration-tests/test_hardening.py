@@ -288,3 +288,26 @@ def test_shutdown_spills_the_queue_of_the_embedded_store(start_spoor, tmp_path):
     counts = [len(again.get(f"/api/traces/{t}").json()["data"][0]["spans"]) for t in traces]
     assert counts == [2500] * 40
     assert not list((tmp_path / "spill").glob("collector-spill-*.pb")), "spill file not removed once written"
+
+
+def test_a_search_over_large_traces_is_bounded_and_streamed(start_spoor):
+    spoor = start_spoor("--query.max-response-bytes=8000000")
+    blob = "x" * 1000
+    for t in range(24):
+        body = otlp_json_trace(f"{0x1a4e + t:032x}", 1000, service="large")
+        for s in body["resourceSpans"][0]["scopeSpans"][0]["spans"]:
+            s["attributes"].append({"key": "blob", "value": {"stringValue": blob}})
+        resp = requests.post(spoor.otlp_http + "/v1/traces", json=body,
+                             headers={"content-type": "application/json"}, timeout=30)
+        assert resp.status_code == 200 and not resp.json().get("partialSuccess")
+    before = spoor.rss_mb()
+    resp = spoor.get("/api/traces", service="large", lookback="1h", limit="100")
+    after = spoor.rss_mb()
+    assert resp.status_code == 200
+    body = resp.json()
+    # about 1.3 MB of JSON a trace: 8 MB hold a few, the rest are left out and counted
+    assert 0 < len(body["data"]) < 24
+    assert len(resp.content) <= 8_000_000 + 2_000_000
+    assert body["errors"][0]["code"] == 413
+    assert body["errors"][0]["msg"].startswith(f"response truncated: {24 - len(body['data'])} of 24 traces")
+    assert after - before < 60, f"RSS grew from {before:.0f} MB to {after:.0f} MB for one search"

@@ -3,16 +3,18 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use axum::body::Bytes;
 use axum::extract::{MatchedPath, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use futures::StreamExt;
 use serde::Serialize;
 use spoor_model::TraceId;
 use spoor_server::storage::Storage;
-use spoor_storage::{OperationQuery, StorageError};
+use spoor_storage::{OperationQuery, SpanReader, StorageError};
 
 use crate::metrics::QueryMetrics;
 use crate::params::{self, Params, TracesRequest};
@@ -22,7 +24,18 @@ use crate::uimodel::{ui_dependency, ui_trace};
 pub struct ApiState {
     pub storage: Storage,
     pub metrics: Arc<QueryMetrics>,
+    pub limits: ResponseLimits,
 }
+
+/// How much one answer with traces may hold.
+#[derive(Clone, Copy, Debug)]
+pub struct ResponseLimits {
+    pub spans: usize,
+    pub bytes: usize,
+}
+
+/// Traces read at once while streaming an answer.
+const TRACES_IN_FLIGHT: usize = 4;
 
 /// Jaeger's response envelope.
 #[derive(Serialize)]
@@ -34,7 +47,7 @@ struct Envelope<T: Serialize> {
     errors: Option<Vec<EnvelopeError>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Debug)]
 struct EnvelopeError {
     code: u16,
     msg: String,
@@ -197,27 +210,117 @@ async fn operations(
 async fn traces(State(s): State<ApiState>, Query(p): Query<Vec<(String, String)>>) -> ApiResult {
     let request =
         params::traces_request(&Params(p), SystemTime::now()).map_err(ApiError::BadRequest)?;
-    match request {
-        TracesRequest::Search(query) => {
-            let traces = s.storage.reader.find_traces(&query).await?;
-            Ok(ok(traces.iter().map(ui_trace).collect(), vec![]))
+    let ids = match request {
+        TracesRequest::Search(query) => s.storage.reader.find_trace_ids(&query).await?,
+        TracesRequest::ByIds(ids) => ids,
+    };
+    Ok(stream_traces(Arc::clone(&s.storage.reader), ids, s.limits))
+}
+
+/// Jaeger's envelope of traces, written trace by trace as each is read (a
+/// few at a time), so an answer never sits whole in memory; traces past
+/// `limits` are left out and the envelope's `errors` says so.
+fn stream_traces(
+    reader: Arc<dyn SpanReader>,
+    ids: Vec<TraceId>,
+    limits: ResponseLimits,
+) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(TRACES_IN_FLIGHT);
+    tokio::spawn(async move {
+        let total_ids = ids.len();
+        let mut traces = futures::stream::iter(ids)
+            .map(|id| {
+                let reader = Arc::clone(&reader);
+                async move { (id, reader.get_trace(id).await) }
+            })
+            .buffered(TRACES_IN_FLIGHT);
+        let (mut sent, mut spans, mut bytes) = (0usize, 0usize, 0usize);
+        let mut errors = Vec::new();
+        let mut first = true;
+        let mut left_out = 0usize;
+        if tx
+            .send(Ok(Bytes::from_static(b"{\"data\":[")))
+            .await
+            .is_err()
+        {
+            return;
         }
-        TracesRequest::ByIds(ids) => {
-            let mut found = Vec::new();
-            let mut errors = Vec::new();
-            for id in ids {
-                match s.storage.reader.get_trace(id).await? {
-                    Some(t) => found.push(ui_trace(&t)),
-                    None => errors.push(EnvelopeError {
+        while let Some((id, found)) = traces.next().await {
+            let trace = match found {
+                Ok(Some(trace)) => trace,
+                Ok(None) => {
+                    errors.push(EnvelopeError {
                         code: 404,
                         msg: "trace not found".into(),
                         trace_id: Some(id.to_string()),
-                    }),
+                    });
+                    continue;
                 }
+                Err(e) => {
+                    tracing::error!(error = %e, trace = %id, "storage read failed");
+                    errors.push(EnvelopeError {
+                        code: 500,
+                        msg: "storage read failed".into(),
+                        trace_id: Some(id.to_string()),
+                    });
+                    continue;
+                }
+            };
+            let json = match serde_json::to_vec(&ui_trace(&trace)) {
+                Ok(json) => json,
+                Err(e) => {
+                    tracing::error!(error = %e, "trace not serializable");
+                    continue;
+                }
+            };
+            let over =
+                spans + trace.spans.len() > limits.spans || bytes + json.len() > limits.bytes;
+            if over && sent > 0 {
+                left_out += 1;
+                continue;
             }
-            Ok(ok(found, errors))
+            spans += trace.spans.len();
+            bytes += json.len();
+            sent += 1;
+            let mut chunk = Vec::with_capacity(json.len() + 1);
+            if !first {
+                chunk.push(b',');
+            }
+            first = false;
+            chunk.extend_from_slice(&json);
+            if tx.send(Ok(chunk.into())).await.is_err() {
+                return; // the client went away
+            }
         }
-    }
+        if left_out > 0 {
+            errors.push(EnvelopeError {
+                code: 413,
+                msg: format!(
+                    "response truncated: {left_out} of {total_ids} traces left out, over the answer's \
+                     bound of {} spans or {} bytes (--query.max-response-spans, --query.max-response-bytes); \
+                     narrow the search or lower its limit",
+                    limits.spans, limits.bytes
+                ),
+                trace_id: None,
+            });
+        }
+        let tail = serde_json::json!({
+            "total": sent,
+            "limit": 0,
+            "offset": 0,
+            "errors": (!errors.is_empty()).then_some(errors),
+        });
+        // the tail object without its opening brace closes the envelope
+        let tail = tail.to_string();
+        let mut end = b"],".to_vec();
+        end.extend_from_slice(&tail.as_bytes()[1..]);
+        let _ = tx.send(Ok(end.into())).await;
+    });
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)),
+    )
+        .into_response()
 }
 
 async fn trace_by_id(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult {

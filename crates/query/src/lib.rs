@@ -42,6 +42,21 @@ pub struct QueryOptions {
     /// Path prefix of every HTTP route, for serving behind a reverse proxy (e.g. /jaeger).
     #[arg(long = "query.base-path", env = "QUERY_BASE_PATH", default_value = "/")]
     pub base_path: String,
+
+    /// Spans one `/api/traces` answer holds at most: traces past it are left
+    /// out, and the answer's `errors` says how many (the first trace is
+    /// always whole).
+    #[arg(
+        long = "query.max-response-spans",
+        env = "QUERY_MAX_RESPONSE_SPANS",
+        default_value_t = 200_000
+    )]
+    pub max_response_spans: usize,
+
+    /// Bytes of JSON one `/api/traces` answer holds at most, as the spans
+    /// bound. Answers are streamed trace by trace, never built whole.
+    #[arg(long = "query.max-response-bytes", env = "QUERY_MAX_RESPONSE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_response_bytes: usize,
 }
 
 impl QueryOptions {
@@ -84,6 +99,10 @@ impl QueryServer {
         let state = ApiState {
             storage: storage.clone(),
             metrics: Arc::new(QueryMetrics::new(registry)),
+            limits: http::ResponseLimits {
+                spans: options.max_response_spans,
+                bytes: options.max_response_bytes,
+            },
         };
         let http = bind(
             parse_host_port(&options.query_http_host_port).map_err(anyhow::Error::msg)?,

@@ -40,6 +40,14 @@ fn span(trace: u128, id: u64, service: &Arc<Process>, op: &str, parent: Option<u
 }
 
 async fn app(base: &str) -> (axum::Router, Arc<QueryMetrics>) {
+    let limits = ResponseLimits {
+        spans: 1_000,
+        bytes: 1 << 20,
+    };
+    app_with_limits(base, limits).await
+}
+
+async fn app_with_limits(base: &str, limits: ResponseLimits) -> (axum::Router, Arc<QueryMetrics>) {
     let store = Arc::new(MemoryStore::new(MemoryConfig {
         max_traces: 0,
         max_bytes: 1 << 30,
@@ -74,6 +82,7 @@ async fn app(base: &str) -> (axum::Router, Arc<QueryMetrics>) {
             ApiState {
                 storage,
                 metrics: Arc::clone(&metrics),
+                limits,
             },
             base,
         ),
@@ -205,4 +214,32 @@ async fn dependencies_and_base_path() {
     );
     let (status, _) = get(&app, "/api/services").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn an_answer_over_its_bound_leaves_traces_out_and_says_so() {
+    // two traces of 2 and 1 spans; the answer may hold 2 spans
+    let limits = ResponseLimits {
+        spans: 2,
+        bytes: 1 << 20,
+    };
+    let (app, _) = app_with_limits("/", limits).await;
+    let (status, body) = get(&app, "/api/traces?service=web&lookback=1h").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["data"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(body["total"], 1);
+    assert_eq!(body["errors"][0]["code"], 413);
+    let msg = body["errors"][0]["msg"].as_str().unwrap();
+    assert!(
+        msg.starts_with("response truncated: 1 of 2 traces left out"),
+        "{msg}"
+    );
+    // a trace asked for by id is whole even over the bound
+    let (status, body) = get(&app, "/api/traces/1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["data"][0]["spans"].as_array().unwrap().len(), 2);
+    // within the bound, no errors at all, as Jaeger answers
+    let (_, body) = get(&app, "/api/traces?service=db&lookback=1h").await;
+    assert_eq!(body["errors"], Json::Null);
+    assert_eq!(body["data"].as_array().unwrap().len(), 1);
 }

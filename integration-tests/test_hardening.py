@@ -311,3 +311,19 @@ def test_a_search_over_large_traces_is_bounded_and_streamed(start_spoor):
     assert body["errors"][0]["code"] == 413
     assert body["errors"][0]["msg"].startswith(f"response truncated: {24 - len(body['data'])} of 24 traces")
     assert after - before < 60, f"RSS grew from {before:.0f} MB to {after:.0f} MB for one search"
+
+
+def test_invalid_times_are_kept_as_far_as_they_can_be_and_said(spoor):
+    now = time.time_ns()
+    body = {"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "skewed"}}]},
+        "scopeSpans": [{"spans": [{"traceId": "0000000000000000000000000005ce1e", "spanId": "0000000000000001",
+                                   "name": "backwards", "startTimeUnixNano": str(now),
+                                   "endTimeUnixNano": str(now - 2_000_000)}]}]}]}
+    resp = requests.post(spoor.otlp_http + "/v1/traces", json=body,
+                         headers={"content-type": "application/json"}, timeout=10)
+    assert resp.status_code == 200
+    span = spoor.get("/api/traces/0000000000000000000000000005ce1e").json()["data"][0]["spans"][0]
+    assert span["duration"] == 0
+    assert span["startTime"] == now // 1000, "the start time was not kept"
+    assert any("2000000ns before the start time" in w for w in span["warnings"]), span["warnings"]

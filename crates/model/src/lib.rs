@@ -5,6 +5,7 @@
 mod duration;
 mod ids;
 mod span;
+pub mod time;
 
 pub use duration::{DurationParseError, parse_go_duration};
 pub use ids::{IdParseError, SpanId, TraceId};

@@ -45,16 +45,6 @@ pub fn duration_to_proto(d: Duration) -> prost_types::Duration {
     }
 }
 
-/// Negative or malformed durations become zero.
-pub fn duration_from_proto(d: Option<&prost_types::Duration>) -> Duration {
-    match d {
-        Some(d) if d.seconds >= 0 && (0..1_000_000_000).contains(&d.nanos) => {
-            Duration::new(d.seconds as u64, d.nanos as u32)
-        }
-        _ => Duration::ZERO,
-    }
-}
-
 fn kv_to_proto(kv: &KeyValue) -> api_v2::KeyValue {
     let mut out = api_v2::KeyValue {
         key: kv.key.clone(),
@@ -214,18 +204,29 @@ pub fn span_from_proto(
             })
         })
         .collect::<Result<_, ConvertError>>()?;
+    let mut warnings = span.warnings;
+    let (start_time, warning) = match span.start_time {
+        Some(t) => spoor_model::time::time_from_parts(t.seconds, t.nanos, "start time"),
+        None => (UNIX_EPOCH, None),
+    };
+    warnings.extend(warning);
+    let (duration, warning) = match span.duration {
+        Some(d) => spoor_model::time::duration_from_parts(d.seconds, d.nanos),
+        None => (Duration::ZERO, None),
+    };
+    warnings.extend(warning);
     Ok(Span {
         trace_id,
         span_id,
         operation_name: span.operation_name,
         references,
         flags: span.flags,
-        start_time: system_time_from_proto(span.start_time.as_ref()),
-        duration: duration_from_proto(span.duration.as_ref()),
+        start_time,
+        duration,
         tags: kvs_from_proto(span.tags)?,
         logs,
         process,
-        warnings: span.warnings,
+        warnings,
     })
 }
 

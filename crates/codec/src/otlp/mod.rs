@@ -225,6 +225,8 @@ fn span_from_otlp(
     } else {
         s.flags & 0xff
     };
+    let (duration, warning) =
+        spoor_model::time::duration_between_nanos(s.start_time_unix_nano, s.end_time_unix_nano);
     Ok(Span {
         trace_id,
         span_id,
@@ -232,11 +234,11 @@ fn span_from_otlp(
         references,
         flags,
         start_time: time_from_nanos(s.start_time_unix_nano),
-        duration: Duration::from_nanos(s.end_time_unix_nano.saturating_sub(s.start_time_unix_nano)),
+        duration,
         tags,
         logs,
         process: Arc::clone(process),
-        warnings: vec![],
+        warnings: warning.into_iter().collect(),
     })
 }
 

@@ -152,8 +152,16 @@ fn read_span<'a, R: Reader<'a>>(r: &mut R) -> Result<Span, ThriftError> {
             (5, TType::Binary) => span.operation_name = r.read_string()?.to_string(),
             (6, TType::List) => span.references = read_list(r, TType::Struct, read_span_ref)?,
             (7, TType::I32) => span.flags = r.read_i32()? as u32,
-            (8, TType::I64) => span.start_time = time_from_micros(r.read_i64()?),
-            (9, TType::I64) => span.duration = Duration::from_micros(r.read_i64()?.max(0) as u64),
+            (8, TType::I64) => {
+                let (t, warning) = spoor_model::time::time_from_micros(r.read_i64()?, "start time");
+                span.start_time = t;
+                span.warnings.extend(warning);
+            }
+            (9, TType::I64) => {
+                let (d, warning) = spoor_model::time::duration_from_micros(r.read_i64()?);
+                span.duration = d;
+                span.warnings.extend(warning);
+            }
             (10, TType::List) => span.tags = read_tags(r)?,
             (11, TType::List) => span.logs = read_list(r, TType::Struct, read_log)?,
             _ => return Ok(false),

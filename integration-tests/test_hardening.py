@@ -327,3 +327,25 @@ def test_invalid_times_are_kept_as_far_as_they_can_be_and_said(spoor):
     assert span["duration"] == 0
     assert span["startTime"] == now // 1000, "the start time was not kept"
     assert any("2000000ns before the start time" in w for w in span["warnings"]), span["warnings"]
+
+
+def test_scope_attributes_and_child_of_links_are_kept(spoor):
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.trace import Link
+    provider = TracerProvider(resource=Resource.create({"service.name": "scoped"}))
+    provider.add_span_processor(BatchSpanProcessor(exporter_for("grpc", spoor)))
+    tracer = provider.get_tracer("spoor.it.scoped", "2.0", attributes={"team": "checkout"})
+    with tracer.start_as_current_span("first") as first:
+        pass
+    with tracer.start_as_current_span("second", links=[
+            Link(first.get_span_context(), {"opentracing.ref_type": "child_of"})]):
+        pass
+    provider.shutdown()
+    traces = spoor.wait_for_traces("scoped", 2, tags='{"team":"checkout"}')
+    spans = {s["operationName"]: s for t in traces for s in t["spans"]}
+    assert {"key": "team", "type": "string", "value": "checkout"} in spans["first"]["tags"]
+    refs = spans["second"]["references"]
+    assert [r["refType"] for r in refs] == ["CHILD_OF"], refs
+    assert refs[0]["spanID"] == f"{first.get_span_context().span_id:016x}"

@@ -25,6 +25,8 @@ pub const STATUS_CODE_TAG: &str = "otel.status_code";
 pub const STATUS_DESCRIPTION_TAG: &str = "otel.status_description";
 pub const SCOPE_NAME_TAG: &str = "otel.scope.name";
 pub const SCOPE_VERSION_TAG: &str = "otel.scope.version";
+/// The link attribute that carries an OpenTracing reference type.
+pub const REF_TYPE_ATTRIBUTE: &str = "opentracing.ref_type";
 pub const TRACE_STATE_TAG: &str = "w3c.tracestate";
 pub const ERROR_TAG: &str = "error";
 pub const EVENT_FIELD: &str = "event";
@@ -155,10 +157,19 @@ fn span_from_otlp(
             <[u8; 16]>::try_from(link.trace_id.as_slice()),
             <[u8; 8]>::try_from(link.span_id.as_slice()),
         ) {
+            // Jaeger's translator: a link marked child_of is a CHILD_OF reference
+            let child_of = link.attributes.iter().any(|kv| {
+                kv.key == REF_TYPE_ATTRIBUTE
+                    && matches!(&kv.value, Some(AnyValue { value: Some(any_value::Value::StringValue(v)) }) if v == "child_of")
+            });
             references.push(SpanRef {
                 trace_id: TraceId(u128::from_be_bytes(t)),
                 span_id: SpanId(u64::from_be_bytes(sp)),
-                ref_type: RefType::FollowsFrom,
+                ref_type: if child_of {
+                    RefType::ChildOf
+                } else {
+                    RefType::FollowsFrom
+                },
             });
         }
     }
@@ -174,6 +185,13 @@ fn span_from_otlp(
         }
         if !scope.version.is_empty() {
             tags.push(KeyValue::string(SCOPE_VERSION_TAG, scope.version.clone()));
+        }
+        // the scope's attributes, searchable by their keys as in Jaeger; the
+        // span's own attribute wins where both have a key
+        for kv in kvs_from_otlp(scope.attributes.clone()) {
+            if !tags.iter().any(|t| t.key == kv.key) {
+                tags.push(kv);
+            }
         }
     }
     if let Some(status) = s.status {
@@ -320,6 +338,18 @@ fn span_to_otlp(span: &Span) -> OtlpSpan {
         .map(|(_, r)| Link {
             trace_id: r.trace_id.to_bytes().to_vec(),
             span_id: r.span_id.to_bytes().to_vec(),
+            // a CHILD_OF that is not the parent is marked, as Jaeger's
+            // translator marks it, so the type survives; a link is FOLLOWS_FROM
+            attributes: (r.ref_type == RefType::ChildOf)
+                .then(|| OtlpKeyValue {
+                    key: REF_TYPE_ATTRIBUTE.into(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::StringValue("child_of".into())),
+                    }),
+                    ..Default::default()
+                })
+                .into_iter()
+                .collect(),
             ..Default::default()
         })
         .collect();

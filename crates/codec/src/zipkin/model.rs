@@ -103,6 +103,8 @@ fn span(z: ZipkinSpan, process: Arc<Process>) -> Span {
         if k == "error" {
             if v != "false" {
                 tags.push(KeyValue::new("error", Value::Bool(true)));
+                // as Jaeger's OTel-based Zipkin receiver marks it
+                tags.push(KeyValue::string("otel.status_code", "ERROR"));
                 if !v.is_empty() && v != "true" {
                     tags.push(KeyValue::string("error.message", v));
                 }

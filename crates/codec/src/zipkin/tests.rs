@@ -56,6 +56,10 @@ fn check_v2(spans: &[Span]) {
     );
     assert_eq!(tag(client, "error"), Some(&Value::Bool(true)));
     assert_eq!(
+        tag(client, "otel.status_code"),
+        Some(&Value::String("ERROR".into()))
+    );
+    assert_eq!(
         tag(client, "error.message"),
         Some(&Value::String("timeout".into()))
     );

@@ -25,7 +25,8 @@ bench:
 # Each decoder's fuzz target for FUZZ_SECONDS (cargo-fuzz; RUSTC_BOOTSTRAP lets
 # the stable toolchain take the sanitizer flags).
 FUZZ_SECONDS ?= 10
-FUZZ_TARGETS = jaeger_compact jaeger_binary zipkin_thrift zipkin_json zipkin_proto
+FUZZ_TARGETS = jaeger_compact jaeger_binary zipkin_thrift zipkin_json zipkin_proto \
+	otlp_proto otlp_json api_v2_json query_params
 
 fuzz:
 	for t in $(FUZZ_TARGETS); do \

@@ -110,7 +110,8 @@ impl QueryService for GrpcQuery {
             duration_max: duration(p.duration_max.as_ref()),
             num_traces: p
                 .search_depth
-                .clamp(0, crate::params::MAX_SEARCH_LIMIT as i32) as usize,
+                .clamp(0, spoor_query_params::MAX_SEARCH_LIMIT as i32)
+                as usize,
         };
         let traces = self
             .storage

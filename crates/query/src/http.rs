@@ -17,8 +17,8 @@ use spoor_server::storage::Storage;
 use spoor_storage::{OperationQuery, SpanReader, StorageError};
 
 use crate::metrics::QueryMetrics;
-use crate::params::{self, Params, TracesRequest};
 use crate::uimodel::{ui_dependency, ui_trace};
+use spoor_query_params::{self as params, Params, TracesRequest};
 
 #[derive(Clone)]
 pub struct ApiState {

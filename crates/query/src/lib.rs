@@ -4,7 +4,6 @@
 mod grpc;
 mod http;
 mod metrics;
-mod params;
 mod ui;
 pub mod uimodel;
 

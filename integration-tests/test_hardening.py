@@ -122,17 +122,23 @@ def test_the_grpc_buffer_budget_is_shared_by_every_call(start_spoor):
         time.sleep(0.1)
 
 
-def test_slowloris_on_one_port_leaves_the_others_serving(start_spoor):
-    raise_own_file_limit(4096)
-    spoor = start_spoor("--server.read-header-timeout=3s", nofile=1024)
+def unfinished_requests(port, n):
+    """Up to `n` connections that each send half an HTTP request's headers."""
     slow = []
-    for _ in range(1100):
+    for _ in range(n):
         try:
-            s = socket.create_connection(("127.0.0.1", spoor.ports["query_http"]), timeout=2)
+            s = socket.create_connection(("127.0.0.1", port), timeout=2)
             s.sendall(b"GET /api/services HTTP/1.1\r\nHost: x\r\n")
             slow.append(s)
         except OSError:
             break
+    return slow
+
+
+def test_slowloris_on_one_port_leaves_the_others_serving(start_spoor):
+    raise_own_file_limit(4096)
+    spoor = start_spoor("--server.read-header-timeout=3s", nofile=1024)
+    slow = unfinished_requests(spoor.ports["query_http"], 1100)
     # ingest answers at once while the query port is flooded
     started = time.time()
     emit(exporter_for("http", spoor), "during-slowloris")

@@ -1,9 +1,10 @@
 //! Jaeger api_v2 QueryService over gRPC. Traces stream back in chunks of a
 //! few spans, as Jaeger sends them.
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use spoor_model::{SpanKind, Trace, TraceId};
 use spoor_proto::api_v2::query_service_server::QueryService;
 use spoor_proto::api_v2::{
@@ -13,11 +14,13 @@ use spoor_proto::api_v2::{
 };
 use spoor_proto::{span_to_proto, system_time_from_proto};
 use spoor_server::storage::Storage;
-use spoor_storage::{OperationQuery, StorageError, TraceQuery};
+use spoor_storage::{OperationQuery, SpanReader, StorageError, TraceQuery};
 use tonic::{Request, Response, Status};
 
 /// Spans per streamed chunk, as in Jaeger.
 const SPANS_PER_CHUNK: usize = 10;
+/// Traces read at once while streaming a search's answer.
+const TRACES_IN_FLIGHT: usize = 4;
 
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<SpansResponseChunk, Status>> + Send>>;
 
@@ -35,18 +38,37 @@ fn storage_status(e: StorageError) -> Status {
     }
 }
 
-fn chunks(traces: Vec<Trace>) -> ChunkStream {
-    let chunks: Vec<Result<SpansResponseChunk, Status>> = traces
-        .iter()
-        .flat_map(|t| {
-            t.spans.chunks(SPANS_PER_CHUNK).map(|c| {
-                Ok(SpansResponseChunk {
-                    spans: c.iter().map(span_to_proto).collect(),
-                })
-            })
+/// A trace's spans as chunks, each encoded only when the stream asks for it.
+fn trace_chunks(trace: Trace) -> impl Stream<Item = Result<SpansResponseChunk, Status>> + Send {
+    let mut spans = trace.spans.into_iter();
+    futures::stream::iter(std::iter::from_fn(move || {
+        let chunk: Vec<_> = spans
+            .by_ref()
+            .take(SPANS_PER_CHUNK)
+            .map(|s| span_to_proto(&s))
+            .collect();
+        (!chunk.is_empty()).then_some(Ok(SpansResponseChunk { spans: chunk }))
+    }))
+}
+
+/// The traces of `ids` as chunks, read a few at a time as the client takes
+/// them, so a large answer never sits whole in memory.
+fn found_chunks(reader: Arc<dyn SpanReader>, ids: Vec<TraceId>) -> ChunkStream {
+    let traces = futures::stream::iter(ids)
+        .map(move |id| {
+            let reader = Arc::clone(&reader);
+            async move { reader.get_trace(id).await }
         })
-        .collect();
-    Box::pin(futures::stream::iter(chunks))
+        .buffered(TRACES_IN_FLIGHT)
+        .flat_map(|found| -> ChunkStream {
+            match found {
+                Ok(Some(trace)) => Box::pin(trace_chunks(trace)),
+                // evicted between search and read: left out, as find_traces does
+                Ok(None) => Box::pin(futures::stream::empty()),
+                Err(e) => Box::pin(futures::stream::iter([Err(storage_status(e))])),
+            }
+        });
+    Box::pin(traces)
 }
 
 fn duration(d: Option<&prost_types::Duration>) -> Option<Duration> {
@@ -74,7 +96,7 @@ impl QueryService for GrpcQuery {
             .await
             .map_err(storage_status)?
         {
-            Some(trace) => Ok(Response::new(chunks(vec![trace]))),
+            Some(trace) => Ok(Response::new(Box::pin(trace_chunks(trace)))),
             None => Err(Status::not_found("trace not found")),
         }
     }
@@ -113,13 +135,14 @@ impl QueryService for GrpcQuery {
                 .clamp(0, spoor_query_params::MAX_SEARCH_LIMIT as i32)
                 as usize,
         };
-        let traces = self
+        let ids = self
             .storage
             .reader
-            .find_traces(&query)
+            .find_trace_ids(&query)
             .await
             .map_err(storage_status)?;
-        Ok(Response::new(chunks(traces)))
+        let reader = Arc::clone(&self.storage.reader);
+        Ok(Response::new(found_chunks(reader, ids)))
     }
 
     async fn get_services(

@@ -422,6 +422,7 @@ impl BodyGuard {
             charged: 0,
             passthrough: false,
             done: false,
+            trailers: None,
         }
     }
 }
@@ -442,6 +443,8 @@ struct GuardedBody {
     /// decoder refuses it by its announced length).
     passthrough: bool,
     done: bool,
+    /// Trailers that came while a partial message was still held.
+    trailers: Option<Frame<Bytes>>,
 }
 
 type BoxError = Box<dyn StdError + Send + Sync>;
@@ -516,7 +519,7 @@ impl Body for GuardedBody {
                     let rest = this.take_pending(this.pending.len());
                     return Poll::Ready(Some(Ok(Frame::data(rest))));
                 }
-                return Poll::Ready(None);
+                return Poll::Ready(this.trailers.take().map(Ok));
             }
             match Pin::new(&mut this.inner).poll_frame(cx) {
                 Poll::Pending => {
@@ -537,12 +540,10 @@ impl Body for GuardedBody {
                             let data = match frame.into_data() {
                                 Ok(data) => data,
                                 Err(trailers) => {
+                                    // after what is held, which the loop hands on first
                                     this.done = true;
-                                    if !this.pending.is_empty() {
-                                        let rest = this.take_pending(this.pending.len());
-                                        return Poll::Ready(Some(Ok(Frame::data(rest))));
-                                    }
-                                    return Poll::Ready(Some(Ok(trailers)));
+                                    this.trailers = Some(trailers);
+                                    continue;
                                 }
                             };
                             if !grpc.budget.try_take(data.len()) {
@@ -564,7 +565,7 @@ impl Body for GuardedBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done && self.pending.is_empty()
+        self.done && self.pending.is_empty() && self.trailers.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {

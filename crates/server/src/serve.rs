@@ -80,15 +80,16 @@ pub struct ServeOptions {
 }
 
 impl Default for ServeOptions {
+    /// The options' defaults as the command line declares them.
     fn default() -> Self {
-        ServeOptions {
-            max_connections: 4096,
-            read_header_timeout: Duration::from_secs(10),
-            body_idle_timeout: Duration::from_secs(15),
-            max_concurrent_streams: 128,
-            grpc_buffer_bytes: 128 * 1024 * 1024,
-            shutdown_timeout: Duration::from_secs(10),
+        #[derive(clap::Parser)]
+        struct Defaults {
+            #[command(flatten)]
+            options: ServeOptions,
         }
+        <Defaults as clap::Parser>::try_parse_from(["spoor"])
+            .expect("the defaults parse")
+            .options
     }
 }
 

@@ -12,9 +12,9 @@ use spoor_codec::thrift::{Protocol, encode_emit_batch};
 use spoor_collector::{Collector, CollectorOptions};
 use spoor_model::{KeyValue, Process, Span, SpanId, TraceId, Value};
 use spoor_server::shutdown::{Shutdown, ShutdownTrigger};
-use spoor_server::storage::Storage;
 use spoor_storage::SpanReader;
 use spoor_storage_memory::{MemoryConfig, MemoryStore};
+use spoor_storage_select::Storage;
 
 #[derive(Parser)]
 struct AgentCli {

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use clap::Parser;
 use spoor_server::Registry;
-use spoor_server::storage::StorageOptions;
+use spoor_storage_select::StorageOptions;
 
 use crate::CommonOptions;
 

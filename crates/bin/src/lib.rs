@@ -24,9 +24,9 @@ use spoor_server::Registry;
 use spoor_server::lifecycle::run_with_admin;
 use spoor_server::net::parse_host_port;
 use spoor_server::serve::ServeOptions;
-use spoor_server::storage::{StorageOptions, StorageType};
 use spoor_storage::SamplingStore;
 use spoor_storage_memory::MemorySamplingStore;
+use spoor_storage_select::{StorageOptions, StorageType};
 
 /// Options every binary has.
 #[derive(Args, Clone, Debug)]
@@ -280,7 +280,13 @@ impl QueryCli {
     pub async fn run(self) -> anyhow::Result<()> {
         let mut registry = Registry::default();
         let storage = self.storage.open(&mut registry).await?;
-        let query = QueryServer::bind(self.query, &storage, &mut registry).await?;
+        let query = QueryServer::bind(
+            self.query,
+            Arc::clone(&storage.reader),
+            Arc::clone(&storage.dependencies),
+            &mut registry,
+        )
+        .await?;
         tracing::info!(addrs = ?query.local_addrs(), "query listening");
         run_with_admin(
             admin_addr(&self.admin_host_port)?,
@@ -317,7 +323,13 @@ impl AllInOneCli {
         };
         let collector =
             Collector::bind(collector_options, writer, &sampling, &mut registry).await?;
-        let query = QueryServer::bind(self.query, &storage, &mut registry).await?;
+        let query = QueryServer::bind(
+            self.query,
+            Arc::clone(&storage.reader),
+            Arc::clone(&storage.dependencies),
+            &mut registry,
+        )
+        .await?;
         let mut agent_options = self.agent;
         agent_options.collectors = vec![loopback(collector.local_addrs().grpc).to_string()];
         let agent = Agent::bind(agent_options, &mut registry).await?;

@@ -80,9 +80,14 @@ async fn jaeger_grpc_spans_come_back_through_grpc_query() {
     )
     .await
     .unwrap();
-    let query = QueryServer::bind(cli.query, &storage, &mut registry)
-        .await
-        .unwrap();
+    let query = QueryServer::bind(
+        cli.query,
+        std::sync::Arc::clone(&storage.reader),
+        std::sync::Arc::clone(&storage.dependencies),
+        &mut registry,
+    )
+    .await
+    .unwrap();
     let collector_addr = collector.local_addrs().grpc;
     let query_addr = query.local_addrs()[1];
     let (trigger, shutdown) = ShutdownTrigger::new();

@@ -13,8 +13,7 @@ use spoor_proto::api_v2::{
     GetServicesResponse, GetTraceRequest, Operation, SpansResponseChunk,
 };
 use spoor_proto::{span_to_proto, system_time_from_proto};
-use spoor_server::storage::Storage;
-use spoor_storage::{OperationQuery, SpanReader, StorageError, TraceQuery};
+use spoor_storage::{DependencyReader, OperationQuery, SpanReader, StorageError, TraceQuery};
 use tonic::{Request, Response, Status};
 
 /// Spans per streamed chunk, as in Jaeger.
@@ -25,7 +24,8 @@ const TRACES_IN_FLIGHT: usize = 4;
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<SpansResponseChunk, Status>> + Send>>;
 
 pub struct GrpcQuery {
-    pub storage: Storage,
+    pub reader: Arc<dyn SpanReader>,
+    pub dependencies: Arc<dyn DependencyReader>,
 }
 
 fn storage_status(e: StorageError) -> Status {
@@ -89,13 +89,7 @@ impl QueryService for GrpcQuery {
     ) -> Result<Response<ChunkStream>, Status> {
         let id = TraceId::from_slice(&request.into_inner().trace_id)
             .map_err(|e| Status::invalid_argument(format!("invalid trace id: {e}")))?;
-        match self
-            .storage
-            .reader
-            .get_trace(id)
-            .await
-            .map_err(storage_status)?
-        {
+        match self.reader.get_trace(id).await.map_err(storage_status)? {
             Some(trace) => Ok(Response::new(Box::pin(trace_chunks(trace)))),
             None => Err(Status::not_found("trace not found")),
         }
@@ -136,12 +130,11 @@ impl QueryService for GrpcQuery {
                 as usize,
         };
         let ids = self
-            .storage
             .reader
             .find_trace_ids(&query)
             .await
             .map_err(storage_status)?;
-        let reader = Arc::clone(&self.storage.reader);
+        let reader = Arc::clone(&self.reader);
         Ok(Response::new(found_chunks(reader, ids)))
     }
 
@@ -149,12 +142,7 @@ impl QueryService for GrpcQuery {
         &self,
         _request: Request<GetServicesRequest>,
     ) -> Result<Response<GetServicesResponse>, Status> {
-        let services = self
-            .storage
-            .reader
-            .get_services()
-            .await
-            .map_err(storage_status)?;
+        let services = self.reader.get_services().await.map_err(storage_status)?;
         Ok(Response::new(GetServicesResponse { services }))
     }
 
@@ -173,7 +161,6 @@ impl QueryService for GrpcQuery {
             },
         };
         let ops = self
-            .storage
             .reader
             .get_operations(&OperationQuery {
                 service_name: r.service,
@@ -209,7 +196,6 @@ impl QueryService for GrpcQuery {
             .duration_since(start)
             .map_err(|_| Status::invalid_argument("start time is after end time"))?;
         let links = self
-            .storage
             .dependencies
             .get_dependencies(end, lookback)
             .await

@@ -13,8 +13,7 @@ use axum::{Json, Router};
 use futures::StreamExt;
 use serde::Serialize;
 use spoor_model::TraceId;
-use spoor_server::storage::Storage;
-use spoor_storage::{OperationQuery, SpanReader, StorageError};
+use spoor_storage::{DependencyReader, OperationQuery, SpanReader, StorageError};
 
 use crate::metrics::QueryMetrics;
 use crate::uimodel::{ui_dependency, ui_trace};
@@ -22,7 +21,8 @@ use spoor_query_params::{self as params, Params, TracesRequest};
 
 #[derive(Clone)]
 pub struct ApiState {
-    pub storage: Storage,
+    pub reader: Arc<dyn SpanReader>,
+    pub dependencies: Arc<dyn DependencyReader>,
     pub metrics: Arc<QueryMetrics>,
     pub limits: ResponseLimits,
 }
@@ -153,7 +153,7 @@ async fn record(
 }
 
 async fn services(State(s): State<ApiState>) -> ApiResult {
-    Ok(ok(s.storage.reader.get_services().await?, vec![]))
+    Ok(ok(s.reader.get_services().await?, vec![]))
 }
 
 async fn service_operations(State(s): State<ApiState>, Path(service): Path<String>) -> ApiResult {
@@ -162,7 +162,6 @@ async fn service_operations(State(s): State<ApiState>, Path(service): Path<Strin
         span_kind: None,
     };
     let mut names: Vec<String> = s
-        .storage
         .reader
         .get_operations(&q)
         .await?
@@ -190,7 +189,6 @@ async fn operations(
         .to_string();
     let span_kind = params::span_kind(&p).map_err(ApiError::BadRequest)?;
     let ops = s
-        .storage
         .reader
         .get_operations(&OperationQuery {
             service_name,
@@ -211,10 +209,10 @@ async fn traces(State(s): State<ApiState>, Query(p): Query<Vec<(String, String)>
     let request =
         params::traces_request(&Params(p), SystemTime::now()).map_err(ApiError::BadRequest)?;
     let ids = match request {
-        TracesRequest::Search(query) => s.storage.reader.find_trace_ids(&query).await?,
+        TracesRequest::Search(query) => s.reader.find_trace_ids(&query).await?,
         TracesRequest::ByIds(ids) => ids,
     };
-    Ok(stream_traces(Arc::clone(&s.storage.reader), ids, s.limits))
+    Ok(stream_traces(Arc::clone(&s.reader), ids, s.limits))
 }
 
 /// Jaeger's envelope of traces, written trace by trace as each is read (a
@@ -327,7 +325,7 @@ async fn trace_by_id(State(s): State<ApiState>, Path(id): Path<String>) -> ApiRe
     let id: TraceId = id
         .parse()
         .map_err(|e| ApiError::BadRequest(format!("unable to parse param 'traceID': {e}")))?;
-    match s.storage.reader.get_trace(id).await? {
+    match s.reader.get_trace(id).await? {
         Some(t) => Ok(ok(vec![ui_trace(&t)], vec![])),
         None => Err(ApiError::NotFound("trace not found".into())),
     }
@@ -339,11 +337,7 @@ async fn dependencies(
 ) -> ApiResult {
     let (end, lookback) =
         params::dependencies_window(&Params(p), SystemTime::now()).map_err(ApiError::BadRequest)?;
-    let links = s
-        .storage
-        .dependencies
-        .get_dependencies(end, lookback)
-        .await?;
+    let links = s.dependencies.get_dependencies(end, lookback).await?;
     Ok(ok(links.iter().map(ui_dependency).collect(), vec![]))
 }
 

@@ -17,7 +17,7 @@ use prometheus_client::registry::Registry;
 use spoor_proto::api_v2::query_service_server::QueryServiceServer;
 use spoor_server::net::{bind, parse_host_port};
 use spoor_server::serve::Serving;
-use spoor_server::storage::Storage;
+use spoor_storage::{DependencyReader, SpanReader};
 use tonic::service::Routes;
 
 #[derive(Args, Clone, Debug)]
@@ -89,14 +89,18 @@ pub fn app(state: ApiState, base_path: &str) -> axum::Router {
 }
 
 impl QueryServer {
+    /// Binds the query ports over the stores it reads: spans and the
+    /// dependency graph.
     pub async fn bind(
         options: QueryOptions,
-        storage: &Storage,
+        reader: Arc<dyn SpanReader>,
+        dependencies: Arc<dyn DependencyReader>,
         registry: &mut Registry,
     ) -> anyhow::Result<Self> {
         options.validate()?;
         let state = ApiState {
-            storage: storage.clone(),
+            reader,
+            dependencies,
             metrics: Arc::new(QueryMetrics::new(registry)),
             limits: http::ResponseLimits {
                 spans: options.max_response_spans,
@@ -137,7 +141,8 @@ impl QueryServer {
             grpc,
         } = self;
         let grpc_service = QueryServiceServer::new(grpc::GrpcQuery {
-            storage: state.storage.clone(),
+            reader: Arc::clone(&state.reader),
+            dependencies: Arc::clone(&state.dependencies),
         });
         let app = app(state, &options.base_path);
         let http_task = serving.http(http, app, "query HTTP");

@@ -1,6 +1,7 @@
 //! What every Spoor binary shares: layered configuration (flags, environment,
 //! config file), logging, the admin port with health and Prometheus metrics,
-//! storage selection, and graceful shutdown.
+//! serving HTTP and gRPC with limits, and graceful shutdown. It knows no
+//! storage backend: selection lives in `spoor-storage-select`.
 
 pub mod admin;
 pub mod config;
@@ -9,7 +10,6 @@ pub mod lifecycle;
 pub mod net;
 pub mod serve;
 pub mod shutdown;
-pub mod storage;
 pub mod telemetry;
 
 pub use prometheus_client::registry::Registry;

@@ -70,17 +70,11 @@ async fn app_with_limits(base: &str, limits: ResponseLimits) -> (axum::Router, A
         .await
         .unwrap();
     let metrics = Arc::new(QueryMetrics::new(&mut Registry::default()));
-    let storage = Storage {
-        writer: store.clone(),
-        reader: store.clone(),
-        dependencies: store,
-        sampling: Arc::new(spoor_storage_memory::MemorySamplingStore::default()),
-        dependency_writer: None,
-    };
     (
         crate::app(
             ApiState {
-                storage,
+                reader: store.clone(),
+                dependencies: store,
                 metrics: Arc::clone(&metrics),
                 limits,
             },

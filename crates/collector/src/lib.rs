@@ -21,7 +21,6 @@ mod zipkin_http;
 
 pub use metrics::{CollectorMetrics, Transport};
 pub use options::{CollectorOptions, QueueFullAction};
-pub use otlp_http::router as otlp_http_router;
 pub use processor::{Outcome, ProcessError, SpanProcessor};
 
 use std::sync::Arc;

@@ -12,6 +12,9 @@ pub const MAX_SEARCH_LIMIT: usize = 10_000;
 pub const DEFAULT_LOOKBACK: Duration = Duration::from_secs(3600);
 /// Lookback of `/api/dependencies` without `lookback`.
 pub const DEFAULT_DEPENDENCY_LOOKBACK: Duration = Duration::from_secs(24 * 3600);
+/// The longest `/api/dependencies` window: a backend reads one partition per
+/// day of it (Cassandra), so an unbounded one is an unbounded amount of work.
+pub const MAX_DEPENDENCY_LOOKBACK: Duration = Duration::from_secs(31 * 24 * 3600);
 
 /// The raw pairs of a query string, repeats kept.
 pub struct Params(pub Vec<(String, String)>);
@@ -177,6 +180,13 @@ pub fn dependencies_window(p: &Params, now: SystemTime) -> Result<(SystemTime, D
     let lookback = millis_param(p, "lookback")?
         .map(Duration::from_millis)
         .unwrap_or(DEFAULT_DEPENDENCY_LOOKBACK);
+    if lookback > MAX_DEPENDENCY_LOOKBACK {
+        return Err(format!(
+            "'lookback' may be at most {} days ({} ms); ask for a shorter window",
+            MAX_DEPENDENCY_LOOKBACK.as_secs() / 86_400,
+            MAX_DEPENDENCY_LOOKBACK.as_millis()
+        ));
+    }
     Ok((end, lookback))
 }
 
@@ -285,6 +295,22 @@ mod tests {
             dependencies_window(&params("endTs=now"), now())
                 .unwrap_err()
                 .contains("'endTs'")
+        );
+    }
+
+    #[test]
+    fn the_dependencies_window_is_bounded() {
+        let now = UNIX_EPOCH + Duration::from_secs(2_000_000_000);
+        let week = params("lookback=604800000");
+        assert_eq!(
+            dependencies_window(&week, now).unwrap().1,
+            Duration::from_secs(7 * 86_400)
+        );
+        let years = params("lookback=94608000000");
+        let err = dependencies_window(&years, now).unwrap_err();
+        assert!(
+            err.starts_with("'lookback' may be at most 31 days"),
+            "{err}"
         );
     }
 }

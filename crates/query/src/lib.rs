@@ -7,7 +7,7 @@ mod metrics;
 mod ui;
 pub mod uimodel;
 
-pub use http::{ApiState, router as http_router};
+pub use http::ApiState;
 pub use metrics::QueryMetrics;
 
 use std::sync::Arc;

@@ -5,17 +5,14 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use serde::{Deserialize, Serialize};
-use std::sync::Arc;
+use serde::Serialize;
 
-use spoor_model::{
-    DependencyLink, KeyValue, Log, Process, RefType, Span, SpanId, SpanRef, Trace, TraceId, Value,
-};
+use spoor_model::{DependencyLink, KeyValue, Process, Trace, Value};
 
 /// Integers outside ±(2^53 - 1) lose precision in JavaScript; Jaeger sends them as strings.
 const MAX_SAFE_INT: i64 = (1 << 53) - 1;
 
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Debug)]
 pub struct UiTrace {
     #[serde(rename = "traceID")]
     pub trace_id: String,
@@ -24,14 +21,14 @@ pub struct UiTrace {
     pub warnings: Option<Vec<String>>,
 }
 
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Debug)]
 #[serde(rename_all = "camelCase")]
 pub struct UiSpan {
     #[serde(rename = "traceID")]
     pub trace_id: String,
     #[serde(rename = "spanID")]
     pub span_id: String,
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "is_zero")]
     pub flags: u32,
     pub operation_name: String,
     pub references: Vec<UiReference>,
@@ -48,7 +45,7 @@ fn is_zero(v: &u32) -> bool {
     *v == 0
 }
 
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Debug)]
 #[serde(rename_all = "camelCase")]
 pub struct UiReference {
     pub ref_type: String,
@@ -58,7 +55,7 @@ pub struct UiReference {
     pub span_id: String,
 }
 
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Debug)]
 pub struct UiKeyValue {
     pub key: String,
     #[serde(rename = "type")]
@@ -66,13 +63,13 @@ pub struct UiKeyValue {
     pub value: serde_json::Value,
 }
 
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Debug)]
 pub struct UiLog {
     pub timestamp: u64,
     pub fields: Vec<UiKeyValue>,
 }
 
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Debug)]
 #[serde(rename_all = "camelCase")]
 pub struct UiProcess {
     pub service_name: String,
@@ -197,142 +194,6 @@ pub fn ui_trace(trace: &Trace) -> UiTrace {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum UiJsonError {
-    #[error("malformed trace json: {0}")]
-    Syntax(#[from] serde_json::Error),
-    #[error("invalid {field} {value:?}: {reason}")]
-    Field {
-        field: &'static str,
-        value: String,
-        reason: String,
-    },
-}
-
-fn ui_err(field: &'static str, value: impl ToString, reason: impl ToString) -> UiJsonError {
-    UiJsonError::Field {
-        field,
-        value: value.to_string(),
-        reason: reason.to_string(),
-    }
-}
-
-fn from_micros(us: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_micros(us)
-}
-
-fn key_value_from_ui(kv: UiKeyValue) -> Result<KeyValue, UiJsonError> {
-    use serde_json::Value as J;
-    let bad = |why: &str| {
-        ui_err(
-            "tag value",
-            &kv.value,
-            format!("{why} for key {:?}", kv.key),
-        )
-    };
-    let value = match (kv.value_type.as_str(), &kv.value) {
-        ("string", J::String(s)) => Value::String(s.clone()),
-        ("bool", J::Bool(b)) => Value::Bool(*b),
-        ("int64", J::Number(n)) => Value::Int64(n.as_i64().ok_or_else(|| bad("not an int64"))?),
-        ("int64", J::String(s)) => Value::Int64(s.parse().map_err(|_| bad("not an int64"))?),
-        ("float64", J::Number(n)) => {
-            Value::Float64(n.as_f64().ok_or_else(|| bad("not a float64"))?)
-        }
-        ("binary", J::String(s)) => Value::Binary(
-            base64::engine::general_purpose::STANDARD
-                .decode(s)
-                .map_err(|_| bad("not base64"))?,
-        ),
-        (t, _) => return Err(bad(&format!("value does not fit type {t:?}"))),
-    };
-    Ok(KeyValue { key: kv.key, value })
-}
-
-fn key_values_from_ui(kvs: Vec<UiKeyValue>) -> Result<Vec<KeyValue>, UiJsonError> {
-    kvs.into_iter().map(key_value_from_ui).collect()
-}
-
-/// Reads one trace in the UI JSON shape (what `/api/traces/{id}` returns in
-/// `data`, and what Jaeger's UI downloads), the inverse of [`ui_trace`].
-pub fn trace_from_ui(ui: UiTrace) -> Result<Trace, UiJsonError> {
-    let mut processes = std::collections::HashMap::new();
-    for (id, p) in ui.processes {
-        let process = Process {
-            service_name: p.service_name,
-            tags: key_values_from_ui(p.tags)?,
-        };
-        processes.insert(id, Arc::new(process));
-    }
-    let spans = ui
-        .spans
-        .into_iter()
-        .map(|s| {
-            let trace_id: TraceId = s
-                .trace_id
-                .parse()
-                .map_err(|e| ui_err("traceID", &s.trace_id, e))?;
-            let span_id: SpanId = s
-                .span_id
-                .parse()
-                .map_err(|e| ui_err("spanID", &s.span_id, e))?;
-            let process = processes
-                .get(&s.process_id)
-                .cloned()
-                .ok_or_else(|| ui_err("processID", &s.process_id, "not in processes"))?;
-            let references = s
-                .references
-                .into_iter()
-                .map(|r| {
-                    Ok(SpanRef {
-                        trace_id: r
-                            .trace_id
-                            .parse()
-                            .map_err(|e| ui_err("traceID", &r.trace_id, e))?,
-                        span_id: r
-                            .span_id
-                            .parse()
-                            .map_err(|e| ui_err("spanID", &r.span_id, e))?,
-                        ref_type: match r.ref_type.as_str() {
-                            "CHILD_OF" => RefType::ChildOf,
-                            "FOLLOWS_FROM" => RefType::FollowsFrom,
-                            other => {
-                                return Err(ui_err("refType", other, "unknown reference type"));
-                            }
-                        },
-                    })
-                })
-                .collect::<Result<_, _>>()?;
-            let logs = s
-                .logs
-                .into_iter()
-                .map(|l| {
-                    Ok(Log {
-                        timestamp: from_micros(l.timestamp),
-                        fields: key_values_from_ui(l.fields)?,
-                    })
-                })
-                .collect::<Result<_, UiJsonError>>()?;
-            Ok(Span {
-                trace_id,
-                span_id,
-                operation_name: s.operation_name,
-                references,
-                flags: s.flags,
-                start_time: from_micros(s.start_time),
-                duration: Duration::from_micros(s.duration),
-                tags: key_values_from_ui(s.tags)?,
-                logs,
-                process,
-                warnings: s.warnings.unwrap_or_default(),
-            })
-        })
-        .collect::<Result<_, UiJsonError>>()?;
-    Ok(Trace {
-        spans,
-        warnings: ui.warnings.unwrap_or_default(),
-    })
-}
-
 pub fn ui_dependency(link: &DependencyLink) -> UiDependencyLink {
     UiDependencyLink {
         parent: link.parent.clone(),
@@ -366,27 +227,6 @@ mod tests {
             "got {}",
             serde_json::to_string_pretty(&got).unwrap()
         );
-    }
-
-    #[test]
-    fn ui_json_reads_back_to_the_same_trace() {
-        let ui: UiTrace = serde_json::from_str(&testdata("ui_01.json")).unwrap();
-        let trace = trace_from_ui(ui).unwrap();
-        let again = serde_json::to_value(ui_trace(&trace)).unwrap();
-        let want: serde_json::Value = serde_json::from_str(&testdata("ui_01.json")).unwrap();
-        assert_eq!(again, want);
-        assert_eq!(
-            trace.spans[1].tags[4].value,
-            Value::Int64(9_223_372_036_854_775_222)
-        );
-    }
-
-    #[test]
-    fn ui_json_errors_name_the_field() {
-        let mut ui: serde_json::Value = serde_json::from_str(&testdata("ui_01.json")).unwrap();
-        ui["spans"][0]["processID"] = "p9".into();
-        let err = trace_from_ui(serde_json::from_value(ui).unwrap()).unwrap_err();
-        assert!(err.to_string().contains("processID"), "{err}");
     }
 
     #[test]

@@ -5,48 +5,13 @@ import { tracePage } from "./trace.js";
 import { comparePage } from "./compare.js";
 import { dependenciesPage } from "./deps.js";
 import { tracesFromFile } from "./model.js";
+import { NAVIGATED, h, localTraces, navigate, showError } from "./shell.js";
 
 const app = document.getElementById("app");
 const basePath = new URL(document.baseURI).pathname;
 
-/** Traces opened from files, by trace id. */
-export const localTraces = new Map();
-
 /** The route part of the current location: "search", "trace/abc", ... */
 const route = () => decodeURIComponent(location.pathname.slice(basePath.length));
-
-export function navigate(path, { replace = false } = {}) {
-  const target = new URL(path, document.baseURI);
-  history[replace ? "replaceState" : "pushState"](null, "", target);
-  render();
-}
-
-/** Replaces the query string of the current page (state kept in the URL). */
-export function setQuery(params) {
-  const u = new URL(location.href);
-  u.search = new URLSearchParams(params).toString();
-  history.replaceState(null, "", u);
-}
-
-export function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else if (k === "class") el.className = v;
-    else if (k === "style" && typeof v === "object") Object.assign(el.style, v);
-    else el.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of children.flat()) {
-    if (c === null || c === undefined || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  }
-  return el;
-}
-
-export function showError(container, error) {
-  container.append(h("p", { class: "error", role: "alert" }, String(error.message ?? error)));
-}
 
 async function render() {
   const path = route();
@@ -93,6 +58,7 @@ document.addEventListener("click", (e) => {
   navigate(target.pathname.slice(basePath.length) + target.search);
 });
 window.addEventListener("popstate", render);
+window.addEventListener(NAVIGATED, render);
 
 document.getElementById("theme").addEventListener("click", () => {
   const next = document.documentElement.dataset.theme === "dark" ? "light" : "dark";

@@ -1,7 +1,7 @@
 // Compare two traces as a structural diff: each service:operation path
 // with its span count in A and in B, marked added, removed or changed.
 import * as api from "./api.js";
-import { h, localTraces, navigate } from "./app.js";
+import { h, localTraces, navigate } from "./shell.js";
 import { buildTrace, structure } from "./model.js";
 
 export async function comparePage(container, ids) {

@@ -2,7 +2,7 @@
 // distance from a caller-less service, edges labelled with call counts; a
 // service can be focused to see only its callers and callees.
 import * as api from "./api.js";
-import { h, setQuery } from "./app.js";
+import { h, setQuery } from "./shell.js";
 
 const LOOKBACKS = [["1h", 3600e3], ["6h", 21600e3], ["24h", 86400e3], ["48h", 172800e3], ["7d", 604800e3]];
 

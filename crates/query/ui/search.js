@@ -1,7 +1,7 @@
 // The search page: the form (state kept in the URL), the result list and
 // a scatter plot of duration over time.
 import * as api from "./api.js";
-import { h, navigate, setQuery, showError } from "./app.js";
+import { h, navigate, setQuery, showError } from "./shell.js";
 import { buildTrace, formatDuration, formatTime } from "./model.js";
 
 const LOOKBACKS = [

@@ -2,7 +2,7 @@
 // rows in view are in the DOM), span details, find, a minimap to zoom, the
 // critical path, and the span table, flame graph and statistics views.
 import * as api from "./api.js";
-import { h, localTraces, navigate } from "./app.js";
+import { h, localTraces, navigate } from "./shell.js";
 import {
   buildTrace, criticalPath, formatDuration, formatTime, selfTime, statistics,
 } from "./model.js";

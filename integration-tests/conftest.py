@@ -24,16 +24,45 @@ def bin_dir() -> Path:
     return Path(json.loads(meta)["target_directory"]) / "debug"
 
 
+_handed_out = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free for both TCP and UDP (the agent ports are UDP),
+    never the same twice in one run."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port in _handed_out:
+            continue
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                u.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        _handed_out.add(port)
+        return port
 
 
 class Spoor:
     """A running spoor-all-in-one and the addresses of its ports."""
 
     def __init__(self, extra_args=(), env=None, nofile=None):
+        # a port picked free can be taken before the process binds it (by
+        # another client's ephemeral port): start again on new ports then
+        for attempt in range(3):
+            self._start(extra_args, env, nofile)
+            try:
+                self._wait_healthy()
+                return
+            except RuntimeError:
+                self.log.flush()
+                log = Path(self.log.name).read_text(errors="replace")
+                if attempt == 2 or "Address already in use" not in log:
+                    raise
+
+    def _start(self, extra_args, env, nofile):
         self.ports = {name: free_port() for name in
                       ("grpc", "http", "otlp_grpc", "otlp_http", "query_http", "query_grpc", "admin",
                        "compact", "binary", "sampling", "zipkin", "zipkin_udp")}
@@ -67,7 +96,6 @@ class Spoor:
         self.jaeger_http = f"http://127.0.0.1:{p['http']}"
         self.zipkin = f"http://127.0.0.1:{p['zipkin']}"
         self.otlp_grpc = f"127.0.0.1:{p['otlp_grpc']}"
-        self._wait_healthy()
 
     def _wait_healthy(self):
         deadline = time.time() + 30

@@ -21,8 +21,9 @@ say() { printf '== %s\n' "$*"; }
 debs=()
 command -v cc >/dev/null || debs+=(build-essential)
 command -v make >/dev/null || debs+=(make)
-command -v pkg-config >/dev/null || debs+=(pkg-config)
-pkg-config --exists openssl 2>/dev/null || debs+=(libssl-dev)
+# OpenSSL, zstd and librdkafka are built from bundled sources: perl and make
+# for OpenSSL's build, nothing from the system's -dev packages
+command -v perl >/dev/null || debs+=(perl)
 command -v python3 >/dev/null || debs+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || debs+=(python3-venv)
 command -v node >/dev/null || debs+=(nodejs)

@@ -185,6 +185,21 @@ fn loopback(addr: std::net::SocketAddr) -> std::net::SocketAddr {
     }
 }
 
+/// The query server over the opened storage's span and dependency readers.
+async fn bind_query(
+    options: QueryOptions,
+    storage: &spoor_storage_select::Storage,
+    registry: &mut Registry,
+) -> anyhow::Result<QueryServer> {
+    QueryServer::bind(
+        options,
+        Arc::clone(&storage.reader),
+        Arc::clone(&storage.dependencies),
+        registry,
+    )
+    .await
+}
+
 fn admin_addr(s: &str) -> anyhow::Result<std::net::SocketAddr> {
     parse_host_port(s).map_err(anyhow::Error::msg)
 }
@@ -280,13 +295,7 @@ impl QueryCli {
     pub async fn run(self) -> anyhow::Result<()> {
         let mut registry = Registry::default();
         let storage = self.storage.open(&mut registry).await?;
-        let query = QueryServer::bind(
-            self.query,
-            Arc::clone(&storage.reader),
-            Arc::clone(&storage.dependencies),
-            &mut registry,
-        )
-        .await?;
+        let query = bind_query(self.query, &storage, &mut registry).await?;
         tracing::info!(addrs = ?query.local_addrs(), "query listening");
         run_with_admin(
             admin_addr(&self.admin_host_port)?,
@@ -323,13 +332,7 @@ impl AllInOneCli {
         };
         let collector =
             Collector::bind(collector_options, writer, &sampling, &mut registry).await?;
-        let query = QueryServer::bind(
-            self.query,
-            Arc::clone(&storage.reader),
-            Arc::clone(&storage.dependencies),
-            &mut registry,
-        )
-        .await?;
+        let query = bind_query(self.query, &storage, &mut registry).await?;
         let mut agent_options = self.agent;
         agent_options.collectors = vec![loopback(collector.local_addrs().grpc).to_string()];
         let agent = Agent::bind(agent_options, &mut registry).await?;

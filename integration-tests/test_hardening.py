@@ -8,6 +8,7 @@ import time
 
 import h2.config
 import h2.connection
+import pytest
 import requests
 
 from test_otlp import emit, exporter_for
@@ -196,6 +197,9 @@ def test_refusals_carry_the_codes_otlp_clients_act_on(spoor):
     channel.close()
     assert codes == {"garbage": grpc.StatusCode.INVALID_ARGUMENT,
                      "oversize": grpc.StatusCode.INVALID_ARGUMENT}
+    for reason in ("undecodable", "oversize"):
+        labels = f'{{listener="OTLP gRPC",reason="{reason}"}}'
+        assert spoor.metric("spoor_server_grpc_calls_refused_total", labels) == 1, reason
     # the real exporter gives up on an oversize batch at once instead of
     # retrying it until its timeout (OUT_OF_RANGE is retryable in OTLP)
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -355,3 +359,36 @@ def test_scope_attributes_and_child_of_links_are_kept(spoor):
     refs = spans["second"]["references"]
     assert [r["refType"] for r in refs] == ["CHILD_OF"], refs
     assert refs[0]["spanID"] == f"{first.get_span_context().span_id:016x}"
+
+
+@pytest.mark.parametrize("store", ["memory", "embedded"])
+def test_link_attributes_are_kept_and_searchable(start_spoor, tmp_path, store):
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from opentelemetry.trace import Link
+    args = [f"--span-storage.type={store}"]
+    if store == "embedded":
+        args.append(f"--embedded.data-dir={tmp_path}")
+    spoor = start_spoor(*args)
+    provider = TracerProvider(resource=Resource.create({"service.name": "linked"}))
+    provider.add_span_processor(BatchSpanProcessor(exporter_for("grpc", spoor)))
+    tracer = provider.get_tracer("spoor.it.linked")
+    with tracer.start_as_current_span("producer") as producer:
+        pass
+    with tracer.start_as_current_span("consumer", links=[
+            Link(producer.get_span_context(), {"messaging.batch.id": "batch-7", "messaging.batch.size": 12})]):
+        pass
+    provider.shutdown()
+    # found by a link attribute, as Jaeger finds a span by any of its tags
+    traces = spoor.wait_for_traces("linked", 1, tags='{"messaging.batch.id":"batch-7"}')
+    (span,) = [s for t in traces for s in t["spans"]]
+    assert span["operationName"] == "consumer"
+    ctx = producer.get_span_context()
+    assert span["references"] == [{"refType": "FOLLOWS_FROM", "traceID": f"{ctx.trace_id:032x}",
+                                   "spanID": f"{ctx.span_id:016x}"}]
+    (log,) = [lg for lg in span["logs"] if {"key": "event", "type": "string", "value": "link"} in lg["fields"]]
+    fields = {f["key"]: f["value"] for f in log["fields"]}
+    assert fields == {"event": "link", "trace_id": f"{ctx.trace_id:032x}", "span_id": f"{ctx.span_id:016x}",
+                      "messaging.batch.id": "batch-7", "messaging.batch.size": 12}
+    assert log["timestamp"] == span["startTime"]

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto/api_v2");
+    let root = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"))
+        .join("../../proto/api_v2");
     let files = [
         "model.proto",
         "collector.proto",
@@ -17,7 +18,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let descriptors = protox::compile(&paths, [&root])?;
     tonic_prost_build::configure().compile_fds(descriptors)?;
 
-    let zipkin_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto/zipkin");
+    let zipkin_root =
+        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"))
+            .join("../../proto/zipkin");
     let zipkin = zipkin_root.join("zipkin.proto");
     println!("cargo:rerun-if-changed={}", zipkin.display());
     let descriptors = protox::compile([&zipkin], [&zipkin_root])?;

@@ -18,7 +18,8 @@ fn files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("ui");
+    let root = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"))
+        .join("ui");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut all = Vec::new();
     files(&root, &mut all);

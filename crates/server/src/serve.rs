@@ -98,8 +98,15 @@ struct ListenerLabel {
     listener: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabel {
+    listener: String,
+    reason: &'static str,
+}
+
 #[derive(Clone, Default)]
 struct ServeMetrics {
+    grpc_refused: Family<RefusalLabel, Counter>,
     open: Family<ListenerLabel, Gauge>,
     refused: Family<ListenerLabel, Counter>,
     accept_errors: Family<ListenerLabel, Counter>,
@@ -141,6 +148,11 @@ impl ServeMetrics {
             "grpc_buffer_refusals",
             "gRPC calls failed because the process-wide buffer for partial messages was full",
             self.grpc_over_budget.clone(),
+        );
+        r.register(
+            "grpc_calls_refused",
+            "gRPC calls refused before a handler saw them: reason=oversize (over the message size limit) or undecodable",
+            self.grpc_refused.clone(),
         );
         r.register(
             "grpc_buffered_bytes",
@@ -210,9 +222,26 @@ impl Serving {
         routes: tonic::service::Routes,
         what: &str,
     ) -> anyhow::Result<()> {
+        let refused = |reason| {
+            let label = RefusalLabel {
+                listener: what.to_string(),
+                reason,
+            };
+            self.inner
+                .metrics
+                .grpc_refused
+                .get_or_create(&label)
+                .clone()
+        };
+        let refusals = Refusals {
+            oversize: refused("oversize"),
+            undecodable: refused("undecodable"),
+        };
         let app = routes
             .into_axum_router()
-            .layer(axum::middleware::map_response(spec_status_codes));
+            .layer(axum::middleware::map_response(move |response| {
+                spec_status_codes(response, refusals.clone())
+            }));
         self.serve(listener, app, what, true).await
     }
 
@@ -332,23 +361,36 @@ impl Serving {
 /// INTERNAL. Both are requests that can never succeed, so both become
 /// INVALID_ARGUMENT, which no client retries (RESOURCE_EXHAUSTED, grpc-go's
 /// code for an oversize message, is retried by the OTel Python exporter).
-async fn spec_status_codes(mut response: axum::response::Response) -> axum::response::Response {
+/// Each rewrite is counted.
+async fn spec_status_codes(
+    mut response: axum::response::Response,
+    refusals: Refusals,
+) -> axum::response::Response {
     let headers = response.headers_mut();
     let message = headers
         .get("grpc-message")
         .map(|m| m.as_bytes())
         .unwrap_or_default();
-    let code = match headers.get("grpc-status").map(|c| c.as_bytes()) {
+    let refusal = match headers.get("grpc-status").map(|c| c.as_bytes()) {
         Some(b"11")
             if message.starts_with(b"Error,%20decoded%20message%20length%20too%20large") =>
         {
-            "3"
+            &refusals.oversize
         }
-        Some(b"13") if message.starts_with(b"failed%20to%20decode%20Protobuf%20message") => "3",
+        Some(b"13") if message.starts_with(b"failed%20to%20decode%20Protobuf%20message") => {
+            &refusals.undecodable
+        }
         _ => return response,
     };
-    headers.insert("grpc-status", http::HeaderValue::from_static(code));
+    refusal.inc();
+    headers.insert("grpc-status", http::HeaderValue::from_static("3"));
     response
+}
+
+#[derive(Clone)]
+struct Refusals {
+    oversize: Counter,
+    undecodable: Counter,
 }
 
 /// Raises the soft limit of open files to the hard limit, so that the limits

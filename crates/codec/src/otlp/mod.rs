@@ -3,7 +3,15 @@
 //! tags, kind becomes `span.kind`, status becomes `otel.status_code` (and
 //! `error=true`), the scope becomes `otel.scope.name`/`otel.scope.version`,
 //! events become logs with an `event` field, the parent becomes a CHILD_OF
-//! reference and links become FOLLOWS_FROM references.
+//! reference and links become FOLLOWS_FROM references (CHILD_OF when marked
+//! `opentracing.ref_type=child_of`, as Jaeger's translator does).
+//!
+//! A Jaeger reference has no attributes, so a link's attributes travel as a
+//! log, as the OpenTelemetry specification's Jaeger mapping describes: at the
+//! span's start, with `event=link`, the linked `trace_id` and `span_id` in hex,
+//! and the attributes as fields. Every store keeps that log and searches its
+//! fields like any tag; on the way back to OTLP the log becomes the link's
+//! attributes again.
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -30,6 +38,11 @@ pub const REF_TYPE_ATTRIBUTE: &str = "opentracing.ref_type";
 pub const TRACE_STATE_TAG: &str = "w3c.tracestate";
 pub const ERROR_TAG: &str = "error";
 pub const EVENT_FIELD: &str = "event";
+/// The `event` of the log that carries a link's attributes.
+pub const LINK_EVENT: &str = "link";
+pub const LINK_TRACE_ID_FIELD: &str = "trace_id";
+pub const LINK_SPAN_ID_FIELD: &str = "span_id";
+pub const DROPPED_ATTRIBUTES_FIELD: &str = "otel.dropped_attributes_count";
 /// The sampled bit of W3C trace flags, also Jaeger's sampled flag.
 const SAMPLED: u32 = 1;
 
@@ -152,26 +165,47 @@ fn span_from_otlp(
             });
         }
     }
-    for link in &s.links {
-        if let (Ok(t), Ok(sp)) = (
+    let start_time = time_from_nanos(s.start_time_unix_nano);
+    let mut link_logs = Vec::new();
+    for link in s.links {
+        let (Ok(t), Ok(sp)) = (
             <[u8; 16]>::try_from(link.trace_id.as_slice()),
             <[u8; 8]>::try_from(link.span_id.as_slice()),
-        ) {
-            // Jaeger's translator: a link marked child_of is a CHILD_OF reference
-            let child_of = link.attributes.iter().any(|kv| {
-                kv.key == REF_TYPE_ATTRIBUTE
-                    && matches!(&kv.value, Some(AnyValue { value: Some(any_value::Value::StringValue(v)) }) if v == "child_of")
-            });
-            references.push(SpanRef {
-                trace_id: TraceId(u128::from_be_bytes(t)),
-                span_id: SpanId(u64::from_be_bytes(sp)),
-                ref_type: if child_of {
-                    RefType::ChildOf
-                } else {
-                    RefType::FollowsFrom
-                },
-            });
+        ) else {
+            continue;
+        };
+        let link_ref = SpanRef {
+            trace_id: TraceId(u128::from_be_bytes(t)),
+            span_id: SpanId(u64::from_be_bytes(sp)),
+            ref_type: RefType::FollowsFrom,
+        };
+        let mut attributes = kvs_from_otlp(link.attributes);
+        // Jaeger's translator: a link marked child_of is a CHILD_OF reference
+        let before = attributes.len();
+        attributes.retain(|kv| {
+            !(kv.key == REF_TYPE_ATTRIBUTE && kv.value == Value::String("child_of".into()))
+        });
+        let ref_type = if attributes.len() < before {
+            RefType::ChildOf
+        } else {
+            RefType::FollowsFrom
+        };
+        if !attributes.is_empty()
+            || !link.trace_state.is_empty()
+            || link.dropped_attributes_count > 0
+        {
+            link_logs.push(link_log(
+                &link_ref,
+                link.trace_state,
+                link.dropped_attributes_count,
+                attributes,
+                start_time,
+            ));
         }
+        references.push(SpanRef {
+            ref_type,
+            ..link_ref
+        });
     }
 
     let mut tags = kvs_from_otlp(s.attributes);
@@ -234,6 +268,7 @@ fn span_from_otlp(
                 fields,
             }
         })
+        .chain(link_logs)
         .collect();
 
     // OTLP carries W3C flags in the low byte; exported spans with no flags
@@ -251,13 +286,62 @@ fn span_from_otlp(
         operation_name: s.name,
         references,
         flags,
-        start_time: time_from_nanos(s.start_time_unix_nano),
+        start_time,
         duration,
         tags,
         logs,
         process: Arc::clone(process),
         warnings: warning.into_iter().collect(),
     })
+}
+
+/// The log that carries a link's attributes (see the module's comment).
+fn link_log(
+    link: &SpanRef,
+    trace_state: String,
+    dropped_attributes: u32,
+    attributes: Vec<KeyValue>,
+    timestamp: SystemTime,
+) -> Log {
+    let mut fields = Vec::with_capacity(5 + attributes.len());
+    fields.push(KeyValue::string(EVENT_FIELD, LINK_EVENT));
+    fields.push(KeyValue::string(
+        LINK_TRACE_ID_FIELD,
+        format!("{:032x}", link.trace_id.0),
+    ));
+    fields.push(KeyValue::string(
+        LINK_SPAN_ID_FIELD,
+        link.span_id.to_string(),
+    ));
+    if !trace_state.is_empty() {
+        fields.push(KeyValue::string(TRACE_STATE_TAG, trace_state));
+    }
+    if dropped_attributes > 0 {
+        fields.push(KeyValue::new(
+            DROPPED_ATTRIBUTES_FIELD,
+            Value::Int64(dropped_attributes.into()),
+        ));
+    }
+    fields.extend(attributes);
+    Log { timestamp, fields }
+}
+
+/// The link a log carries the attributes of: its `event` is `link` and its
+/// `trace_id` and `span_id` name one of `links`.
+fn carried_link(log: &Log, links: &[Link]) -> Option<usize> {
+    let field = |key: &str| log.fields.iter().find(|f| f.key == key).map(|f| &f.value);
+    if field(EVENT_FIELD) != Some(&Value::String(LINK_EVENT.into())) {
+        return None;
+    }
+    let (Some(Value::String(t)), Some(Value::String(s))) =
+        (field(LINK_TRACE_ID_FIELD), field(LINK_SPAN_ID_FIELD))
+    else {
+        return None;
+    };
+    let (trace_id, span_id) = (t.parse::<TraceId>().ok()?, s.parse::<SpanId>().ok()?);
+    links
+        .iter()
+        .position(|l| l.trace_id == trace_id.to_bytes() && l.span_id == span_id.to_bytes())
 }
 
 /// Converts OTLP resource spans to model spans. Spans that cannot be
@@ -330,7 +414,7 @@ fn span_to_otlp(span: &Span) -> OtlpSpan {
         .references
         .iter()
         .position(|r| r.ref_type == RefType::ChildOf && r.trace_id == span.trace_id);
-    let links = span
+    let mut links: Vec<Link> = span
         .references
         .iter()
         .enumerate()
@@ -376,26 +460,41 @@ fn span_to_otlp(span: &Span) -> OtlpSpan {
         .filter(|kv| !(error_is_status && kv.key == ERROR_TAG && kv.value == Value::Bool(true)))
         .map(kv_to_otlp)
         .collect();
-    let events = span
-        .logs
-        .iter()
-        .map(|log| {
-            let name = log.fields.iter().find(|f| f.key == EVENT_FIELD);
-            Event {
-                time_unix_nano: nanos(log.timestamp),
-                name: name
-                    .map(|f| f.value.as_string().into_owned())
-                    .unwrap_or_default(),
-                attributes: log
-                    .fields
-                    .iter()
-                    .filter(|f| f.key != EVENT_FIELD)
-                    .map(kv_to_otlp)
-                    .collect(),
-                dropped_attributes_count: 0,
+    let mut carried = vec![false; links.len()];
+    let mut events = Vec::with_capacity(span.logs.len());
+    for log in &span.logs {
+        if let Some(i) = carried_link(log, &links).filter(|i| !carried[*i]) {
+            carried[i] = true;
+            let link = &mut links[i];
+            for f in &log.fields {
+                match f.key.as_str() {
+                    EVENT_FIELD | LINK_TRACE_ID_FIELD | LINK_SPAN_ID_FIELD => {}
+                    TRACE_STATE_TAG => link.trace_state = f.value.as_string().into_owned(),
+                    DROPPED_ATTRIBUTES_FIELD => {
+                        if let Value::Int64(n) = f.value {
+                            link.dropped_attributes_count = n.clamp(0, u32::MAX.into()) as u32;
+                        }
+                    }
+                    _ => link.attributes.push(kv_to_otlp(f)),
+                }
             }
-        })
-        .collect();
+            continue;
+        }
+        let name = log.fields.iter().find(|f| f.key == EVENT_FIELD);
+        events.push(Event {
+            time_unix_nano: nanos(log.timestamp),
+            name: name
+                .map(|f| f.value.as_string().into_owned())
+                .unwrap_or_default(),
+            attributes: log
+                .fields
+                .iter()
+                .filter(|f| f.key != EVENT_FIELD)
+                .map(kv_to_otlp)
+                .collect(),
+            dropped_attributes_count: 0,
+        });
+    }
     OtlpSpan {
         trace_id: span.trace_id.to_bytes().to_vec(),
         span_id: span.span_id.to_bytes().to_vec(),

@@ -186,3 +186,75 @@ proptest! {
         prop_assert_eq!(spans_to_otlp(&spans), original);
     }
 }
+
+#[test]
+fn link_attributes_travel_as_a_link_log_and_come_back() {
+    let mut span = sample_span();
+    span.links = vec![
+        Link {
+            trace_id: 9u128.to_be_bytes().to_vec(),
+            span_id: 10u64.to_be_bytes().to_vec(),
+            trace_state: "a=b".into(),
+            attributes: vec![
+                str_kv("messaging.batch", "b1"),
+                kv("n", any_value::Value::IntValue(3)),
+            ],
+            dropped_attributes_count: 2,
+            ..Default::default()
+        },
+        Link {
+            trace_id: 11u128.to_be_bytes().to_vec(),
+            span_id: 12u64.to_be_bytes().to_vec(),
+            attributes: vec![
+                str_kv(REF_TYPE_ATTRIBUTE, "child_of"),
+                str_kv("why", "retry"),
+            ],
+            ..Default::default()
+        },
+    ];
+    let original = request(vec![span]);
+    let (spans, errors) = spans_from_otlp(original.clone());
+    assert_eq!(errors, vec![]);
+    let s = &spans[0];
+    assert_eq!(s.references[1].ref_type, RefType::FollowsFrom);
+    assert_eq!(s.references[2].ref_type, RefType::ChildOf);
+    let link_logs: Vec<_> = s
+        .logs
+        .iter()
+        .filter(|l| l.fields[0] == KeyValue::string("event", "link"))
+        .collect();
+    assert_eq!(link_logs.len(), 2);
+    assert_eq!(link_logs[0].timestamp, s.start_time);
+    assert_eq!(
+        link_logs[0].fields,
+        vec![
+            KeyValue::string("event", "link"),
+            KeyValue::string("trace_id", "00000000000000000000000000000009"),
+            KeyValue::string("span_id", "000000000000000a"),
+            KeyValue::string("w3c.tracestate", "a=b"),
+            KeyValue::new("otel.dropped_attributes_count", Value::Int64(2)),
+            KeyValue::string("messaging.batch", "b1"),
+            KeyValue::new("n", Value::Int64(3)),
+        ]
+    );
+    // the child_of mark is the reference's type, not a field
+    assert_eq!(link_logs[1].fields.len(), 4);
+    assert_eq!(spans_to_otlp(&spans), original);
+}
+
+#[test]
+fn a_link_log_naming_no_link_stays_an_event() {
+    let mut span = sample_span();
+    span.events.push(Event {
+        time_unix_nano: 1_700_000_000_001_000_000,
+        name: "link".into(),
+        attributes: vec![
+            str_kv("trace_id", "00000000000000000000000000000077"),
+            str_kv("span_id", "0000000000000001"),
+        ],
+        dropped_attributes_count: 0,
+    });
+    let original = request(vec![span]);
+    let (spans, _) = spans_from_otlp(original.clone());
+    assert_eq!(spans_to_otlp(&spans), original);
+}

@@ -92,8 +92,50 @@ fn kv_from_proto(kv: api_v2::KeyValue) -> Result<KeyValue, ConvertError> {
     Ok(KeyValue { key: kv.key, value })
 }
 
-fn kvs_from_proto(kvs: Vec<api_v2::KeyValue>) -> Result<Vec<KeyValue>, ConvertError> {
+pub fn kvs_from_proto(kvs: Vec<api_v2::KeyValue>) -> Result<Vec<KeyValue>, ConvertError> {
     kvs.into_iter().map(kv_from_proto).collect()
+}
+
+pub fn span_ref_to_proto(r: &SpanRef) -> api_v2::SpanRef {
+    api_v2::SpanRef {
+        trace_id: r.trace_id.to_bytes().to_vec(),
+        span_id: r.span_id.to_bytes().to_vec(),
+        ref_type: match r.ref_type {
+            RefType::ChildOf => api_v2::SpanRefType::ChildOf as i32,
+            RefType::FollowsFrom => api_v2::SpanRefType::FollowsFrom as i32,
+        },
+    }
+}
+
+pub fn span_ref_from_proto(r: api_v2::SpanRef) -> Result<SpanRef, ConvertError> {
+    Ok(SpanRef {
+        trace_id: TraceId::from_slice(&r.trace_id).map_err(ConvertError::TraceId)?,
+        span_id: SpanId::from_slice(&r.span_id).map_err(ConvertError::SpanId)?,
+        ref_type: match api_v2::SpanRefType::try_from(r.ref_type) {
+            Ok(api_v2::SpanRefType::ChildOf) => RefType::ChildOf,
+            Ok(api_v2::SpanRefType::FollowsFrom) => RefType::FollowsFrom,
+            Err(_) => {
+                return Err(ConvertError::UnknownEnum {
+                    what: "SpanRefType",
+                    value: r.ref_type,
+                });
+            }
+        },
+    })
+}
+
+pub fn log_to_proto(l: &Log) -> api_v2::Log {
+    api_v2::Log {
+        timestamp: Some(system_time_to_proto(l.timestamp)),
+        fields: l.fields.iter().map(kv_to_proto).collect(),
+    }
+}
+
+pub fn log_from_proto(l: api_v2::Log) -> Result<Log, ConvertError> {
+    Ok(Log {
+        timestamp: system_time_from_proto(l.timestamp.as_ref()),
+        fields: kvs_from_proto(l.fields)?,
+    })
 }
 
 pub fn process_to_proto(p: &Process) -> api_v2::Process {
@@ -131,30 +173,12 @@ fn span_to_proto_bare(span: &Span) -> api_v2::Span {
         trace_id: span.trace_id.to_bytes().to_vec(),
         span_id: span.span_id.to_bytes().to_vec(),
         operation_name: span.operation_name.clone(),
-        references: span
-            .references
-            .iter()
-            .map(|r| api_v2::SpanRef {
-                trace_id: r.trace_id.to_bytes().to_vec(),
-                span_id: r.span_id.to_bytes().to_vec(),
-                ref_type: match r.ref_type {
-                    RefType::ChildOf => api_v2::SpanRefType::ChildOf as i32,
-                    RefType::FollowsFrom => api_v2::SpanRefType::FollowsFrom as i32,
-                },
-            })
-            .collect(),
+        references: span.references.iter().map(span_ref_to_proto).collect(),
         flags: span.flags,
         start_time: Some(system_time_to_proto(span.start_time)),
         duration: Some(duration_to_proto(span.duration)),
         tags: span.tags.iter().map(kv_to_proto).collect(),
-        logs: span
-            .logs
-            .iter()
-            .map(|l| api_v2::Log {
-                timestamp: Some(system_time_to_proto(l.timestamp)),
-                fields: l.fields.iter().map(kv_to_proto).collect(),
-            })
-            .collect(),
+        logs: span.logs.iter().map(log_to_proto).collect(),
         process: None,
         process_id: String::new(),
         warnings: span.warnings.clone(),
@@ -177,33 +201,13 @@ pub fn span_from_proto(
     let references = span
         .references
         .into_iter()
-        .map(|r| {
-            Ok(SpanRef {
-                trace_id: TraceId::from_slice(&r.trace_id).map_err(ConvertError::TraceId)?,
-                span_id: SpanId::from_slice(&r.span_id).map_err(ConvertError::SpanId)?,
-                ref_type: match api_v2::SpanRefType::try_from(r.ref_type) {
-                    Ok(api_v2::SpanRefType::ChildOf) => RefType::ChildOf,
-                    Ok(api_v2::SpanRefType::FollowsFrom) => RefType::FollowsFrom,
-                    Err(_) => {
-                        return Err(ConvertError::UnknownEnum {
-                            what: "SpanRefType",
-                            value: r.ref_type,
-                        });
-                    }
-                },
-            })
-        })
+        .map(span_ref_from_proto)
         .collect::<Result<_, _>>()?;
     let logs = span
         .logs
         .into_iter()
-        .map(|l| {
-            Ok(Log {
-                timestamp: system_time_from_proto(l.timestamp.as_ref()),
-                fields: kvs_from_proto(l.fields)?,
-            })
-        })
-        .collect::<Result<_, ConvertError>>()?;
+        .map(log_from_proto)
+        .collect::<Result<_, _>>()?;
     let mut warnings = span.warnings;
     let (start_time, warning) = match span.start_time {
         Some(t) => spoor_model::time::time_from_parts(t.seconds, t.nanos, "start time"),

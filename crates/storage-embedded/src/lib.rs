@@ -10,8 +10,12 @@
 //!
 //! redb calls block, so every operation runs on tokio's blocking pool.
 
+mod block;
+mod blocks;
 mod keys;
 mod sampling;
+mod sampling_file;
+mod wal;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
@@ -28,6 +32,9 @@ use spoor_storage::{
 };
 
 use keys::{Key, nanos};
+
+pub use blocks::{BlockOptions, BlockStats, BlockStore};
+pub use sampling_file::FileSamplingStore;
 
 /// trace id ++ sequence -> api_v2 span (with its process)
 const SPANS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("spans");

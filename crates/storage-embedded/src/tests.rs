@@ -209,3 +209,183 @@ async fn without_the_tag_index_tag_searches_still_answer_and_turning_it_on_build
     assert_eq!(rows(&store, BY_TAG), 1, "built at open");
     assert_eq!(store.find_trace_ids(&q).await.unwrap(), [TraceId(5)]);
 }
+
+/// A block store in a directory of its own, deleted when the test ends.
+mod block_store {
+    use super::*;
+
+    pub struct Held {
+        store: Arc<BlockStore>,
+        /// Every write becomes a block before it returns.
+        cut_each_write: bool,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn open(cut_each_write: bool) -> Held {
+        let d = dir();
+        Held {
+            store: BlockStore::open(d.path(), BlockOptions::default())
+                .await
+                .unwrap(),
+            cut_each_write,
+            _dir: d,
+        }
+    }
+
+    /// Everything stays in the head.
+    pub async fn in_head() -> Held {
+        open(false).await
+    }
+
+    /// Every write is a block of its own: queries merge many blocks.
+    pub async fn in_blocks() -> Held {
+        open(true).await
+    }
+
+    #[async_trait]
+    impl SpanWriter for Held {
+        async fn write_spans(&self, spans: Vec<Span>) -> Result<(), StorageError> {
+            self.store.write_spans(spans).await?;
+            if self.cut_each_write {
+                self.store.cut().await?;
+                assert_eq!(self.store.block_counts().1, 0, "a head left unwritten");
+            }
+            Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl SpanReader for Held {
+        async fn get_trace(&self, id: TraceId) -> Result<Option<Trace>, StorageError> {
+            self.store.get_trace(id).await
+        }
+        async fn get_services(&self) -> Result<Vec<String>, StorageError> {
+            self.store.get_services().await
+        }
+        async fn get_operations(&self, q: &OperationQuery) -> Result<Vec<Operation>, StorageError> {
+            self.store.get_operations(q).await
+        }
+        async fn find_traces(&self, q: &TraceQuery) -> Result<Vec<Trace>, StorageError> {
+            self.store.find_traces(q).await
+        }
+        async fn find_trace_ids(&self, q: &TraceQuery) -> Result<Vec<TraceId>, StorageError> {
+            self.store.find_trace_ids(q).await
+        }
+    }
+
+    #[async_trait]
+    impl DependencyReader for Held {
+        async fn get_dependencies(
+            &self,
+            end: SystemTime,
+            lookback: Duration,
+        ) -> Result<Vec<DependencyLink>, StorageError> {
+            self.store.get_dependencies(end, lookback).await
+        }
+    }
+
+    mod head {
+        spoor_storage::storage_conformance_tests!(super::in_head);
+    }
+
+    mod blocks {
+        spoor_storage::storage_conformance_tests!(super::in_blocks);
+    }
+
+    #[tokio::test]
+    async fn a_head_past_its_size_is_cut_in_the_background() {
+        let d = dir();
+        let options = BlockOptions {
+            head_bytes: 1,
+            ..BlockOptions::default()
+        };
+        let store = BlockStore::open(d.path(), options).await.unwrap();
+        let now = SystemTime::now();
+        for i in 0..5 {
+            store
+                .write_spans(vec![span(0xc, i + 1, now, 10)])
+                .await
+                .unwrap();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while store.block_counts().0 == 0 || store.block_counts().1 > 0 {
+            assert!(std::time::Instant::now() < deadline, "no block written");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            store
+                .get_trace(TraceId(0xc))
+                .await
+                .unwrap()
+                .unwrap()
+                .spans
+                .len(),
+            5
+        );
+    }
+
+    #[tokio::test]
+    async fn acknowledged_spans_survive_reopening_from_the_log_and_from_blocks() {
+        let d = dir();
+        let now = SystemTime::now();
+        let options = BlockOptions::default();
+        {
+            let store = BlockStore::open(d.path(), options).await.unwrap();
+            store
+                .write_spans(vec![span(0xa, 1, now, 10)])
+                .await
+                .unwrap();
+            store.cut().await.unwrap();
+            store
+                .write_spans(vec![span(0xa, 2, now, 10), span(0xb, 3, now, 10)])
+                .await
+                .unwrap();
+            assert_eq!(store.block_counts(), (1, 0));
+        }
+        let store = BlockStore::open(d.path(), options).await.unwrap();
+        let ids = |t: Option<Trace>| {
+            let mut ids: Vec<u64> = t.unwrap().spans.iter().map(|s| s.span_id.0).collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(ids(store.get_trace(TraceId(0xa)).await.unwrap()), [1, 2]);
+        assert_eq!(ids(store.get_trace(TraceId(0xb)).await.unwrap()), [3]);
+        // the replayed log becomes a block at the next cut, and its segments go
+        store.cut().await.unwrap();
+        assert_eq!(store.block_counts(), (2, 0));
+        assert_eq!(
+            crate::wal::segments(&d.path().join("wal")).unwrap().len(),
+            1
+        );
+        drop(store);
+        let store = BlockStore::open(d.path(), options).await.unwrap();
+        assert_eq!(ids(store.get_trace(TraceId(0xa)).await.unwrap()), [1, 2]);
+    }
+
+    #[tokio::test]
+    async fn retention_deletes_whole_blocks() {
+        let d = dir();
+        let store = BlockStore::open(d.path(), BlockOptions::default())
+            .await
+            .unwrap();
+        let old = SystemTime::now() - Duration::from_secs(7200);
+        store
+            .write_spans(vec![span(0xa, 1, old, 10)])
+            .await
+            .unwrap();
+        store.cut().await.unwrap();
+        store
+            .write_spans(vec![span(0xb, 2, SystemTime::now(), 10)])
+            .await
+            .unwrap();
+        store.cut().await.unwrap();
+        let cutoff = SystemTime::now() - Duration::from_secs(3600);
+        assert_eq!(store.purge_before(cutoff).unwrap(), 1);
+        assert!(store.get_trace(TraceId(0xa)).await.unwrap().is_none());
+        assert!(store.get_trace(TraceId(0xb)).await.unwrap().is_some());
+        assert_eq!(
+            std::fs::read_dir(d.path().join("blocks")).unwrap().count(),
+            1
+        );
+    }
+}

@@ -16,7 +16,9 @@ use spoor_storage::decorators::{CallObserver, Guarded, Outcome, Policy};
 use spoor_storage::{DependencyReader, DependencyWriter, SamplingStore, SpanReader, SpanWriter};
 use spoor_storage_cassandra::{CassandraOptions, CassandraStore};
 use spoor_storage_elasticsearch::{EsOptions, EsStore};
-use spoor_storage_embedded::{EmbeddedOptions, EmbeddedStore};
+use spoor_storage_embedded::{
+    BlockOptions, BlockStore, EmbeddedOptions, EmbeddedStore, FileSamplingStore,
+};
 use spoor_storage_memory::{MemoryConfig, MemorySamplingStore, MemoryStore};
 
 pub const DEFAULT_MEMORY_MAX_TRACES: usize = 100_000;
@@ -70,6 +72,21 @@ pub struct StorageOptions {
     /// Embedded store: how long spans are kept (0s: forever); older ones are deleted and the disk given back.
     #[arg(long = "embedded.retention", alias = "badger.span-store-ttl", env = "EMBEDDED_RETENTION", default_value = "72h", value_parser = spoor_model::parse_go_duration)]
     pub embedded_retention: std::time::Duration,
+
+    /// Embedded store: its engine. `blocks`: a write-ahead log with group
+    /// commit, an in-memory head and Parquet blocks (docs/decisions/embedded-store.md);
+    /// `redb`: the B-tree store of earlier releases. A data directory is read by
+    /// the engine that wrote it.
+    #[arg(long = "embedded.engine", env = "EMBEDDED_ENGINE", value_enum, default_value_t = EmbeddedEngine::Redb)]
+    pub embedded_engine: EmbeddedEngine,
+
+    /// Embedded store, blocks engine: the head is written as a block when its spans take about this many bytes of memory.
+    #[arg(long = "embedded.head-bytes", env = "EMBEDDED_HEAD_BYTES", default_value_t = 64 << 20)]
+    pub embedded_head_bytes: usize,
+
+    /// Embedded store, blocks engine: ... or when its oldest span arrived this long ago.
+    #[arg(long = "embedded.head-age", env = "EMBEDDED_HEAD_AGE", default_value = "5m", value_parser = spoor_model::parse_go_duration)]
+    pub embedded_head_age: std::time::Duration,
 
     /// Embedded store: index tags (fast tag searches, several times the write cost per span).
     #[arg(long = "embedded.index-tags", env = "EMBEDDED_INDEX_TAGS", default_value_t = true, action = clap::ArgAction::Set)]
@@ -187,6 +204,28 @@ impl StorageOptions {
                     dependency_writer: None,
                 })
             }
+            StorageType::Embedded if self.embedded_engine == EmbeddedEngine::Blocks => {
+                let dir = &self.embedded_data_dir;
+                let options = BlockOptions {
+                    head_bytes: self.embedded_head_bytes,
+                    head_age: self.embedded_head_age,
+                };
+                let opened = |e: spoor_storage::StorageError| {
+                    anyhow::anyhow!("while opening the embedded store in {}: {e}", dir.display())
+                };
+                let store = BlockStore::open(dir, options).await.map_err(opened)?;
+                let sampling = FileSamplingStore::open(dir).map_err(opened)?;
+                // lives as long as the process
+                let _ = store.spawn_retention(self.embedded_retention);
+                registry.register_collector(Box::new(BlockMetrics(Arc::clone(&store))));
+                Ok(Storage {
+                    writer: store.clone(),
+                    reader: store.clone(),
+                    dependencies: store,
+                    sampling: Arc::new(sampling),
+                    dependency_writer: None,
+                })
+            }
             StorageType::Embedded => {
                 let store = Arc::new(
                     EmbeddedStore::open_with(
@@ -241,6 +280,69 @@ impl StorageOptions {
                 })
             }
         }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EmbeddedEngine {
+    Blocks,
+    Redb,
+}
+
+/// Exports the block store's counters at scrape time.
+struct BlockMetrics(Arc<BlockStore>);
+
+impl std::fmt::Debug for BlockMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BlockMetrics")
+    }
+}
+
+impl Collector for BlockMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = self.0.stats();
+        let gauges = [
+            (
+                "spoor_embedded_blocks",
+                "Parquet blocks of the embedded store",
+                s.blocks,
+            ),
+            (
+                "spoor_embedded_frozen_heads",
+                "Cut heads waiting to be written as blocks",
+                s.frozen_heads,
+            ),
+            (
+                "spoor_embedded_head_spans",
+                "Spans in memory (head and cut heads), not yet in a block",
+                s.head_spans,
+            ),
+            (
+                "spoor_embedded_head_bytes",
+                "Estimated bytes of the spans in memory, not yet in a block",
+                s.head_bytes,
+            ),
+            (
+                "spoor_embedded_block_spans",
+                "Spans in blocks",
+                s.block_spans,
+            ),
+            (
+                "spoor_embedded_block_disk_bytes",
+                "Bytes of the block files",
+                s.block_disk_bytes,
+            ),
+            (
+                "spoor_embedded_block_memory_bytes",
+                "Memory the blocks' indexes and Parquet metadata take",
+                s.block_memory_bytes,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let g = ConstGauge::new(value as i64);
+            g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
+        }
+        Ok(())
     }
 }
 

@@ -1,0 +1,1226 @@
+//! Immutable blocks: one Apache Parquet file of spans each, one row per
+//! span, sorted by trace id, zstd-compressed (docs/embedded-store-schema.md
+//! lists the columns). Tag keys common in a block get a typed column of
+//! their own (`tags.<key>`), which compresses and filters far better than a
+//! key/value list; the others go to `other_tags`. `tag_order` keeps the
+//! order the tags came in, so a span reads back exactly as written.
+//!
+//! A block's metadata lives in memory while the store is open: its time
+//! range, services and operations (from the file's key/value metadata) and a
+//! sorted index of its trace ids with each trace's first row, so a lookup
+//! by trace id reads only the pages that hold the trace.
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arrow_array::builder::{
+    BinaryBuilder, BooleanBuilder, FixedSizeBinaryBuilder, Float64Builder, Int32Builder,
+    Int64Builder, ListBuilder, StringBuilder, StringDictionaryBuilder, StructBuilder,
+    TimestampNanosecondBuilder,
+};
+use arrow_array::types::Int32Type;
+use arrow_array::{
+    Array, ArrayRef, BinaryArray, BooleanArray, DictionaryArray, FixedSizeBinaryArray,
+    Float64Array, Int32Array, Int64Array, ListArray, RecordBatch, StringArray, StructArray,
+    TimestampNanosecondArray,
+};
+use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
+    RowSelector,
+};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use prost::Message;
+use serde::{Deserialize, Serialize};
+use spoor_model::{KeyValue, Process, RefType, Span, SpanId, SpanKind, SpanRef, TraceId, Value};
+use spoor_proto::api_v2;
+use spoor_storage::{Operation, StorageError, TraceQuery};
+
+use crate::backend;
+
+/// At most this many tag keys get a column of their own in one block.
+const MAX_DEDICATED: usize = 64;
+/// `tag_order` byte of a tag taken from `other_tags`.
+const OTHER: u8 = u8::MAX;
+/// Rows per data page: a trace lookup decodes about one page per column.
+const PAGE_ROWS: usize = 1024;
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+const BATCH_ROWS: usize = 8192;
+const META_KEY: &str = "spoor.block";
+const TAG_PREFIX: &str = "tags.";
+
+/// What a block's footer says of it, besides Parquet's own metadata.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    pub spans: u64,
+    pub min_start_ns: u64,
+    pub max_start_ns: u64,
+    /// service -> (operation, span kind) pairs
+    pub operations: BTreeMap<String, BTreeSet<(String, String)>>,
+}
+
+impl Summary {
+    pub fn operations(&self) -> impl Iterator<Item = (&str, Operation)> + '_ {
+        self.operations.iter().flat_map(|(service, ops)| {
+            ops.iter().map(move |(name, kind)| {
+                (
+                    service.as_str(),
+                    Operation {
+                        name: name.clone(),
+                        span_kind: SpanKind::parse(kind),
+                    },
+                )
+            })
+        })
+    }
+}
+
+/// A tag key with a column of its own, and the column's type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum ValueType {
+    Str,
+    Bool,
+    Int,
+    Double,
+    Bytes,
+}
+
+fn type_of(v: &Value) -> ValueType {
+    match v {
+        Value::String(_) => ValueType::Str,
+        Value::Bool(_) => ValueType::Bool,
+        Value::Int64(_) => ValueType::Int,
+        Value::Float64(_) => ValueType::Double,
+        Value::Binary(_) => ValueType::Bytes,
+    }
+}
+
+fn data_type(t: ValueType) -> DataType {
+    match t {
+        ValueType::Str => DataType::Utf8,
+        ValueType::Bool => DataType::Boolean,
+        ValueType::Int => DataType::Int64,
+        ValueType::Double => DataType::Float64,
+        ValueType::Bytes => DataType::Binary,
+    }
+}
+
+fn type_from(dt: &DataType) -> Option<ValueType> {
+    Some(match dt {
+        DataType::Utf8 => ValueType::Str,
+        DataType::Boolean => ValueType::Bool,
+        DataType::Int64 => ValueType::Int,
+        DataType::Float64 => ValueType::Double,
+        DataType::Binary => ValueType::Bytes,
+        _ => return None,
+    })
+}
+
+/// Keys found on at least a sixteenth of the sample's spans, each with the
+/// type most of its values have (values of another type go to
+/// `other_tags`), most frequent first.
+fn choose_dedicated(sample: &[Span]) -> Vec<(String, ValueType)> {
+    let mut seen: HashMap<(&str, ValueType), usize> = HashMap::new();
+    for span in sample {
+        for kv in &span.tags {
+            *seen
+                .entry((kv.key.as_str(), type_of(&kv.value)))
+                .or_default() += 1;
+        }
+    }
+    let mut best: HashMap<&str, (usize, ValueType)> = HashMap::new();
+    for ((key, t), n) in seen {
+        let e = best.entry(key).or_insert((n, t));
+        if (n, t as u8) > (e.0, e.1 as u8) {
+            *e = (n, t);
+        }
+    }
+    let mut keys: Vec<(usize, &str, ValueType)> = best
+        .into_iter()
+        .map(|(k, (n, t))| (n, k, t))
+        .filter(|(n, _, _)| *n * 16 >= sample.len())
+        .collect();
+    keys.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+    keys.truncate(MAX_DEDICATED);
+    keys.into_iter()
+        .map(|(_, k, t)| (k.to_string(), t))
+        .collect()
+}
+
+fn id_field(name: &str, len: i32, nullable: bool) -> Field {
+    Field::new(name, DataType::FixedSizeBinary(len), nullable)
+}
+
+fn dict_field(name: &str) -> Field {
+    Field::new(
+        name,
+        DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+        false,
+    )
+}
+
+fn other_tag_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("key", DataType::Utf8, false),
+        Field::new("str", DataType::Utf8, true),
+        Field::new("bool", DataType::Boolean, true),
+        Field::new("int", DataType::Int64, true),
+        Field::new("double", DataType::Float64, true),
+        Field::new("bytes", DataType::Binary, true),
+    ])
+}
+
+fn schema(dedicated: &[(String, ValueType)]) -> SchemaRef {
+    let mut fields = vec![
+        id_field("trace_id", 16, false),
+        id_field("span_id", 8, false),
+        dict_field("service"),
+        dict_field("operation"),
+        Field::new(
+            "start_time",
+            DataType::Timestamp(TimeUnit::Nanosecond, None),
+            false,
+        ),
+        Field::new("duration_ns", DataType::Int64, false),
+        Field::new("flags", DataType::Int32, false),
+        id_field("parent_span_id", 8, true),
+        Field::new("references", DataType::Binary, true),
+        Field::new("process_tags", DataType::Binary, true),
+        Field::new("tag_order", DataType::Binary, false),
+    ];
+    for (key, t) in dedicated {
+        fields.push(Field::new(
+            format!("{TAG_PREFIX}{key}"),
+            data_type(*t),
+            true,
+        ));
+    }
+    fields.push(Field::new(
+        "other_tags",
+        DataType::List(Arc::new(Field::new(
+            "item",
+            DataType::Struct(other_tag_fields()),
+            true,
+        ))),
+        true,
+    ));
+    fields.push(Field::new("logs", DataType::Binary, true));
+    fields.push(Field::new(
+        "warnings",
+        DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+        true,
+    ));
+    Arc::new(Schema::new(fields))
+}
+
+/// Span references beyond the parent, logs: protobuf, as api_v2 has them.
+#[derive(Clone, PartialEq, prost::Message)]
+struct References {
+    #[prost(message, repeated, tag = "1")]
+    references: Vec<api_v2::SpanRef>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Logs {
+    #[prost(message, repeated, tag = "1")]
+    logs: Vec<api_v2::Log>,
+}
+
+enum TagBuilder {
+    Str(StringBuilder),
+    Bool(BooleanBuilder),
+    Int(Int64Builder),
+    Double(Float64Builder),
+    Bytes(BinaryBuilder),
+}
+
+impl TagBuilder {
+    fn new(t: ValueType) -> Self {
+        match t {
+            ValueType::Str => TagBuilder::Str(StringBuilder::new()),
+            ValueType::Bool => TagBuilder::Bool(BooleanBuilder::new()),
+            ValueType::Int => TagBuilder::Int(Int64Builder::new()),
+            ValueType::Double => TagBuilder::Double(Float64Builder::new()),
+            ValueType::Bytes => TagBuilder::Bytes(BinaryBuilder::new()),
+        }
+    }
+
+    /// Appends `v`, which has this column's type.
+    fn append(&mut self, v: Option<&Value>) {
+        match (self, v) {
+            (TagBuilder::Str(b), Some(Value::String(s))) => b.append_value(s),
+            (TagBuilder::Bool(b), Some(Value::Bool(x))) => b.append_value(*x),
+            (TagBuilder::Int(b), Some(Value::Int64(x))) => b.append_value(*x),
+            (TagBuilder::Double(b), Some(Value::Float64(x))) => b.append_value(*x),
+            (TagBuilder::Bytes(b), Some(Value::Binary(x))) => b.append_value(x),
+            (TagBuilder::Str(b), _) => b.append_null(),
+            (TagBuilder::Bool(b), _) => b.append_null(),
+            (TagBuilder::Int(b), _) => b.append_null(),
+            (TagBuilder::Double(b), _) => b.append_null(),
+            (TagBuilder::Bytes(b), _) => b.append_null(),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            TagBuilder::Str(b) => Arc::new(b.finish()),
+            TagBuilder::Bool(b) => Arc::new(b.finish()),
+            TagBuilder::Int(b) => Arc::new(b.finish()),
+            TagBuilder::Double(b) => Arc::new(b.finish()),
+            TagBuilder::Bytes(b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// Columns being filled, one batch at a time.
+struct Columns {
+    schema: SchemaRef,
+    dedicated: Vec<(String, ValueType)>,
+    trace_id: FixedSizeBinaryBuilder,
+    span_id: FixedSizeBinaryBuilder,
+    service: StringDictionaryBuilder<Int32Type>,
+    operation: StringDictionaryBuilder<Int32Type>,
+    start: TimestampNanosecondBuilder,
+    duration: Int64Builder,
+    flags: Int32Builder,
+    parent: FixedSizeBinaryBuilder,
+    references: BinaryBuilder,
+    process_tags: BinaryBuilder,
+    tag_order: BinaryBuilder,
+    tags: Vec<TagBuilder>,
+    other_tags: ListBuilder<StructBuilder>,
+    logs: BinaryBuilder,
+    warnings: ListBuilder<StringBuilder>,
+    rows: usize,
+    /// The process tags of the last span and their encoding.
+    last_process: Option<(Arc<Process>, Vec<u8>)>,
+}
+
+fn nanos(t: std::time::SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos().min(u64::MAX as u128) as u64)
+        .unwrap_or(0)
+}
+
+/// The reference that becomes `parent_span_id`: the first one, when it is a
+/// CHILD_OF within the trace.
+fn parent_ref(span: &Span) -> Option<SpanId> {
+    span.references
+        .first()
+        .filter(|r| r.ref_type == RefType::ChildOf && r.trace_id == span.trace_id)
+        .map(|r| r.span_id)
+}
+
+impl Columns {
+    fn new(dedicated: Vec<(String, ValueType)>) -> Self {
+        let other = StructBuilder::from_fields(other_tag_fields(), 0);
+        Columns {
+            schema: schema(&dedicated),
+            tags: dedicated.iter().map(|(_, t)| TagBuilder::new(*t)).collect(),
+            dedicated,
+            trace_id: FixedSizeBinaryBuilder::new(16),
+            span_id: FixedSizeBinaryBuilder::new(8),
+            service: StringDictionaryBuilder::new(),
+            operation: StringDictionaryBuilder::new(),
+            start: TimestampNanosecondBuilder::new(),
+            duration: Int64Builder::new(),
+            flags: Int32Builder::new(),
+            parent: FixedSizeBinaryBuilder::new(8),
+            references: BinaryBuilder::new(),
+            process_tags: BinaryBuilder::new(),
+            tag_order: BinaryBuilder::new(),
+            other_tags: ListBuilder::new(other),
+            logs: BinaryBuilder::new(),
+            warnings: ListBuilder::new(StringBuilder::new()),
+            rows: 0,
+            last_process: None,
+        }
+    }
+
+    fn push(&mut self, span: &Span) {
+        self.trace_id
+            .append_value(span.trace_id.0.to_be_bytes())
+            .expect("16 bytes");
+        self.span_id
+            .append_value(span.span_id.to_bytes())
+            .expect("8 bytes");
+        self.service.append_value(&span.process.service_name);
+        self.operation.append_value(&span.operation_name);
+        self.start.append_value(nanos(span.start_time) as i64);
+        self.duration
+            .append_value(span.duration.as_nanos().min(i64::MAX as u128) as i64);
+        self.flags.append_value(span.flags as i32);
+        let parent = parent_ref(span);
+        match parent {
+            Some(id) => self.parent.append_value(id.to_bytes()).expect("8 bytes"),
+            None => self.parent.append_null(),
+        }
+        let rest = &span.references[usize::from(parent.is_some())..];
+        if rest.is_empty() {
+            self.references.append_null();
+        } else {
+            let msg = References {
+                references: rest.iter().map(spoor_proto::span_ref_to_proto).collect(),
+            };
+            self.references.append_value(msg.encode_to_vec());
+        }
+        if span.process.tags.is_empty() {
+            self.process_tags.append_null();
+        } else {
+            let same = self
+                .last_process
+                .as_ref()
+                .is_some_and(|(p, _)| Arc::ptr_eq(p, &span.process) || **p == *span.process);
+            if !same {
+                let encoded = spoor_proto::process_to_proto(&span.process).encode_to_vec();
+                self.last_process = Some((Arc::clone(&span.process), encoded));
+            }
+            let (_, encoded) = self.last_process.as_ref().expect("set above");
+            self.process_tags.append_value(encoded);
+        }
+        // each tag to its column when it has one (the first of a key only)
+        let mut order = Vec::with_capacity(span.tags.len());
+        let mut placed: Vec<Option<&Value>> = vec![None; self.dedicated.len()];
+        let mut others = Vec::new();
+        for kv in &span.tags {
+            let column = self
+                .dedicated
+                .iter()
+                .position(|(k, t)| *k == kv.key && *t == type_of(&kv.value))
+                .filter(|&i| placed[i].is_none());
+            match column {
+                Some(i) => {
+                    placed[i] = Some(&kv.value);
+                    order.push(i as u8);
+                }
+                None => {
+                    others.push(kv);
+                    order.push(OTHER);
+                }
+            }
+        }
+        for (builder, value) in self.tags.iter_mut().zip(placed) {
+            builder.append(value);
+        }
+        self.tag_order.append_value(&order);
+        if others.is_empty() {
+            self.other_tags.append_null();
+        } else {
+            let s = self.other_tags.values();
+            for kv in others {
+                s.field_builder::<StringBuilder>(0)
+                    .expect("key")
+                    .append_value(&kv.key);
+                let t = type_of(&kv.value);
+                let text = match &kv.value {
+                    Value::String(x) => Some(x.as_str()),
+                    _ => None,
+                };
+                s.field_builder::<StringBuilder>(1)
+                    .expect("str")
+                    .append_option(text);
+                s.field_builder::<BooleanBuilder>(2)
+                    .expect("bool")
+                    .append_option(match kv.value {
+                        Value::Bool(b) => Some(b),
+                        _ => None,
+                    });
+                s.field_builder::<Int64Builder>(3)
+                    .expect("int")
+                    .append_option(match kv.value {
+                        Value::Int64(i) => Some(i),
+                        _ => None,
+                    });
+                s.field_builder::<Float64Builder>(4)
+                    .expect("double")
+                    .append_option(match kv.value {
+                        Value::Float64(f) => Some(f),
+                        _ => None,
+                    });
+                s.field_builder::<BinaryBuilder>(5)
+                    .expect("bytes")
+                    .append_option(match &kv.value {
+                        Value::Binary(b) => Some(b.as_slice()),
+                        _ => None,
+                    });
+                debug_assert!(t == type_of(&kv.value));
+                s.append(true);
+            }
+            self.other_tags.append(true);
+        }
+        if span.logs.is_empty() {
+            self.logs.append_null();
+        } else {
+            let msg = Logs {
+                logs: span.logs.iter().map(spoor_proto::log_to_proto).collect(),
+            };
+            self.logs.append_value(msg.encode_to_vec());
+        }
+        if span.warnings.is_empty() {
+            self.warnings.append_null();
+        } else {
+            for w in &span.warnings {
+                self.warnings.values().append_value(w);
+            }
+            self.warnings.append(true);
+        }
+        self.rows += 1;
+    }
+
+    fn finish(&mut self) -> Result<RecordBatch, StorageError> {
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(self.trace_id.finish()),
+            Arc::new(self.span_id.finish()),
+            Arc::new(self.service.finish()),
+            Arc::new(self.operation.finish()),
+            Arc::new(self.start.finish()),
+            Arc::new(self.duration.finish()),
+            Arc::new(self.flags.finish()),
+            Arc::new(self.parent.finish()),
+            Arc::new(self.references.finish()),
+            Arc::new(self.process_tags.finish()),
+            Arc::new(self.tag_order.finish()),
+        ];
+        columns.extend(self.tags.iter_mut().map(TagBuilder::finish));
+        columns.push(Arc::new(self.other_tags.finish()));
+        columns.push(Arc::new(self.logs.finish()));
+        columns.push(Arc::new(self.warnings.finish()));
+        self.rows = 0;
+        RecordBatch::try_new(Arc::clone(&self.schema), columns).map_err(backend)
+    }
+}
+
+/// Spans whose tags choose a block's dedicated columns.
+const SAMPLE_SPANS: usize = 20_000;
+
+/// Writes the traces `ids` (ascending), each read with `fetch`, to a new
+/// block at `path`: first to a temporary file, synced, then renamed into
+/// place, so a crash leaves either the whole block or none.
+pub fn write(
+    path: &Path,
+    ids: &[TraceId],
+    mut fetch: impl FnMut(TraceId) -> Vec<Span>,
+) -> Result<Summary, StorageError> {
+    let mut sample = Vec::new();
+    for id in ids {
+        if sample.len() >= SAMPLE_SPANS {
+            break;
+        }
+        sample.extend(fetch(*id));
+    }
+    let mut columns = Columns::new(choose_dedicated(&sample));
+    drop(sample);
+    let mut summary = Summary {
+        min_start_ns: u64::MAX,
+        ..Summary::default()
+    };
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(backend)?))
+        .set_data_page_row_count_limit(PAGE_ROWS)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .build();
+    let tmp = path.with_extension("parquet.tmp");
+    let file = File::create(&tmp).map_err(backend)?;
+    let mut writer =
+        ArrowWriter::try_new(file, Arc::clone(&columns.schema), Some(props)).map_err(backend)?;
+    for id in ids {
+        for span in fetch(*id) {
+            summary.add(&span);
+            columns.push(&span);
+            if columns.rows == BATCH_ROWS {
+                writer.write(&columns.finish()?).map_err(backend)?;
+            }
+        }
+    }
+    if columns.rows > 0 {
+        writer.write(&columns.finish()?).map_err(backend)?;
+    }
+    writer.append_key_value_metadata(parquet::file::metadata::KeyValue::new(
+        META_KEY.to_string(),
+        serde_json::to_string(&summary).map_err(backend)?,
+    ));
+    let file = writer.into_inner().map_err(backend)?;
+    file.sync_all().map_err(backend)?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(backend)?;
+    if let Some(dir) = path.parent() {
+        crate::wal::sync_dir(dir).map_err(backend)?;
+    }
+    Ok(summary)
+}
+
+impl Summary {
+    fn add(&mut self, span: &Span) {
+        self.spans += 1;
+        let start = nanos(span.start_time);
+        self.min_start_ns = self.min_start_ns.min(start);
+        self.max_start_ns = self.max_start_ns.max(start);
+        let kind = span.kind().as_str();
+        let ops = self
+            .operations
+            .entry(span.process.service_name.clone())
+            .or_default();
+        if !ops
+            .iter()
+            .any(|(n, k)| *n == span.operation_name && k == kind)
+        {
+            ops.insert((span.operation_name.clone(), kind.to_string()));
+        }
+    }
+}
+
+/// An open block: its file's metadata and the trace index, in memory.
+pub struct Block {
+    pub path: PathBuf,
+    pub summary: Summary,
+    pub file_bytes: u64,
+    metadata: ArrowReaderMetadata,
+    /// Distinct trace ids, ascending, with the first row and the start (the
+    /// earliest of its spans here) of each; `rows` ends the last trace.
+    trace_ids: Vec<u128>,
+    first_rows: Vec<u32>,
+    starts: Vec<u64>,
+    rows: u32,
+    dedicated: Vec<(String, ValueType)>,
+}
+
+/// The columns a search filters on before it reads anything else.
+const KEY_COLUMNS: [&str; 5] = [
+    "trace_id",
+    "service",
+    "operation",
+    "start_time",
+    "duration_ns",
+];
+
+impl Block {
+    /// Opens the block at `path`: reads its footer and its trace id and
+    /// start time columns.
+    pub fn open(path: &Path) -> Result<Block, StorageError> {
+        let file = File::open(path).map_err(backend)?;
+        let file_bytes = file.metadata().map_err(backend)?.len();
+        let options = ArrowReaderOptions::new()
+            .with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Optional);
+        let metadata = ArrowReaderMetadata::load(&file, options).map_err(backend)?;
+        let summary: Summary = metadata
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .and_then(|kvs| kvs.iter().find(|kv| kv.key == META_KEY))
+            .and_then(|kv| kv.value.as_deref())
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(backend)?
+            .ok_or_else(|| backend(format!("{}: not a Spoor block", path.display())))?;
+        let dedicated = metadata
+            .schema()
+            .fields()
+            .iter()
+            .filter_map(|f| {
+                let key = f.name().strip_prefix(TAG_PREFIX)?;
+                Some((key.to_string(), type_from(f.data_type())?))
+            })
+            .collect();
+        let mut block = Block {
+            path: path.to_path_buf(),
+            summary,
+            file_bytes,
+            metadata,
+            trace_ids: Vec::new(),
+            first_rows: Vec::new(),
+            starts: Vec::new(),
+            rows: 0,
+            dedicated,
+        };
+        let mut row = 0u32;
+        for batch in block.read(Some(&["trace_id", "start_time"]), None)? {
+            let ids: &FixedSizeBinaryArray = column(&batch, "trace_id")?;
+            let starts: &TimestampNanosecondArray = column(&batch, "start_time")?;
+            for i in 0..ids.len() {
+                let id = u128::from_be_bytes(ids.value(i).try_into().map_err(backend)?);
+                let start = starts.value(i) as u64;
+                if block.trace_ids.last() == Some(&id) {
+                    let last = block.starts.last_mut().expect("one per trace");
+                    *last = (*last).min(start);
+                } else {
+                    block.trace_ids.push(id);
+                    block.first_rows.push(row);
+                    block.starts.push(start);
+                }
+                row += 1;
+            }
+        }
+        block.rows = row;
+        Ok(block)
+    }
+
+    fn index_of(&self, id: TraceId) -> Option<usize> {
+        self.trace_ids.binary_search(&id.0).ok()
+    }
+
+    /// The start of trace `id` here (its earliest span in this block).
+    pub fn trace_start(&self, id: TraceId) -> Option<SystemTime> {
+        let i = self.index_of(id)?;
+        Some(UNIX_EPOCH + Duration::from_nanos(self.starts[i]))
+    }
+
+    /// Bytes the block holds in memory: its index and Parquet metadata.
+    pub fn memory_bytes(&self) -> usize {
+        self.trace_ids.len() * (16 + 4 + 8) + self.metadata.metadata().memory_size()
+    }
+
+    /// Reads `columns` (all with None) of the rows in `rows` (all with None).
+    fn read(
+        &self,
+        columns: Option<&[&str]>,
+        rows: Option<(u32, u32)>,
+    ) -> Result<Vec<RecordBatch>, StorageError> {
+        let file = File::open(&self.path).map_err(backend)?;
+        let mut builder =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.metadata.clone())
+                .with_batch_size(BATCH_ROWS);
+        if let Some(columns) = columns {
+            let schema = self.metadata.schema();
+            let indices: Vec<usize> = columns
+                .iter()
+                .filter_map(|c| schema.index_of(c).ok())
+                .collect();
+            let mask = ProjectionMask::roots(self.metadata.parquet_schema(), indices);
+            builder = builder.with_projection(mask);
+        }
+        if let Some((start, end)) = rows {
+            builder = builder.with_row_selection(RowSelection::from(vec![
+                RowSelector::skip(start as usize),
+                RowSelector::select((end - start) as usize),
+            ]));
+        }
+        let reader = builder.build().map_err(backend)?;
+        reader.map(|b| b.map_err(backend)).collect()
+    }
+
+    /// The spans of trace `id` in this block.
+    pub fn trace(&self, id: TraceId) -> Result<Vec<Span>, StorageError> {
+        let Some(i) = self.index_of(id) else {
+            return Ok(Vec::new());
+        };
+        let end = self.first_rows.get(i + 1).copied().unwrap_or(self.rows);
+        let mut spans = Vec::new();
+        for batch in self.read(None, Some((self.first_rows[i], end)))? {
+            let columns = SpanColumns::new(&batch, &self.dedicated)?;
+            spans.extend(
+                (0..batch.num_rows())
+                    .map(|r| columns.span(r))
+                    .collect::<Result<Vec<_>, _>>()?,
+            );
+        }
+        Ok(spans)
+    }
+
+    /// Calls `visit` with every span of the block, in row order.
+    #[cfg(test)]
+    pub fn for_each_span(&self, mut visit: impl FnMut(Span)) -> Result<(), StorageError> {
+        for batch in self.read(None, None)? {
+            let columns = SpanColumns::new(&batch, &self.dedicated)?;
+            for row in 0..batch.num_rows() {
+                visit(columns.span(row)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the block can hold a span matching `q`, from its summary alone.
+    fn may_match(&self, q: &TraceQuery) -> bool {
+        let Some(ops) = self.summary.operations.get(&q.service_name) else {
+            return false;
+        };
+        let (min, max) = (nanos(q.start_time_min), nanos(q.start_time_max));
+        max >= self.summary.min_start_ns
+            && min <= self.summary.max_start_ns
+            && q.operation_name
+                .as_ref()
+                .is_none_or(|op| ops.iter().any(|(n, _)| n == op))
+    }
+
+    /// The traces with a span matching `q`, with their starts here, newest
+    /// first, at most `limit`.
+    pub fn search(
+        &self,
+        q: &TraceQuery,
+        limit: usize,
+    ) -> Result<Vec<(TraceId, SystemTime)>, StorageError> {
+        if !self.may_match(q) {
+            return Ok(Vec::new());
+        }
+        let (min, max) = (
+            nanos(q.start_time_min) as i64,
+            nanos(q.start_time_max) as i64,
+        );
+        let (dmin, dmax) = (
+            q.duration_min
+                .map_or(0, |d| d.as_nanos().min(i64::MAX as u128) as i64),
+            q.duration_max
+                .map_or(i64::MAX, |d| d.as_nanos().min(i64::MAX as u128) as i64),
+        );
+        let columns = if q.tags.is_empty() {
+            Some(&KEY_COLUMNS[..])
+        } else {
+            None
+        };
+        let mut found: Vec<usize> = Vec::new();
+        for batch in self.read(columns, None)? {
+            let ids: &FixedSizeBinaryArray = column(&batch, "trace_id")?;
+            let services: &DictionaryArray<Int32Type> = column(&batch, "service")?;
+            let operations: &DictionaryArray<Int32Type> = column(&batch, "operation")?;
+            let starts: &TimestampNanosecondArray = column(&batch, "start_time")?;
+            let durations: &Int64Array = column(&batch, "duration_ns")?;
+            let Some(service) = dict_key(services, &q.service_name)? else {
+                continue;
+            };
+            let operation = match &q.operation_name {
+                None => None,
+                Some(op) => match dict_key(operations, op)? {
+                    Some(k) => Some(k),
+                    None => continue,
+                },
+            };
+            let spans = if q.tags.is_empty() {
+                None
+            } else {
+                Some(SpanColumns::new(&batch, &self.dedicated)?)
+            };
+            let (service_keys, operation_keys) = (services.keys(), operations.keys());
+            for row in 0..batch.num_rows() {
+                if service_keys.value(row) != service
+                    || operation.is_some_and(|k| operation_keys.value(row) != k)
+                    || !(min..=max).contains(&starts.value(row))
+                    || !(dmin..=dmax).contains(&durations.value(row))
+                {
+                    continue;
+                }
+                if let Some(spans) = &spans
+                    && !spoor_storage::span_matches(&spans.span(row)?, q)
+                {
+                    continue;
+                }
+                let id = u128::from_be_bytes(ids.value(row).try_into().map_err(backend)?);
+                let i = self
+                    .trace_ids
+                    .binary_search(&id)
+                    .map_err(|_| backend("trace index out of date"))?;
+                if found.last() != Some(&i) {
+                    found.push(i);
+                }
+            }
+        }
+        found.sort_by(|a, b| {
+            (self.starts[*b], self.trace_ids[*b]).cmp(&(self.starts[*a], self.trace_ids[*a]))
+        });
+        found.truncate(limit);
+        Ok(found
+            .into_iter()
+            .map(|i| {
+                (
+                    TraceId(self.trace_ids[i]),
+                    UNIX_EPOCH + Duration::from_nanos(self.starts[i]),
+                )
+            })
+            .collect())
+    }
+
+    /// (trace, span, service, parent span) of every span that started
+    /// within `[min, max]`, and the services of all spans of those traces'
+    /// rows, for the dependency graph.
+    pub fn calls(
+        &self,
+        min: SystemTime,
+        max: SystemTime,
+        counter: &mut spoor_storage::DependencyCounter,
+    ) -> Result<(), StorageError> {
+        let (min, max) = (nanos(min), nanos(max));
+        if max < self.summary.min_start_ns || min > self.summary.max_start_ns {
+            return Ok(());
+        }
+        let mut trace: Option<u128> = None;
+        let mut service_of: HashMap<u64, String> = HashMap::new();
+        let mut children: Vec<(u64, String)> = Vec::new();
+        let mut flush = |service_of: &mut HashMap<u64, String>,
+                         children: &mut Vec<(u64, String)>| {
+            for (parent, child) in children.drain(..) {
+                if let Some(p) = service_of.get(&parent)
+                    && *p != child
+                {
+                    counter.add_call(p, &child);
+                }
+            }
+            service_of.clear();
+        };
+        for batch in self.read(
+            Some(&[
+                "trace_id",
+                "span_id",
+                "service",
+                "start_time",
+                "parent_span_id",
+            ]),
+            None,
+        )? {
+            let ids: &FixedSizeBinaryArray = column(&batch, "trace_id")?;
+            let span_ids: &FixedSizeBinaryArray = column(&batch, "span_id")?;
+            let services = dict_values(&batch, "service")?;
+            let starts: &TimestampNanosecondArray = column(&batch, "start_time")?;
+            let parents: &FixedSizeBinaryArray = column(&batch, "parent_span_id")?;
+            for (row, service) in services.into_iter().enumerate() {
+                let id = u128::from_be_bytes(ids.value(row).try_into().map_err(backend)?);
+                if trace != Some(id) {
+                    flush(&mut service_of, &mut children);
+                    trace = Some(id);
+                }
+                let span = u64::from_be_bytes(span_ids.value(row).try_into().map_err(backend)?);
+                let start = starts.value(row) as u64;
+                if parents.is_valid(row) && (min..=max).contains(&start) {
+                    let parent =
+                        u64::from_be_bytes(parents.value(row).try_into().map_err(backend)?);
+                    children.push((parent, service.clone()));
+                }
+                service_of.insert(span, service);
+            }
+        }
+        flush(&mut service_of, &mut children);
+        Ok(())
+    }
+}
+
+fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, StorageError> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<T>())
+        .ok_or_else(|| backend(format!("block column {name} missing or of the wrong type")))
+}
+
+fn strings(dict: &DictionaryArray<Int32Type>) -> Result<&StringArray, StorageError> {
+    dict.values()
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| backend("dictionary column: not strings"))
+}
+
+/// The key of `value` in a dictionary column, when the batch has it.
+fn dict_key(dict: &DictionaryArray<Int32Type>, value: &str) -> Result<Option<i32>, StorageError> {
+    let values = strings(dict)?;
+    Ok((0..values.len())
+        .find(|&i| values.value(i) == value)
+        .map(|i| i as i32))
+}
+
+fn dict_values(batch: &RecordBatch, name: &str) -> Result<Vec<String>, StorageError> {
+    let dict: &DictionaryArray<Int32Type> = column(batch, name)?;
+    let values = strings(dict)?;
+    let names: Vec<&str> = (0..values.len()).map(|i| values.value(i)).collect();
+    Ok(dict
+        .keys()
+        .iter()
+        .map(|k| names[k.unwrap_or(0) as usize].to_string())
+        .collect())
+}
+
+/// (service, encoded process tags) -> the process, shared by its spans.
+type ProcessCache = HashMap<(String, Vec<u8>), Arc<Process>>;
+
+/// The columns of one batch, turned back into spans row by row.
+struct SpanColumns<'a> {
+    dedicated: &'a [(String, ValueType)],
+    trace_ids: &'a FixedSizeBinaryArray,
+    span_ids: &'a FixedSizeBinaryArray,
+    services: Vec<String>,
+    operations: Vec<String>,
+    starts: &'a TimestampNanosecondArray,
+    durations: &'a Int64Array,
+    flags: &'a Int32Array,
+    parents: &'a FixedSizeBinaryArray,
+    references: &'a BinaryArray,
+    process_tags: &'a BinaryArray,
+    tag_order: &'a BinaryArray,
+    tags: Vec<&'a ArrayRef>,
+    other_tags: &'a ListArray,
+    logs: &'a BinaryArray,
+    warnings: &'a ListArray,
+    processes: std::cell::RefCell<ProcessCache>,
+}
+
+impl<'a> SpanColumns<'a> {
+    fn new(b: &'a RecordBatch, dedicated: &'a [(String, ValueType)]) -> Result<Self, StorageError> {
+        Ok(SpanColumns {
+            dedicated,
+            trace_ids: column(b, "trace_id")?,
+            span_ids: column(b, "span_id")?,
+            services: dict_values(b, "service")?,
+            operations: dict_values(b, "operation")?,
+            starts: column(b, "start_time")?,
+            durations: column(b, "duration_ns")?,
+            flags: column(b, "flags")?,
+            parents: column(b, "parent_span_id")?,
+            references: column(b, "references")?,
+            process_tags: column(b, "process_tags")?,
+            tag_order: column(b, "tag_order")?,
+            tags: dedicated
+                .iter()
+                .map(|(k, _)| {
+                    b.column_by_name(&format!("{TAG_PREFIX}{k}"))
+                        .ok_or_else(|| backend(format!("block column {TAG_PREFIX}{k} missing")))
+                })
+                .collect::<Result<_, _>>()?,
+            other_tags: column(b, "other_tags")?,
+            logs: column(b, "logs")?,
+            warnings: column(b, "warnings")?,
+            processes: Default::default(),
+        })
+    }
+
+    fn process(&self, row: usize) -> Result<Arc<Process>, StorageError> {
+        let service = &self.services[row];
+        let encoded: &[u8] = if self.process_tags.is_valid(row) {
+            self.process_tags.value(row)
+        } else {
+            &[]
+        };
+        let mut cache = self.processes.borrow_mut();
+        if let Some(p) = cache.get(&(service.clone(), encoded.to_vec())) {
+            return Ok(Arc::clone(p));
+        }
+        let tags = if encoded.is_empty() {
+            Vec::new()
+        } else {
+            let p = api_v2::Process::decode(encoded).map_err(backend)?;
+            spoor_proto::kvs_from_proto(p.tags).map_err(backend)?
+        };
+        let p = Arc::new(Process {
+            service_name: service.clone(),
+            tags,
+        });
+        cache.insert((service.clone(), encoded.to_vec()), Arc::clone(&p));
+        Ok(p)
+    }
+
+    fn span(&self, row: usize) -> Result<Span, StorageError> {
+        let trace_id = TraceId(u128::from_be_bytes(
+            self.trace_ids.value(row).try_into().map_err(backend)?,
+        ));
+        let mut references = Vec::new();
+        if self.parents.is_valid(row) {
+            references.push(SpanRef {
+                trace_id,
+                span_id: SpanId::from_slice(self.parents.value(row)).map_err(backend)?,
+                ref_type: RefType::ChildOf,
+            });
+        }
+        if self.references.is_valid(row) {
+            let msg = References::decode(self.references.value(row)).map_err(backend)?;
+            for r in msg.references {
+                references.push(spoor_proto::span_ref_from_proto(r).map_err(backend)?);
+            }
+        }
+        let mut others = if self.other_tags.is_valid(row) {
+            let items = self.other_tags.value(row);
+            let s = items
+                .as_any()
+                .downcast_ref::<StructArray>()
+                .ok_or_else(|| backend("other_tags: not a struct list"))?;
+            other_kvs(s)?
+        } else {
+            Vec::new()
+        }
+        .into_iter();
+        let order = self.tag_order.value(row);
+        let mut tags = Vec::with_capacity(order.len());
+        for &slot in order {
+            if slot == OTHER {
+                tags.extend(others.next());
+                continue;
+            }
+            let (key, t) = &self.dedicated[slot as usize];
+            if let Some(value) = value_at(self.tags[slot as usize], *t, row) {
+                tags.push(KeyValue::new(key.clone(), value));
+            }
+        }
+        let logs = if self.logs.is_valid(row) {
+            Logs::decode(self.logs.value(row))
+                .map_err(backend)?
+                .logs
+                .into_iter()
+                .map(spoor_proto::log_from_proto)
+                .collect::<Result<_, _>>()
+                .map_err(backend)?
+        } else {
+            Vec::new()
+        };
+        let warnings = if self.warnings.is_valid(row) {
+            let w = self.warnings.value(row);
+            let w = w
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| backend("warnings: not strings"))?;
+            (0..w.len()).map(|i| w.value(i).to_string()).collect()
+        } else {
+            Vec::new()
+        };
+        Ok(Span {
+            trace_id,
+            span_id: SpanId::from_slice(self.span_ids.value(row)).map_err(backend)?,
+            operation_name: self.operations[row].clone(),
+            references,
+            flags: self.flags.value(row) as u32,
+            start_time: UNIX_EPOCH + Duration::from_nanos(self.starts.value(row) as u64),
+            duration: Duration::from_nanos(self.durations.value(row) as u64),
+            tags,
+            logs,
+            process: self.process(row)?,
+            warnings,
+        })
+    }
+}
+
+fn value_at(array: &ArrayRef, t: ValueType, row: usize) -> Option<Value> {
+    if array.is_null(row) {
+        return None;
+    }
+    let any = array.as_any();
+    Some(match t {
+        ValueType::Str => Value::String(any.downcast_ref::<StringArray>()?.value(row).to_string()),
+        ValueType::Bool => Value::Bool(any.downcast_ref::<BooleanArray>()?.value(row)),
+        ValueType::Int => Value::Int64(any.downcast_ref::<Int64Array>()?.value(row)),
+        ValueType::Double => Value::Float64(any.downcast_ref::<Float64Array>()?.value(row)),
+        ValueType::Bytes => Value::Binary(any.downcast_ref::<BinaryArray>()?.value(row).to_vec()),
+    })
+}
+
+fn other_kvs(s: &StructArray) -> Result<Vec<KeyValue>, StorageError> {
+    let field = |i: usize| s.column(i);
+    let keys = field(0)
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| backend("other_tags.key"))?;
+    let mut out = Vec::with_capacity(s.len());
+    for i in 0..s.len() {
+        let value = [
+            (1, ValueType::Str),
+            (2, ValueType::Bool),
+            (3, ValueType::Int),
+            (4, ValueType::Double),
+            (5, ValueType::Bytes),
+        ]
+        .into_iter()
+        .find_map(|(c, t)| value_at(field(c), t, i))
+        .unwrap_or(Value::String(String::new()));
+        out.push(KeyValue::new(keys.value(i), value));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spoor_model::Log;
+
+    fn span(trace: u128, id: u64, tags: Vec<KeyValue>) -> Span {
+        Span {
+            trace_id: TraceId(trace),
+            span_id: SpanId(id),
+            operation_name: format!("op-{}", id % 3),
+            references: if id > 1 {
+                vec![SpanRef {
+                    trace_id: TraceId(trace),
+                    span_id: SpanId(id - 1),
+                    ref_type: RefType::ChildOf,
+                }]
+            } else {
+                vec![]
+            },
+            flags: 1,
+            start_time: UNIX_EPOCH + Duration::from_nanos(1_700_000_000_000_000_000 + id),
+            duration: Duration::from_micros(id),
+            tags,
+            logs: vec![],
+            process: Arc::new(Process {
+                service_name: format!("svc-{}", trace % 2),
+                tags: vec![KeyValue::string("host", "h1")],
+            }),
+            warnings: vec![],
+        }
+    }
+
+    #[test]
+    fn spans_read_back_exactly_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1.parquet");
+        let mut traces = Vec::new();
+        for t in 1..=50u128 {
+            let mut spans: Vec<Span> = (1..=10)
+                .map(|i| {
+                    span(
+                        t,
+                        i,
+                        vec![
+                            KeyValue::string("span.kind", "server"),
+                            KeyValue::new("http.status_code", Value::Int64(200 + i as i64)),
+                            KeyValue::new("ratio", Value::Float64(i as f64 / 3.0)),
+                        ],
+                    )
+                })
+                .collect();
+            // rare keys, a key twice, a key with two types, logs, links, warnings
+            spans[0]
+                .tags
+                .insert(0, KeyValue::new("rare", Value::Bool(true)));
+            spans[1].tags.push(KeyValue::string("span.kind", "client"));
+            spans[2]
+                .tags
+                .push(KeyValue::new("http.status_code", Value::String("x".into())));
+            spans[3]
+                .tags
+                .push(KeyValue::new("blob", Value::Binary(vec![1, 2, 3])));
+            let at = spans[4].start_time;
+            spans[4].logs.push(Log {
+                timestamp: at,
+                fields: vec![KeyValue::string("event", "retry")],
+            });
+            spans[5].references.insert(
+                0,
+                SpanRef {
+                    trace_id: TraceId(999),
+                    span_id: SpanId(7),
+                    ref_type: RefType::FollowsFrom,
+                },
+            );
+            spans[6].warnings.push("clock skew".into());
+            spans[7].process = Arc::new(Process {
+                service_name: "svc-x".into(),
+                tags: vec![],
+            });
+            traces.push(spans);
+        }
+        let ids: Vec<TraceId> = traces.iter().map(|t| t[0].trace_id).collect();
+        let summary = write(&path, &ids, |id| traces[id.0 as usize - 1].clone()).unwrap();
+        assert_eq!(summary.spans, 500);
+        let block = Block::open(&path).unwrap();
+        assert_eq!(block.summary, summary);
+        for spans in &traces {
+            let got = block.trace(spans[0].trace_id).unwrap();
+            assert_eq!(&got, spans);
+        }
+        assert!(block.trace(TraceId(51)).unwrap().is_empty());
+        let mut all = Vec::new();
+        block.for_each_span(|s| all.push(s)).unwrap();
+        assert_eq!(all, traces.concat());
+        let keys: Vec<&str> = block.dedicated.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["span.kind", "http.status_code", "ratio", "blob", "rare"]
+        );
+    }
+}

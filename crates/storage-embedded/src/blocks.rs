@@ -1,0 +1,591 @@
+//! The block store: the embedded store's log-structured, columnar engine
+//! (docs/decisions/embedded-store.md).
+//!
+//! A write is appended to the write-ahead log (group commit: one fsync for
+//! every batch that arrived meanwhile) and then put in the head, an
+//! in-memory store that answers queries at once. When the head outgrows
+//! `--embedded.head-bytes` or `--embedded.head-age`, it is cut: the log
+//! moves on to a new segment, the head is frozen (still queried) and written
+//! as a Parquet block in the background; once the block is in place the
+//! frozen head and the log segments it came from are dropped.
+//!
+//! Writers hold the cut lock shared across "append, then insert", and a cut
+//! takes it exclusively, so every span is in the head that matches the log
+//! segment it was appended to: a segment is deleted only when everything in
+//! it is in a block.
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use prost::Message;
+use spoor_model::{DependencyLink, Span, Trace, TraceId};
+use spoor_storage::{
+    DependencyCounter, DependencyReader, Operation, OperationQuery, SpanReader, SpanWriter,
+    StorageError, TraceQuery, dedupe_spans,
+};
+use spoor_storage_memory::{MemoryConfig, MemoryStore};
+
+use crate::backend;
+use crate::block::{self, Block};
+use crate::wal::{self, Wal};
+
+/// How the block store cuts its head.
+#[derive(Clone, Copy, Debug)]
+pub struct BlockOptions {
+    /// The head is cut when its spans take about this many bytes of memory.
+    pub head_bytes: usize,
+    /// ... or when its oldest write is this old.
+    pub head_age: Duration,
+}
+
+impl Default for BlockOptions {
+    fn default() -> Self {
+        BlockOptions {
+            head_bytes: 64 << 20,
+            head_age: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Counters a metrics exporter reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlockStats {
+    pub blocks: u64,
+    /// Cut heads waiting to be written as blocks.
+    pub frozen_heads: u64,
+    /// Spans and estimated bytes in memory, in the head and the frozen heads.
+    pub head_spans: u64,
+    pub head_bytes: u64,
+    pub block_spans: u64,
+    pub block_disk_bytes: u64,
+    /// Memory the blocks' indexes and Parquet metadata take.
+    pub block_memory_bytes: u64,
+}
+
+struct Frozen {
+    /// The newest log segment whose spans are in this head.
+    sealed: u64,
+    head: Arc<MemoryStore>,
+}
+
+struct Parts {
+    head: Arc<MemoryStore>,
+    head_since: Instant,
+    /// Cut heads not yet in a block, oldest first.
+    frozen: Vec<Frozen>,
+    /// Blocks, oldest first.
+    blocks: Vec<Arc<Block>>,
+}
+
+/// What one query reads: the parts as they were when it began.
+struct Snapshot {
+    memory: Vec<Arc<MemoryStore>>,
+    blocks: Vec<Arc<Block>>,
+}
+
+pub struct BlockStore {
+    /// This store, for the background cuts its writes start.
+    me: Weak<BlockStore>,
+    wal_dir: PathBuf,
+    blocks_dir: PathBuf,
+    options: BlockOptions,
+    wal: Wal,
+    cut_lock: tokio::sync::RwLock<()>,
+    flushing: tokio::sync::Mutex<()>,
+    parts: RwLock<Parts>,
+    cutting: AtomicBool,
+    next_block: AtomicU64,
+}
+
+fn new_head() -> MemoryStore {
+    // the head is never evicted from: it is cut before it grows large
+    MemoryStore::new(MemoryConfig {
+        max_traces: 0,
+        max_bytes: usize::MAX / 4,
+    })
+}
+
+fn block_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id:016}.parquet"))
+}
+
+fn encode(spans: &[Span]) -> Vec<u8> {
+    spoor_proto::api_v2::Batch {
+        spans: spans.iter().map(spoor_proto::span_to_proto).collect(),
+        process: None,
+    }
+    .encode_to_vec()
+}
+
+fn decode(payload: &[u8]) -> Result<Vec<Span>, StorageError> {
+    let batch = spoor_proto::api_v2::Batch::decode(payload).map_err(backend)?;
+    let (spans, errors) = spoor_proto::spans_from_batch(batch);
+    match errors.first() {
+        Some((_, e)) => Err(backend(format!("write-ahead log record: {e}"))),
+        None => Ok(spans),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(f).await.map_err(backend)?
+}
+
+impl BlockStore {
+    /// Opens (or creates) the store in `dir`: opens its blocks, replays the
+    /// write-ahead log into the head, and starts the task that cuts the head
+    /// by age.
+    pub async fn open(dir: &Path, options: BlockOptions) -> Result<Arc<BlockStore>, StorageError> {
+        let (wal_dir, blocks_dir) = (dir.join("wal"), dir.join("blocks"));
+        for d in [&wal_dir, &blocks_dir] {
+            std::fs::create_dir_all(d)
+                .map_err(|e| backend(format!("creating {}: {e}", d.display())))?;
+        }
+        let dir_for_blocks = blocks_dir.clone();
+        let blocks = blocking(move || open_blocks(&dir_for_blocks)).await?;
+        let next_block = blocks
+            .last()
+            .and_then(|b| block_number(&b.path))
+            .map_or(1, |n| n + 1);
+        let head = Arc::new(new_head());
+        let mut replayed = Vec::new();
+        let dir_for_wal = wal_dir.clone();
+        let records = blocking(move || {
+            let mut batches = Vec::new();
+            let n = wal::replay(&dir_for_wal, |payload| {
+                batches.push(payload.to_vec());
+                Ok(())
+            })
+            .map_err(backend)?;
+            Ok((n, batches))
+        })
+        .await?;
+        for payload in records.1 {
+            replayed.push(decode(&payload)?);
+        }
+        for spans in replayed {
+            head.write_spans(spans).await?;
+        }
+        if records.0 > 0 {
+            tracing::info!(
+                records = records.0,
+                spans = head.stats().spans,
+                "embedded store: write-ahead log replayed"
+            );
+        }
+        let wal = Wal::open(&wal_dir).map_err(backend)?;
+        let store = Arc::new_cyclic(|me| BlockStore {
+            me: me.clone(),
+            wal_dir,
+            blocks_dir,
+            options,
+            wal,
+            cut_lock: tokio::sync::RwLock::new(()),
+            flushing: tokio::sync::Mutex::new(()),
+            parts: RwLock::new(Parts {
+                head,
+                head_since: Instant::now(),
+                frozen: Vec::new(),
+                blocks,
+            }),
+            cutting: AtomicBool::new(false),
+            next_block: AtomicU64::new(next_block),
+        });
+        spawn_age_cuts(Arc::downgrade(&store), options.head_age);
+        Ok(store)
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        let parts = self.parts.read().expect("parts lock poisoned");
+        let mut memory = vec![Arc::clone(&parts.head)];
+        memory.extend(parts.frozen.iter().rev().map(|f| Arc::clone(&f.head)));
+        Snapshot {
+            memory,
+            blocks: parts.blocks.iter().rev().cloned().collect(),
+        }
+    }
+
+    /// What a metrics exporter reads.
+    pub fn stats(&self) -> BlockStats {
+        let parts = self.parts.read().expect("parts lock poisoned");
+        let head = parts.head.stats();
+        let mut stats = BlockStats {
+            blocks: parts.blocks.len() as u64,
+            frozen_heads: parts.frozen.len() as u64,
+            head_spans: head.spans,
+            head_bytes: head.bytes,
+            ..BlockStats::default()
+        };
+        for f in &parts.frozen {
+            let s = f.head.stats();
+            stats.head_spans += s.spans;
+            stats.head_bytes += s.bytes;
+        }
+        for b in &parts.blocks {
+            stats.block_spans += b.summary.spans;
+            stats.block_disk_bytes += b.file_bytes;
+            stats.block_memory_bytes += b.memory_bytes() as u64;
+        }
+        stats
+    }
+
+    /// Number of blocks, and of heads waiting to become one.
+    pub fn block_counts(&self) -> (usize, usize) {
+        let parts = self.parts.read().expect("parts lock poisoned");
+        (parts.blocks.len(), parts.frozen.len())
+    }
+
+    /// Whether the head should be cut, or frozen heads wait for a block.
+    fn cut_is_due(&self) -> bool {
+        let parts = self.parts.read().expect("parts lock poisoned");
+        let stats = parts.head.stats();
+        let head_due = stats.spans > 0
+            && (stats.bytes as usize >= self.options.head_bytes
+                || parts.head_since.elapsed() >= self.options.head_age);
+        head_due || !parts.frozen.is_empty()
+    }
+
+    /// Starts a cut in the background unless one is running.
+    fn cut_if_due(&self) {
+        if !self.cut_is_due() || self.cutting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Some(store) = self.me.upgrade() else {
+            return;
+        };
+        tokio::spawn(async move {
+            if let Err(e) = store.flush(false).await {
+                tracing::error!(error = %e, "embedded store: writing a block failed; its spans stay in memory and in the write-ahead log, and the write is retried");
+            }
+            store.cutting.store(false, Ordering::Release);
+        });
+    }
+
+    /// Cuts the head now and writes it (and any head waiting) to a block.
+    pub async fn cut(&self) -> Result<(), StorageError> {
+        self.flush(true).await
+    }
+
+    /// Cuts the head when `force`d or due, then writes every frozen head
+    /// to a block, oldest first. One flush runs at a time.
+    async fn flush(&self, force: bool) -> Result<(), StorageError> {
+        let _one_at_a_time = self.flushing.lock().await;
+        {
+            let _writers_out = self.cut_lock.write().await;
+            let stats = self.parts.read().expect("parts lock poisoned").head.stats();
+            let due = force || stats.bytes as usize >= self.options.head_bytes || {
+                let parts = self.parts.read().expect("parts lock poisoned");
+                parts.head_since.elapsed() >= self.options.head_age
+            };
+            if stats.spans > 0 && due {
+                let sealed = self.wal.rotate().await.map_err(backend)?;
+                let mut parts = self.parts.write().expect("parts lock poisoned");
+                let head = std::mem::replace(&mut parts.head, Arc::new(new_head()));
+                parts.head_since = Instant::now();
+                parts.frozen.push(Frozen { sealed, head });
+            }
+        }
+        loop {
+            let next = {
+                let parts = self.parts.read().expect("parts lock poisoned");
+                parts
+                    .frozen
+                    .first()
+                    .map(|f| (f.sealed, Arc::clone(&f.head)))
+            };
+            let Some((sealed, head)) = next else {
+                return Ok(());
+            };
+            let id = self.next_block.fetch_add(1, Ordering::Relaxed);
+            let path = block_path(&self.blocks_dir, id);
+            let block = blocking(move || {
+                let mut ids: Vec<TraceId> =
+                    head.trace_starts().into_iter().map(|(id, _)| id).collect();
+                ids.sort_unstable();
+                block::write(&path, &ids, |id| {
+                    head.trace(id).map(|t| t.spans).unwrap_or_default()
+                })?;
+                Block::open(&path)
+            })
+            .await?;
+            tracing::debug!(block = %block.path.display(), spans = block.summary.spans, "embedded store: block written");
+            {
+                let mut parts = self.parts.write().expect("parts lock poisoned");
+                parts.blocks.push(Arc::new(block));
+                parts.frozen.retain(|f| f.sealed != sealed);
+            }
+            wal::delete_through(&self.wal_dir, sealed).map_err(backend)?;
+        }
+    }
+
+    /// Deletes the blocks whose spans all started before `cutoff`; returns
+    /// the spans deleted.
+    pub fn purge_before(&self, cutoff: SystemTime) -> Result<u64, StorageError> {
+        let cutoff = cutoff
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let expired: Vec<Arc<Block>> = {
+            let mut parts = self.parts.write().expect("parts lock poisoned");
+            let (old, keep) = parts
+                .blocks
+                .drain(..)
+                .partition(|b| b.summary.max_start_ns < cutoff);
+            parts.blocks = keep;
+            old
+        };
+        let mut spans = 0;
+        for b in expired {
+            spans += b.summary.spans;
+            std::fs::remove_file(&b.path).map_err(backend)?;
+        }
+        Ok(spans)
+    }
+
+    /// Deletes expired blocks now and then (a tenth of the retention, between
+    /// a minute and an hour); None when keeping forever.
+    pub fn spawn_retention(
+        self: &Arc<Self>,
+        retention: Duration,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        if retention.is_zero() {
+            return None;
+        }
+        let every = (retention / 10).clamp(Duration::from_secs(60), Duration::from_secs(3600));
+        let store = Arc::downgrade(self);
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let Some(store) = store.upgrade() else { return };
+                let cutoff = SystemTime::now()
+                    .checked_sub(retention)
+                    .unwrap_or(UNIX_EPOCH);
+                match store.purge_before(cutoff) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(spans = n, "retention deleted old blocks"),
+                    Err(e) => tracing::warn!(error = %e, "retention pass failed"),
+                }
+            }
+        }))
+    }
+
+    async fn trace_in(snapshot: &Snapshot, id: TraceId) -> Result<Option<Trace>, StorageError> {
+        let mut spans = Vec::new();
+        let mut warnings = Vec::new();
+        for m in &snapshot.memory {
+            if let Some(t) = m.trace(id) {
+                spans.extend(t.spans);
+                warnings.extend(t.warnings);
+            }
+        }
+        let holding: Vec<Arc<Block>> = snapshot
+            .blocks
+            .iter()
+            .filter(|b| b.trace_start(id).is_some())
+            .cloned()
+            .collect();
+        if !holding.is_empty() {
+            let found = blocking(move || {
+                let mut spans = Vec::new();
+                for b in holding {
+                    spans.extend(b.trace(id)?);
+                }
+                Ok(spans)
+            })
+            .await?;
+            spans.extend(found);
+        }
+        if spans.is_empty() {
+            return Ok(None);
+        }
+        dedupe_spans(&mut spans);
+        Ok(Some(Trace { spans, warnings }))
+    }
+
+    /// The start of trace `id` over every part: its earliest span.
+    fn trace_start(snapshot: &Snapshot, id: TraceId) -> Option<SystemTime> {
+        let memory = snapshot.memory.iter().filter_map(|m| m.trace_start(id));
+        let blocks = snapshot.blocks.iter().filter_map(|b| b.trace_start(id));
+        memory.chain(blocks).min()
+    }
+
+    async fn search(&self, query: &TraceQuery) -> Result<Vec<TraceId>, StorageError> {
+        query.validate()?;
+        let limit = query.limit();
+        let snapshot = self.snapshot();
+        let mut candidates: Vec<(TraceId, SystemTime)> = Vec::new();
+        for m in &snapshot.memory {
+            candidates.extend(m.search_with_starts(query));
+        }
+        let blocks = snapshot.blocks.clone();
+        let q = query.clone();
+        candidates.extend(
+            blocking(move || {
+                let mut found = Vec::new();
+                for b in blocks {
+                    found.extend(b.search(&q, limit)?);
+                }
+                Ok(found)
+            })
+            .await?,
+        );
+        // a trace found in several parts ranks by its start over all of them
+        let mut seen = BTreeSet::new();
+        let mut ranked: Vec<(SystemTime, TraceId)> = Vec::new();
+        for (id, start) in candidates {
+            if seen.insert(id) {
+                let start = if snapshot.memory.len() + snapshot.blocks.len() > 1 {
+                    Self::trace_start(&snapshot, id).unwrap_or(start)
+                } else {
+                    start
+                };
+                ranked.push((start, id));
+            }
+        }
+        ranked.sort_by(|a, b| b.cmp(a));
+        ranked.truncate(limit);
+        Ok(ranked.into_iter().map(|(_, id)| id).collect())
+    }
+}
+
+fn block_number(path: &Path) -> Option<u64> {
+    path.file_name()?
+        .to_str()?
+        .strip_suffix(".parquet")?
+        .parse()
+        .ok()
+}
+
+/// Opens every block in `dir`, oldest first; deletes temporary files left by
+/// a crash during a block write (their spans are still in the log).
+fn open_blocks(dir: &Path) -> Result<Vec<Arc<Block>>, StorageError> {
+    let mut paths = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(backend)? {
+        let path = entry.map_err(backend)?.path();
+        if path.extension().is_some_and(|e| e == "tmp") {
+            std::fs::remove_file(&path).map_err(backend)?;
+        } else if block_number(&path).is_some() {
+            paths.push(path);
+        }
+    }
+    paths.sort_by_key(|p| block_number(p));
+    paths
+        .iter()
+        .map(|p| {
+            Block::open(p)
+                .map(Arc::new)
+                .map_err(|e| backend(format!("block {}: {e}", p.display())))
+        })
+        .collect()
+}
+
+fn spawn_age_cuts(store: Weak<BlockStore>, age: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval((age / 4).max(Duration::from_millis(100)));
+        loop {
+            tick.tick().await;
+            let Some(store) = store.upgrade() else { return };
+            store.cut_if_due();
+        }
+    });
+}
+
+#[async_trait]
+impl SpanWriter for BlockStore {
+    async fn write_spans(&self, spans: Vec<Span>) -> Result<(), StorageError> {
+        let payload = encode(&spans);
+        {
+            let _in_this_head = self.cut_lock.read().await;
+            self.wal.append(payload).await.map_err(backend)?;
+            let head = Arc::clone(&self.parts.read().expect("parts lock poisoned").head);
+            head.write_spans(spans).await?;
+        }
+        self.cut_if_due();
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SpanReader for BlockStore {
+    async fn get_trace(&self, trace_id: TraceId) -> Result<Option<Trace>, StorageError> {
+        BlockStore::trace_in(&self.snapshot(), trace_id).await
+    }
+
+    async fn get_services(&self) -> Result<Vec<String>, StorageError> {
+        let snapshot = self.snapshot();
+        let mut services = BTreeSet::new();
+        for m in &snapshot.memory {
+            services.extend(m.get_services().await?);
+        }
+        for b in &snapshot.blocks {
+            services.extend(b.summary.operations.keys().cloned());
+        }
+        Ok(services.into_iter().collect())
+    }
+
+    async fn get_operations(&self, query: &OperationQuery) -> Result<Vec<Operation>, StorageError> {
+        let snapshot = self.snapshot();
+        let mut ops = BTreeSet::new();
+        for m in &snapshot.memory {
+            ops.extend(m.get_operations(query).await?);
+        }
+        for b in &snapshot.blocks {
+            ops.extend(
+                b.summary
+                    .operations()
+                    .filter(|(service, op)| {
+                        *service == query.service_name
+                            && query.span_kind.is_none_or(|k| k == op.span_kind)
+                    })
+                    .map(|(_, op)| op),
+            );
+        }
+        let mut ops: Vec<Operation> = ops.into_iter().collect();
+        ops.sort_by(|a, b| (&a.name, a.span_kind).cmp(&(&b.name, b.span_kind)));
+        Ok(ops)
+    }
+
+    async fn find_traces(&self, query: &TraceQuery) -> Result<Vec<Trace>, StorageError> {
+        let snapshot = self.snapshot();
+        let mut traces = Vec::new();
+        for id in self.search(query).await? {
+            traces.extend(BlockStore::trace_in(&snapshot, id).await?);
+        }
+        Ok(traces)
+    }
+
+    async fn find_trace_ids(&self, query: &TraceQuery) -> Result<Vec<TraceId>, StorageError> {
+        self.search(query).await
+    }
+}
+
+#[async_trait]
+impl DependencyReader for BlockStore {
+    async fn get_dependencies(
+        &self,
+        end_time: SystemTime,
+        lookback: Duration,
+    ) -> Result<Vec<DependencyLink>, StorageError> {
+        let snapshot = self.snapshot();
+        let mut counter = DependencyCounter::default();
+        for m in &snapshot.memory {
+            for link in m.get_dependencies(end_time, lookback).await? {
+                counter.add_link(link);
+            }
+        }
+        let start = end_time.checked_sub(lookback).unwrap_or(UNIX_EPOCH);
+        let blocks = snapshot.blocks;
+        let counter = blocking(move || {
+            for b in blocks {
+                b.calls(start, end_time, &mut counter)?;
+            }
+            Ok(counter)
+        })
+        .await?;
+        Ok(counter.into_links())
+    }
+}

@@ -767,13 +767,20 @@ impl Block {
             q.duration_max
                 .map_or(i64::MAX, |d| d.as_nanos().min(i64::MAX as u128) as i64),
         );
-        let columns = if q.tags.is_empty() {
-            Some(&KEY_COLUMNS[..])
-        } else {
-            None
-        };
+        // a tag may be in its own column, in other_tags, in the process's
+        // tags or in a log's fields: read those columns, not the whole span
+        let mut columns: Vec<String> = KEY_COLUMNS.iter().map(|c| c.to_string()).collect();
+        if !q.tags.is_empty() {
+            columns.extend(["other_tags", "process_tags", "logs"].map(String::from));
+            for (key, _) in &q.tags {
+                if self.dedicated.iter().any(|(k, _)| k == key) {
+                    columns.push(format!("{TAG_PREFIX}{key}"));
+                }
+            }
+        }
+        let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
         let mut found: Vec<usize> = Vec::new();
-        for batch in self.read(columns, None)? {
+        for batch in self.read(Some(&columns), None)? {
             let ids: &FixedSizeBinaryArray = column(&batch, "trace_id")?;
             let services: &DictionaryArray<Int32Type> = column(&batch, "service")?;
             let operations: &DictionaryArray<Int32Type> = column(&batch, "operation")?;
@@ -789,10 +796,10 @@ impl Block {
                     None => continue,
                 },
             };
-            let spans = if q.tags.is_empty() {
+            let tags = if q.tags.is_empty() {
                 None
             } else {
-                Some(SpanColumns::new(&batch, &self.dedicated)?)
+                Some(TagColumns::new(&batch, &self.dedicated)?)
             };
             let (service_keys, operation_keys) = (services.keys(), operations.keys());
             for row in 0..batch.num_rows() {
@@ -803,10 +810,17 @@ impl Block {
                 {
                     continue;
                 }
-                if let Some(spans) = &spans
-                    && !spoor_storage::span_matches(&spans.span(row)?, q)
-                {
-                    continue;
+                if let Some(tags) = &tags {
+                    let mut all = true;
+                    for (key, text) in &q.tags {
+                        if !tags.has(row, key, text)? {
+                            all = false;
+                            break;
+                        }
+                    }
+                    if !all {
+                        continue;
+                    }
                 }
                 let id = u128::from_be_bytes(ids.value(row).try_into().map_err(backend)?);
                 let i = self
@@ -927,6 +941,81 @@ fn dict_values(batch: &RecordBatch, name: &str) -> Result<Vec<String>, StorageEr
         .iter()
         .map(|k| names[k.unwrap_or(0) as usize].to_string())
         .collect())
+}
+
+/// The columns a tag can be found in, for a search with tags.
+struct TagColumns<'a> {
+    dedicated: Vec<(&'a str, ValueType, &'a ArrayRef)>,
+    other_tags: &'a ListArray,
+    process_tags: &'a BinaryArray,
+    logs: &'a BinaryArray,
+    /// Decoded process tags, by their encoding: few distinct per batch.
+    processes: std::cell::RefCell<HashMap<Vec<u8>, Vec<KeyValue>>>,
+}
+
+fn text_matches(v: &Value, text: &str) -> bool {
+    v.as_string() == text
+}
+
+impl<'a> TagColumns<'a> {
+    fn new(b: &'a RecordBatch, dedicated: &'a [(String, ValueType)]) -> Result<Self, StorageError> {
+        Ok(TagColumns {
+            dedicated: dedicated
+                .iter()
+                .filter_map(|(k, t)| {
+                    let c = b.column_by_name(&format!("{TAG_PREFIX}{k}"))?;
+                    Some((k.as_str(), *t, c))
+                })
+                .collect(),
+            other_tags: column(b, "other_tags")?,
+            process_tags: column(b, "process_tags")?,
+            logs: column(b, "logs")?,
+            processes: Default::default(),
+        })
+    }
+
+    /// Whether the span in `row` has tag `key` with the textual value `text`
+    /// in its tags, its process's tags or a log's fields (Jaeger's rule).
+    fn has(&self, row: usize, key: &str, text: &str) -> Result<bool, StorageError> {
+        let hit = |kv: &KeyValue| kv.key == key && text_matches(&kv.value, text);
+        if let Some((_, t, array)) = self.dedicated.iter().find(|(k, _, _)| *k == key)
+            && value_at(array, *t, row).is_some_and(|v| text_matches(&v, text))
+        {
+            return Ok(true);
+        }
+        if self.other_tags.is_valid(row) {
+            let items = self.other_tags.value(row);
+            let s = items
+                .as_any()
+                .downcast_ref::<StructArray>()
+                .ok_or_else(|| backend("other_tags: not a struct list"))?;
+            if other_kvs(s)?.iter().any(hit) {
+                return Ok(true);
+            }
+        }
+        if self.process_tags.is_valid(row) {
+            let encoded = self.process_tags.value(row);
+            let mut cache = self.processes.borrow_mut();
+            if !cache.contains_key(encoded) {
+                let p = api_v2::Process::decode(encoded).map_err(backend)?;
+                let tags = spoor_proto::kvs_from_proto(p.tags).map_err(backend)?;
+                cache.insert(encoded.to_vec(), tags);
+            }
+            if cache[encoded].iter().any(hit) {
+                return Ok(true);
+            }
+        }
+        if self.logs.is_valid(row) {
+            let logs = Logs::decode(self.logs.value(row)).map_err(backend)?;
+            for log in logs.logs {
+                let fields = spoor_proto::kvs_from_proto(log.fields).map_err(backend)?;
+                if fields.iter().any(hit) {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
 }
 
 /// (service, encoded process tags) -> the process, shared by its spans.

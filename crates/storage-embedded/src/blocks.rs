@@ -421,18 +421,27 @@ impl BlockStore {
         for m in &snapshot.memory {
             candidates.extend(m.search_with_starts(query));
         }
-        let blocks = snapshot.blocks.clone();
+        // newest blocks first; a block whose spans all started before the
+        // `limit` newest traces found so far cannot change the answer
+        let mut blocks = snapshot.blocks.clone();
+        blocks.sort_by_key(|b| std::cmp::Reverse(b.summary.max_start_ns));
         let q = query.clone();
-        candidates.extend(
-            blocking(move || {
-                let mut found = Vec::new();
-                for b in blocks {
-                    found.extend(b.search(&q, limit)?);
+        let candidates = blocking(move || {
+            let mut found = candidates;
+            for b in blocks {
+                if found.len() >= limit {
+                    let mut starts: Vec<SystemTime> = found.iter().map(|(_, s)| *s).collect();
+                    starts.sort_unstable_by(|a, b| b.cmp(a));
+                    let newest_max = UNIX_EPOCH + Duration::from_nanos(b.summary.max_start_ns);
+                    if starts[limit - 1] > newest_max {
+                        break;
+                    }
                 }
-                Ok(found)
-            })
-            .await?,
-        );
+                found.extend(b.search(&q, limit)?);
+            }
+            Ok(found)
+        })
+        .await?;
         // a trace found in several parts ranks by its start over all of them
         let mut seen = BTreeSet::new();
         let mut ranked: Vec<(SystemTime, TraceId)> = Vec::new();

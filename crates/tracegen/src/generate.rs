@@ -30,7 +30,7 @@ pub struct GenOptions {
     pub seed: u64,
 }
 
-const OPERATIONS: [&str; 8] = [
+pub const OPERATIONS: [&str; 8] = [
     "GET /api/orders",
     "POST /api/orders",
     "GET /api/users/{id}",

@@ -6,7 +6,7 @@ use clap::Args;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::generate::{GenOptions, Generator, trace_id};
+use crate::generate::{GenOptions, Generator, OPERATIONS, trace_id};
 use crate::report::Latencies;
 
 #[derive(Args, Debug)]
@@ -27,11 +27,16 @@ pub struct QueryOptions {
     pub generate: GenOptions,
 }
 
+/// The searches timed, each `requests` times: by service, by service and
+/// operation, by a tag, by a duration range.
+const SEARCHES: [&str; 4] = ["service", "operation", "tag", "duration"];
+
 pub async fn run(o: QueryOptions) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let services = Generator::new(o.generate.clone()).service_names();
     let mut rng = SmallRng::seed_from_u64(42);
-    let (mut by_id, mut search) = (Vec::new(), Vec::new());
+    let mut by_id = Vec::new();
+    let mut searches: Vec<Vec<std::time::Duration>> = vec![Vec::new(); SEARCHES.len()];
     let mut missing = 0u64;
     for i in 0..o.requests {
         let id = trace_id(o.generate.seed, rng.random_range(0..o.traces.max(1)));
@@ -47,33 +52,40 @@ pub async fn run(o: QueryOptions) -> anyhow::Result<()> {
             missing += 1;
         }
 
-        let service = &services[i as usize % services.len()];
-        let url = if i % 2 == 0 {
-            format!(
-                "{}/api/traces?service={service}&limit={}&lookback=24h",
-                o.url, o.limit
-            )
-        } else {
-            format!(
-                "{}/api/traces?service={service}&limit={}&lookback=24h&tags=%7B%22http.status_code%22%3A%22500%22%7D",
-                o.url, o.limit
-            )
-        };
-        let started = Instant::now();
-        let resp = http.get(url).send().await?;
-        anyhow::ensure!(
-            resp.status().is_success(),
-            "search failed: HTTP {}",
-            resp.status()
-        );
-        resp.bytes().await?;
-        search.push(started.elapsed());
+        let service = services[i as usize % services.len()].as_str();
+        let operation = OPERATIONS[i as usize % OPERATIONS.len()];
+        let limit = o.limit.to_string();
+        let base = [("service", service), ("limit", &limit), ("lookback", "24h")];
+        let extra: [&[(&str, &str)]; 4] = [
+            &[],
+            &[("operation", operation)],
+            &[("tags", r#"{"http.status_code":"500"}"#)],
+            &[("minDuration", "20ms"), ("maxDuration", "30ms")],
+        ];
+        for (times, extra) in searches.iter_mut().zip(extra) {
+            let started = Instant::now();
+            let resp = http
+                .get(format!("{}/api/traces", o.url))
+                .query(&base)
+                .query(extra)
+                .send()
+                .await?;
+            anyhow::ensure!(
+                resp.status().is_success(),
+                "search failed: HTTP {}",
+                resp.status()
+            );
+            resp.bytes().await?;
+            times.push(started.elapsed());
+        }
     }
-    let report = serde_json::json!({
+    let mut report = serde_json::json!({
         "trace_by_id": Latencies::new(by_id).json(),
         "trace_by_id_not_found": missing,
-        "search": Latencies::new(search).json(),
     });
+    for (name, times) in SEARCHES.iter().zip(searches) {
+        report[format!("search_{name}")] = Latencies::new(times).json();
+    }
     println!("{report}");
     Ok(())
 }

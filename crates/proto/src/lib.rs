@@ -14,9 +14,11 @@ pub mod zipkin {
 }
 
 mod convert;
+mod encode;
 pub mod jsonpb;
 pub mod sampling_json;
 
+pub use encode::encode_batch;
 pub use convert::{
     ConvertError, batch_to_proto, duration_to_proto, kvs_from_proto, log_from_proto, log_to_proto,
     process_to_proto, span_from_proto, span_ref_from_proto, span_ref_to_proto, span_to_proto,

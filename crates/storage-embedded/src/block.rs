@@ -35,6 +35,7 @@ use parquet::arrow::arrow_reader::{
 };
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use prost::Message;
 use serde::{Deserialize, Serialize};
 use spoor_model::{KeyValue, Process, RefType, Span, SpanId, SpanKind, SpanRef, TraceId, Value};
@@ -519,12 +520,17 @@ pub fn write(
         min_start_ns: u64::MAX,
         ..Summary::default()
     };
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(backend)?))
+    let mut props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(backend)?))
         .set_data_page_row_count_limit(PAGE_ROWS)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .build();
+        .set_statistics_enabled(EnabledStatistics::Chunk);
+    // ids and times are nearly all distinct: a dictionary would only be
+    // built to be dropped; zstd takes the repeats of a trace's id
+    for name in ["trace_id", "span_id", "parent_span_id", "start_time", "duration_ns"] {
+        props = props.set_column_dictionary_enabled(ColumnPath::from(name), false);
+    }
+    let props = props.build();
     let tmp = path.with_extension("parquet.tmp");
     let file = File::create(&tmp).map_err(backend)?;
     let mut writer =

@@ -112,14 +112,6 @@ fn block_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("{id:016}.parquet"))
 }
 
-fn encode(spans: &[Span]) -> Vec<u8> {
-    spoor_proto::api_v2::Batch {
-        spans: spans.iter().map(spoor_proto::span_to_proto).collect(),
-        process: None,
-    }
-    .encode_to_vec()
-}
-
 fn decode(payload: &[u8]) -> Result<Vec<Span>, StorageError> {
     let batch = spoor_proto::api_v2::Batch::decode(payload).map_err(backend)?;
     let (spans, errors) = spoor_proto::spans_from_batch(batch);
@@ -506,7 +498,7 @@ fn spawn_age_cuts(store: Weak<BlockStore>, age: Duration) {
 #[async_trait]
 impl SpanWriter for BlockStore {
     async fn write_spans(&self, spans: Vec<Span>) -> Result<(), StorageError> {
-        let payload = encode(&spans);
+        let payload = spoor_proto::encode_batch(&spans);
         {
             let _in_this_head = self.cut_lock.read().await;
             self.wal.append(payload).await.map_err(backend)?;

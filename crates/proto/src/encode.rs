@@ -92,7 +92,9 @@ fn put_kv(kv: &KeyValue, out: &mut Vec<u8>) {
 }
 
 fn kvs_len(tag: u32, kvs: &[KeyValue]) -> usize {
-    kvs.iter().map(|kv| message_field_len(tag, kv_len(kv))).sum()
+    kvs.iter()
+        .map(|kv| message_field_len(tag, kv_len(kv)))
+        .sum()
 }
 
 fn put_kvs(tag: u32, kvs: &[KeyValue], out: &mut Vec<u8>) {

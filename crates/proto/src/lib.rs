@@ -18,9 +18,9 @@ mod encode;
 pub mod jsonpb;
 pub mod sampling_json;
 
-pub use encode::encode_batch;
 pub use convert::{
     ConvertError, batch_to_proto, duration_to_proto, kvs_from_proto, log_from_proto, log_to_proto,
     process_to_proto, span_from_proto, span_ref_from_proto, span_ref_to_proto, span_to_proto,
     spans_from_batch, system_time_from_proto, system_time_to_proto,
 };
+pub use encode::encode_batch;

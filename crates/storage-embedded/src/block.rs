@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arrow_array::builder::{
-    BinaryBuilder, BooleanBuilder, FixedSizeBinaryBuilder, Float64Builder, Int32Builder,
-    Int64Builder, ListBuilder, StringBuilder, StringDictionaryBuilder, StructBuilder,
+    BinaryBuilder, BinaryDictionaryBuilder, BooleanBuilder, FixedSizeBinaryBuilder, Float64Builder,
+    Int32Builder, Int64Builder, ListBuilder, StringBuilder, StringDictionaryBuilder, StructBuilder,
     TimestampNanosecondBuilder,
 };
 use arrow_array::types::Int32Type;
@@ -153,6 +153,34 @@ fn choose_dedicated(sample: &[Span]) -> Vec<(String, ValueType)> {
         .collect()
 }
 
+/// A column with more distinct values than this in the sample is written
+/// without a dictionary: a reader decompresses a column chunk's whole
+/// dictionary to read one page of it, which for nearly unique values costs
+/// more than it saves.
+const MAX_DICTIONARY_VALUES: usize = 1024;
+
+/// The dedicated keys whose values in the sample are mostly distinct.
+fn high_cardinality<'a>(sample: &[Span], dedicated: &'a [(String, ValueType)]) -> Vec<&'a str> {
+    dedicated
+        .iter()
+        .filter(|(key, _)| {
+            let mut values = std::collections::HashSet::new();
+            for kv in sample
+                .iter()
+                .flat_map(|s| &s.tags)
+                .filter(|kv| kv.key == *key)
+            {
+                values.insert(kv.value.as_string());
+                if values.len() > MAX_DICTIONARY_VALUES {
+                    return true;
+                }
+            }
+            false
+        })
+        .map(|(key, _)| key.as_str())
+        .collect()
+}
+
 fn id_field(name: &str, len: i32, nullable: bool) -> Field {
     Field::new(name, DataType::FixedSizeBinary(len), nullable)
 }
@@ -191,7 +219,11 @@ fn schema(dedicated: &[(String, ValueType)]) -> SchemaRef {
         Field::new("flags", DataType::Int32, false),
         id_field("parent_span_id", 8, true),
         Field::new("references", DataType::Binary, true),
-        Field::new("process_tags", DataType::Binary, true),
+        Field::new(
+            "process_tags",
+            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Binary)),
+            true,
+        ),
         Field::new("tag_order", DataType::Binary, false),
     ];
     for (key, t) in dedicated {
@@ -291,7 +323,7 @@ struct Columns {
     flags: Int32Builder,
     parent: FixedSizeBinaryBuilder,
     references: BinaryBuilder,
-    process_tags: BinaryBuilder,
+    process_tags: BinaryDictionaryBuilder<Int32Type>,
     tag_order: BinaryBuilder,
     tags: Vec<TagBuilder>,
     other_tags: ListBuilder<StructBuilder>,
@@ -333,7 +365,7 @@ impl Columns {
             flags: Int32Builder::new(),
             parent: FixedSizeBinaryBuilder::new(8),
             references: BinaryBuilder::new(),
-            process_tags: BinaryBuilder::new(),
+            process_tags: BinaryDictionaryBuilder::new(),
             tag_order: BinaryBuilder::new(),
             other_tags: ListBuilder::new(other),
             logs: BinaryBuilder::new(),
@@ -514,7 +546,12 @@ pub fn write(
         }
         sample.extend(fetch(*id));
     }
-    let mut columns = Columns::new(choose_dedicated(&sample));
+    let dedicated = choose_dedicated(&sample);
+    let plain: Vec<String> = high_cardinality(&sample, &dedicated)
+        .into_iter()
+        .map(|key| format!("{TAG_PREFIX}{key}"))
+        .collect();
+    let mut columns = Columns::new(dedicated);
     drop(sample);
     let mut summary = Summary {
         min_start_ns: u64::MAX,
@@ -527,7 +564,20 @@ pub fn write(
         .set_statistics_enabled(EnabledStatistics::Chunk);
     // ids and times are nearly all distinct: a dictionary would only be
     // built to be dropped; zstd takes the repeats of a trace's id
-    for name in ["trace_id", "span_id", "parent_span_id", "start_time", "duration_ns"] {
+    let unique = [
+        "trace_id",
+        "span_id",
+        "parent_span_id",
+        "start_time",
+        "duration_ns",
+        "references",
+        "logs",
+    ];
+    for name in unique
+        .iter()
+        .copied()
+        .chain(plain.iter().map(String::as_str))
+    {
         props = props.set_column_dictionary_enabled(ColumnPath::from(name), false);
     }
     let props = props.build();
@@ -805,7 +855,7 @@ impl Block {
             let tags = if q.tags.is_empty() {
                 None
             } else {
-                Some(TagColumns::new(&batch, &self.dedicated)?)
+                Some(TagColumns::new(&batch, &self.dedicated, &q.tags)?)
             };
             let (service_keys, operation_keys) = (services.keys(), operations.keys());
             for row in 0..batch.num_rows() {
@@ -816,17 +866,10 @@ impl Block {
                 {
                     continue;
                 }
-                if let Some(tags) = &tags {
-                    let mut all = true;
-                    for (key, text) in &q.tags {
-                        if !tags.has(row, key, text)? {
-                            all = false;
-                            break;
-                        }
-                    }
-                    if !all {
-                        continue;
-                    }
+                if let Some(tags) = &tags
+                    && !tags.all(row)?
+                {
+                    continue;
                 }
                 let id = u128::from_be_bytes(ids.value(row).try_into().map_err(backend)?);
                 let i = self
@@ -949,14 +992,90 @@ fn dict_values(batch: &RecordBatch, name: &str) -> Result<Vec<String>, StorageEr
         .collect())
 }
 
+/// A query tag's value as the typed value a column must hold to match it:
+/// a value matches when Jaeger's rendering of it (decimal numbers,
+/// true/false, lowercase hex) is the query's text.
+enum Matcher<'a> {
+    Never,
+    Str(&'a StringArray, &'a str),
+    Bool(&'a BooleanArray, bool),
+    Int(&'a Int64Array, i64),
+    Double(&'a Float64Array, u64),
+    Bytes(&'a BinaryArray, Vec<u8>),
+}
+
+fn hex_bytes(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    (0..text.len() / 2)
+        .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok())
+        .collect()
+}
+
+impl<'a> Matcher<'a> {
+    fn new(t: ValueType, array: &'a ArrayRef, text: &'a str) -> Matcher<'a> {
+        let any = array.as_any();
+        let renders = |v: Value| (v.as_string() == text).then_some(v);
+        let m = match t {
+            ValueType::Str => any.downcast_ref().map(|a| Matcher::Str(a, text)),
+            ValueType::Bool => match text {
+                "true" | "false" => any.downcast_ref().map(|a| Matcher::Bool(a, text == "true")),
+                _ => None,
+            },
+            ValueType::Int => text
+                .parse()
+                .ok()
+                .and_then(|n| renders(Value::Int64(n)))
+                .and_then(|v| match v {
+                    Value::Int64(n) => any.downcast_ref().map(|a| Matcher::Int(a, n)),
+                    _ => None,
+                }),
+            ValueType::Double => text
+                .parse()
+                .ok()
+                .and_then(|f| renders(Value::Float64(f)))
+                .and_then(|v| match v {
+                    Value::Float64(f) => {
+                        any.downcast_ref().map(|a| Matcher::Double(a, f.to_bits()))
+                    }
+                    _ => None,
+                }),
+            ValueType::Bytes => {
+                hex_bytes(text).and_then(|b| any.downcast_ref().map(|a| Matcher::Bytes(a, b)))
+            }
+        };
+        m.unwrap_or(Matcher::Never)
+    }
+
+    fn matches(&self, row: usize) -> bool {
+        match self {
+            Matcher::Never => false,
+            Matcher::Str(a, t) => a.is_valid(row) && a.value(row) == *t,
+            Matcher::Bool(a, b) => a.is_valid(row) && a.value(row) == *b,
+            Matcher::Int(a, n) => a.is_valid(row) && a.value(row) == *n,
+            Matcher::Double(a, bits) => a.is_valid(row) && a.value(row).to_bits() == *bits,
+            Matcher::Bytes(a, b) => a.is_valid(row) && a.value(row) == b.as_slice(),
+        }
+    }
+}
+
+/// One query tag, prepared for a batch.
+struct TagCheck<'a> {
+    key: &'a str,
+    text: &'a str,
+    /// The key's own column, when the block has one.
+    column: Matcher<'a>,
+    /// Per process in the batch's dictionary: whether its tags have the tag.
+    in_process: Vec<bool>,
+}
+
 /// The columns a tag can be found in, for a search with tags.
 struct TagColumns<'a> {
-    dedicated: Vec<(&'a str, ValueType, &'a ArrayRef)>,
+    checks: Vec<TagCheck<'a>>,
     other_tags: &'a ListArray,
-    process_tags: &'a BinaryArray,
+    process_keys: &'a arrow_array::PrimitiveArray<Int32Type>,
     logs: &'a BinaryArray,
-    /// Decoded process tags, by their encoding: few distinct per batch.
-    processes: std::cell::RefCell<HashMap<Vec<u8>, Vec<KeyValue>>>,
 }
 
 fn text_matches(v: &Value, text: &str) -> bool {
@@ -964,31 +1083,78 @@ fn text_matches(v: &Value, text: &str) -> bool {
 }
 
 impl<'a> TagColumns<'a> {
-    fn new(b: &'a RecordBatch, dedicated: &'a [(String, ValueType)]) -> Result<Self, StorageError> {
+    fn new(
+        b: &'a RecordBatch,
+        dedicated: &'a [(String, ValueType)],
+        tags: &'a [(String, String)],
+    ) -> Result<Self, StorageError> {
+        let processes: &DictionaryArray<Int32Type> = column(b, "process_tags")?;
+        let encoded = processes
+            .values()
+            .as_any()
+            .downcast_ref::<BinaryArray>()
+            .ok_or_else(|| backend("process_tags: not binary"))?;
+        let process_tags: Vec<Vec<KeyValue>> = (0..encoded.len())
+            .map(|i| {
+                let p = api_v2::Process::decode(encoded.value(i)).map_err(backend)?;
+                spoor_proto::kvs_from_proto(p.tags).map_err(backend)
+            })
+            .collect::<Result<_, _>>()?;
+        let checks = tags
+            .iter()
+            .map(|(key, text)| {
+                let column = dedicated
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .and_then(|(k, t)| {
+                        let array = b.column_by_name(&format!("{TAG_PREFIX}{k}"))?;
+                        Some(Matcher::new(*t, array, text))
+                    })
+                    .unwrap_or(Matcher::Never);
+                let in_process = process_tags
+                    .iter()
+                    .map(|tags| {
+                        tags.iter()
+                            .any(|kv| kv.key == *key && text_matches(&kv.value, text))
+                    })
+                    .collect();
+                TagCheck {
+                    key,
+                    text,
+                    column,
+                    in_process,
+                }
+            })
+            .collect();
         Ok(TagColumns {
-            dedicated: dedicated
-                .iter()
-                .filter_map(|(k, t)| {
-                    let c = b.column_by_name(&format!("{TAG_PREFIX}{k}"))?;
-                    Some((k.as_str(), *t, c))
-                })
-                .collect(),
+            checks,
             other_tags: column(b, "other_tags")?,
-            process_tags: column(b, "process_tags")?,
+            process_keys: processes.keys(),
             logs: column(b, "logs")?,
-            processes: Default::default(),
         })
     }
 
-    /// Whether the span in `row` has tag `key` with the textual value `text`
-    /// in its tags, its process's tags or a log's fields (Jaeger's rule).
-    fn has(&self, row: usize, key: &str, text: &str) -> Result<bool, StorageError> {
-        let hit = |kv: &KeyValue| kv.key == key && text_matches(&kv.value, text);
-        if let Some((_, t, array)) = self.dedicated.iter().find(|(k, _, _)| *k == key)
-            && value_at(array, *t, row).is_some_and(|v| text_matches(&v, text))
+    /// Whether the span in `row` has every query tag, each in its tags, its
+    /// process's tags or a log's fields (Jaeger's rule).
+    fn all(&self, row: usize) -> Result<bool, StorageError> {
+        for check in &self.checks {
+            if !self.has(row, check)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn has(&self, row: usize, check: &TagCheck) -> Result<bool, StorageError> {
+        if check.column.matches(row) {
+            return Ok(true);
+        }
+        if self.process_keys.is_valid(row)
+            && check.in_process[self.process_keys.value(row) as usize]
         {
             return Ok(true);
         }
+        let hit = |kv: &KeyValue| kv.key == check.key && text_matches(&kv.value, check.text);
         if self.other_tags.is_valid(row) {
             let items = self.other_tags.value(row);
             let s = items
@@ -996,18 +1162,6 @@ impl<'a> TagColumns<'a> {
                 .downcast_ref::<StructArray>()
                 .ok_or_else(|| backend("other_tags: not a struct list"))?;
             if other_kvs(s)?.iter().any(hit) {
-                return Ok(true);
-            }
-        }
-        if self.process_tags.is_valid(row) {
-            let encoded = self.process_tags.value(row);
-            let mut cache = self.processes.borrow_mut();
-            if !cache.contains_key(encoded) {
-                let p = api_v2::Process::decode(encoded).map_err(backend)?;
-                let tags = spoor_proto::kvs_from_proto(p.tags).map_err(backend)?;
-                cache.insert(encoded.to_vec(), tags);
-            }
-            if cache[encoded].iter().any(hit) {
                 return Ok(true);
             }
         }
@@ -1024,8 +1178,8 @@ impl<'a> TagColumns<'a> {
     }
 }
 
-/// (service, encoded process tags) -> the process, shared by its spans.
-type ProcessCache = HashMap<(String, Vec<u8>), Arc<Process>>;
+/// (service, dictionary key of the process tags) -> the process, shared by its spans.
+type ProcessCache = HashMap<(String, Option<i32>), Arc<Process>>;
 
 /// The columns of one batch, turned back into spans row by row.
 struct SpanColumns<'a> {
@@ -1039,7 +1193,7 @@ struct SpanColumns<'a> {
     flags: &'a Int32Array,
     parents: &'a FixedSizeBinaryArray,
     references: &'a BinaryArray,
-    process_tags: &'a BinaryArray,
+    process_tags: &'a DictionaryArray<Int32Type>,
     tag_order: &'a BinaryArray,
     tags: Vec<&'a ArrayRef>,
     other_tags: &'a ListArray,
@@ -1079,26 +1233,33 @@ impl<'a> SpanColumns<'a> {
 
     fn process(&self, row: usize) -> Result<Arc<Process>, StorageError> {
         let service = &self.services[row];
-        let encoded: &[u8] = if self.process_tags.is_valid(row) {
-            self.process_tags.value(row)
-        } else {
-            &[]
-        };
+        let key = self
+            .process_tags
+            .is_valid(row)
+            .then(|| self.process_tags.keys().value(row));
         let mut cache = self.processes.borrow_mut();
-        if let Some(p) = cache.get(&(service.clone(), encoded.to_vec())) {
+        if let Some(p) = cache.get(&(service.clone(), key)) {
             return Ok(Arc::clone(p));
         }
-        let tags = if encoded.is_empty() {
-            Vec::new()
-        } else {
-            let p = api_v2::Process::decode(encoded).map_err(backend)?;
-            spoor_proto::kvs_from_proto(p.tags).map_err(backend)?
+        let tags = match key {
+            None => Vec::new(),
+            Some(k) => {
+                let encoded = self
+                    .process_tags
+                    .values()
+                    .as_any()
+                    .downcast_ref::<BinaryArray>()
+                    .ok_or_else(|| backend("process_tags: not binary"))?
+                    .value(k as usize);
+                let p = api_v2::Process::decode(encoded).map_err(backend)?;
+                spoor_proto::kvs_from_proto(p.tags).map_err(backend)?
+            }
         };
         let p = Arc::new(Process {
             service_name: service.clone(),
             tags,
         });
-        cache.insert((service.clone(), encoded.to_vec()), Arc::clone(&p));
+        cache.insert((service.clone(), key), Arc::clone(&p));
         Ok(p)
     }
 
@@ -1317,5 +1478,93 @@ mod tests {
             keys,
             ["span.kind", "http.status_code", "ratio", "blob", "rare"]
         );
+    }
+}
+
+#[cfg(test)]
+mod search_tests {
+    use super::*;
+    use spoor_model::Log;
+
+    #[test]
+    fn tags_match_by_their_rendering_in_columns_process_tags_and_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1.parquet");
+        let process = Arc::new(Process {
+            service_name: "svc".into(),
+            tags: vec![KeyValue::string("host", "h7")],
+        });
+        let span = |trace: u128, tags: Vec<KeyValue>, logs: Vec<Log>| Span {
+            trace_id: TraceId(trace),
+            span_id: SpanId(1),
+            operation_name: "op".into(),
+            references: vec![],
+            flags: 1,
+            start_time: UNIX_EPOCH + Duration::from_secs(1_700_000_000 + trace as u64),
+            duration: Duration::from_millis(1),
+            tags,
+            logs,
+            process: Arc::clone(&process),
+            warnings: vec![],
+        };
+        let traces: Vec<Vec<Span>> = vec![
+            vec![span(
+                1,
+                vec![
+                    KeyValue::new("code", Value::Int64(200)),
+                    KeyValue::new("ratio", Value::Float64(0.5)),
+                    KeyValue::new("ok", Value::Bool(true)),
+                    KeyValue::new("raw", Value::Binary(vec![0xab, 0x01])),
+                ],
+                vec![],
+            )],
+            vec![span(
+                2,
+                vec![
+                    KeyValue::new("code", Value::Int64(500)),
+                    KeyValue::new("ratio", Value::Float64(1.0)),
+                    KeyValue::new("ok", Value::Bool(false)),
+                    KeyValue::new("raw", Value::Binary(vec![])),
+                ],
+                vec![Log {
+                    timestamp: UNIX_EPOCH,
+                    fields: vec![KeyValue::string("event", "retry")],
+                }],
+            )],
+        ];
+        let ids: Vec<TraceId> = traces.iter().map(|t| t[0].trace_id).collect();
+        write(&path, &ids, |id| traces[id.0 as usize - 1].clone()).unwrap();
+        let block = Block::open(&path).unwrap();
+        assert_eq!(block.dedicated.len(), 4);
+        let found = |key: &str, value: &str| -> Vec<u128> {
+            let q = TraceQuery {
+                service_name: "svc".into(),
+                operation_name: None,
+                tags: vec![(key.into(), value.into())],
+                start_time_min: UNIX_EPOCH,
+                start_time_max: UNIX_EPOCH + Duration::from_secs(2_000_000_000),
+                duration_min: None,
+                duration_max: None,
+                num_traces: 10,
+            };
+            let mut ids: Vec<u128> = block
+                .search(&q, 10)
+                .unwrap()
+                .into_iter()
+                .map(|(id, _)| id.0)
+                .collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(found("code", "500"), [2]);
+        assert_eq!(found("code", "0500"), Vec::<u128>::new());
+        assert_eq!(found("ratio", "0.5"), [1]);
+        assert_eq!(found("ratio", "1"), [2]);
+        assert_eq!(found("ok", "true"), [1]);
+        assert_eq!(found("raw", "ab01"), [1]);
+        assert_eq!(found("raw", "AB01"), Vec::<u128>::new());
+        assert_eq!(found("host", "h7"), [1, 2]);
+        assert_eq!(found("event", "retry"), [2]);
+        assert_eq!(found("nothere", "x"), Vec::<u128>::new());
     }
 }

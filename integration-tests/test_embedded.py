@@ -127,3 +127,18 @@ def test_a_block_opens_in_duckdb(start_spoor, tmp_path):
         f"SELECT min(\"tags.i\"), max(\"tags.i\"), count(DISTINCT trace_id) FROM read_parquet('{data}/blocks/*.parquet')"
     ).fetchall()
     assert (low, high, distinct) == (0, 29, 2)
+
+
+def test_a_redb_directory_is_migrated_when_the_blocks_engine_starts(start_spoor, tmp_path):
+    data = tmp_path / "spoor-data"
+    old = start_spoor("--span-storage.type=embedded", "--embedded.engine=redb", f"--embedded.data-dir={data}")
+    root, _ = emit(exporter_for("grpc", old), "from-redb")
+    old.wait_for_traces("from-redb", 2)
+    assert old.stop() == 0
+    assert (data / "spoor.redb").exists()
+
+    new = start_spoor("--span-storage.type=embedded", f"--embedded.data-dir={data}")  # blocks, the default
+    body = new.get(f"/api/traces/{root.trace_id:032x}").json()
+    assert len(body["data"][0]["spans"]) == 2
+    assert not (data / "spoor.redb").exists()
+    assert list((data / "blocks").glob("*.parquet"))

@@ -13,6 +13,7 @@
 mod block;
 mod blocks;
 mod keys;
+mod migrate;
 mod sampling;
 mod sampling_file;
 mod wal;
@@ -34,6 +35,7 @@ use spoor_storage::{
 use keys::{Key, nanos};
 
 pub use blocks::{BlockOptions, BlockStats, BlockStore};
+pub use migrate::migrate_redb;
 pub use sampling_file::FileSamplingStore;
 
 /// trace id ++ sequence -> api_v2 span (with its process)
@@ -147,6 +149,30 @@ impl EmbeddedStore {
         tokio::task::spawn_blocking(move || f(&db.read().expect("database lock poisoned")))
             .await
             .map_err(backend)?
+    }
+
+    /// Calls `visit` with the stored spans in batches of about `batch`,
+    /// in trace id order (for migrating them to another engine).
+    pub fn for_each_batch(
+        &self,
+        batch: usize,
+        mut visit: impl FnMut(Vec<Span>) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        let db = self.db.read().expect("database lock poisoned");
+        let tx = db.begin_read().map_err(backend)?;
+        let spans = tx.open_table(SPANS).map_err(backend)?;
+        let mut out = Vec::with_capacity(batch);
+        for row in spans.iter().map_err(backend)? {
+            let (_, body) = row.map_err(backend)?;
+            out.push(decode_span(body.value())?);
+            if out.len() >= batch {
+                visit(std::mem::replace(&mut out, Vec::with_capacity(batch)))?;
+            }
+        }
+        if !out.is_empty() {
+            visit(out)?;
+        }
+        Ok(())
     }
 
     /// Purges spans older than `retention` now and then (a tenth of the

@@ -389,3 +389,36 @@ mod block_store {
         );
     }
 }
+
+#[tokio::test]
+async fn a_redb_directory_is_migrated_to_blocks_with_its_spans_and_sampling_state() {
+    use spoor_storage::SamplingStore;
+    let d = dir();
+    let now = SystemTime::now();
+    {
+        let old = EmbeddedStore::open(d.path()).unwrap();
+        let spans: Vec<Span> = (0..25_000u64).map(|i| span(u128::from(i / 10 + 1), i + 1, now, 10)).collect();
+        old.write_spans(spans).await.unwrap();
+        let probabilities = spoor_storage::ServiceProbabilities::from([(
+            "svc".to_string(),
+            std::collections::BTreeMap::from([("op".to_string(), 0.5)]),
+        )]);
+        old.insert_probabilities(now, probabilities).await.unwrap();
+    }
+    // a migration a crash cut short is started over
+    std::fs::create_dir_all(d.path().join("migrating/blocks")).unwrap();
+    std::fs::write(d.path().join("migrating/blocks/0000000000000001.parquet"), b"torn").unwrap();
+    let options = BlockOptions::default();
+    assert_eq!(migrate_redb(d.path(), options).await.unwrap(), Some(25_000));
+    assert!(!d.path().join("spoor.redb").exists());
+    assert!(!d.path().join("migrating").exists());
+    assert_eq!(migrate_redb(d.path(), options).await.unwrap(), None);
+    let store = BlockStore::open(d.path(), options).await.unwrap();
+    assert_eq!(store.stats().block_spans, 25_000);
+    let trace = store.get_trace(TraceId(7)).await.unwrap().unwrap();
+    let mut ids: Vec<u64> = trace.spans.iter().map(|s| s.span_id.0).collect();
+    ids.sort();
+    assert_eq!(ids, (61..=70).collect::<Vec<_>>());
+    let sampling = FileSamplingStore::open(d.path()).unwrap();
+    assert_eq!(sampling.get_latest_probabilities().await.unwrap().unwrap()["svc"]["op"], 0.5);
+}

@@ -17,7 +17,7 @@ use spoor_storage::{DependencyReader, DependencyWriter, SamplingStore, SpanReade
 use spoor_storage_cassandra::{CassandraOptions, CassandraStore};
 use spoor_storage_elasticsearch::{EsOptions, EsStore};
 use spoor_storage_embedded::{
-    BlockOptions, BlockStore, EmbeddedOptions, EmbeddedStore, FileSamplingStore,
+    BlockOptions, BlockStore, EmbeddedOptions, EmbeddedStore, FileSamplingStore, migrate_redb,
 };
 use spoor_storage_memory::{MemoryConfig, MemorySamplingStore, MemoryStore};
 
@@ -75,9 +75,9 @@ pub struct StorageOptions {
 
     /// Embedded store: its engine. `blocks`: a write-ahead log with group
     /// commit, an in-memory head and Parquet blocks (docs/decisions/embedded-store.md);
-    /// `redb`: the B-tree store of earlier releases. A data directory is read by
-    /// the engine that wrote it.
-    #[arg(long = "embedded.engine", env = "EMBEDDED_ENGINE", value_enum, default_value_t = EmbeddedEngine::Redb)]
+    /// a directory written by the redb engine is migrated to blocks at start.
+    /// `redb`: the B-tree store of earlier releases, kept for one release.
+    #[arg(long = "embedded.engine", env = "EMBEDDED_ENGINE", value_enum, default_value_t = EmbeddedEngine::Blocks)]
     pub embedded_engine: EmbeddedEngine,
 
     /// Embedded store, blocks engine: the head is written as a block when its spans take about this many bytes of memory.
@@ -88,7 +88,7 @@ pub struct StorageOptions {
     #[arg(long = "embedded.head-age", env = "EMBEDDED_HEAD_AGE", default_value = "5m", value_parser = spoor_model::parse_go_duration)]
     pub embedded_head_age: std::time::Duration,
 
-    /// Embedded store: index tags (fast tag searches, several times the write cost per span).
+    /// Embedded store, redb engine: index tags (fast tag searches, several times the write cost per span).
     #[arg(long = "embedded.index-tags", env = "EMBEDDED_INDEX_TAGS", default_value_t = true, action = clap::ArgAction::Set)]
     pub embedded_index_tags: bool,
 
@@ -213,6 +213,7 @@ impl StorageOptions {
                 let opened = |e: spoor_storage::StorageError| {
                     anyhow::anyhow!("while opening the embedded store in {}: {e}", dir.display())
                 };
+                migrate_redb(dir, options).await.map_err(opened)?;
                 let store = BlockStore::open(dir, options).await.map_err(opened)?;
                 let sampling = FileSamplingStore::open(dir).map_err(opened)?;
                 // lives as long as the process

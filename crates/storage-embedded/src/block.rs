@@ -63,6 +63,9 @@ pub struct Summary {
     pub max_start_ns: u64,
     /// service -> (operation, span kind) pairs
     pub operations: BTreeMap<String, BTreeSet<(String, String)>>,
+    /// The blocks this one was compacted from: deleted when found at open.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaces: Vec<u64>,
 }
 
 impl Summary {
@@ -529,7 +532,7 @@ impl Columns {
 }
 
 /// Spans whose tags choose a block's dedicated columns.
-const SAMPLE_SPANS: usize = 20_000;
+pub const SAMPLE_SPANS: usize = 20_000;
 
 /// Writes the traces `ids` (ascending), each read with `fetch`, to a new
 /// block at `path`: first to a temporary file, synced, then renamed into
@@ -546,69 +549,107 @@ pub fn write(
         }
         sample.extend(fetch(*id));
     }
-    let dedicated = choose_dedicated(&sample);
-    let plain: Vec<String> = high_cardinality(&sample, &dedicated)
-        .into_iter()
-        .map(|key| format!("{TAG_PREFIX}{key}"))
-        .collect();
-    let mut columns = Columns::new(dedicated);
+    let mut writer = BlockWriter::create(path, &sample, Vec::new())?;
     drop(sample);
-    let mut summary = Summary {
-        min_start_ns: u64::MAX,
-        ..Summary::default()
-    };
-    let mut props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(backend)?))
-        .set_data_page_row_count_limit(PAGE_ROWS)
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_statistics_enabled(EnabledStatistics::Chunk);
-    // ids and times are nearly all distinct: a dictionary would only be
-    // built to be dropped; zstd takes the repeats of a trace's id
-    let unique = [
-        "trace_id",
-        "span_id",
-        "parent_span_id",
-        "start_time",
-        "duration_ns",
-        "references",
-        "logs",
-    ];
-    for name in unique
-        .iter()
-        .copied()
-        .chain(plain.iter().map(String::as_str))
-    {
-        props = props.set_column_dictionary_enabled(ColumnPath::from(name), false);
-    }
-    let props = props.build();
-    let tmp = path.with_extension("parquet.tmp");
-    let file = File::create(&tmp).map_err(backend)?;
-    let mut writer =
-        ArrowWriter::try_new(file, Arc::clone(&columns.schema), Some(props)).map_err(backend)?;
     for id in ids {
         for span in fetch(*id) {
-            summary.add(&span);
-            columns.push(&span);
-            if columns.rows == BATCH_ROWS {
-                writer.write(&columns.finish()?).map_err(backend)?;
-            }
+            writer.push(&span)?;
         }
     }
-    if columns.rows > 0 {
-        writer.write(&columns.finish()?).map_err(backend)?;
+    writer.finish()
+}
+
+/// A block being written, span by span in trace id order.
+pub struct BlockWriter {
+    path: PathBuf,
+    tmp: PathBuf,
+    columns: Columns,
+    writer: ArrowWriter<File>,
+    summary: Summary,
+}
+
+impl BlockWriter {
+    /// Starts a block at `path`, its tag columns chosen from `sample`;
+    /// `replaces` names the blocks it is made from (compaction).
+    pub fn create(path: &Path, sample: &[Span], replaces: Vec<u64>) -> Result<Self, StorageError> {
+        let dedicated = choose_dedicated(sample);
+        let plain: Vec<String> = high_cardinality(sample, &dedicated)
+            .into_iter()
+            .map(|key| format!("{TAG_PREFIX}{key}"))
+            .collect();
+        let columns = Columns::new(dedicated);
+        let mut props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(backend)?))
+            .set_data_page_row_count_limit(PAGE_ROWS)
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_statistics_enabled(EnabledStatistics::Chunk);
+        // ids and times are nearly all distinct: a dictionary would only be
+        // built to be dropped; zstd takes the repeats of a trace's id
+        let unique = [
+            "trace_id",
+            "span_id",
+            "parent_span_id",
+            "start_time",
+            "duration_ns",
+            "references",
+            "logs",
+        ];
+        for name in unique
+            .iter()
+            .copied()
+            .chain(plain.iter().map(String::as_str))
+        {
+            props = props.set_column_dictionary_enabled(ColumnPath::from(name), false);
+        }
+        let tmp = path.with_extension("parquet.tmp");
+        let file = File::create(&tmp).map_err(backend)?;
+        let writer = ArrowWriter::try_new(file, Arc::clone(&columns.schema), Some(props.build()))
+            .map_err(backend)?;
+        Ok(BlockWriter {
+            path: path.to_path_buf(),
+            tmp,
+            columns,
+            writer,
+            summary: Summary {
+                min_start_ns: u64::MAX,
+                replaces,
+                ..Summary::default()
+            },
+        })
     }
-    writer.append_key_value_metadata(parquet::file::metadata::KeyValue::new(
-        META_KEY.to_string(),
-        serde_json::to_string(&summary).map_err(backend)?,
-    ));
-    let file = writer.into_inner().map_err(backend)?;
-    file.sync_all().map_err(backend)?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(backend)?;
-    if let Some(dir) = path.parent() {
-        crate::wal::sync_dir(dir).map_err(backend)?;
+
+    pub fn push(&mut self, span: &Span) -> Result<(), StorageError> {
+        self.summary.add(span);
+        self.columns.push(span);
+        if self.columns.rows == BATCH_ROWS {
+            self.writer
+                .write(&self.columns.finish()?)
+                .map_err(backend)?;
+        }
+        Ok(())
     }
-    Ok(summary)
+
+    /// Writes the rest and the footer, syncs, and renames the file into place.
+    pub fn finish(mut self) -> Result<Summary, StorageError> {
+        if self.columns.rows > 0 {
+            self.writer
+                .write(&self.columns.finish()?)
+                .map_err(backend)?;
+        }
+        self.writer
+            .append_key_value_metadata(parquet::file::metadata::KeyValue::new(
+                META_KEY.to_string(),
+                serde_json::to_string(&self.summary).map_err(backend)?,
+            ));
+        let file = self.writer.into_inner().map_err(backend)?;
+        file.sync_all().map_err(backend)?;
+        drop(file);
+        std::fs::rename(&self.tmp, &self.path).map_err(backend)?;
+        if let Some(dir) = self.path.parent() {
+            crate::wal::sync_dir(dir).map_err(backend)?;
+        }
+        Ok(self.summary)
+    }
 }
 
 impl Summary {
@@ -631,9 +672,57 @@ impl Summary {
     }
 }
 
+/// A block file read with positioned reads: readers that share it never
+/// move each other's offset (a cloned `File` shares one).
+#[derive(Clone)]
+struct BlockFile {
+    file: Arc<File>,
+    len: u64,
+}
+
+struct PositionedReader {
+    file: Arc<File>,
+    at: u64,
+}
+
+impl std::io::Read for PositionedReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = self.file.read_at(buf, self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+impl parquet::file::reader::Length for BlockFile {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl parquet::file::reader::ChunkReader for BlockFile {
+    type T = std::io::BufReader<PositionedReader>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        Ok(std::io::BufReader::new(PositionedReader {
+            file: Arc::clone(&self.file),
+            at: start,
+        }))
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<bytes::Bytes> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0; length];
+        self.file.read_exact_at(&mut buf, start)?;
+        Ok(buf.into())
+    }
+}
+
 /// An open block: its file's metadata and the trace index, in memory.
 pub struct Block {
     pub path: PathBuf,
+    /// Held open, so readers keep reading a block compaction has deleted.
+    file: BlockFile,
     pub summary: Summary,
     pub file_bytes: u64,
     metadata: ArrowReaderMetadata,
@@ -659,8 +748,12 @@ impl Block {
     /// Opens the block at `path`: reads its footer and its trace id and
     /// start time columns.
     pub fn open(path: &Path) -> Result<Block, StorageError> {
-        let file = File::open(path).map_err(backend)?;
-        let file_bytes = file.metadata().map_err(backend)?.len();
+        let opened = File::open(path).map_err(backend)?;
+        let file_bytes = opened.metadata().map_err(backend)?.len();
+        let file = BlockFile {
+            file: Arc::new(opened),
+            len: file_bytes,
+        };
         let options = ArrowReaderOptions::new()
             .with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Optional);
         let metadata = ArrowReaderMetadata::load(&file, options).map_err(backend)?;
@@ -685,6 +778,7 @@ impl Block {
             .collect();
         let mut block = Block {
             path: path.to_path_buf(),
+            file,
             summary,
             file_bytes,
             metadata,
@@ -737,10 +831,11 @@ impl Block {
         columns: Option<&[&str]>,
         rows: Option<(u32, u32)>,
     ) -> Result<Vec<RecordBatch>, StorageError> {
-        let file = File::open(&self.path).map_err(backend)?;
-        let mut builder =
-            ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.metadata.clone())
-                .with_batch_size(BATCH_ROWS);
+        let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
+            self.file.clone(),
+            self.metadata.clone(),
+        )
+        .with_batch_size(BATCH_ROWS);
         if let Some(columns) = columns {
             let schema = self.metadata.schema();
             let indices: Vec<usize> = columns
@@ -781,13 +876,28 @@ impl Block {
     /// Calls `visit` with every span of the block, in row order.
     #[cfg(test)]
     pub fn for_each_span(&self, mut visit: impl FnMut(Span)) -> Result<(), StorageError> {
-        for batch in self.read(None, None)? {
-            let columns = SpanColumns::new(&batch, &self.dedicated)?;
-            for row in 0..batch.num_rows() {
-                visit(columns.span(row)?);
-            }
+        for spans in self.batches()? {
+            spans?.into_iter().for_each(&mut visit);
         }
         Ok(())
+    }
+
+    /// The block's spans in row order (trace id order), a batch at a time.
+    pub fn batches(
+        &self,
+    ) -> Result<impl Iterator<Item = Result<Vec<Span>, StorageError>> + '_, StorageError> {
+        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
+            self.file.clone(),
+            self.metadata.clone(),
+        )
+        .with_batch_size(BATCH_ROWS)
+        .build()
+        .map_err(backend)?;
+        Ok(reader.map(move |batch| {
+            let batch = batch.map_err(backend)?;
+            let columns = SpanColumns::new(&batch, &self.dedicated)?;
+            (0..batch.num_rows()).map(|r| columns.span(r)).collect()
+        }))
     }
 
     /// Whether the block can hold a span matching `q`, from its summary alone.
@@ -1480,6 +1590,53 @@ mod tests {
             keys,
             ["span.kind", "http.status_code", "ratio", "blob", "rare"]
         );
+    }
+}
+
+#[cfg(test)]
+mod concurrency_tests {
+    use super::*;
+
+    #[test]
+    fn readers_of_one_block_do_not_disturb_each_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1.parquet");
+        let process = Arc::new(Process {
+            service_name: "svc".into(),
+            tags: vec![],
+        });
+        let traces: Vec<Vec<Span>> = (1..=2000u128)
+            .map(|t| {
+                (1..=5u64)
+                    .map(|i| Span {
+                        trace_id: TraceId(t),
+                        span_id: SpanId(i),
+                        operation_name: format!("op-{i}"),
+                        references: vec![],
+                        flags: 1,
+                        start_time: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+                        duration: Duration::from_micros(t as u64),
+                        tags: vec![KeyValue::string("k", format!("v-{t}-{i}"))],
+                        logs: vec![],
+                        process: Arc::clone(&process),
+                        warnings: vec![],
+                    })
+                    .collect()
+            })
+            .collect();
+        let ids: Vec<TraceId> = traces.iter().map(|t| t[0].trace_id).collect();
+        write(&path, &ids, |id| traces[id.0 as usize - 1].clone()).unwrap();
+        let block = Block::open(&path).unwrap();
+        std::thread::scope(|s| {
+            for n in 0..8u128 {
+                let (block, traces) = (&block, &traces);
+                s.spawn(move || {
+                    for t in (1 + n..=2000).step_by(37) {
+                        assert_eq!(block.trace(TraceId(t)).unwrap(), traces[t as usize - 1]);
+                    }
+                });
+            }
+        });
     }
 }
 

@@ -32,6 +32,11 @@ use crate::backend;
 use crate::block::{self, Block};
 use crate::wal::{self, Wal};
 
+/// Small blocks are merged when at least this many follow one another.
+const COMPACT_FAN_IN: usize = 4;
+/// A merged block holds about this many spans at most.
+const COMPACT_SPANS: u64 = 2_000_000;
+
 /// How the block store cuts its head.
 #[derive(Clone, Copy, Debug)]
 pub struct BlockOptions {
@@ -252,6 +257,8 @@ impl BlockStore {
         tokio::spawn(async move {
             if let Err(e) = store.flush(false).await {
                 tracing::error!(error = %e, "embedded store: writing a block failed; its spans stay in memory and in the write-ahead log, and the write is retried");
+            } else if let Err(e) = store.compact().await {
+                tracing::error!(error = %e, "embedded store: merging blocks failed; they stay as they are");
             }
             store.cutting.store(false, Ordering::Release);
         });
@@ -311,6 +318,50 @@ impl BlockStore {
                 parts.frozen.retain(|f| f.sealed != sealed);
             }
             wal::delete_through(&self.wal_dir, sealed).map_err(backend)?;
+        }
+    }
+
+    /// Merges runs of small blocks, oldest first, until none is left;
+    /// returns the blocks merged away. A merged block names the blocks it
+    /// replaces, so a crash between writing it and deleting them is finished
+    /// at the next open.
+    pub async fn compact(&self) -> Result<usize, StorageError> {
+        let mut merged = 0;
+        loop {
+            let _one_at_a_time = self.flushing.lock().await;
+            let run = {
+                let parts = self.parts.read().expect("parts lock poisoned");
+                compaction_run(&parts.blocks)
+            };
+            let Some(run) = run else {
+                return Ok(merged);
+            };
+            let id = self.next_block.fetch_add(1, Ordering::Relaxed);
+            let path = block_path(&self.blocks_dir, id);
+            let inputs = run.clone();
+            let block = blocking(move || {
+                merge(&inputs, &path)?;
+                Block::open(&path)
+            })
+            .await?;
+            tracing::debug!(
+                blocks = run.len(),
+                spans = block.summary.spans,
+                "embedded store: blocks merged"
+            );
+            {
+                let mut parts = self.parts.write().expect("parts lock poisoned");
+                parts
+                    .blocks
+                    .retain(|b| !run.iter().any(|r| r.path == b.path));
+                parts.blocks.push(Arc::new(block));
+                parts.blocks.sort_by_key(|b| block_number(&b.path));
+            }
+            for b in &run {
+                std::fs::remove_file(&b.path).map_err(backend)?;
+            }
+            wal::sync_dir(&self.blocks_dir).map_err(backend)?;
+            merged += run.len();
         }
     }
 
@@ -453,6 +504,93 @@ impl BlockStore {
     }
 }
 
+/// The oldest run of at least `COMPACT_FAN_IN` consecutive small blocks,
+/// at most `COMPACT_SPANS` spans in all.
+fn compaction_run(blocks: &[Arc<Block>]) -> Option<Vec<Arc<Block>>> {
+    let small = |b: &Arc<Block>| b.summary.spans < COMPACT_SPANS / COMPACT_FAN_IN as u64;
+    let mut run: Vec<Arc<Block>> = Vec::new();
+    let mut spans = 0;
+    for b in blocks {
+        if !small(b) || spans + b.summary.spans > COMPACT_SPANS {
+            if run.len() >= COMPACT_FAN_IN {
+                return Some(run);
+            }
+            run.clear();
+            spans = 0;
+            if !small(b) {
+                continue;
+            }
+        }
+        spans += b.summary.spans;
+        run.push(Arc::clone(b));
+    }
+    (run.len() >= COMPACT_FAN_IN).then_some(run)
+}
+
+/// Writes the spans of `inputs` to one block at `path`, in trace id order
+/// (each input is in that order already: a k-way merge), one batch of each
+/// input in memory at a time.
+fn merge(inputs: &[Arc<Block>], path: &Path) -> Result<(), StorageError> {
+    let mut cursors = Vec::new();
+    for b in inputs {
+        cursors.push((b.batches()?, std::collections::VecDeque::new()));
+    }
+    let mut sample = Vec::new();
+    for (batches, buffer) in &mut cursors {
+        if let Some(batch) = batches.next() {
+            buffer.extend(batch?);
+        }
+        sample.extend(
+            buffer
+                .iter()
+                .take(block::SAMPLE_SPANS / inputs.len())
+                .cloned(),
+        );
+    }
+    let replaces = inputs
+        .iter()
+        .filter_map(|b| block_number(&b.path))
+        .collect();
+    let mut writer = block::BlockWriter::create(path, &sample, replaces)?;
+    drop(sample);
+    loop {
+        for (batches, buffer) in &mut cursors {
+            if buffer.is_empty()
+                && let Some(batch) = batches.next()
+            {
+                buffer.extend(batch?);
+            }
+        }
+        let Some(next) = cursors
+            .iter()
+            .filter_map(|(_, buffer)| buffer.front().map(|s: &Span| s.trace_id))
+            .min()
+        else {
+            break;
+        };
+        for (batches, buffer) in &mut cursors {
+            // a trace's rows may run past the end of a batch
+            loop {
+                while buffer.front().is_some_and(|s| s.trace_id == next) {
+                    writer.push(&buffer.pop_front().expect("checked"))?;
+                }
+                if !buffer.is_empty() {
+                    break;
+                }
+                match batches.next() {
+                    Some(batch) => buffer.extend(batch?),
+                    None => break,
+                }
+                if buffer.front().is_none_or(|s| s.trace_id != next) {
+                    break;
+                }
+            }
+        }
+    }
+    writer.finish()?;
+    Ok(())
+}
+
 fn block_number(path: &Path) -> Option<u64> {
     path.file_name()?
         .to_str()?
@@ -474,14 +612,31 @@ fn open_blocks(dir: &Path) -> Result<Vec<Arc<Block>>, StorageError> {
         }
     }
     paths.sort_by_key(|p| block_number(p));
-    paths
+    let mut blocks: Vec<Arc<Block>> = paths
         .iter()
         .map(|p| {
             Block::open(p)
                 .map(Arc::new)
                 .map_err(|e| backend(format!("block {}: {e}", p.display())))
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    // a merge that wrote its block but did not delete its inputs: finish it
+    let replaced: Vec<u64> = blocks
+        .iter()
+        .flat_map(|b| b.summary.replaces.clone())
+        .collect();
+    if !replaced.is_empty() {
+        for b in blocks
+            .iter()
+            .filter(|b| block_number(&b.path).is_some_and(|n| replaced.contains(&n)))
+        {
+            tracing::info!(block = %b.path.display(), "embedded store: deleting a block already merged into another");
+            std::fs::remove_file(&b.path).map_err(backend)?;
+        }
+        blocks.retain(|b| block_number(&b.path).is_none_or(|n| !replaced.contains(&n)));
+        wal::sync_dir(dir).map_err(backend)?;
+    }
+    Ok(blocks)
 }
 
 fn spawn_age_cuts(store: Weak<BlockStore>, age: Duration) {

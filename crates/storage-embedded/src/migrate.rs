@@ -89,11 +89,15 @@ pub async fn migrate_redb(dir: &Path, options: BlockOptions) -> Result<Option<u6
     }
     crate::wal::sync_dir(&dir.join("blocks")).map_err(backend)?;
     if staging.join("sampling.json").exists() {
-        std::fs::rename(staging.join("sampling.json"), dir.join("sampling.json")).map_err(backend)?;
+        std::fs::rename(staging.join("sampling.json"), dir.join("sampling.json"))
+            .map_err(backend)?;
     }
     std::fs::remove_file(&redb).map_err(backend)?;
     crate::wal::sync_dir(dir).map_err(backend)?;
     std::fs::remove_dir_all(&staging).map_err(backend)?;
-    tracing::info!(spans = moved, "embedded store: migrated to blocks; the redb file is deleted");
+    tracing::info!(
+        spans = moved,
+        "embedded store: migrated to blocks; the redb file is deleted"
+    );
     Ok(Some(moved))
 }

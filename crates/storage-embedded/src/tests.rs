@@ -218,28 +218,36 @@ mod block_store {
         store: Arc<BlockStore>,
         /// Every write becomes a block before it returns.
         cut_each_write: bool,
+        /// ... and small blocks are merged.
+        compact: bool,
         _dir: tempfile::TempDir,
     }
 
-    async fn open(cut_each_write: bool) -> Held {
+    async fn open(cut_each_write: bool, compact: bool) -> Held {
         let d = dir();
         Held {
             store: BlockStore::open(d.path(), BlockOptions::default())
                 .await
                 .unwrap(),
             cut_each_write,
+            compact,
             _dir: d,
         }
     }
 
     /// Everything stays in the head.
     pub async fn in_head() -> Held {
-        open(false).await
+        open(false, false).await
     }
 
     /// Every write is a block of its own: queries merge many blocks.
     pub async fn in_blocks() -> Held {
-        open(true).await
+        open(true, false).await
+    }
+
+    /// Every write is a block, and every four small blocks are merged into one.
+    pub async fn in_merged_blocks() -> Held {
+        open(true, true).await
     }
 
     #[async_trait]
@@ -249,6 +257,13 @@ mod block_store {
             if self.cut_each_write {
                 self.store.cut().await?;
                 assert_eq!(self.store.block_counts().1, 0, "a head left unwritten");
+            }
+            if self.compact {
+                self.store.compact().await?;
+                assert!(
+                    self.store.block_counts().0 < 4,
+                    "small blocks left unmerged"
+                );
             }
             Ok(())
         }
@@ -290,6 +305,83 @@ mod block_store {
 
     mod blocks {
         spoor_storage::storage_conformance_tests!(super::in_blocks);
+    }
+
+    mod merged_blocks {
+        spoor_storage::storage_conformance_tests!(super::in_merged_blocks);
+    }
+
+    #[tokio::test]
+    async fn merged_blocks_keep_traces_split_over_them_and_a_cut_short_merge_is_finished() {
+        let (a, b) = (dir(), dir());
+        let now = SystemTime::now();
+        let options = BlockOptions::default();
+        let store = BlockStore::open(a.path(), options).await.unwrap();
+        // trace 0xf in every block, the others in one each
+        for i in 0..6u64 {
+            let spans = vec![
+                span(0xf, 100 + i, now, 10),
+                span(u128::from(i + 1), i + 1, now, 10),
+            ];
+            store.write_spans(spans).await.unwrap();
+            store.cut().await.unwrap();
+        }
+        let copy_blocks = |from: &std::path::Path, to: &std::path::Path| {
+            std::fs::create_dir_all(to.join("blocks")).unwrap();
+            for e in std::fs::read_dir(from.join("blocks")).unwrap() {
+                let p = e.unwrap().path();
+                std::fs::copy(&p, to.join("blocks").join(p.file_name().unwrap())).unwrap();
+            }
+        };
+        copy_blocks(a.path(), b.path());
+        assert_eq!(store.compact().await.unwrap(), 6);
+        assert_eq!(store.block_counts(), (1, 0));
+        assert_eq!(
+            store
+                .get_trace(TraceId(0xf))
+                .await
+                .unwrap()
+                .unwrap()
+                .spans
+                .len(),
+            6
+        );
+        for i in 1..=6u128 {
+            assert_eq!(
+                store
+                    .get_trace(TraceId(i))
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .spans
+                    .len(),
+                1
+            );
+        }
+        // `b` as a kill would leave it after the merged block was in place,
+        // before its inputs were deleted
+        drop(store);
+        copy_blocks(a.path(), b.path());
+        assert_eq!(
+            std::fs::read_dir(b.path().join("blocks")).unwrap().count(),
+            7
+        );
+        let reopened = BlockStore::open(b.path(), options).await.unwrap();
+        assert_eq!(reopened.block_counts(), (1, 0));
+        assert_eq!(
+            std::fs::read_dir(b.path().join("blocks")).unwrap().count(),
+            1
+        );
+        assert_eq!(
+            reopened
+                .get_trace(TraceId(0xf))
+                .await
+                .unwrap()
+                .unwrap()
+                .spans
+                .len(),
+            6
+        );
     }
 
     #[tokio::test]
@@ -397,7 +489,9 @@ async fn a_redb_directory_is_migrated_to_blocks_with_its_spans_and_sampling_stat
     let now = SystemTime::now();
     {
         let old = EmbeddedStore::open(d.path()).unwrap();
-        let spans: Vec<Span> = (0..25_000u64).map(|i| span(u128::from(i / 10 + 1), i + 1, now, 10)).collect();
+        let spans: Vec<Span> = (0..25_000u64)
+            .map(|i| span(u128::from(i / 10 + 1), i + 1, now, 10))
+            .collect();
         old.write_spans(spans).await.unwrap();
         let probabilities = spoor_storage::ServiceProbabilities::from([(
             "svc".to_string(),
@@ -407,7 +501,11 @@ async fn a_redb_directory_is_migrated_to_blocks_with_its_spans_and_sampling_stat
     }
     // a migration a crash cut short is started over
     std::fs::create_dir_all(d.path().join("migrating/blocks")).unwrap();
-    std::fs::write(d.path().join("migrating/blocks/0000000000000001.parquet"), b"torn").unwrap();
+    std::fs::write(
+        d.path().join("migrating/blocks/0000000000000001.parquet"),
+        b"torn",
+    )
+    .unwrap();
     let options = BlockOptions::default();
     assert_eq!(migrate_redb(d.path(), options).await.unwrap(), Some(25_000));
     assert!(!d.path().join("spoor.redb").exists());
@@ -420,5 +518,8 @@ async fn a_redb_directory_is_migrated_to_blocks_with_its_spans_and_sampling_stat
     ids.sort();
     assert_eq!(ids, (61..=70).collect::<Vec<_>>());
     let sampling = FileSamplingStore::open(d.path()).unwrap();
-    assert_eq!(sampling.get_latest_probabilities().await.unwrap().unwrap()["svc"]["op"], 0.5);
+    assert_eq!(
+        sampling.get_latest_probabilities().await.unwrap().unwrap()["svc"]["op"],
+        0.5
+    );
 }

@@ -119,12 +119,12 @@ def test_a_block_opens_in_duckdb(start_spoor, tmp_path):
         assert time.time() < deadline, "no block written"
         time.sleep(0.1)
     rows = duckdb.sql(
-        f"SELECT service, count(*) FROM read_parquet('{data}/blocks/*.parquet') GROUP BY service ORDER BY service"
+        f"SELECT service, count(*) FROM read_parquet('{data}/blocks/*.parquet', union_by_name = true) GROUP BY service ORDER BY service"
     ).fetchall()
     assert rows == [("checkout", 30), ("payments", 12)]
     # the typed column of a common attribute, and the times, read as they were sent
     [(low, high, distinct)] = duckdb.sql(
-        f"SELECT min(\"tags.i\"), max(\"tags.i\"), count(DISTINCT trace_id) FROM read_parquet('{data}/blocks/*.parquet')"
+        f"SELECT min(\"tags.i\"), max(\"tags.i\"), count(DISTINCT trace_id) FROM read_parquet('{data}/blocks/*.parquet', union_by_name = true)"
     ).fetchall()
     assert (low, high, distinct) == (0, 29, 2)
 

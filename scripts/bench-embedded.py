@@ -85,8 +85,14 @@ def run(name, args, bin_dir, traces, requests, workers):
         spans = traces * 10
         while metrics().get("spoor_collector_spans_written_total", 0) < spans:
             time.sleep(0.2)
-        # the blocks written from the heads cut during the run are part of its cost
-        while metrics().get("spoor_embedded_frozen_heads", 0) > 0:
+        # the blocks written from the heads cut during the run, and their
+        # merges, are part of its cost: wait until the blocks stop changing
+        settled, last = 0, None
+        while settled < 15:
+            m = metrics()
+            now = (m.get("spoor_embedded_frozen_heads", 0), m.get("spoor_embedded_blocks", 0))
+            settled = settled + 1 if now == last and now[0] == 0 else 0
+            last = now
             time.sleep(0.2)
         cpu = cpu_seconds(server.pid) - cpu0
         m = metrics()

@@ -44,6 +44,9 @@ pub struct BlockOptions {
     pub head_bytes: usize,
     /// ... or when its oldest write is this old.
     pub head_age: Duration,
+    /// Block files take at most this many bytes; the oldest blocks are
+    /// deleted beyond it. 0: no bound but retention's.
+    pub max_disk_bytes: u64,
 }
 
 impl Default for BlockOptions {
@@ -51,6 +54,7 @@ impl Default for BlockOptions {
         BlockOptions {
             head_bytes: 64 << 20,
             head_age: Duration::from_secs(300),
+            max_disk_bytes: 0,
         }
     }
 }
@@ -68,6 +72,9 @@ pub struct BlockStats {
     pub block_disk_bytes: u64,
     /// Memory the blocks' indexes and Parquet metadata take.
     pub block_memory_bytes: u64,
+    /// Spans deleted with their blocks: past the retention, over the disk quota.
+    pub deleted_by_retention: u64,
+    pub deleted_by_quota: u64,
 }
 
 struct Frozen {
@@ -103,6 +110,8 @@ pub struct BlockStore {
     parts: RwLock<Parts>,
     cutting: AtomicBool,
     next_block: AtomicU64,
+    deleted_by_retention: AtomicU64,
+    deleted_by_quota: AtomicU64,
 }
 
 fn new_head() -> MemoryStore {
@@ -191,6 +200,8 @@ impl BlockStore {
             }),
             cutting: AtomicBool::new(false),
             next_block: AtomicU64::new(next_block),
+            deleted_by_retention: AtomicU64::new(0),
+            deleted_by_quota: AtomicU64::new(0),
         });
         spawn_age_cuts(Arc::downgrade(&store), options.head_age);
         Ok(store)
@@ -215,6 +226,8 @@ impl BlockStore {
             frozen_heads: parts.frozen.len() as u64,
             head_spans: head.spans,
             head_bytes: head.bytes,
+            deleted_by_retention: self.deleted_by_retention.load(Ordering::Relaxed),
+            deleted_by_quota: self.deleted_by_quota.load(Ordering::Relaxed),
             ..BlockStats::default()
         };
         for f in &parts.frozen {
@@ -259,6 +272,9 @@ impl BlockStore {
                 tracing::error!(error = %e, "embedded store: writing a block failed; its spans stay in memory and in the write-ahead log, and the write is retried");
             } else if let Err(e) = store.compact().await {
                 tracing::error!(error = %e, "embedded store: merging blocks failed; they stay as they are");
+            }
+            if let Err(e) = store.enforce_disk_quota() {
+                tracing::error!(error = %e, "embedded store: deleting blocks over the disk quota failed");
             }
             store.cutting.store(false, Ordering::Release);
         });
@@ -380,8 +396,53 @@ impl BlockStore {
             parts.blocks = keep;
             old
         };
+        let spans = self.delete(&expired)?;
+        self.deleted_by_retention
+            .fetch_add(spans, Ordering::Relaxed);
+        Ok(spans)
+    }
+
+    /// Deletes the oldest blocks (by their latest span) until the block
+    /// files fit `max_disk_bytes`; returns the spans deleted.
+    pub fn enforce_disk_quota(&self) -> Result<u64, StorageError> {
+        let quota = self.options.max_disk_bytes;
+        if quota == 0 {
+            return Ok(0);
+        }
+        let over: Vec<Arc<Block>> = {
+            let mut parts = self.parts.write().expect("parts lock poisoned");
+            let mut total: u64 = parts.blocks.iter().map(|b| b.file_bytes).sum();
+            let mut by_age: Vec<Arc<Block>> = parts.blocks.clone();
+            by_age.sort_by_key(|b| b.summary.max_start_ns);
+            let mut over = Vec::new();
+            for b in by_age {
+                if total <= quota {
+                    break;
+                }
+                total -= b.file_bytes;
+                over.push(b);
+            }
+            parts
+                .blocks
+                .retain(|b| !over.iter().any(|o| o.path == b.path));
+            over
+        };
+        let spans = self.delete(&over)?;
+        if spans > 0 {
+            tracing::warn!(
+                spans,
+                blocks = over.len(),
+                quota,
+                "embedded store: oldest blocks deleted to stay within --embedded.max-disk-bytes"
+            );
+        }
+        self.deleted_by_quota.fetch_add(spans, Ordering::Relaxed);
+        Ok(spans)
+    }
+
+    fn delete(&self, blocks: &[Arc<Block>]) -> Result<u64, StorageError> {
         let mut spans = 0;
-        for b in expired {
+        for b in blocks {
             spans += b.summary.spans;
             std::fs::remove_file(&b.path).map_err(backend)?;
         }

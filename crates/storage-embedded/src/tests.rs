@@ -455,6 +455,39 @@ mod block_store {
     }
 
     #[tokio::test]
+    async fn the_disk_quota_deletes_the_oldest_blocks() {
+        let d = dir();
+        let store = BlockStore::open(d.path(), BlockOptions::default())
+            .await
+            .unwrap();
+        let now = SystemTime::now();
+        for i in 0..3u64 {
+            let at = now - Duration::from_secs(3600 * (3 - i));
+            store
+                .write_spans(vec![span(u128::from(i + 1), i + 1, at, 1000)])
+                .await
+                .unwrap();
+            store.cut().await.unwrap();
+        }
+        let sizes: u64 = store.stats().block_disk_bytes;
+        let store = {
+            drop(store);
+            let options = BlockOptions {
+                max_disk_bytes: sizes * 2 / 3 + 1,
+                ..BlockOptions::default()
+            };
+            BlockStore::open(d.path(), options).await.unwrap()
+        };
+        assert_eq!(store.enforce_disk_quota().unwrap(), 1);
+        assert!(
+            store.get_trace(TraceId(1)).await.unwrap().is_none(),
+            "the oldest block stayed"
+        );
+        assert!(store.get_trace(TraceId(3)).await.unwrap().is_some());
+        assert_eq!(store.stats().deleted_by_quota, 1);
+    }
+
+    #[tokio::test]
     async fn retention_deletes_whole_blocks() {
         let d = dir();
         let store = BlockStore::open(d.path(), BlockOptions::default())

@@ -88,6 +88,14 @@ pub struct StorageOptions {
     #[arg(long = "embedded.head-age", env = "EMBEDDED_HEAD_AGE", default_value = "5m", value_parser = spoor_model::parse_go_duration)]
     pub embedded_head_age: std::time::Duration,
 
+    /// Embedded store, blocks engine: block files take at most this many bytes, the oldest deleted beyond it (0: no bound).
+    #[arg(
+        long = "embedded.max-disk-bytes",
+        env = "EMBEDDED_MAX_DISK_BYTES",
+        default_value_t = 0
+    )]
+    pub embedded_max_disk_bytes: u64,
+
     /// Embedded store, redb engine: index tags (fast tag searches, several times the write cost per span).
     #[arg(long = "embedded.index-tags", env = "EMBEDDED_INDEX_TAGS", default_value_t = true, action = clap::ArgAction::Set)]
     pub embedded_index_tags: bool,
@@ -209,6 +217,7 @@ impl StorageOptions {
                 let options = BlockOptions {
                     head_bytes: self.embedded_head_bytes,
                     head_age: self.embedded_head_age,
+                    max_disk_bytes: self.embedded_max_disk_bytes,
                 };
                 let opened = |e: spoor_storage::StorageError| {
                     anyhow::anyhow!("while opening the embedded store in {}: {e}", dir.display())
@@ -342,6 +351,22 @@ impl Collector for BlockMetrics {
         for (name, help, value) in gauges {
             let g = ConstGauge::new(value as i64);
             g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
+        }
+        let counters = [
+            (
+                "spoor_embedded_deleted_spans_retention",
+                "Spans deleted with their blocks past --embedded.retention",
+                s.deleted_by_retention,
+            ),
+            (
+                "spoor_embedded_deleted_spans_quota",
+                "Spans deleted with their blocks over --embedded.max-disk-bytes",
+                s.deleted_by_quota,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let c = ConstCounter::new(value);
+            c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
         }
         Ok(())
     }

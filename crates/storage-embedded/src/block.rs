@@ -38,7 +38,9 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use prost::Message;
 use serde::{Deserialize, Serialize};
-use spoor_model::{KeyValue, Process, RefType, Span, SpanId, SpanKind, SpanRef, TraceId, Value};
+use spoor_model::{
+    KeyValue, Process, RefType, Span, SpanId, SpanKind, SpanRef, TraceId, Value, ValueRef,
+};
 use spoor_proto::api_v2;
 use spoor_storage::{Operation, StorageError, TraceQuery};
 
@@ -101,6 +103,145 @@ fn type_of(v: &Value) -> ValueType {
         Value::Int64(_) => ValueType::Int,
         Value::Float64(_) => ValueType::Double,
         Value::Binary(_) => ValueType::Bytes,
+    }
+}
+
+fn type_of_ref(v: &ValueRef) -> ValueType {
+    match v {
+        ValueRef::String(_) => ValueType::Str,
+        ValueRef::Bool(_) => ValueType::Bool,
+        ValueRef::Int64(_) => ValueType::Int,
+        ValueRef::Float64(_) => ValueType::Double,
+        ValueRef::Binary(_) => ValueType::Bytes,
+    }
+}
+
+trait IntoOwned {
+    fn into_owned(self) -> Value;
+}
+
+impl IntoOwned for ValueRef<'_> {
+    fn into_owned(self) -> Value {
+        match self {
+            ValueRef::String(s) => Value::String(s.to_string()),
+            ValueRef::Bool(b) => Value::Bool(b),
+            ValueRef::Int64(i) => Value::Int64(i),
+            ValueRef::Float64(f) => Value::Float64(f),
+            ValueRef::Binary(b) => Value::Binary(b.into_owned()),
+        }
+    }
+}
+
+/// What a block row is made from: a model span, or a span the head holds,
+/// read in place without building a model span first.
+pub trait SpanRow {
+    fn trace_id(&self) -> TraceId;
+    fn span_id(&self) -> SpanId;
+    fn operation(&self) -> &str;
+    fn references(&self) -> &[SpanRef];
+    fn flags(&self) -> u32;
+    fn start_ns(&self) -> u64;
+    fn duration_ns(&self) -> u64;
+    fn process(&self) -> &Arc<Process>;
+    fn for_each_tag<'a>(&'a self, visit: &mut dyn FnMut(&'a str, ValueRef<'a>));
+    /// None without logs.
+    fn logs(&self) -> Option<std::borrow::Cow<'_, [spoor_model::Log]>>;
+    fn for_each_warning(&self, visit: &mut dyn FnMut(&str));
+    fn kind(&self) -> SpanKind {
+        let mut kind = None;
+        self.for_each_tag(&mut |key, value| {
+            if kind.is_none() && key == spoor_model::SPAN_KIND_TAG {
+                kind = Some(match value {
+                    ValueRef::String(s) => SpanKind::parse(s),
+                    _ => SpanKind::Unspecified,
+                });
+            }
+        });
+        kind.unwrap_or(SpanKind::Unspecified)
+    }
+}
+
+impl SpanRow for Span {
+    fn trace_id(&self) -> TraceId {
+        self.trace_id
+    }
+    fn span_id(&self) -> SpanId {
+        self.span_id
+    }
+    fn operation(&self) -> &str {
+        &self.operation_name
+    }
+    fn references(&self) -> &[SpanRef] {
+        &self.references
+    }
+    fn flags(&self) -> u32 {
+        self.flags
+    }
+    fn start_ns(&self) -> u64 {
+        nanos(self.start_time)
+    }
+    fn duration_ns(&self) -> u64 {
+        self.duration.as_nanos().min(u64::MAX as u128) as u64
+    }
+    fn process(&self) -> &Arc<Process> {
+        &self.process
+    }
+    fn for_each_tag<'a>(&'a self, visit: &mut dyn FnMut(&'a str, ValueRef<'a>)) {
+        for kv in &self.tags {
+            visit(&kv.key, kv.value.as_value_ref());
+        }
+    }
+    fn logs(&self) -> Option<std::borrow::Cow<'_, [spoor_model::Log]>> {
+        (!self.logs.is_empty()).then(|| std::borrow::Cow::Borrowed(self.logs.as_slice()))
+    }
+    fn for_each_warning(&self, visit: &mut dyn FnMut(&str)) {
+        for w in &self.warnings {
+            visit(w);
+        }
+    }
+    fn kind(&self) -> SpanKind {
+        Span::kind(self)
+    }
+}
+
+impl SpanRow for spoor_storage_memory::SpanView<'_> {
+    fn trace_id(&self) -> TraceId {
+        self.trace_id
+    }
+    fn span_id(&self) -> SpanId {
+        spoor_storage_memory::SpanView::span_id(self)
+    }
+    fn operation(&self) -> &str {
+        spoor_storage_memory::SpanView::operation(self)
+    }
+    fn references(&self) -> &[SpanRef] {
+        spoor_storage_memory::SpanView::references(self)
+    }
+    fn flags(&self) -> u32 {
+        spoor_storage_memory::SpanView::flags(self)
+    }
+    fn start_ns(&self) -> u64 {
+        spoor_storage_memory::SpanView::start_ns(self)
+    }
+    fn duration_ns(&self) -> u64 {
+        spoor_storage_memory::SpanView::duration_ns(self)
+    }
+    fn process(&self) -> &Arc<Process> {
+        spoor_storage_memory::SpanView::process(self)
+    }
+    fn for_each_tag<'a>(&'a self, visit: &mut dyn FnMut(&'a str, ValueRef<'a>)) {
+        for (key, value) in self.tags() {
+            visit(key, value);
+        }
+    }
+    fn logs(&self) -> Option<std::borrow::Cow<'_, [spoor_model::Log]>> {
+        self.has_logs()
+            .then(|| std::borrow::Cow::Owned(spoor_storage_memory::SpanView::logs(self)))
+    }
+    fn for_each_warning(&self, visit: &mut dyn FnMut(&str)) {
+        for w in self.warnings() {
+            visit(w);
+        }
     }
 }
 
@@ -287,13 +428,13 @@ impl TagBuilder {
     }
 
     /// Appends `v`, which has this column's type.
-    fn append(&mut self, v: Option<&Value>) {
+    fn append(&mut self, v: Option<ValueRef>) {
         match (self, v) {
-            (TagBuilder::Str(b), Some(Value::String(s))) => b.append_value(s),
-            (TagBuilder::Bool(b), Some(Value::Bool(x))) => b.append_value(*x),
-            (TagBuilder::Int(b), Some(Value::Int64(x))) => b.append_value(*x),
-            (TagBuilder::Double(b), Some(Value::Float64(x))) => b.append_value(*x),
-            (TagBuilder::Bytes(b), Some(Value::Binary(x))) => b.append_value(x),
+            (TagBuilder::Str(b), Some(ValueRef::String(s))) => b.append_value(s),
+            (TagBuilder::Bool(b), Some(ValueRef::Bool(x))) => b.append_value(x),
+            (TagBuilder::Int(b), Some(ValueRef::Int64(x))) => b.append_value(x),
+            (TagBuilder::Double(b), Some(ValueRef::Float64(x))) => b.append_value(x),
+            (TagBuilder::Bytes(b), Some(ValueRef::Binary(x))) => b.append_value(x),
             (TagBuilder::Str(b), _) => b.append_null(),
             (TagBuilder::Bool(b), _) => b.append_null(),
             (TagBuilder::Int(b), _) => b.append_null(),
@@ -343,15 +484,6 @@ fn nanos(t: std::time::SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-/// The reference that becomes `parent_span_id`: the first one, when it is a
-/// CHILD_OF within the trace.
-fn parent_ref(span: &Span) -> Option<SpanId> {
-    span.references
-        .first()
-        .filter(|r| r.ref_type == RefType::ChildOf && r.trace_id == span.trace_id)
-        .map(|r| r.span_id)
-}
-
 impl Columns {
     fn new(dedicated: Vec<(String, ValueType)>) -> Self {
         let other = StructBuilder::from_fields(other_tag_fields(), 0);
@@ -378,25 +510,30 @@ impl Columns {
         }
     }
 
-    fn push(&mut self, span: &Span) {
+    fn push(&mut self, span: &impl SpanRow) {
         self.trace_id
-            .append_value(span.trace_id.0.to_be_bytes())
+            .append_value(span.trace_id().0.to_be_bytes())
             .expect("16 bytes");
         self.span_id
-            .append_value(span.span_id.to_bytes())
+            .append_value(span.span_id().to_bytes())
             .expect("8 bytes");
-        self.service.append_value(&span.process.service_name);
-        self.operation.append_value(&span.operation_name);
-        self.start.append_value(nanos(span.start_time) as i64);
+        let process = span.process();
+        self.service.append_value(&process.service_name);
+        self.operation.append_value(span.operation());
+        self.start.append_value(span.start_ns() as i64);
         self.duration
-            .append_value(span.duration.as_nanos().min(i64::MAX as u128) as i64);
-        self.flags.append_value(span.flags as i32);
-        let parent = parent_ref(span);
+            .append_value(span.duration_ns().min(i64::MAX as u64) as i64);
+        self.flags.append_value(span.flags() as i32);
+        let references = span.references();
+        let parent = references
+            .first()
+            .filter(|r| r.ref_type == RefType::ChildOf && r.trace_id == span.trace_id())
+            .map(|r| r.span_id);
         match parent {
             Some(id) => self.parent.append_value(id.to_bytes()).expect("8 bytes"),
             None => self.parent.append_null(),
         }
-        let rest = &span.references[usize::from(parent.is_some())..];
+        let rest = &references[usize::from(parent.is_some())..];
         if rest.is_empty() {
             self.references.append_null();
         } else {
@@ -405,41 +542,42 @@ impl Columns {
             };
             self.references.append_value(msg.encode_to_vec());
         }
-        if span.process.tags.is_empty() {
+        if process.tags.is_empty() {
             self.process_tags.append_null();
         } else {
             let same = self
                 .last_process
                 .as_ref()
-                .is_some_and(|(p, _)| Arc::ptr_eq(p, &span.process) || **p == *span.process);
+                .is_some_and(|(p, _)| Arc::ptr_eq(p, process) || **p == **process);
             if !same {
-                let encoded = spoor_proto::process_to_proto(&span.process).encode_to_vec();
-                self.last_process = Some((Arc::clone(&span.process), encoded));
+                let encoded = spoor_proto::process_to_proto(process).encode_to_vec();
+                self.last_process = Some((Arc::clone(process), encoded));
             }
             let (_, encoded) = self.last_process.as_ref().expect("set above");
             self.process_tags.append_value(encoded);
         }
         // each tag to its column when it has one (the first of a key only)
-        let mut order = Vec::with_capacity(span.tags.len());
-        let mut placed: Vec<Option<&Value>> = vec![None; self.dedicated.len()];
+        let mut order = Vec::new();
+        let mut placed: Vec<Option<ValueRef>> = vec![None; self.dedicated.len()];
         let mut others = Vec::new();
-        for kv in &span.tags {
+        span.for_each_tag(&mut |key, value| {
+            let t = type_of_ref(&value);
             let column = self
                 .dedicated
                 .iter()
-                .position(|(k, t)| *k == kv.key && *t == type_of(&kv.value))
+                .position(|(k, kt)| k == key && *kt == t)
                 .filter(|&i| placed[i].is_none());
             match column {
                 Some(i) => {
-                    placed[i] = Some(&kv.value);
+                    placed[i] = Some(value);
                     order.push(i as u8);
                 }
                 None => {
-                    others.push(kv);
+                    others.push((key.to_string(), value.into_owned()));
                     order.push(OTHER);
                 }
             }
-        }
+        });
         for (builder, value) in self.tags.iter_mut().zip(placed) {
             builder.append(value);
         }
@@ -448,61 +586,61 @@ impl Columns {
             self.other_tags.append_null();
         } else {
             let s = self.other_tags.values();
-            for kv in others {
+            for (key, value) in others {
                 s.field_builder::<StringBuilder>(0)
                     .expect("key")
-                    .append_value(&kv.key);
-                let t = type_of(&kv.value);
-                let text = match &kv.value {
-                    Value::String(x) => Some(x.as_str()),
-                    _ => None,
-                };
+                    .append_value(&key);
                 s.field_builder::<StringBuilder>(1)
                     .expect("str")
-                    .append_option(text);
+                    .append_option(match &value {
+                        Value::String(x) => Some(x.as_str()),
+                        _ => None,
+                    });
                 s.field_builder::<BooleanBuilder>(2)
                     .expect("bool")
-                    .append_option(match kv.value {
+                    .append_option(match value {
                         Value::Bool(b) => Some(b),
                         _ => None,
                     });
                 s.field_builder::<Int64Builder>(3)
                     .expect("int")
-                    .append_option(match kv.value {
+                    .append_option(match value {
                         Value::Int64(i) => Some(i),
                         _ => None,
                     });
                 s.field_builder::<Float64Builder>(4)
                     .expect("double")
-                    .append_option(match kv.value {
+                    .append_option(match value {
                         Value::Float64(f) => Some(f),
                         _ => None,
                     });
                 s.field_builder::<BinaryBuilder>(5)
                     .expect("bytes")
-                    .append_option(match &kv.value {
+                    .append_option(match &value {
                         Value::Binary(b) => Some(b.as_slice()),
                         _ => None,
                     });
-                debug_assert!(t == type_of(&kv.value));
                 s.append(true);
             }
             self.other_tags.append(true);
         }
-        if span.logs.is_empty() {
-            self.logs.append_null();
-        } else {
-            let msg = Logs {
-                logs: span.logs.iter().map(spoor_proto::log_to_proto).collect(),
-            };
-            self.logs.append_value(msg.encode_to_vec());
+        match span.logs() {
+            None => self.logs.append_null(),
+            Some(logs) => {
+                let msg = Logs {
+                    logs: logs.iter().map(spoor_proto::log_to_proto).collect(),
+                };
+                self.logs.append_value(msg.encode_to_vec());
+            }
         }
-        if span.warnings.is_empty() {
+        let mut warnings = 0;
+        span.for_each_warning(&mut |w| {
+            self.warnings.values().append_value(w);
+            warnings += 1;
+        });
+        if warnings == 0 {
             self.warnings.append_null();
         } else {
-            for w in &span.warnings {
-                self.warnings.values().append_value(w);
-            }
             self.warnings.append(true);
         }
         self.rows += 1;
@@ -554,6 +692,38 @@ pub fn write(
     for id in ids {
         for span in fetch(*id) {
             writer.push(&span)?;
+        }
+    }
+    writer.finish()
+}
+
+/// Writes the traces `ids` (ascending) of a head to a new block at `path`,
+/// each span read in place from the head's records.
+pub fn write_head(
+    path: &Path,
+    ids: &[TraceId],
+    head: &spoor_storage_memory::MemoryStore,
+) -> Result<Summary, StorageError> {
+    let mut sample = Vec::new();
+    for id in ids {
+        if sample.len() >= SAMPLE_SPANS {
+            break;
+        }
+        sample.extend(head.trace(*id).map(|t| t.spans).unwrap_or_default());
+    }
+    let mut writer = BlockWriter::create(path, &sample, Vec::new())?;
+    drop(sample);
+    let mut failed = None;
+    for id in ids {
+        head.visit_trace(*id, |span| {
+            if failed.is_none()
+                && let Err(e) = writer.push(&span)
+            {
+                failed = Some(e);
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e);
         }
     }
     writer.finish()
@@ -618,7 +788,7 @@ impl BlockWriter {
         })
     }
 
-    pub fn push(&mut self, span: &Span) -> Result<(), StorageError> {
+    pub fn push(&mut self, span: &impl SpanRow) -> Result<(), StorageError> {
         self.summary.add(span);
         self.columns.push(span);
         if self.columns.rows == BATCH_ROWS {
@@ -653,21 +823,20 @@ impl BlockWriter {
 }
 
 impl Summary {
-    fn add(&mut self, span: &Span) {
+    fn add(&mut self, span: &impl SpanRow) {
         self.spans += 1;
-        let start = nanos(span.start_time);
+        let start = span.start_ns();
         self.min_start_ns = self.min_start_ns.min(start);
         self.max_start_ns = self.max_start_ns.max(start);
         let kind = span.kind().as_str();
-        let ops = self
-            .operations
-            .entry(span.process.service_name.clone())
-            .or_default();
-        if !ops
-            .iter()
-            .any(|(n, k)| *n == span.operation_name && k == kind)
-        {
-            ops.insert((span.operation_name.clone(), kind.to_string()));
+        let service = &span.process().service_name;
+        let operation = span.operation();
+        let ops = match self.operations.get_mut(service) {
+            Some(ops) => ops,
+            None => self.operations.entry(service.clone()).or_default(),
+        };
+        if !ops.iter().any(|(n, k)| n == operation && k == kind) {
+            ops.insert((operation.to_string(), kind.to_string()));
         }
     }
 }

@@ -34,8 +34,12 @@ use crate::wal::{self, Wal};
 
 /// Small blocks are merged when at least this many follow one another.
 const COMPACT_FAN_IN: usize = 4;
-/// A merged block holds about this many spans at most.
-const COMPACT_SPANS: u64 = 2_000_000;
+/// A merged block holds about this many spans at most; blocks of fewer than
+/// a sixteenth of it are small. A head cut by size makes a block of about
+/// 200,000 spans, which is left alone: merging blocks that size would write
+/// every span twice for little gain. Merges are for the small blocks that
+/// cuts by age make when traffic is light.
+const COMPACT_SPANS: u64 = 1_000_000;
 
 /// How the block store cuts its head.
 #[derive(Clone, Copy, Debug)]
@@ -321,9 +325,7 @@ impl BlockStore {
                 let mut ids: Vec<TraceId> =
                     head.trace_starts().into_iter().map(|(id, _)| id).collect();
                 ids.sort_unstable();
-                block::write(&path, &ids, |id| {
-                    head.trace(id).map(|t| t.spans).unwrap_or_default()
-                })?;
+                block::write_head(&path, &ids, &head)?;
                 Block::open(&path)
             })
             .await?;
@@ -568,7 +570,7 @@ impl BlockStore {
 /// The oldest run of at least `COMPACT_FAN_IN` consecutive small blocks,
 /// at most `COMPACT_SPANS` spans in all.
 fn compaction_run(blocks: &[Arc<Block>]) -> Option<Vec<Arc<Block>>> {
-    let small = |b: &Arc<Block>| b.summary.spans < COMPACT_SPANS / COMPACT_FAN_IN as u64;
+    let small = |b: &Arc<Block>| b.summary.spans < COMPACT_SPANS / 16;
     let mut run: Vec<Arc<Block>> = Vec::new();
     let mut spans = 0;
     for b in blocks {

@@ -27,6 +27,7 @@ use spoor_storage::{
 };
 
 use intern::{Interner, Sym};
+pub use record::SpanView;
 use record::{StoredSpan, TagValue, process_bytes};
 
 /// Bounds of a [`MemoryStore`].
@@ -427,6 +428,17 @@ impl MemoryStore {
         let mut found: Vec<(u64, TraceId)> = newest.into_iter().map(|Reverse(x)| x).collect();
         found.sort_by(|a, b| b.cmp(a));
         found
+    }
+
+    /// Calls `visit` with each stored span of trace `id`, read in place
+    /// (the shard stays locked for reading meanwhile).
+    pub fn visit_trace(&self, id: TraceId, mut visit: impl FnMut(SpanView<'_>)) {
+        let shard = self.shard(id).read().expect("shard lock poisoned");
+        if let Some(trace) = shard.traces.get(&id) {
+            for record in &trace.spans {
+                visit(SpanView::new(id, record, &shard.strings));
+            }
+        }
     }
 
     /// Trace `id` as `get_trace` returns it, without awaiting.

@@ -192,7 +192,7 @@ impl SpanRow for Span {
         }
     }
     fn logs(&self) -> Option<std::borrow::Cow<'_, [spoor_model::Log]>> {
-        (!self.logs.is_empty()).then(|| std::borrow::Cow::Borrowed(self.logs.as_slice()))
+        (!self.logs.is_empty()).then_some(std::borrow::Cow::Borrowed(self.logs.as_slice()))
     }
     fn for_each_warning(&self, visit: &mut dyn FnMut(&str)) {
         for w in &self.warnings {
@@ -675,6 +675,7 @@ pub const SAMPLE_SPANS: usize = 20_000;
 /// Writes the traces `ids` (ascending), each read with `fetch`, to a new
 /// block at `path`: first to a temporary file, synced, then renamed into
 /// place, so a crash leaves either the whole block or none.
+#[cfg(test)]
 pub fn write(
     path: &Path,
     ids: &[TraceId],

@@ -147,18 +147,6 @@ pub trait SpanRow {
     /// None without logs.
     fn logs(&self) -> Option<std::borrow::Cow<'_, [spoor_model::Log]>>;
     fn for_each_warning(&self, visit: &mut dyn FnMut(&str));
-    fn kind(&self) -> SpanKind {
-        let mut kind = None;
-        self.for_each_tag(&mut |key, value| {
-            if kind.is_none() && key == spoor_model::SPAN_KIND_TAG {
-                kind = Some(match value {
-                    ValueRef::String(s) => SpanKind::parse(s),
-                    _ => SpanKind::Unspecified,
-                });
-            }
-        });
-        kind.unwrap_or(SpanKind::Unspecified)
-    }
 }
 
 impl SpanRow for Span {
@@ -198,9 +186,6 @@ impl SpanRow for Span {
         for w in &self.warnings {
             visit(w);
         }
-    }
-    fn kind(&self) -> SpanKind {
-        Span::kind(self)
     }
 }
 
@@ -476,6 +461,11 @@ struct Columns {
     rows: usize,
     /// The process tags of the last span and their encoding.
     last_process: Option<(Arc<Process>, Vec<u8>)>,
+    /// Each dedicated key's column.
+    column_of: HashMap<String, usize>,
+    /// Per span, reused: the tag order and which columns got a value.
+    order: Vec<u8>,
+    placed: Vec<bool>,
 }
 
 fn nanos(t: std::time::SystemTime) -> u64 {
@@ -507,10 +497,26 @@ impl Columns {
             warnings: ListBuilder::new(StringBuilder::new()),
             rows: 0,
             last_process: None,
+            column_of: HashMap::new(),
+            order: Vec::new(),
+            placed: Vec::new(),
         }
+        .with_columns()
     }
 
-    fn push(&mut self, span: &impl SpanRow) {
+    fn with_columns(mut self) -> Self {
+        self.column_of = self
+            .dedicated
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| (k.clone(), i))
+            .collect();
+        self.placed = vec![false; self.dedicated.len()];
+        self
+    }
+
+    /// Appends one span's row; returns its kind (from its `span.kind` tag).
+    fn push(&mut self, span: &impl SpanRow) -> SpanKind {
         self.trace_id
             .append_value(span.trace_id().0.to_be_bytes())
             .expect("16 bytes");
@@ -557,19 +563,29 @@ impl Columns {
             self.process_tags.append_value(encoded);
         }
         // each tag to its column when it has one (the first of a key only)
-        let mut order = Vec::new();
-        let mut placed: Vec<Option<ValueRef>> = vec![None; self.dedicated.len()];
+        let mut order = std::mem::take(&mut self.order);
+        let mut placed = std::mem::take(&mut self.placed);
+        order.clear();
+        placed.iter_mut().for_each(|p| *p = false);
         let mut others = Vec::new();
+        let mut kind = None;
+        let (column_of, dedicated, tags) = (&self.column_of, &self.dedicated, &mut self.tags);
         span.for_each_tag(&mut |key, value| {
-            let t = type_of_ref(&value);
-            let column = self
-                .dedicated
-                .iter()
-                .position(|(k, kt)| k == key && *kt == t)
-                .filter(|&i| placed[i].is_none());
+            if kind.is_none() && key == spoor_model::SPAN_KIND_TAG {
+                kind = Some(match &value {
+                    ValueRef::String(s) => SpanKind::parse(s),
+                    _ => SpanKind::Unspecified,
+                });
+            }
+            let column = column_of
+                .get(key)
+                .copied()
+                .filter(|&i| dedicated[i].1 == type_of_ref(&value) && !placed[i]);
             match column {
                 Some(i) => {
-                    placed[i] = Some(value);
+                    placed[i] = true;
+                    // columns are filled in tag order; the ones a span lacks get a null below
+                    tags[i].append(Some(value));
                     order.push(i as u8);
                 }
                 None => {
@@ -578,10 +594,14 @@ impl Columns {
                 }
             }
         });
-        for (builder, value) in self.tags.iter_mut().zip(placed) {
-            builder.append(value);
+        for (builder, placed) in self.tags.iter_mut().zip(&placed) {
+            if !placed {
+                builder.append(None);
+            }
         }
         self.tag_order.append_value(&order);
+        self.order = order;
+        self.placed = placed;
         if others.is_empty() {
             self.other_tags.append_null();
         } else {
@@ -644,6 +664,7 @@ impl Columns {
             self.warnings.append(true);
         }
         self.rows += 1;
+        kind.unwrap_or(SpanKind::Unspecified)
     }
 
     fn finish(&mut self) -> Result<RecordBatch, StorageError> {
@@ -790,8 +811,8 @@ impl BlockWriter {
     }
 
     pub fn push(&mut self, span: &impl SpanRow) -> Result<(), StorageError> {
-        self.summary.add(span);
-        self.columns.push(span);
+        let kind = self.columns.push(span);
+        self.summary.add(span, kind);
         if self.columns.rows == BATCH_ROWS {
             self.writer
                 .write(&self.columns.finish()?)
@@ -824,12 +845,12 @@ impl BlockWriter {
 }
 
 impl Summary {
-    fn add(&mut self, span: &impl SpanRow) {
+    fn add(&mut self, span: &impl SpanRow, kind: SpanKind) {
         self.spans += 1;
         let start = span.start_ns();
         self.min_start_ns = self.min_start_ns.min(start);
         self.max_start_ns = self.max_start_ns.max(start);
-        let kind = span.kind().as_str();
+        let kind = kind.as_str();
         let service = &span.process().service_name;
         let operation = span.operation();
         let ops = match self.operations.get_mut(service) {

@@ -162,27 +162,23 @@ impl BlockStore {
             .and_then(|b| block_number(&b.path))
             .map_or(1, |n| n + 1);
         let head = Arc::new(new_head());
-        let mut replayed = Vec::new();
         let dir_for_wal = wal_dir.clone();
-        let records = blocking(move || {
+        let (records, replayed) = blocking(move || {
             let mut batches = Vec::new();
             let n = wal::replay(&dir_for_wal, |payload| {
-                batches.push(payload.to_vec());
+                batches.push(decode(payload).map_err(std::io::Error::other)?);
                 Ok(())
             })
             .map_err(backend)?;
             Ok((n, batches))
         })
         .await?;
-        for payload in records.1 {
-            replayed.push(decode(&payload)?);
-        }
         for spans in replayed {
             head.write_spans(spans).await?;
         }
-        if records.0 > 0 {
+        if records > 0 {
             tracing::info!(
-                records = records.0,
+                records,
                 spans = head.stats().spans,
                 "embedded store: write-ahead log replayed"
             );

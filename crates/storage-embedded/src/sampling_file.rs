@@ -3,7 +3,7 @@
 //! after each change, so a restarted all-in-one keeps its probabilities and
 //! the recent throughput they were computed from. Leases are held in
 //! memory only: one process owns the data directory.
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use spoor_storage::{SamplingStore, ServiceProbabilities, StorageError, Throughput};
+use spoor_storage_memory::MemorySamplingStore;
 
 use crate::backend;
 
@@ -38,7 +39,8 @@ struct Saved {
 pub struct FileSamplingStore {
     path: PathBuf,
     saved: Mutex<Saved>,
-    leases: Mutex<HashMap<String, (String, SystemTime)>>,
+    /// Leases only: the memory store's, as one process owns the directory.
+    leases: MemorySamplingStore,
 }
 
 fn nanos(t: SystemTime) -> u64 {
@@ -63,7 +65,7 @@ impl FileSamplingStore {
         Ok(FileSamplingStore {
             path,
             saved: Mutex::new(saved),
-            leases: Mutex::new(HashMap::new()),
+            leases: MemorySamplingStore::default(),
         })
     }
 
@@ -153,23 +155,11 @@ impl SamplingStore for FileSamplingStore {
         ttl: Duration,
         now: SystemTime,
     ) -> Result<bool, StorageError> {
-        let mut leases = self.leases.lock().expect("lease lock poisoned");
-        let free = match leases.get(name) {
-            None => true,
-            Some((owner, until)) => owner == holder || *until <= now,
-        };
-        if free {
-            leases.insert(name.to_string(), (holder.to_string(), now + ttl));
-        }
-        Ok(free)
+        self.leases.acquire_lease(name, holder, ttl, now).await
     }
 
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StorageError> {
-        let mut leases = self.leases.lock().expect("lease lock poisoned");
-        if leases.get(name).is_some_and(|(owner, _)| owner == holder) {
-            leases.remove(name);
-        }
-        Ok(())
+        self.leases.release_lease(name, holder).await
     }
 }
 

@@ -11,5 +11,5 @@ pub use duration::{DurationParseError, parse_go_duration};
 pub use ids::{IdParseError, SpanId, TraceId};
 pub use span::{
     DependencyLink, KeyValue, Log, Process, RefType, SPAN_KIND_TAG, Span, SpanKind, SpanRef, Trace,
-    Value, ValueRef,
+    Value,
 };

@@ -37,29 +37,6 @@ impl Value {
     }
 }
 
-/// A value borrowed from wherever it is stored, for code that reads values
-/// without owning them (a store writing its records elsewhere).
-#[derive(Clone, Debug, PartialEq)]
-pub enum ValueRef<'a> {
-    String(&'a str),
-    Bool(bool),
-    Int64(i64),
-    Float64(f64),
-    Binary(Cow<'a, [u8]>),
-}
-
-impl Value {
-    pub fn as_value_ref(&self) -> ValueRef<'_> {
-        match self {
-            Value::String(s) => ValueRef::String(s),
-            Value::Bool(b) => ValueRef::Bool(*b),
-            Value::Int64(i) => ValueRef::Int64(*i),
-            Value::Float64(f) => ValueRef::Float64(*f),
-            Value::Binary(b) => ValueRef::Binary(Cow::Borrowed(b)),
-        }
-    }
-}
-
 #[derive(Clone, Debug, PartialEq)]
 pub struct KeyValue {
     pub key: String,

@@ -38,9 +38,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use prost::Message;
 use serde::{Deserialize, Serialize};
-use spoor_model::{
-    KeyValue, Process, RefType, Span, SpanId, SpanKind, SpanRef, TraceId, Value, ValueRef,
-};
+use spoor_model::{KeyValue, Process, RefType, Span, SpanId, SpanKind, SpanRef, TraceId, Value};
 use spoor_proto::api_v2;
 use spoor_storage::{Operation, StorageError, TraceQuery};
 
@@ -103,130 +101,6 @@ fn type_of(v: &Value) -> ValueType {
         Value::Int64(_) => ValueType::Int,
         Value::Float64(_) => ValueType::Double,
         Value::Binary(_) => ValueType::Bytes,
-    }
-}
-
-fn type_of_ref(v: &ValueRef) -> ValueType {
-    match v {
-        ValueRef::String(_) => ValueType::Str,
-        ValueRef::Bool(_) => ValueType::Bool,
-        ValueRef::Int64(_) => ValueType::Int,
-        ValueRef::Float64(_) => ValueType::Double,
-        ValueRef::Binary(_) => ValueType::Bytes,
-    }
-}
-
-trait IntoOwned {
-    fn into_owned(self) -> Value;
-}
-
-impl IntoOwned for ValueRef<'_> {
-    fn into_owned(self) -> Value {
-        match self {
-            ValueRef::String(s) => Value::String(s.to_string()),
-            ValueRef::Bool(b) => Value::Bool(b),
-            ValueRef::Int64(i) => Value::Int64(i),
-            ValueRef::Float64(f) => Value::Float64(f),
-            ValueRef::Binary(b) => Value::Binary(b.into_owned()),
-        }
-    }
-}
-
-/// What a block row is made from: a model span, or a span the head holds,
-/// read in place without building a model span first.
-pub trait SpanRow {
-    fn trace_id(&self) -> TraceId;
-    fn span_id(&self) -> SpanId;
-    fn operation(&self) -> &str;
-    fn references(&self) -> &[SpanRef];
-    fn flags(&self) -> u32;
-    fn start_ns(&self) -> u64;
-    fn duration_ns(&self) -> u64;
-    fn process(&self) -> &Arc<Process>;
-    fn for_each_tag<'a>(&'a self, visit: &mut dyn FnMut(&'a str, ValueRef<'a>));
-    /// None without logs.
-    fn logs(&self) -> Option<std::borrow::Cow<'_, [spoor_model::Log]>>;
-    fn for_each_warning(&self, visit: &mut dyn FnMut(&str));
-}
-
-impl SpanRow for Span {
-    fn trace_id(&self) -> TraceId {
-        self.trace_id
-    }
-    fn span_id(&self) -> SpanId {
-        self.span_id
-    }
-    fn operation(&self) -> &str {
-        &self.operation_name
-    }
-    fn references(&self) -> &[SpanRef] {
-        &self.references
-    }
-    fn flags(&self) -> u32 {
-        self.flags
-    }
-    fn start_ns(&self) -> u64 {
-        nanos(self.start_time)
-    }
-    fn duration_ns(&self) -> u64 {
-        self.duration.as_nanos().min(u64::MAX as u128) as u64
-    }
-    fn process(&self) -> &Arc<Process> {
-        &self.process
-    }
-    fn for_each_tag<'a>(&'a self, visit: &mut dyn FnMut(&'a str, ValueRef<'a>)) {
-        for kv in &self.tags {
-            visit(&kv.key, kv.value.as_value_ref());
-        }
-    }
-    fn logs(&self) -> Option<std::borrow::Cow<'_, [spoor_model::Log]>> {
-        (!self.logs.is_empty()).then_some(std::borrow::Cow::Borrowed(self.logs.as_slice()))
-    }
-    fn for_each_warning(&self, visit: &mut dyn FnMut(&str)) {
-        for w in &self.warnings {
-            visit(w);
-        }
-    }
-}
-
-impl SpanRow for spoor_storage_memory::SpanView<'_> {
-    fn trace_id(&self) -> TraceId {
-        self.trace_id
-    }
-    fn span_id(&self) -> SpanId {
-        spoor_storage_memory::SpanView::span_id(self)
-    }
-    fn operation(&self) -> &str {
-        spoor_storage_memory::SpanView::operation(self)
-    }
-    fn references(&self) -> &[SpanRef] {
-        spoor_storage_memory::SpanView::references(self)
-    }
-    fn flags(&self) -> u32 {
-        spoor_storage_memory::SpanView::flags(self)
-    }
-    fn start_ns(&self) -> u64 {
-        spoor_storage_memory::SpanView::start_ns(self)
-    }
-    fn duration_ns(&self) -> u64 {
-        spoor_storage_memory::SpanView::duration_ns(self)
-    }
-    fn process(&self) -> &Arc<Process> {
-        spoor_storage_memory::SpanView::process(self)
-    }
-    fn for_each_tag<'a>(&'a self, visit: &mut dyn FnMut(&'a str, ValueRef<'a>)) {
-        for (key, value) in self.tags() {
-            visit(key, value);
-        }
-    }
-    fn logs(&self) -> Option<std::borrow::Cow<'_, [spoor_model::Log]>> {
-        self.has_logs()
-            .then(|| std::borrow::Cow::Owned(spoor_storage_memory::SpanView::logs(self)))
-    }
-    fn for_each_warning(&self, visit: &mut dyn FnMut(&str)) {
-        for w in self.warnings() {
-            visit(w);
-        }
     }
 }
 
@@ -413,13 +287,13 @@ impl TagBuilder {
     }
 
     /// Appends `v`, which has this column's type.
-    fn append(&mut self, v: Option<ValueRef>) {
+    fn append(&mut self, v: Option<&Value>) {
         match (self, v) {
-            (TagBuilder::Str(b), Some(ValueRef::String(s))) => b.append_value(s),
-            (TagBuilder::Bool(b), Some(ValueRef::Bool(x))) => b.append_value(x),
-            (TagBuilder::Int(b), Some(ValueRef::Int64(x))) => b.append_value(x),
-            (TagBuilder::Double(b), Some(ValueRef::Float64(x))) => b.append_value(x),
-            (TagBuilder::Bytes(b), Some(ValueRef::Binary(x))) => b.append_value(x),
+            (TagBuilder::Str(b), Some(Value::String(s))) => b.append_value(s),
+            (TagBuilder::Bool(b), Some(Value::Bool(x))) => b.append_value(*x),
+            (TagBuilder::Int(b), Some(Value::Int64(x))) => b.append_value(*x),
+            (TagBuilder::Double(b), Some(Value::Float64(x))) => b.append_value(*x),
+            (TagBuilder::Bytes(b), Some(Value::Binary(x))) => b.append_value(x),
             (TagBuilder::Str(b), _) => b.append_null(),
             (TagBuilder::Bool(b), _) => b.append_null(),
             (TagBuilder::Int(b), _) => b.append_null(),
@@ -516,24 +390,24 @@ impl Columns {
     }
 
     /// Appends one span's row; returns its kind (from its `span.kind` tag).
-    fn push(&mut self, span: &impl SpanRow) -> SpanKind {
+    fn push(&mut self, span: &Span) -> SpanKind {
         self.trace_id
-            .append_value(span.trace_id().0.to_be_bytes())
+            .append_value(span.trace_id.0.to_be_bytes())
             .expect("16 bytes");
         self.span_id
-            .append_value(span.span_id().to_bytes())
+            .append_value(span.span_id.to_bytes())
             .expect("8 bytes");
-        let process = span.process();
+        let process = &span.process;
         self.service.append_value(&process.service_name);
-        self.operation.append_value(span.operation());
-        self.start.append_value(span.start_ns() as i64);
+        self.operation.append_value(&span.operation_name);
+        self.start.append_value(nanos(span.start_time) as i64);
         self.duration
-            .append_value(span.duration_ns().min(i64::MAX as u64) as i64);
-        self.flags.append_value(span.flags() as i32);
-        let references = span.references();
+            .append_value(span.duration.as_nanos().min(i64::MAX as u128) as i64);
+        self.flags.append_value(span.flags as i32);
+        let references = &span.references;
         let parent = references
             .first()
-            .filter(|r| r.ref_type == RefType::ChildOf && r.trace_id == span.trace_id())
+            .filter(|r| r.ref_type == RefType::ChildOf && r.trace_id == span.trace_id)
             .map(|r| r.span_id);
         match parent {
             Some(id) => self.parent.append_value(id.to_bytes()).expect("8 bytes"),
@@ -570,30 +444,30 @@ impl Columns {
         let mut others = Vec::new();
         let mut kind = None;
         let (column_of, dedicated, tags) = (&self.column_of, &self.dedicated, &mut self.tags);
-        span.for_each_tag(&mut |key, value| {
-            if kind.is_none() && key == spoor_model::SPAN_KIND_TAG {
-                kind = Some(match &value {
-                    ValueRef::String(s) => SpanKind::parse(s),
+        for kv in &span.tags {
+            if kind.is_none() && kv.key == spoor_model::SPAN_KIND_TAG {
+                kind = Some(match &kv.value {
+                    Value::String(s) => SpanKind::parse(s),
                     _ => SpanKind::Unspecified,
                 });
             }
             let column = column_of
-                .get(key)
+                .get(&kv.key)
                 .copied()
-                .filter(|&i| dedicated[i].1 == type_of_ref(&value) && !placed[i]);
+                .filter(|&i| dedicated[i].1 == type_of(&kv.value) && !placed[i]);
             match column {
                 Some(i) => {
                     placed[i] = true;
                     // columns are filled in tag order; the ones a span lacks get a null below
-                    tags[i].append(Some(value));
+                    tags[i].append(Some(&kv.value));
                     order.push(i as u8);
                 }
                 None => {
-                    others.push((key.to_string(), value.into_owned()));
+                    others.push(kv);
                     order.push(OTHER);
                 }
             }
-        });
+        }
         for (builder, placed) in self.tags.iter_mut().zip(&placed) {
             if !placed {
                 builder.append(None);
@@ -606,37 +480,38 @@ impl Columns {
             self.other_tags.append_null();
         } else {
             let s = self.other_tags.values();
-            for (key, value) in others {
+            for kv in others {
+                let value = &kv.value;
                 s.field_builder::<StringBuilder>(0)
                     .expect("key")
-                    .append_value(&key);
+                    .append_value(&kv.key);
                 s.field_builder::<StringBuilder>(1)
                     .expect("str")
-                    .append_option(match &value {
+                    .append_option(match value {
                         Value::String(x) => Some(x.as_str()),
                         _ => None,
                     });
                 s.field_builder::<BooleanBuilder>(2)
                     .expect("bool")
-                    .append_option(match value {
+                    .append_option(match *value {
                         Value::Bool(b) => Some(b),
                         _ => None,
                     });
                 s.field_builder::<Int64Builder>(3)
                     .expect("int")
-                    .append_option(match value {
+                    .append_option(match *value {
                         Value::Int64(i) => Some(i),
                         _ => None,
                     });
                 s.field_builder::<Float64Builder>(4)
                     .expect("double")
-                    .append_option(match value {
+                    .append_option(match *value {
                         Value::Float64(f) => Some(f),
                         _ => None,
                     });
                 s.field_builder::<BinaryBuilder>(5)
                     .expect("bytes")
-                    .append_option(match &value {
+                    .append_option(match value {
                         Value::Binary(b) => Some(b.as_slice()),
                         _ => None,
                     });
@@ -644,23 +519,20 @@ impl Columns {
             }
             self.other_tags.append(true);
         }
-        match span.logs() {
-            None => self.logs.append_null(),
-            Some(logs) => {
-                let msg = Logs {
-                    logs: logs.iter().map(spoor_proto::log_to_proto).collect(),
-                };
-                self.logs.append_value(msg.encode_to_vec());
-            }
+        if span.logs.is_empty() {
+            self.logs.append_null();
+        } else {
+            let msg = Logs {
+                logs: span.logs.iter().map(spoor_proto::log_to_proto).collect(),
+            };
+            self.logs.append_value(msg.encode_to_vec());
         }
-        let mut warnings = 0;
-        span.for_each_warning(&mut |w| {
-            self.warnings.values().append_value(w);
-            warnings += 1;
-        });
-        if warnings == 0 {
+        if span.warnings.is_empty() {
             self.warnings.append_null();
         } else {
+            for w in &span.warnings {
+                self.warnings.values().append_value(w);
+            }
             self.warnings.append(true);
         }
         self.rows += 1;
@@ -719,27 +591,23 @@ pub fn write(
     writer.finish()
 }
 
-/// Writes the traces `ids` (ascending) of a head to a new block at `path`,
-/// each span read in place from the head's records.
-pub fn write_head(
-    path: &Path,
-    ids: &[TraceId],
-    head: &spoor_storage_memory::MemoryStore,
-) -> Result<Summary, StorageError> {
+/// Writes every trace of `head` to a new block at `path`, in trace id order.
+pub fn write_head(path: &Path, head: &crate::head::Head) -> Result<Summary, StorageError> {
+    let ids = head.trace_ids();
     let mut sample = Vec::new();
-    for id in ids {
+    for id in &ids {
         if sample.len() >= SAMPLE_SPANS {
             break;
         }
-        sample.extend(head.trace(*id).map(|t| t.spans).unwrap_or_default());
+        head.visit_trace(*id, |s| sample.push(s.clone()));
     }
     let mut writer = BlockWriter::create(path, &sample, Vec::new())?;
     drop(sample);
     let mut failed = None;
     for id in ids {
-        head.visit_trace(*id, |span| {
+        head.visit_trace(id, |span| {
             if failed.is_none()
-                && let Err(e) = writer.push(&span)
+                && let Err(e) = writer.push(span)
             {
                 failed = Some(e);
             }
@@ -810,7 +678,7 @@ impl BlockWriter {
         })
     }
 
-    pub fn push(&mut self, span: &impl SpanRow) -> Result<(), StorageError> {
+    pub fn push(&mut self, span: &Span) -> Result<(), StorageError> {
         let kind = self.columns.push(span);
         self.summary.add(span, kind);
         if self.columns.rows == BATCH_ROWS {
@@ -845,14 +713,14 @@ impl BlockWriter {
 }
 
 impl Summary {
-    fn add(&mut self, span: &impl SpanRow, kind: SpanKind) {
+    fn add(&mut self, span: &Span, kind: SpanKind) {
         self.spans += 1;
-        let start = span.start_ns();
+        let start = nanos(span.start_time);
         self.min_start_ns = self.min_start_ns.min(start);
         self.max_start_ns = self.max_start_ns.max(start);
         let kind = kind.as_str();
-        let service = &span.process().service_name;
-        let operation = span.operation();
+        let service = &span.process.service_name;
+        let operation = span.operation_name.as_str();
         let ops = match self.operations.get_mut(service) {
             Some(ops) => ops,
             None => self.operations.entry(service.clone()).or_default(),

@@ -2,8 +2,8 @@
 //! (docs/decisions/embedded-store.md).
 //!
 //! A write is appended to the write-ahead log (group commit: one fsync for
-//! every batch that arrived meanwhile) and then put in the head, an
-//! in-memory store that answers queries at once. When the head outgrows
+//! every batch that arrived meanwhile) and then moved into the head, which
+//! answers queries at once. When the head outgrows
 //! `--embedded.head-bytes` or `--embedded.head-age`, it is cut: the log
 //! moves on to a new segment, the head is frozen (still queried) and written
 //! as a Parquet block in the background; once the block is in place the
@@ -26,10 +26,10 @@ use spoor_storage::{
     DependencyCounter, DependencyReader, Operation, OperationQuery, SpanReader, SpanWriter,
     StorageError, TraceQuery, dedupe_spans,
 };
-use spoor_storage_memory::{MemoryConfig, MemoryStore};
 
 use crate::backend;
 use crate::block::{self, Block};
+use crate::head::Head;
 use crate::wal::{self, Wal};
 
 /// Small blocks are merged when at least this many follow one another.
@@ -84,11 +84,11 @@ pub struct BlockStats {
 struct Frozen {
     /// The newest log segment whose spans are in this head.
     sealed: u64,
-    head: Arc<MemoryStore>,
+    head: Arc<Head>,
 }
 
 struct Parts {
-    head: Arc<MemoryStore>,
+    head: Arc<Head>,
     head_since: Instant,
     /// Cut heads not yet in a block, oldest first.
     frozen: Vec<Frozen>,
@@ -98,7 +98,7 @@ struct Parts {
 
 /// What one query reads: the parts as they were when it began.
 struct Snapshot {
-    memory: Vec<Arc<MemoryStore>>,
+    memory: Vec<Arc<Head>>,
     blocks: Vec<Arc<Block>>,
 }
 
@@ -116,14 +116,6 @@ pub struct BlockStore {
     next_block: AtomicU64,
     deleted_by_retention: AtomicU64,
     deleted_by_quota: AtomicU64,
-}
-
-fn new_head() -> MemoryStore {
-    // the head is never evicted from: it is cut before it grows large
-    MemoryStore::new(MemoryConfig {
-        max_traces: 0,
-        max_bytes: usize::MAX / 4,
-    })
 }
 
 fn block_path(dir: &Path, id: u64) -> PathBuf {
@@ -161,7 +153,7 @@ impl BlockStore {
             .last()
             .and_then(|b| block_number(&b.path))
             .map_or(1, |n| n + 1);
-        let head = Arc::new(new_head());
+        let head = Arc::new(Head::default());
         let dir_for_wal = wal_dir.clone();
         let (records, replayed) = blocking(move || {
             let mut batches = Vec::new();
@@ -174,12 +166,12 @@ impl BlockStore {
         })
         .await?;
         for spans in replayed {
-            head.write_spans(spans).await?;
+            head.insert(spans);
         }
         if records > 0 {
             tracing::info!(
                 records,
-                spans = head.stats().spans,
+                spans = head.stats().0,
                 "embedded store: write-ahead log replayed"
             );
         }
@@ -220,20 +212,20 @@ impl BlockStore {
     /// What a metrics exporter reads.
     pub fn stats(&self) -> BlockStats {
         let parts = self.parts.read().expect("parts lock poisoned");
-        let head = parts.head.stats();
+        let (head_spans, head_bytes) = parts.head.stats();
         let mut stats = BlockStats {
             blocks: parts.blocks.len() as u64,
             frozen_heads: parts.frozen.len() as u64,
-            head_spans: head.spans,
-            head_bytes: head.bytes,
+            head_spans,
+            head_bytes,
             deleted_by_retention: self.deleted_by_retention.load(Ordering::Relaxed),
             deleted_by_quota: self.deleted_by_quota.load(Ordering::Relaxed),
             ..BlockStats::default()
         };
         for f in &parts.frozen {
-            let s = f.head.stats();
-            stats.head_spans += s.spans;
-            stats.head_bytes += s.bytes;
+            let (spans, bytes) = f.head.stats();
+            stats.head_spans += spans;
+            stats.head_bytes += bytes;
         }
         for b in &parts.blocks {
             stats.block_spans += b.summary.spans;
@@ -252,9 +244,9 @@ impl BlockStore {
     /// Whether the head should be cut, or frozen heads wait for a block.
     fn cut_is_due(&self) -> bool {
         let parts = self.parts.read().expect("parts lock poisoned");
-        let stats = parts.head.stats();
-        let head_due = stats.spans > 0
-            && (stats.bytes as usize >= self.options.head_bytes
+        let (spans, bytes) = parts.head.stats();
+        let head_due = spans > 0
+            && (bytes as usize >= self.options.head_bytes
                 || parts.head_since.elapsed() >= self.options.head_age);
         head_due || !parts.frozen.is_empty()
     }
@@ -291,15 +283,15 @@ impl BlockStore {
         let _one_at_a_time = self.flushing.lock().await;
         {
             let _writers_out = self.cut_lock.write().await;
-            let stats = self.parts.read().expect("parts lock poisoned").head.stats();
-            let due = force || stats.bytes as usize >= self.options.head_bytes || {
+            let (spans, bytes) = self.parts.read().expect("parts lock poisoned").head.stats();
+            let due = force || bytes as usize >= self.options.head_bytes || {
                 let parts = self.parts.read().expect("parts lock poisoned");
                 parts.head_since.elapsed() >= self.options.head_age
             };
-            if stats.spans > 0 && due {
+            if spans > 0 && due {
                 let sealed = self.wal.rotate().await.map_err(backend)?;
                 let mut parts = self.parts.write().expect("parts lock poisoned");
-                let head = std::mem::replace(&mut parts.head, Arc::new(new_head()));
+                let head = std::mem::replace(&mut parts.head, Arc::new(Head::default()));
                 parts.head_since = Instant::now();
                 parts.frozen.push(Frozen { sealed, head });
             }
@@ -318,10 +310,7 @@ impl BlockStore {
             let id = self.next_block.fetch_add(1, Ordering::Relaxed);
             let path = block_path(&self.blocks_dir, id);
             let block = blocking(move || {
-                let mut ids: Vec<TraceId> =
-                    head.trace_starts().into_iter().map(|(id, _)| id).collect();
-                ids.sort_unstable();
-                block::write_head(&path, &ids, &head)?;
+                block::write_head(&path, &head)?;
                 Block::open(&path)
             })
             .await?;
@@ -477,12 +466,8 @@ impl BlockStore {
 
     async fn trace_in(snapshot: &Snapshot, id: TraceId) -> Result<Option<Trace>, StorageError> {
         let mut spans = Vec::new();
-        let mut warnings = Vec::new();
         for m in &snapshot.memory {
-            if let Some(t) = m.trace(id) {
-                spans.extend(t.spans);
-                warnings.extend(t.warnings);
-            }
+            spans.extend(m.trace(id));
         }
         let holding: Vec<Arc<Block>> = snapshot
             .blocks
@@ -505,7 +490,10 @@ impl BlockStore {
             return Ok(None);
         }
         dedupe_spans(&mut spans);
-        Ok(Some(Trace { spans, warnings }))
+        Ok(Some(Trace {
+            spans,
+            warnings: vec![],
+        }))
     }
 
     /// The start of trace `id` over every part: its earliest span.
@@ -521,7 +509,7 @@ impl BlockStore {
         let snapshot = self.snapshot();
         let mut candidates: Vec<(TraceId, SystemTime)> = Vec::new();
         for m in &snapshot.memory {
-            candidates.extend(m.search_with_starts(query));
+            candidates.extend(m.search(query, limit));
         }
         // newest blocks first; a block whose spans all started before the
         // `limit` newest traces found so far cannot change the answer
@@ -717,7 +705,7 @@ impl SpanWriter for BlockStore {
             let _in_this_head = self.cut_lock.read().await;
             self.wal.append(payload).await.map_err(backend)?;
             let head = Arc::clone(&self.parts.read().expect("parts lock poisoned").head);
-            head.write_spans(spans).await?;
+            head.insert(spans);
         }
         self.cut_if_due();
         Ok(())
@@ -734,7 +722,7 @@ impl SpanReader for BlockStore {
         let snapshot = self.snapshot();
         let mut services = BTreeSet::new();
         for m in &snapshot.memory {
-            services.extend(m.get_services().await?);
+            services.extend(m.services());
         }
         for b in &snapshot.blocks {
             services.extend(b.summary.operations.keys().cloned());
@@ -746,7 +734,7 @@ impl SpanReader for BlockStore {
         let snapshot = self.snapshot();
         let mut ops = BTreeSet::new();
         for m in &snapshot.memory {
-            ops.extend(m.get_operations(query).await?);
+            ops.extend(m.operations(query));
         }
         for b in &snapshot.blocks {
             ops.extend(
@@ -787,12 +775,10 @@ impl DependencyReader for BlockStore {
     ) -> Result<Vec<DependencyLink>, StorageError> {
         let snapshot = self.snapshot();
         let mut counter = DependencyCounter::default();
-        for m in &snapshot.memory {
-            for link in m.get_dependencies(end_time, lookback).await? {
-                counter.add_link(link);
-            }
-        }
         let start = end_time.checked_sub(lookback).unwrap_or(UNIX_EPOCH);
+        for m in &snapshot.memory {
+            m.add_calls(&mut counter, start, end_time);
+        }
         let blocks = snapshot.blocks;
         let counter = blocking(move || {
             for b in blocks {

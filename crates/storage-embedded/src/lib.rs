@@ -12,6 +12,7 @@
 
 mod block;
 mod blocks;
+mod head;
 mod keys;
 mod migrate;
 mod sampling;

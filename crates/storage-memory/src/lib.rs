@@ -27,7 +27,6 @@ use spoor_storage::{
 };
 
 use intern::{Interner, Sym};
-pub use record::SpanView;
 use record::{StoredSpan, TagValue, process_bytes};
 
 /// Bounds of a [`MemoryStore`].
@@ -332,39 +331,8 @@ impl MemoryStore {
         }
     }
 
-    /// The newest matching traces, newest first, with their start times (the
-    /// earliest start of their spans), for a store that merges several.
-    pub fn search_with_starts(&self, query: &TraceQuery) -> Vec<(TraceId, SystemTime)> {
-        self.search(query)
-            .into_iter()
-            .map(|(start, id)| (id, UNIX_EPOCH + Duration::from_nanos(start)))
-            .collect()
-    }
-
-    /// Every stored trace with its start time, in no order.
-    pub fn trace_starts(&self) -> Vec<(TraceId, SystemTime)> {
-        let mut out = Vec::new();
-        for shard in self.shards.iter() {
-            let shard = shard.read().expect("shard lock poisoned");
-            out.extend(
-                shard
-                    .traces
-                    .iter()
-                    .map(|(id, t)| (*id, UNIX_EPOCH + Duration::from_nanos(t.start_ns))),
-            );
-        }
-        out
-    }
-
-    /// The start time of trace `id` (its earliest span), when stored.
-    pub fn trace_start(&self, id: TraceId) -> Option<SystemTime> {
-        let shard = self.shard(id).read().expect("shard lock poisoned");
-        let t = shard.traces.get(&id)?;
-        Some(UNIX_EPOCH + Duration::from_nanos(t.start_ns))
-    }
-
-    /// (start, id) of the newest matching traces, newest first.
-    fn search(&self, query: &TraceQuery) -> Vec<(u64, TraceId)> {
+    /// Ids of the newest matching traces, newest first.
+    fn search(&self, query: &TraceQuery) -> Vec<TraceId> {
         let limit = query.limit();
         let (min_ns, max_ns) = (nanos(query.start_time_min), nanos(query.start_time_max));
         let (dmin, dmax) = (
@@ -427,22 +395,10 @@ impl MemoryStore {
         }
         let mut found: Vec<(u64, TraceId)> = newest.into_iter().map(|Reverse(x)| x).collect();
         found.sort_by(|a, b| b.cmp(a));
-        found
+        found.into_iter().map(|(_, id)| id).collect()
     }
 
-    /// Calls `visit` with each stored span of trace `id`, read in place
-    /// (the shard stays locked for reading meanwhile).
-    pub fn visit_trace(&self, id: TraceId, mut visit: impl FnMut(SpanView<'_>)) {
-        let shard = self.shard(id).read().expect("shard lock poisoned");
-        if let Some(trace) = shard.traces.get(&id) {
-            for record in &trace.spans {
-                visit(SpanView::new(id, record, &shard.strings));
-            }
-        }
-    }
-
-    /// Trace `id` as `get_trace` returns it, without awaiting.
-    pub fn trace(&self, id: TraceId) -> Option<Trace> {
+    fn trace(&self, id: TraceId) -> Option<Trace> {
         self.shard(id)
             .read()
             .expect("shard lock poisoned")
@@ -541,13 +497,13 @@ impl SpanReader for MemoryStore {
         Ok(self
             .search(query)
             .into_iter()
-            .filter_map(|(_, id)| self.trace(id))
+            .filter_map(|id| self.trace(id))
             .collect())
     }
 
     async fn find_trace_ids(&self, query: &TraceQuery) -> Result<Vec<TraceId>, StorageError> {
         query.validate()?;
-        Ok(self.search(query).into_iter().map(|(_, id)| id).collect())
+        Ok(self.search(query))
     }
 }
 

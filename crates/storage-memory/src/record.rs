@@ -5,7 +5,7 @@ use std::mem::size_of;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use spoor_model::{KeyValue, Log, Process, Span, SpanId, SpanRef, TraceId, Value, ValueRef};
+use spoor_model::{KeyValue, Log, Process, Span, SpanId, SpanRef, TraceId, Value};
 
 use crate::intern::{Interner, Sym};
 
@@ -187,77 +187,6 @@ impl StoredSpan {
     pub fn has_tag(&self, key: Sym, value: &TagValue) -> bool {
         let hit = |kvs: &[StoredKeyValue]| kvs.iter().any(|kv| kv.key == key && value.matches(kv));
         hit(&self.tags) || self.logs.iter().any(|l| hit(&l.fields))
-    }
-}
-
-/// A stored span read in place: its strings borrowed from the interner.
-pub struct SpanView<'a> {
-    pub trace_id: TraceId,
-    record: &'a StoredSpan,
-    strings: &'a Interner,
-}
-
-impl<'a> SpanView<'a> {
-    pub fn new(trace_id: TraceId, record: &'a StoredSpan, strings: &'a Interner) -> Self {
-        SpanView {
-            trace_id,
-            record,
-            strings,
-        }
-    }
-    pub fn span_id(&self) -> SpanId {
-        self.record.span_id
-    }
-    pub fn operation(&self) -> &'a str {
-        self.strings.resolve(self.record.operation)
-    }
-    pub fn references(&self) -> &'a [SpanRef] {
-        &self.record.references
-    }
-    pub fn flags(&self) -> u32 {
-        self.record.flags
-    }
-    pub fn start_ns(&self) -> u64 {
-        self.record.start_ns
-    }
-    pub fn duration_ns(&self) -> u64 {
-        self.record.duration_ns
-    }
-    pub fn process(&self) -> &'a Arc<Process> {
-        &self.record.process
-    }
-    /// The tags, in the order the span carried them.
-    pub fn tags(&self) -> impl Iterator<Item = (&'a str, ValueRef<'a>)> + 'a {
-        let strings = self.strings;
-        self.record.tags.iter().map(move |kv| {
-            let value = match kv.kind {
-                Kind::Str => ValueRef::String(strings.resolve(Sym::from_bits(kv.bits))),
-                Kind::Bool => ValueRef::Bool(kv.bits != 0),
-                Kind::Int64 => ValueRef::Int64(kv.bits as i64),
-                Kind::Float64 => ValueRef::Float64(f64::from_bits(kv.bits)),
-                Kind::Binary => ValueRef::Binary(std::borrow::Cow::Owned(from_hex(
-                    strings.resolve(Sym::from_bits(kv.bits)),
-                ))),
-            };
-            (strings.resolve(kv.key), value)
-        })
-    }
-    pub fn has_logs(&self) -> bool {
-        !self.record.logs.is_empty()
-    }
-    /// The logs, built as model logs (few spans have them).
-    pub fn logs(&self) -> Vec<Log> {
-        self.record
-            .logs
-            .iter()
-            .map(|l| Log {
-                timestamp: UNIX_EPOCH + Duration::from_nanos(l.timestamp_ns),
-                fields: resolve_kvs(&l.fields, self.strings),
-            })
-            .collect()
-    }
-    pub fn warnings(&self) -> impl Iterator<Item = &'a str> + 'a {
-        self.record.warnings.iter().map(|w| &**w)
     }
 }
 

@@ -642,7 +642,15 @@ impl BlockWriter {
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).map_err(backend)?))
             .set_data_page_row_count_limit(PAGE_ROWS)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-            .set_statistics_enabled(EnabledStatistics::Chunk);
+            // the store prunes by its own summaries: Parquet's statistics
+            // are kept for the columns other readers filter on most
+            .set_statistics_enabled(EnabledStatistics::None)
+            .set_column_statistics_enabled(ColumnPath::from("start_time"), EnabledStatistics::Chunk)
+            .set_column_statistics_enabled(ColumnPath::from("trace_id"), EnabledStatistics::Chunk);
+        // random span ids do not compress: spare zstd the work (parent ids
+        // do: siblings share theirs)
+        props =
+            props.set_column_compression(ColumnPath::from("span_id"), Compression::UNCOMPRESSED);
         // ids and times are nearly all distinct: a dictionary would only be
         // built to be dropped; zstd takes the repeats of a trace's id
         let unique = [

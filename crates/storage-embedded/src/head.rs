@@ -69,12 +69,12 @@ impl Head {
     }
 
     fn index_operations(&self, spans: &[Span]) {
+        // a service has few operations: a scan, without building a key
         let known = |ops: &BTreeMap<String, BTreeSet<Operation>>, s: &Span| {
             ops.get(&s.process.service_name).is_some_and(|o| {
-                o.contains(&Operation {
-                    name: s.operation_name.clone(),
-                    span_kind: s.kind(),
-                })
+                let kind = s.kind();
+                o.iter()
+                    .any(|op| op.span_kind == kind && op.name == s.operation_name)
             })
         };
         let new: Vec<&Span> = {

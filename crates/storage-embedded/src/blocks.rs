@@ -36,9 +36,9 @@ use crate::wal::{self, Wal};
 const COMPACT_FAN_IN: usize = 4;
 /// A merged block holds about this many spans at most; blocks of fewer than
 /// a sixteenth of it are small. A head cut by size makes a block of about
-/// 85,000 spans of the tracegen workload, which is left alone: merging blocks that size would write
-/// every span twice for little gain. Merges are for the small blocks that
-/// cuts by age make when traffic is light.
+/// 85,000 spans of the tracegen workload, which is left alone: merging
+/// blocks that size would write every span twice for little gain. Merges
+/// are for the small blocks that cuts by age make when traffic is light.
 const COMPACT_SPANS: u64 = 1_000_000;
 
 /// How the block store cuts its head.

@@ -436,32 +436,16 @@ impl BlockStore {
         Ok(spans)
     }
 
-    /// Deletes expired blocks now and then (a tenth of the retention, between
-    /// a minute and an hour); None when keeping forever.
+    /// Deletes expired blocks now and then; None when keeping forever.
     pub fn spawn_retention(
         self: &Arc<Self>,
         retention: Duration,
     ) -> Option<tokio::task::JoinHandle<()>> {
-        if retention.is_zero() {
-            return None;
-        }
-        let every = (retention / 10).clamp(Duration::from_secs(60), Duration::from_secs(3600));
         let store = Arc::downgrade(self);
-        Some(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                let Some(store) = store.upgrade() else { return };
-                let cutoff = SystemTime::now()
-                    .checked_sub(retention)
-                    .unwrap_or(UNIX_EPOCH);
-                match store.purge_before(cutoff) {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(spans = n, "retention deleted old blocks"),
-                    Err(e) => tracing::warn!(error = %e, "retention pass failed"),
-                }
-            }
-        }))
+        crate::spawn_retention(retention, move |cutoff| {
+            let purged = store.upgrade().map(|s| s.purge_before(cutoff));
+            async move { purged }
+        })
     }
 
     async fn trace_in(snapshot: &Snapshot, id: TraceId) -> Result<Option<Trace>, StorageError> {

@@ -176,31 +176,16 @@ impl EmbeddedStore {
         Ok(())
     }
 
-    /// Purges spans older than `retention` now and then (a tenth of the
-    /// retention, between a minute and an hour); None when keeping forever.
+    /// Purges spans older than `retention` now and then; None when keeping forever.
     pub fn spawn_retention(
         self: &Arc<Self>,
         retention: Duration,
     ) -> Option<tokio::task::JoinHandle<()>> {
-        if retention.is_zero() {
-            return None;
-        }
-        let every = (retention / 10).clamp(Duration::from_secs(60), Duration::from_secs(3600));
         let store = Arc::clone(self);
-        Some(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                let cutoff = SystemTime::now()
-                    .checked_sub(retention)
-                    .unwrap_or(UNIX_EPOCH);
-                match store.purge_before(cutoff).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(spans = n, "retention deleted old spans"),
-                    Err(e) => tracing::warn!(error = %e, "retention pass failed"),
-                }
-            }
-        }))
+        spawn_retention(retention, move |cutoff| {
+            let store = Arc::clone(&store);
+            async move { Some(store.purge_before(cutoff).await) }
+        })
     }
 
     /// Deletes every span that started before `cutoff`, then compacts the
@@ -219,6 +204,35 @@ impl EmbeddedStore {
         }
         Ok(deleted)
     }
+}
+
+/// Calls `purge` with the retention's cutoff now and then (a tenth of the
+/// retention, between a minute and an hour) until it answers None; None
+/// when keeping forever. Both engines' retention passes run on it.
+fn spawn_retention<F, Fut>(retention: Duration, mut purge: F) -> Option<tokio::task::JoinHandle<()>>
+where
+    F: FnMut(SystemTime) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Option<Result<u64, StorageError>>> + Send,
+{
+    if retention.is_zero() {
+        return None;
+    }
+    let every = (retention / 10).clamp(Duration::from_secs(60), Duration::from_secs(3600));
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let cutoff = SystemTime::now()
+                .checked_sub(retention)
+                .unwrap_or(UNIX_EPOCH);
+            match purge(cutoff).await {
+                None => return,
+                Some(Ok(0)) => {}
+                Some(Ok(n)) => tracing::info!(spans = n, "retention deleted old spans"),
+                Some(Err(e)) => tracing::warn!(error = %e, "retention pass failed"),
+            }
+        }
+    }))
 }
 
 /// The (key, value) pairs of a span that go to the tag index. Process tags

@@ -10,9 +10,8 @@
 //! sorted index of its trace ids with each trace's first row, so a lookup
 //! by trace id reads only the pages that hold the trace.
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs::File;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arrow_array::builder::{
@@ -30,8 +29,8 @@ use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
-    RowSelector,
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReader,
+    ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
 };
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -43,6 +42,7 @@ use spoor_proto::api_v2;
 use spoor_storage::{Operation, StorageError, TraceQuery};
 
 use crate::backend;
+use crate::objects::{ObjectReader, ObjectWriter, Objects};
 
 /// At most this many tag keys get a column of their own in one block.
 const MAX_DEDICATED: usize = 64;
@@ -565,12 +565,12 @@ impl Columns {
 /// Spans whose tags choose a block's dedicated columns.
 pub const SAMPLE_SPANS: usize = 20_000;
 
-/// Writes the traces `ids` (ascending), each read with `fetch`, to a new
-/// block at `path`: first to a temporary file, synced, then renamed into
-/// place, so a crash leaves either the whole block or none.
+/// Writes the traces `ids` (ascending), each read with `fetch`, to new
+/// block `id`, which appears whole or not at all.
 #[cfg(test)]
 pub fn write(
-    path: &Path,
+    objects: &Arc<Objects>,
+    id: u64,
     ids: &[TraceId],
     mut fetch: impl FnMut(TraceId) -> Vec<Span>,
 ) -> Result<Summary, StorageError> {
@@ -581,7 +581,7 @@ pub fn write(
         }
         sample.extend(fetch(*id));
     }
-    let mut writer = BlockWriter::create(path, &sample, Vec::new())?;
+    let mut writer = BlockWriter::create(objects, id, &sample, Vec::new())?;
     drop(sample);
     for id in ids {
         for span in fetch(*id) {
@@ -591,8 +591,12 @@ pub fn write(
     writer.finish()
 }
 
-/// Writes every trace of `head` to a new block at `path`, in trace id order.
-pub fn write_head(path: &Path, head: &crate::head::Head) -> Result<Summary, StorageError> {
+/// Writes every trace of `head` to new block `id`, in trace id order.
+pub fn write_head(
+    objects: &Arc<Objects>,
+    id: u64,
+    head: &crate::head::Head,
+) -> Result<Summary, StorageError> {
     let ids = head.trace_ids();
     let mut sample = Vec::new();
     for id in &ids {
@@ -601,7 +605,7 @@ pub fn write_head(path: &Path, head: &crate::head::Head) -> Result<Summary, Stor
         }
         head.visit_trace(*id, |s| sample.push(s.clone()));
     }
-    let mut writer = BlockWriter::create(path, &sample, Vec::new())?;
+    let mut writer = BlockWriter::create(objects, id, &sample, Vec::new())?;
     drop(sample);
     let mut failed = None;
     for id in ids {
@@ -621,17 +625,20 @@ pub fn write_head(path: &Path, head: &crate::head::Head) -> Result<Summary, Stor
 
 /// A block being written, span by span in trace id order.
 pub struct BlockWriter {
-    path: PathBuf,
-    tmp: PathBuf,
     columns: Columns,
-    writer: ArrowWriter<File>,
+    writer: ArrowWriter<ObjectWriter>,
     summary: Summary,
 }
 
 impl BlockWriter {
-    /// Starts a block at `path`, its tag columns chosen from `sample`;
-    /// `replaces` names the blocks it is made from (compaction).
-    pub fn create(path: &Path, sample: &[Span], replaces: Vec<u64>) -> Result<Self, StorageError> {
+    /// Starts block `id`, its tag columns chosen from `sample`; `replaces`
+    /// names the blocks it is made from (compaction).
+    pub fn create(
+        objects: &Arc<Objects>,
+        id: u64,
+        sample: &[Span],
+        replaces: Vec<u64>,
+    ) -> Result<Self, StorageError> {
         let dedicated = choose_dedicated(sample);
         let plain: Vec<String> = high_cardinality(sample, &dedicated)
             .into_iter()
@@ -669,13 +676,10 @@ impl BlockWriter {
         {
             props = props.set_column_dictionary_enabled(ColumnPath::from(name), false);
         }
-        let tmp = path.with_extension("parquet.tmp");
-        let file = File::create(&tmp).map_err(backend)?;
-        let writer = ArrowWriter::try_new(file, Arc::clone(&columns.schema), Some(props.build()))
+        let object = objects.create(Objects::location(id));
+        let writer = ArrowWriter::try_new(object, Arc::clone(&columns.schema), Some(props.build()))
             .map_err(backend)?;
         Ok(BlockWriter {
-            path: path.to_path_buf(),
-            tmp,
             columns,
             writer,
             summary: Summary {
@@ -697,7 +701,8 @@ impl BlockWriter {
         Ok(())
     }
 
-    /// Writes the rest and the footer, syncs, and renames the file into place.
+    /// Writes the rest and the footer; the block exists, durably, when
+    /// this returns.
     pub fn finish(mut self) -> Result<Summary, StorageError> {
         if self.columns.rows > 0 {
             self.writer
@@ -709,13 +714,7 @@ impl BlockWriter {
                 META_KEY.to_string(),
                 serde_json::to_string(&self.summary).map_err(backend)?,
             ));
-        let file = self.writer.into_inner().map_err(backend)?;
-        file.sync_all().map_err(backend)?;
-        drop(file);
-        std::fs::rename(&self.tmp, &self.path).map_err(backend)?;
-        if let Some(dir) = self.path.parent() {
-            crate::wal::sync_dir(dir).map_err(backend)?;
-        }
+        self.writer.into_inner().map_err(backend)?.finish()?;
         Ok(self.summary)
     }
 }
@@ -739,57 +738,15 @@ impl Summary {
     }
 }
 
-/// A block file read with positioned reads: readers that share it never
-/// move each other's offset (a cloned `File` shares one).
-#[derive(Clone)]
-struct BlockFile {
-    file: Arc<File>,
-    len: u64,
-}
-
-struct PositionedReader {
-    file: Arc<File>,
-    at: u64,
-}
-
-impl std::io::Read for PositionedReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        use std::os::unix::fs::FileExt;
-        let n = self.file.read_at(buf, self.at)?;
-        self.at += n as u64;
-        Ok(n)
-    }
-}
-
-impl parquet::file::reader::Length for BlockFile {
-    fn len(&self) -> u64 {
-        self.len
-    }
-}
-
-impl parquet::file::reader::ChunkReader for BlockFile {
-    type T = std::io::BufReader<PositionedReader>;
-
-    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
-        Ok(std::io::BufReader::new(PositionedReader {
-            file: Arc::clone(&self.file),
-            at: start,
-        }))
-    }
-
-    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<bytes::Bytes> {
-        use std::os::unix::fs::FileExt;
-        let mut buf = vec![0; length];
-        self.file.read_exact_at(&mut buf, start)?;
-        Ok(buf.into())
-    }
-}
-
 /// An open block: its file's metadata and the trace index, in memory.
 pub struct Block {
-    pub path: PathBuf,
-    /// Held open, so readers keep reading a block compaction has deleted.
-    file: BlockFile,
+    pub id: u64,
+    file: ObjectReader,
+    /// Where each column chunk starts: a read ahead stops at the next one.
+    chunk_starts: Arc<[u64]>,
+    /// Set when the block left the store: deleted when its last reader is
+    /// done with it.
+    retired: AtomicBool,
     pub summary: Summary,
     pub file_bytes: u64,
     metadata: ArrowReaderMetadata,
@@ -802,6 +759,14 @@ pub struct Block {
     dedicated: Vec<(String, ValueType)>,
 }
 
+impl Drop for Block {
+    fn drop(&mut self) {
+        if self.retired.load(Ordering::Acquire) {
+            self.file.delete_later();
+        }
+    }
+}
+
 /// The columns a search filters on before it reads anything else.
 const KEY_COLUMNS: [&str; 5] = [
     "trace_id",
@@ -812,15 +777,12 @@ const KEY_COLUMNS: [&str; 5] = [
 ];
 
 impl Block {
-    /// Opens the block at `path`: reads its footer and its trace id and
-    /// start time columns.
-    pub fn open(path: &Path) -> Result<Block, StorageError> {
-        let opened = File::open(path).map_err(backend)?;
-        let file_bytes = opened.metadata().map_err(backend)?.len();
-        let file = BlockFile {
-            file: Arc::new(opened),
-            len: file_bytes,
-        };
+    /// Opens block `id`: reads its footer and its trace id and start time
+    /// columns.
+    pub fn open(objects: &Arc<Objects>, id: u64) -> Result<Block, StorageError> {
+        let location = Objects::location(id);
+        let file_bytes = objects.size(&location)?;
+        let file = objects.reader(location, file_bytes, Arc::from(Vec::new()));
         let options = ArrowReaderOptions::new()
             .with_page_index_policy(parquet::file::metadata::PageIndexPolicy::Optional);
         let metadata = ArrowReaderMetadata::load(&file, options).map_err(backend)?;
@@ -833,7 +795,7 @@ impl Block {
             .map(serde_json::from_str)
             .transpose()
             .map_err(backend)?
-            .ok_or_else(|| backend(format!("{}: not a Spoor block", path.display())))?;
+            .ok_or_else(|| backend(format!("block {id}: not a Spoor block")))?;
         let dedicated = metadata
             .schema()
             .fields()
@@ -843,9 +805,19 @@ impl Block {
                 Some((key.to_string(), type_from(f.data_type())?))
             })
             .collect();
+        let mut chunk_starts: Vec<u64> = metadata
+            .metadata()
+            .row_groups()
+            .iter()
+            .flat_map(|g| g.columns().iter().map(|c| c.byte_range().0))
+            .collect();
+        chunk_starts.sort_unstable();
+        let chunk_starts: Arc<[u64]> = Arc::from(chunk_starts);
         let mut block = Block {
-            path: path.to_path_buf(),
-            file,
+            id,
+            file: file.planned(Arc::clone(&chunk_starts), Vec::new()),
+            chunk_starts,
+            retired: AtomicBool::new(false),
             summary,
             file_bytes,
             metadata,
@@ -877,6 +849,18 @@ impl Block {
         Ok(block)
     }
 
+    /// Marks the block as gone from the store: its object is deleted when
+    /// the last reader drops it.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+    }
+
+    /// Deletes the block's object now; it must be retired and unshared.
+    pub async fn delete(self) -> Result<(), StorageError> {
+        self.retired.store(false, Ordering::Release);
+        self.file.delete().await
+    }
+
     fn index_of(&self, id: TraceId) -> Option<usize> {
         self.trace_ids.binary_search(&id.0).ok()
     }
@@ -898,28 +882,85 @@ impl Block {
         columns: Option<&[&str]>,
         rows: Option<(u32, u32)>,
     ) -> Result<Vec<RecordBatch>, StorageError> {
-        let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
-            self.file.clone(),
-            self.metadata.clone(),
-        )
-        .with_batch_size(BATCH_ROWS);
-        if let Some(columns) = columns {
+        let reader = self.reader_of(columns, rows)?;
+        reader.map(|b| b.map_err(backend)).collect()
+    }
+
+    /// A reader of `columns` over `rows` that fetches, for each row group
+    /// it reads, every byte range it will decode there in one request: the
+    /// column chunks, or with a row range, only the pages holding its rows.
+    fn reader_of(
+        &self,
+        columns: Option<&[&str]>,
+        rows: Option<(u32, u32)>,
+    ) -> Result<ParquetRecordBatchReader, StorageError> {
+        let meta = self.metadata.metadata();
+        let mask = columns.map(|columns| {
             let schema = self.metadata.schema();
             let indices: Vec<usize> = columns
                 .iter()
                 .filter_map(|c| schema.index_of(c).ok())
                 .collect();
-            let mask = ProjectionMask::roots(self.metadata.parquet_schema(), indices);
+            ProjectionMask::roots(self.metadata.parquet_schema(), indices)
+        });
+        let (start, end) = rows.map_or((0, u64::MAX), |(s, e)| (s as u64, e as u64));
+        let (mut groups, mut plan) = (Vec::new(), Vec::new());
+        let mut first = 0u64;
+        let mut skip = None;
+        for (g, group) in meta.row_groups().iter().enumerate() {
+            let n = group.num_rows() as u64;
+            let (lo, hi) = (start.max(first), end.min(first + n));
+            if lo < hi {
+                skip.get_or_insert(lo - first);
+                groups.push(g);
+                let pages = rows.map(|_| meta.page_index_for_row_group(g));
+                let mut ranges = Vec::new();
+                for (c, chunk) in group.columns().iter().enumerate() {
+                    if !mask.as_ref().is_none_or(|m| m.leaf_included(c)) {
+                        continue;
+                    }
+                    let (at, len) = chunk.byte_range();
+                    match pages.as_ref().and_then(|p| p.page_locations(c)) {
+                        Some(pages) if !pages.is_empty() => {
+                            // the dictionary page precedes the first data page
+                            if (pages[0].offset as u64) > at {
+                                ranges.push(at..pages[0].offset as u64);
+                            }
+                            for (i, page) in pages.iter().enumerate() {
+                                let page_end = pages
+                                    .get(i + 1)
+                                    .map_or(n, |next| next.first_row_index as u64);
+                                if (page.first_row_index as u64) < hi - first
+                                    && page_end > lo - first
+                                {
+                                    let from = page.offset as u64;
+                                    ranges.push(from..from + page.compressed_page_size as u64);
+                                }
+                            }
+                        }
+                        _ => ranges.push(at..at + len),
+                    }
+                }
+                plan.push(ranges);
+            }
+            first += n;
+        }
+        let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(
+            self.file.planned(Arc::clone(&self.chunk_starts), plan),
+            self.metadata.clone(),
+        )
+        .with_batch_size(BATCH_ROWS)
+        .with_row_groups(groups);
+        if let Some(mask) = mask {
             builder = builder.with_projection(mask);
         }
-        if let Some((start, end)) = rows {
+        if let Some((s, e)) = rows {
             builder = builder.with_row_selection(RowSelection::from(vec![
-                RowSelector::skip(start as usize),
-                RowSelector::select((end - start) as usize),
+                RowSelector::skip(skip.unwrap_or(0) as usize),
+                RowSelector::select(e.saturating_sub(s) as usize),
             ]));
         }
-        let reader = builder.build().map_err(backend)?;
-        reader.map(|b| b.map_err(backend)).collect()
+        builder.build().map_err(backend)
     }
 
     /// The spans of trace `id` in this block.
@@ -953,13 +994,7 @@ impl Block {
     pub fn batches(
         &self,
     ) -> Result<impl Iterator<Item = Result<Vec<Span>, StorageError>> + '_, StorageError> {
-        let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(
-            self.file.clone(),
-            self.metadata.clone(),
-        )
-        .with_batch_size(BATCH_ROWS)
-        .build()
-        .map_err(backend)?;
+        let reader = self.reader_of(None, None)?;
         Ok(reader.map(move |batch| {
             let batch = batch.map_err(backend)?;
             let columns = SpanColumns::new(&batch, &self.dedicated)?;
@@ -1592,7 +1627,7 @@ mod tests {
     #[test]
     fn spans_read_back_exactly_as_written() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("1.parquet");
+        let objects = Objects::local(dir.path()).unwrap();
         let mut traces = Vec::new();
         for t in 1..=50u128 {
             let mut spans: Vec<Span> = (1..=10)
@@ -1640,9 +1675,9 @@ mod tests {
             traces.push(spans);
         }
         let ids: Vec<TraceId> = traces.iter().map(|t| t[0].trace_id).collect();
-        let summary = write(&path, &ids, |id| traces[id.0 as usize - 1].clone()).unwrap();
+        let summary = write(&objects, 1, &ids, |id| traces[id.0 as usize - 1].clone()).unwrap();
         assert_eq!(summary.spans, 500);
-        let block = Block::open(&path).unwrap();
+        let block = Block::open(&objects, 1).unwrap();
         assert_eq!(block.summary, summary);
         for spans in &traces {
             let got = block.trace(spans[0].trace_id).unwrap();
@@ -1665,9 +1700,9 @@ mod concurrency_tests {
     use super::*;
 
     #[test]
-    fn readers_of_one_block_do_not_disturb_each_other() {
+    fn a_lookup_is_one_request_and_readers_do_not_disturb_each_other() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("1.parquet");
+        let objects = Objects::local(dir.path()).unwrap();
         let process = Arc::new(Process {
             service_name: "svc".into(),
             tags: vec![],
@@ -1692,8 +1727,18 @@ mod concurrency_tests {
             })
             .collect();
         let ids: Vec<TraceId> = traces.iter().map(|t| t[0].trace_id).collect();
-        write(&path, &ids, |id| traces[id.0 as usize - 1].clone()).unwrap();
-        let block = Block::open(&path).unwrap();
+        write(&objects, 1, &ids, |id| traces[id.0 as usize - 1].clone()).unwrap();
+        let block = Block::open(&objects, 1).unwrap();
+        // a lookup fetches the pages holding its rows, in one request
+        let (reads, bytes) = objects.reads();
+        assert_eq!(block.trace(TraceId(1234)).unwrap(), traces[1233]);
+        let (reads, bytes) = (objects.reads().0 - reads, objects.reads().1 - bytes);
+        assert_eq!(reads, 1);
+        assert!(
+            bytes * 4 < block.file_bytes,
+            "{bytes} of {}",
+            block.file_bytes
+        );
         std::thread::scope(|s| {
             for n in 0..8u128 {
                 let (block, traces) = (&block, &traces);
@@ -1715,7 +1760,7 @@ mod search_tests {
     #[test]
     fn tags_match_by_their_rendering_in_columns_process_tags_and_logs() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("1.parquet");
+        let objects = Objects::local(dir.path()).unwrap();
         let process = Arc::new(Process {
             service_name: "svc".into(),
             tags: vec![KeyValue::string("host", "h7")],
@@ -1759,8 +1804,8 @@ mod search_tests {
             )],
         ];
         let ids: Vec<TraceId> = traces.iter().map(|t| t[0].trace_id).collect();
-        write(&path, &ids, |id| traces[id.0 as usize - 1].clone()).unwrap();
-        let block = Block::open(&path).unwrap();
+        write(&objects, 1, &ids, |id| traces[id.0 as usize - 1].clone()).unwrap();
+        let block = Block::open(&objects, 1).unwrap();
         assert_eq!(block.dedicated.len(), 4);
         let found = |key: &str, value: &str| -> Vec<u128> {
             let q = TraceQuery {

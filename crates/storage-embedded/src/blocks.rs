@@ -30,6 +30,7 @@ use spoor_storage::{
 use crate::backend;
 use crate::block::{self, Block};
 use crate::head::Head;
+use crate::objects::Objects;
 use crate::wal::{self, Wal};
 
 /// Small blocks are merged when at least this many follow one another.
@@ -79,6 +80,9 @@ pub struct BlockStats {
     /// Spans deleted with their blocks: past the retention, over the disk quota.
     pub deleted_by_retention: u64,
     pub deleted_by_quota: u64,
+    /// Read requests to the blocks' object store, and the bytes fetched.
+    pub object_reads: u64,
+    pub object_read_bytes: u64,
 }
 
 struct Frozen {
@@ -106,7 +110,7 @@ pub struct BlockStore {
     /// This store, for the background cuts its writes start.
     me: Weak<BlockStore>,
     wal_dir: PathBuf,
-    blocks_dir: PathBuf,
+    objects: Arc<Objects>,
     options: BlockOptions,
     wal: Wal,
     cut_lock: tokio::sync::RwLock<()>,
@@ -116,10 +120,6 @@ pub struct BlockStore {
     next_block: AtomicU64,
     deleted_by_retention: AtomicU64,
     deleted_by_quota: AtomicU64,
-}
-
-fn block_path(dir: &Path, id: u64) -> PathBuf {
-    dir.join(format!("{id:016}.parquet"))
 }
 
 fn decode(payload: &[u8]) -> Result<Vec<Span>, StorageError> {
@@ -142,17 +142,15 @@ impl BlockStore {
     /// write-ahead log into the head, and starts the task that cuts the head
     /// by age.
     pub async fn open(dir: &Path, options: BlockOptions) -> Result<Arc<BlockStore>, StorageError> {
-        let (wal_dir, blocks_dir) = (dir.join("wal"), dir.join("blocks"));
-        for d in [&wal_dir, &blocks_dir] {
-            std::fs::create_dir_all(d)
-                .map_err(|e| backend(format!("creating {}: {e}", d.display())))?;
-        }
-        let dir_for_blocks = blocks_dir.clone();
-        let blocks = blocking(move || open_blocks(&dir_for_blocks)).await?;
-        let next_block = blocks
-            .last()
-            .and_then(|b| block_number(&b.path))
-            .map_or(1, |n| n + 1);
+        let wal_dir = dir.join("wal");
+        std::fs::create_dir_all(&wal_dir)
+            .map_err(|e| backend(format!("creating {}: {e}", wal_dir.display())))?;
+        let objects = Objects::local(&dir.join("blocks"))?;
+        let blocks = {
+            let objects = Arc::clone(&objects);
+            blocking(move || open_blocks(&objects)).await?
+        };
+        let next_block = blocks.last().map_or(1, |b| b.id + 1);
         let head = Arc::new(Head::default());
         let dir_for_wal = wal_dir.clone();
         let (records, replayed) = blocking(move || {
@@ -179,7 +177,7 @@ impl BlockStore {
         let store = Arc::new_cyclic(|me| BlockStore {
             me: me.clone(),
             wal_dir,
-            blocks_dir,
+            objects,
             options,
             wal,
             cut_lock: tokio::sync::RwLock::new(()),
@@ -213,7 +211,10 @@ impl BlockStore {
     pub fn stats(&self) -> BlockStats {
         let parts = self.parts.read().expect("parts lock poisoned");
         let (head_spans, head_bytes) = parts.head.stats();
+        let (object_reads, object_read_bytes) = self.objects.reads();
         let mut stats = BlockStats {
+            object_reads,
+            object_read_bytes,
             blocks: parts.blocks.len() as u64,
             frozen_heads: parts.frozen.len() as u64,
             head_spans,
@@ -265,7 +266,7 @@ impl BlockStore {
             } else if let Err(e) = store.compact().await {
                 tracing::error!(error = %e, "embedded store: merging blocks failed; they stay as they are");
             }
-            if let Err(e) = store.enforce_disk_quota() {
+            if let Err(e) = store.enforce_disk_quota().await {
                 tracing::error!(error = %e, "embedded store: deleting blocks over the disk quota failed");
             }
             store.cutting.store(false, Ordering::Release);
@@ -308,13 +309,17 @@ impl BlockStore {
                 return Ok(());
             };
             let id = self.next_block.fetch_add(1, Ordering::Relaxed);
-            let path = block_path(&self.blocks_dir, id);
+            let objects = Arc::clone(&self.objects);
             let block = blocking(move || {
-                block::write_head(&path, &head)?;
-                Block::open(&path)
+                block::write_head(&objects, id, &head)?;
+                Block::open(&objects, id)
             })
             .await?;
-            tracing::debug!(block = %block.path.display(), spans = block.summary.spans, "embedded store: block written");
+            tracing::debug!(
+                block = block.id,
+                spans = block.summary.spans,
+                "embedded store: block written"
+            );
             {
                 let mut parts = self.parts.write().expect("parts lock poisoned");
                 parts.blocks.push(Arc::new(block));
@@ -340,11 +345,10 @@ impl BlockStore {
                 return Ok(merged);
             };
             let id = self.next_block.fetch_add(1, Ordering::Relaxed);
-            let path = block_path(&self.blocks_dir, id);
-            let inputs = run.clone();
+            let (inputs, objects) = (run.clone(), Arc::clone(&self.objects));
             let block = blocking(move || {
-                merge(&inputs, &path)?;
-                Block::open(&path)
+                merge(&inputs, &objects, id)?;
+                Block::open(&objects, id)
             })
             .await?;
             tracing::debug!(
@@ -354,23 +358,18 @@ impl BlockStore {
             );
             {
                 let mut parts = self.parts.write().expect("parts lock poisoned");
-                parts
-                    .blocks
-                    .retain(|b| !run.iter().any(|r| r.path == b.path));
+                parts.blocks.retain(|b| !run.iter().any(|r| r.id == b.id));
                 parts.blocks.push(Arc::new(block));
-                parts.blocks.sort_by_key(|b| block_number(&b.path));
+                parts.blocks.sort_by_key(|b| b.id);
             }
-            for b in &run {
-                std::fs::remove_file(&b.path).map_err(backend)?;
-            }
-            wal::sync_dir(&self.blocks_dir).map_err(backend)?;
             merged += run.len();
+            delete(run).await?;
         }
     }
 
     /// Deletes the blocks whose spans all started before `cutoff`; returns
     /// the spans deleted.
-    pub fn purge_before(&self, cutoff: SystemTime) -> Result<u64, StorageError> {
+    pub async fn purge_before(&self, cutoff: SystemTime) -> Result<u64, StorageError> {
         let cutoff = cutoff
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
@@ -383,7 +382,7 @@ impl BlockStore {
             parts.blocks = keep;
             old
         };
-        let spans = self.delete(&expired)?;
+        let spans = delete(expired).await?;
         self.deleted_by_retention
             .fetch_add(spans, Ordering::Relaxed);
         Ok(spans)
@@ -391,7 +390,7 @@ impl BlockStore {
 
     /// Deletes the oldest blocks (by their latest span) until the block
     /// files fit `max_disk_bytes`; returns the spans deleted.
-    pub fn enforce_disk_quota(&self) -> Result<u64, StorageError> {
+    pub async fn enforce_disk_quota(&self) -> Result<u64, StorageError> {
         let quota = self.options.max_disk_bytes;
         if quota == 0 {
             return Ok(0);
@@ -409,30 +408,20 @@ impl BlockStore {
                 total -= b.file_bytes;
                 over.push(b);
             }
-            parts
-                .blocks
-                .retain(|b| !over.iter().any(|o| o.path == b.path));
+            parts.blocks.retain(|b| !over.iter().any(|o| o.id == b.id));
             over
         };
-        let spans = self.delete(&over)?;
+        let blocks = over.len();
+        let spans = delete(over).await?;
         if spans > 0 {
             tracing::warn!(
                 spans,
-                blocks = over.len(),
+                blocks,
                 quota,
                 "embedded store: oldest blocks deleted to stay within --embedded.max-disk-bytes"
             );
         }
         self.deleted_by_quota.fetch_add(spans, Ordering::Relaxed);
-        Ok(spans)
-    }
-
-    fn delete(&self, blocks: &[Arc<Block>]) -> Result<u64, StorageError> {
-        let mut spans = 0;
-        for b in blocks {
-            spans += b.summary.spans;
-            std::fs::remove_file(&b.path).map_err(backend)?;
-        }
         Ok(spans)
     }
 
@@ -443,8 +432,13 @@ impl BlockStore {
     ) -> Option<tokio::task::JoinHandle<()>> {
         let store = Arc::downgrade(self);
         crate::spawn_retention(retention, move |cutoff| {
-            let purged = store.upgrade().map(|s| s.purge_before(cutoff));
-            async move { purged }
+            let store = store.upgrade();
+            async move {
+                match store {
+                    Some(s) => Some(s.purge_before(cutoff).await),
+                    None => None,
+                }
+            }
         })
     }
 
@@ -535,6 +529,20 @@ impl BlockStore {
     }
 }
 
+/// Deletes blocks that have left the store; returns the spans they held.
+/// A block a query still reads is deleted when that query is done with it.
+async fn delete(blocks: Vec<Arc<Block>>) -> Result<u64, StorageError> {
+    let mut spans = 0;
+    for b in blocks {
+        spans += b.summary.spans;
+        b.retire();
+        if let Ok(unshared) = Arc::try_unwrap(b) {
+            unshared.delete().await?;
+        }
+    }
+    Ok(spans)
+}
+
 /// The oldest run of at least `COMPACT_FAN_IN` consecutive small blocks,
 /// at most `COMPACT_SPANS` spans in all.
 fn compaction_run(blocks: &[Arc<Block>]) -> Option<Vec<Arc<Block>>> {
@@ -561,7 +569,7 @@ fn compaction_run(blocks: &[Arc<Block>]) -> Option<Vec<Arc<Block>>> {
 /// Writes the spans of `inputs` to one block at `path`, in trace id order
 /// (each input is in that order already: a k-way merge), one batch of each
 /// input in memory at a time.
-fn merge(inputs: &[Arc<Block>], path: &Path) -> Result<(), StorageError> {
+fn merge(inputs: &[Arc<Block>], objects: &Arc<Objects>, id: u64) -> Result<(), StorageError> {
     let mut cursors = Vec::new();
     for b in inputs {
         cursors.push((b.batches()?, std::collections::VecDeque::new()));
@@ -578,11 +586,8 @@ fn merge(inputs: &[Arc<Block>], path: &Path) -> Result<(), StorageError> {
                 .cloned(),
         );
     }
-    let replaces = inputs
-        .iter()
-        .filter_map(|b| block_number(&b.path))
-        .collect();
-    let mut writer = block::BlockWriter::create(path, &sample, replaces)?;
+    let replaces = inputs.iter().map(|b| b.id).collect();
+    let mut writer = block::BlockWriter::create(objects, id, &sample, replaces)?;
     drop(sample);
     loop {
         for (batches, buffer) in &mut cursors {
@@ -622,33 +627,24 @@ fn merge(inputs: &[Arc<Block>], path: &Path) -> Result<(), StorageError> {
     Ok(())
 }
 
-fn block_number(path: &Path) -> Option<u64> {
-    path.file_name()?
-        .to_str()?
-        .strip_suffix(".parquet")?
-        .parse()
-        .ok()
+fn block_number(name: &str) -> Option<u64> {
+    name.strip_suffix(".parquet")?.parse().ok()
 }
 
-/// Opens every block in `dir`, oldest first; deletes temporary files left by
-/// a crash during a block write (their spans are still in the log).
-fn open_blocks(dir: &Path) -> Result<Vec<Arc<Block>>, StorageError> {
-    let mut paths = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(backend)? {
-        let path = entry.map_err(backend)?.path();
-        if path.extension().is_some_and(|e| e == "tmp") {
-            std::fs::remove_file(&path).map_err(backend)?;
-        } else if block_number(&path).is_some() {
-            paths.push(path);
-        }
-    }
-    paths.sort_by_key(|p| block_number(p));
-    let mut blocks: Vec<Arc<Block>> = paths
+/// Opens every block, oldest first.
+fn open_blocks(objects: &Arc<Objects>) -> Result<Vec<Arc<Block>>, StorageError> {
+    let mut ids: Vec<u64> = objects
+        .list()?
         .iter()
-        .map(|p| {
-            Block::open(p)
+        .filter_map(|(at, _)| block_number(at.filename()?))
+        .collect();
+    ids.sort_unstable();
+    let mut blocks: Vec<Arc<Block>> = ids
+        .iter()
+        .map(|id| {
+            Block::open(objects, *id)
                 .map(Arc::new)
-                .map_err(|e| backend(format!("block {}: {e}", p.display())))
+                .map_err(|e| backend(format!("block {id}: {e}")))
         })
         .collect::<Result<_, _>>()?;
     // a merge that wrote its block but did not delete its inputs: finish it
@@ -656,17 +652,14 @@ fn open_blocks(dir: &Path) -> Result<Vec<Arc<Block>>, StorageError> {
         .iter()
         .flat_map(|b| b.summary.replaces.clone())
         .collect();
-    if !replaced.is_empty() {
-        for b in blocks
-            .iter()
-            .filter(|b| block_number(&b.path).is_some_and(|n| replaced.contains(&n)))
-        {
-            tracing::info!(block = %b.path.display(), "embedded store: deleting a block already merged into another");
-            std::fs::remove_file(&b.path).map_err(backend)?;
-        }
-        blocks.retain(|b| block_number(&b.path).is_none_or(|n| !replaced.contains(&n)));
-        wal::sync_dir(dir).map_err(backend)?;
+    for b in blocks.iter().filter(|b| replaced.contains(&b.id)) {
+        tracing::info!(
+            block = b.id,
+            "embedded store: deleting a block already merged into another"
+        );
+        objects.delete(&Objects::location(b.id))?;
     }
+    blocks.retain(|b| !replaced.contains(&b.id));
     Ok(blocks)
 }
 

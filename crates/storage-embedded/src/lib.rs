@@ -15,6 +15,7 @@ mod blocks;
 mod head;
 mod keys;
 mod migrate;
+mod objects;
 mod sampling;
 mod sampling_file;
 mod wal;

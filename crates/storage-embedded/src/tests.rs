@@ -478,7 +478,7 @@ mod block_store {
             };
             BlockStore::open(d.path(), options).await.unwrap()
         };
-        assert_eq!(store.enforce_disk_quota().unwrap(), 1);
+        assert_eq!(store.enforce_disk_quota().await.unwrap(), 1);
         assert!(
             store.get_trace(TraceId(1)).await.unwrap().is_none(),
             "the oldest block stayed"
@@ -505,7 +505,7 @@ mod block_store {
             .unwrap();
         store.cut().await.unwrap();
         let cutoff = SystemTime::now() - Duration::from_secs(3600);
-        assert_eq!(store.purge_before(cutoff).unwrap(), 1);
+        assert_eq!(store.purge_before(cutoff).await.unwrap(), 1);
         assert!(store.get_trace(TraceId(0xa)).await.unwrap().is_none());
         assert!(store.get_trace(TraceId(0xb)).await.unwrap().is_some());
         assert_eq!(

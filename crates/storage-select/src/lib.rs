@@ -363,6 +363,16 @@ impl Collector for BlockMetrics {
                 "Spans deleted with their blocks over --embedded.max-disk-bytes",
                 s.deleted_by_quota,
             ),
+            (
+                "spoor_embedded_object_reads",
+                "Read requests to the object store the blocks are kept in",
+                s.object_reads,
+            ),
+            (
+                "spoor_embedded_object_read_bytes",
+                "Bytes read from the object store the blocks are kept in",
+                s.object_read_bytes,
+            ),
         ];
         for (name, help, value) in counters {
             let c = ConstCounter::new(value);

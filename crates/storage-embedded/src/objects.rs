@@ -361,9 +361,10 @@ impl ObjectReader {
         let next = self.bounds.partition_point(|b| *b <= start);
         let stop = self.bounds.get(next).copied().unwrap_or(self.len);
         let fetch_end = end.max((start + WINDOW_BYTES).min(stop));
+        let range = start..fetch_end;
         let bytes = self
             .objects
-            .get_ranges(&self.at, &[start..fetch_end])?
+            .get_ranges(&self.at, std::slice::from_ref(&range))?
             .pop()
             .expect("one range asked, one answered");
         fetched.insert(start, bytes.clone());

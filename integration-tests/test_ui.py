@@ -75,11 +75,12 @@ def test_ui_in_headless_chromium(spoor, tmp_path):
     # an OTLP JSON file and a Jaeger JSON download for the "open a file" check
     otlp = {"resourceSpans": [{"resource": {"attributes": [
         {"key": "service.name", "value": {"stringValue": "otlp-file-service"}}]},
-        "scopeSpans": [{"spans": [
+        "scopeSpans": [{"scope": {"name": "file-lib", "version": "0.9"}, "spans": [
             {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
              "name": "from-a-file", "kind": 2, "startTimeUnixNano": "1700000000000000000",
              "endTimeUnixNano": "1700000000250000000",
-             "attributes": [{"key": "file.kind", "value": {"stringValue": "otlp"}}]},
+             "attributes": [{"key": "file.kind", "value": {"stringValue": "otlp"}}],
+             "status": {"code": 2, "message": "boom"}},
             {"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b175",
              "parentSpanId": "eee19b7ec3c1b174", "name": "child-in-file",
              "startTimeUnixNano": "1700000000010000000", "endTimeUnixNano": "1700000000020000000"},

@@ -149,6 +149,11 @@ try {
     const ops = await page.locator("[data-testid=timeline] .op").allInnerTexts();
     assert.deepEqual(ops, ["from-a-file", "child-in-file"]);
     assert.match(await page.getByTestId("trace-header").innerText(), /otlp-file-service/);
+    // mapped by the server as the collector maps spans: scope and status kept
+    await page.locator("[data-span-id='eee19b7ec3c1b174']").click();
+    const tags = await page.getByTestId("detail").getByTestId("detail-tags").innerText();
+    assert.match(tags, /otel\.scope\.name\s+file-lib/);
+    assert.match(tags, /otel\.status_description\s+boom/);
     await shot("file");
     await page.locator("#open-file").setInputFiles(join(files, "jaeger.json"));
     await page.waitForFunction(() => document.querySelector("[data-testid=span-count]")?.textContent === "4");

@@ -130,6 +130,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/traces", get(traces))
         .route("/api/traces/{trace_id}", get(trace_by_id))
         .route("/api/dependencies", get(dependencies))
+        .route("/api/transform", transform::route())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(metrics, record))
         .with_state(state)
@@ -340,6 +341,8 @@ async fn dependencies(
     let links = s.dependencies.get_dependencies(end, lookback).await?;
     Ok(ok(links.iter().map(ui_dependency).collect(), vec![]))
 }
+
+mod transform;
 
 #[cfg(test)]
 mod tests;

@@ -9,8 +9,8 @@ const url = (path, params = {}) => {
   return u;
 };
 
-async function get(path, params) {
-  const response = await fetch(url(path, params));
+async function get(path, params, init) {
+  const response = await fetch(url(path, params), init);
   const body = await response.json().catch(() => null);
   if (!response.ok) {
     const message = body?.errors?.map((e) => e.msg).join("; ") || response.statusText;
@@ -27,6 +27,10 @@ export const operations = async (service, spanKind) =>
 export const searchTraces = async (params) => (await get("api/traces", params)).data ?? [];
 
 export const trace = async (id) => (await get(`api/traces/${encodeURIComponent(id)}`)).data?.[0];
+
+/** The UI traces of an OTLP JSON file, mapped by the server as the collector maps spans. */
+export const transform = async (text) =>
+  (await get("api/transform", {}, { method: "POST", body: text })).data ?? [];
 
 export const dependencies = async (endTs, lookback) =>
   (await get("api/dependencies", { endTs, lookback })).data ?? [];

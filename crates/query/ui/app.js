@@ -4,7 +4,8 @@ import { searchPage } from "./search.js";
 import { tracePage } from "./trace.js";
 import { comparePage } from "./compare.js";
 import { dependenciesPage } from "./deps.js";
-import { tracesFromFile } from "./model.js";
+import * as api from "./api.js";
+import { jaegerTracesOfFile } from "./model.js";
 import { NAVIGATED, h, localTraces, navigate, showError } from "./shell.js";
 
 const app = document.getElementById("app");
@@ -70,7 +71,14 @@ document.getElementById("open-file").addEventListener("change", async (e) => {
   const file = e.target.files[0];
   if (!file) return;
   try {
-    const traces = tracesFromFile(JSON.parse(await file.text()));
+    const text = await file.text();
+    let json = null;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      // JSON lines (the OpenTelemetry file exporter's): the server reads them
+    }
+    const traces = jaegerTracesOfFile(json) ?? (await api.transform(text));
     localTraces.clear();
     for (const t of traces) localTraces.set(t.traceID, t);
     navigate(traces.length === 1 ? `trace/${traces[0].traceID}` : "local");

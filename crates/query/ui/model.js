@@ -161,83 +161,14 @@ export function structure(trace) {
   return counts;
 }
 
-// --- OTLP JSON -> Jaeger UI JSON, for opening OTLP files ---
-
-const b64ToHex = (s) => {
-  if (/^[0-9a-f]+$/i.test(s)) return s.toLowerCase();
-  return [...atob(s)].map((c) => c.charCodeAt(0).toString(16).padStart(2, "0")).join("");
-};
-
-const anyValue = (v) => {
-  if (!v) return ["string", ""];
-  if ("stringValue" in v) return ["string", v.stringValue];
-  if ("boolValue" in v) return ["bool", v.boolValue];
-  if ("intValue" in v) return ["int64", Number(v.intValue)];
-  if ("doubleValue" in v) return ["float64", v.doubleValue];
-  if ("bytesValue" in v) return ["binary", v.bytesValue];
-  return ["string", JSON.stringify(v.arrayValue ?? v.kvlistValue ?? v)];
-};
-
-const toTags = (attributes = []) =>
-  attributes.map((a) => {
-    const [type, value] = anyValue(a.value);
-    return { key: a.key, type, value };
-  });
-
-const KINDS = { 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer" };
-
-/** Traces of an OTLP JSON export (`{"resourceSpans": [...]}`). */
-export function otlpToTraces(json) {
-  const traces = new Map();
-  let n = 0;
-  for (const rs of json.resourceSpans ?? []) {
-    const resourceTags = toTags(rs.resource?.attributes);
-    const service = resourceTags.find((t) => t.key === "service.name")?.value ?? "unknown";
-    const processID = `p${++n}`;
-    for (const ss of rs.scopeSpans ?? rs.instrumentationLibrarySpans ?? []) {
-      for (const s of ss.spans ?? []) {
-        const traceID = b64ToHex(s.traceId);
-        const trace = traces.get(traceID) ?? { traceID, spans: [], processes: {}, warnings: null };
-        trace.processes[processID] = {
-          serviceName: service,
-          tags: resourceTags.filter((t) => t.key !== "service.name"),
-        };
-        const tags = toTags(s.attributes);
-        const kind = KINDS[typeof s.kind === "string" ? { SPAN_KIND_INTERNAL: 1, SPAN_KIND_SERVER: 2, SPAN_KIND_CLIENT: 3, SPAN_KIND_PRODUCER: 4, SPAN_KIND_CONSUMER: 5 }[s.kind] : s.kind];
-        if (kind) tags.push({ key: "span.kind", type: "string", value: kind });
-        const code = s.status?.code;
-        if (code === 2 || code === "STATUS_CODE_ERROR") tags.push({ key: "error", type: "bool", value: true });
-        const startNs = BigInt(s.startTimeUnixNano ?? 0);
-        const endNs = BigInt(s.endTimeUnixNano ?? 0);
-        trace.spans.push({
-          traceID,
-          spanID: b64ToHex(s.spanId),
-          operationName: s.name,
-          references: s.parentSpanId
-            ? [{ refType: "CHILD_OF", traceID, spanID: b64ToHex(s.parentSpanId) }]
-            : [],
-          startTime: Number(startNs / 1000n),
-          duration: Number((endNs - startNs) / 1000n),
-          tags,
-          logs: (s.events ?? []).map((e) => ({
-            timestamp: Number(BigInt(e.timeUnixNano ?? 0) / 1000n),
-            fields: [{ key: "event", type: "string", value: e.name }, ...toTags(e.attributes)],
-          })),
-          processID,
-          warnings: null,
-        });
-        traces.set(traceID, trace);
-      }
-    }
-  }
-  return [...traces.values()];
-}
-
-/** The traces of a JSON file: Jaeger's API answer or download, one trace, or OTLP. */
-export function tracesFromFile(json) {
+/**
+ * The traces of a Jaeger JSON file (the API's answer or download, or one
+ * trace); null for anything else, which the server is asked to transform
+ * (OTLP JSON: `POST /api/transform`, the collector's own mapping).
+ */
+export function jaegerTracesOfFile(json) {
   if (Array.isArray(json?.data)) return json.data;
-  if (Array.isArray(json?.resourceSpans)) return otlpToTraces(json);
   if (Array.isArray(json?.spans)) return [json];
-  if (Array.isArray(json)) return json;
-  throw new Error("not a Jaeger or OTLP trace file");
+  if (Array.isArray(json) && json.every((t) => Array.isArray(t?.spans))) return json;
+  return null;
 }

@@ -237,3 +237,102 @@ async fn an_answer_over_its_bound_leaves_traces_out_and_says_so() {
     assert_eq!(body["errors"], Json::Null);
     assert_eq!(body["data"].as_array().unwrap().len(), 1);
 }
+
+async fn post(app: &axum::Router, uri: &str, body: impl Into<Body>) -> (StatusCode, Json) {
+    let resp = app
+        .clone()
+        .oneshot(Request::post(uri).body(body.into()).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&body).unwrap_or_else(|_| panic!("{uri}: not json")),
+    )
+}
+
+fn otlp_file(trace_hex: &str, service: &str) -> Json {
+    json!({"resourceSpans": [{
+        "resource": {"attributes": [
+            {"key": "service.name", "value": {"stringValue": service}},
+            {"key": "host.name", "value": {"stringValue": "h1"}}]},
+        "scopeSpans": [{
+            "scope": {"name": "checkout-lib", "version": "1.2"},
+            "spans": [{
+                "traceId": trace_hex, "spanId": "0102030405060708",
+                "name": "charge", "kind": 3,
+                "startTimeUnixNano": "1700000000000000000",
+                "endTimeUnixNano": "1700000000250000000",
+                "attributes": [{"key": "amount", "value": {"intValue": "42"}}],
+                "events": [{"timeUnixNano": "1700000000100000000", "name": "retry"}],
+                "links": [{"traceId": "0000000000000000000000000000abcd", "spanId": "00000000000000ef",
+                           "attributes": [{"key": "batch", "value": {"stringValue": "b7"}}]}],
+                "status": {"code": 2, "message": "card declined"}
+            }]
+        }]
+    }]})
+}
+
+#[tokio::test]
+async fn transform_turns_otlp_json_into_ui_traces_with_the_collectors_mapping() {
+    let (app, _) = app("/").await;
+    let file = otlp_file("5b8efff798038103d269b633813fc60c", "checkout");
+    let (status, body) = post(&app, "/api/transform", file.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["total"], 1);
+    let trace = &body["data"][0];
+    assert_eq!(trace["traceID"], "5b8efff798038103d269b633813fc60c");
+    let span = &trace["spans"][0];
+    assert_eq!(span["operationName"], "charge");
+    assert_eq!(span["duration"], 250_000);
+    let tags: Vec<(String, Json)> = span["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["key"].as_str().unwrap().to_string(), t["value"].clone()))
+        .collect();
+    for (key, value) in [
+        ("amount", json!(42)),
+        ("span.kind", json!("client")),
+        ("otel.scope.name", json!("checkout-lib")),
+        ("otel.status_code", json!("ERROR")),
+        ("otel.status_description", json!("card declined")),
+        ("error", json!(true)),
+    ] {
+        assert!(tags.contains(&(key.into(), value.clone())), "{key}={value} in {tags:?}");
+    }
+    // the link, and its attributes as a log, as the collector keeps them
+    assert_eq!(span["references"][0]["spanID"], "00000000000000ef");
+    let logs = span["logs"].as_array().unwrap();
+    assert!(logs.iter().any(|l| l["fields"].as_array().unwrap().iter().any(|f| f["key"] == "batch")));
+    assert_eq!(trace["processes"]["p1"]["serviceName"], "checkout");
+}
+
+#[tokio::test]
+async fn transform_takes_json_lines_and_refuses_what_is_not_otlp() {
+    let (app, _) = app("/").await;
+    let lines = format!(
+        "{}\n{}\n",
+        otlp_file("00000000000000000000000000000001", "a"),
+        otlp_file("00000000000000000000000000000002", "b")
+    );
+    let (status, body) = post(&app, "/api/transform", lines).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["total"], 2);
+    let (status, body) = post(&app, "/api/transform", "{\"resourceSpans\": 7}").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["errors"][0]["code"], 400);
+    assert!(body["errors"][0]["msg"].as_str().unwrap().contains("not OTLP JSON"));
+    // a span without a valid id is reported; the others are kept
+    let mut file = otlp_file("00000000000000000000000000000003", "c");
+    let bad = json!({"traceId": "00ff", "spanId": "0102030405060708", "name": "x"});
+    file["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        .as_array_mut()
+        .unwrap()
+        .push(bad);
+    let (status, body) = post(&app, "/api/transform", file.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["total"], 1);
+    assert_eq!(body["errors"].as_array().unwrap().len(), 1);
+}

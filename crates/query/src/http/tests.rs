@@ -300,12 +300,21 @@ async fn transform_turns_otlp_json_into_ui_traces_with_the_collectors_mapping() 
         ("otel.status_description", json!("card declined")),
         ("error", json!(true)),
     ] {
-        assert!(tags.contains(&(key.into(), value.clone())), "{key}={value} in {tags:?}");
+        assert!(
+            tags.contains(&(key.into(), value.clone())),
+            "{key}={value} in {tags:?}"
+        );
     }
     // the link, and its attributes as a log, as the collector keeps them
     assert_eq!(span["references"][0]["spanID"], "00000000000000ef");
     let logs = span["logs"].as_array().unwrap();
-    assert!(logs.iter().any(|l| l["fields"].as_array().unwrap().iter().any(|f| f["key"] == "batch")));
+    assert!(logs.iter().any(|l| {
+        l["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["key"] == "batch")
+    }));
     assert_eq!(trace["processes"]["p1"]["serviceName"], "checkout");
 }
 
@@ -323,7 +332,12 @@ async fn transform_takes_json_lines_and_refuses_what_is_not_otlp() {
     let (status, body) = post(&app, "/api/transform", "{\"resourceSpans\": 7}").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["errors"][0]["code"], 400);
-    assert!(body["errors"][0]["msg"].as_str().unwrap().contains("not OTLP JSON"));
+    assert!(
+        body["errors"][0]["msg"]
+            .as_str()
+            .unwrap()
+            .contains("not OTLP JSON")
+    );
     // a span without a valid id is reported; the others are kept
     let mut file = otlp_file("00000000000000000000000000000003", "c");
     let bad = json!({"traceId": "00ff", "spanId": "0102030405060708", "name": "x"});

@@ -494,16 +494,29 @@ impl SpanReader for MemoryStore {
     async fn find_traces(&self, query: &TraceQuery) -> Result<Vec<Trace>, StorageError> {
         query.validate()?;
         // a trace evicted between search and read is left out
-        Ok(self
-            .search(query)
-            .into_iter()
-            .filter_map(|id| self.trace(id))
-            .collect())
+        Ok(off_the_workers(|| {
+            self.search(query)
+                .into_iter()
+                .filter_map(|id| self.trace(id))
+                .collect()
+        }))
     }
 
     async fn find_trace_ids(&self, query: &TraceQuery) -> Result<Vec<TraceId>, StorageError> {
         query.validate()?;
-        Ok(self.search(query))
+        Ok(off_the_workers(|| self.search(query)))
+    }
+}
+
+/// Runs a scan of every shard where the async workers are not needed: on a
+/// multi-threaded runtime the worker hands its other tasks on while the scan
+/// holds shard locks (`block_in_place`); elsewhere (tests) it just runs.
+fn off_the_workers<T>(scan: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(scan)
+        }
+        _ => scan(),
     }
 }
 
@@ -514,6 +527,13 @@ impl DependencyReader for MemoryStore {
         end_time: SystemTime,
         lookback: Duration,
     ) -> Result<Vec<DependencyLink>, StorageError> {
+        Ok(off_the_workers(|| self.dependencies(end_time, lookback)))
+    }
+}
+
+impl MemoryStore {
+    /// Calls between services over every shard's traces in the window.
+    fn dependencies(&self, end_time: SystemTime, lookback: Duration) -> Vec<DependencyLink> {
         let end_ns = nanos(end_time);
         let start_ns = nanos(end_time.checked_sub(lookback).unwrap_or(UNIX_EPOCH));
         let mut counts = DependencyCounter::default();
@@ -542,7 +562,7 @@ impl DependencyReader for MemoryStore {
                 }
             }
         }
-        Ok(counts.into_links())
+        counts.into_links()
     }
 }
 

@@ -25,8 +25,11 @@ pub enum ProcessError {
     #[error("collector queue is full; retry later")]
     QueueFull,
     /// Only when acknowledging after the write: the spans were not stored.
-    #[error("spans could not be stored; retry later: {0}")]
-    WriteFailed(String),
+    /// The reason is one of a few fixed words (storage unavailable, storage
+    /// error, collector stopped): the backend's own text, which may name
+    /// hosts or indices, goes only to the log.
+    #[error("spans could not be stored ({0}); retry later")]
+    WriteFailed(&'static str),
 }
 
 pub struct SpanProcessor {
@@ -159,7 +162,7 @@ impl SpanProcessor {
             if let Ok(Some(written)) = pushed {
                 let result = written
                     .await
-                    .unwrap_or_else(|_| Err(WriteFailure::Failed("collector stopped".into())));
+                    .unwrap_or_else(|_| Err(WriteFailure::Failed("collector stopped")));
                 match result {
                     Ok(()) => {}
                     Err(WriteFailure::Failed(e)) => return Err(ProcessError::WriteFailed(e)),

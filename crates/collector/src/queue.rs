@@ -26,8 +26,9 @@ struct Item {
 pub enum WriteFailure {
     /// The rest was stored; these spans never will be (a bound of the store).
     Refused { count: usize, reason: String },
-    /// The write failed; the client may retry the batch.
-    Failed(String),
+    /// The write failed; the client may retry the batch. A fixed word for
+    /// the client: the store's error text is logged, never sent.
+    Failed(&'static str),
 }
 
 /// The write of a queued batch, for a sender that acknowledges only after it.
@@ -256,7 +257,11 @@ pub fn start(
                     Err(e) => {
                         metrics.write_failures.inc();
                         tracing::error!(error = %e, spans = n, "writing spans to storage failed");
-                        Err(WriteFailure::Failed(e.to_string()))
+                        // the chain goes to the log above; the client gets its kind
+                        Err(WriteFailure::Failed(match e {
+                            StorageError::Unavailable(_) => "storage unavailable",
+                            _ => "storage error",
+                        }))
                     }
                 };
                 match item.done {

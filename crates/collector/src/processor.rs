@@ -162,7 +162,7 @@ impl SpanProcessor {
             if let Ok(Some(written)) = pushed {
                 let result = written
                     .await
-                    .unwrap_or_else(|_| Err(WriteFailure::Failed("collector stopped")));
+                    .unwrap_or(Err(WriteFailure::Failed("collector stopped")));
                 match result {
                     Ok(()) => {}
                     Err(WriteFailure::Failed(e)) => return Err(ProcessError::WriteFailed(e)),

@@ -84,18 +84,19 @@ async fn app_with_limits(base: &str, limits: ResponseLimits) -> (axum::Router, A
     )
 }
 
-async fn get(app: &axum::Router, uri: &str) -> (StatusCode, Json) {
-    let resp = app
-        .clone()
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
+async fn send(app: &axum::Router, request: Request<Body>) -> (StatusCode, Json) {
+    let uri = request.uri().clone();
+    let resp = app.clone().oneshot(request).await.unwrap();
     let status = resp.status();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     (
         status,
         serde_json::from_slice(&body).unwrap_or_else(|_| panic!("{uri}: not json")),
     )
+}
+
+async fn get(app: &axum::Router, uri: &str) -> (StatusCode, Json) {
+    send(app, Request::get(uri).body(Body::empty()).unwrap()).await
 }
 
 #[tokio::test]
@@ -239,17 +240,7 @@ async fn an_answer_over_its_bound_leaves_traces_out_and_says_so() {
 }
 
 async fn post(app: &axum::Router, uri: &str, body: impl Into<Body>) -> (StatusCode, Json) {
-    let resp = app
-        .clone()
-        .oneshot(Request::post(uri).body(body.into()).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&body).unwrap_or_else(|_| panic!("{uri}: not json")),
-    )
+    send(app, Request::post(uri).body(body.into()).unwrap()).await
 }
 
 fn otlp_file(trace_hex: &str, service: &str) -> Json {

@@ -184,3 +184,23 @@ def test_adaptive_sampling_adjusts_a_busy_operation(start_spoor):
         assert counted and float(counted[0].split()[1]) > 0
     finally:
         assert agent.stop() == 0
+
+
+def test_python_jaeger_client_to_the_all_in_ones_own_agent(spoor):
+    """The all-in-one's agent ports hand spans to its collector in process
+    (no gRPC between them): counted under transport="agent"."""
+    config = Config(config={
+        "sampler": {"type": "const", "param": 1},
+        "local_agent": {"reporting_host": "127.0.0.1", "reporting_port": spoor.ports["compact"]},
+    }, service_name="py-in-process", validate=True)
+    tracer = config.new_tracer()
+    with tracer.start_span("order", tags={"order.id": "o-17"}) as root:
+        with tracer.start_span("reserve", child_of=root):
+            pass
+    tracer.close()
+
+    [trace] = spoor.wait_for_traces("py-in-process", 2, tags=json.dumps({"order.id": "o-17"}))
+    spans = {s["operationName"]: s for s in trace["spans"]}
+    assert spans["reserve"]["references"][0]["spanID"] == spans["order"]["spanID"]
+    assert spoor.metric("spoor_collector_spans_received_total", '{transport="agent"}') >= 2
+    assert spoor.metric("spoor_agent_spans_forwarded_total") >= 2

@@ -8,11 +8,13 @@ mod kernel_drops;
 mod metrics;
 mod options;
 mod reporter;
+mod sink;
 mod tags;
 mod udp;
 
 pub use metrics::AgentMetrics;
 pub use options::AgentOptions;
+pub use sink::{GrpcSink, ModelBatch, SendError, SpanSink};
 pub use tags::parse_agent_tags;
 
 use std::net::SocketAddr;
@@ -41,6 +43,8 @@ pub struct Agent {
     ports: Vec<udp::Port>,
     http: tokio::net::TcpListener,
     agent_tags: Vec<spoor_model::KeyValue>,
+    /// Where batches go; None: the collectors of `options` over gRPC.
+    sink: Option<Arc<dyn SpanSink>>,
 }
 
 impl Agent {
@@ -73,7 +77,15 @@ impl Agent {
             ports,
             http,
             agent_tags,
+            sink: None,
         })
+    }
+
+    /// Forwards to `sink` instead of the collectors over gRPC (sampling is
+    /// still asked of the collectors).
+    pub fn with_sink(mut self, sink: Arc<dyn SpanSink>) -> Self {
+        self.sink = Some(sink);
+        self
     }
 
     pub fn local_addrs(&self) -> AgentAddrs {
@@ -103,14 +115,16 @@ impl Agent {
             ports,
             http,
             agent_tags,
+            sink,
         } = self;
         let channels = reporter::channels(&options.collectors, options.reporter_timeout)?;
         let proxy = Arc::new(http::SamplingProxy::new(
             channels.clone(),
             Arc::clone(&metrics),
         ));
+        let sink = sink.unwrap_or_else(|| Arc::new(GrpcSink::new(channels)));
         let (reporter, senders) = reporter::start(
-            channels,
+            sink,
             options.reporter_buffer_batches,
             options.reporter_senders,
             Arc::clone(&metrics),

@@ -1,22 +1,21 @@
-//! Forwarding batches to collectors over gRPC `PostSpans`: round-robin over a
-//! static list, a time limit per call, and a bounded buffer that holds batches
-//! while collectors are unreachable so a collector restart loses nothing that
-//! fits in it. Channels reconnect on their own (tonic connects lazily and
-//! redials after failures).
+//! Forwarding batches to a [`SpanSink`]: a bounded buffer that holds
+//! batches while collectors are unreachable, so a collector restart loses
+//! nothing that fits in it, and retries with backoff. gRPC channels (a time
+//! limit per call) reconnect on their own: tonic connects lazily and redials
+//! after failures.
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use spoor_proto::api_v2::collector_service_client::CollectorServiceClient;
-use spoor_proto::api_v2::{Batch, PostSpansRequest};
 use spoor_server::shutdown::Shutdown;
 use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinSet;
-use tonic::Code;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::metrics::AgentMetrics;
+use crate::sink::{ModelBatch, SendError, SpanSink};
+
+type Batch = ModelBatch;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// Queued batches taken together for one round of calls.
@@ -44,48 +43,46 @@ impl Reporter {
 }
 
 struct Senders {
-    channels: Vec<Channel>,
-    next: AtomicUsize,
+    sink: Arc<dyn SpanSink>,
     metrics: Arc<AgentMetrics>,
 }
 
 impl Senders {
-    /// Delivers `batch`, trying collectors in turn and backing off after each
-    /// full round, until it is delivered, refused as invalid, or shutdown
-    /// comes while collectors are still unreachable.
+    /// Delivers `batch`, going once through the sink's destinations and
+    /// backing off after each full round, until it is delivered, refused as
+    /// invalid, or shutdown comes while it still cannot be delivered.
     async fn deliver(&self, batch: Batch, shutdown: &Shutdown) {
         let spans = batch.spans.len() as u64;
-        let request = PostSpansRequest { batch: Some(batch) };
         let mut backoff = FIRST_BACKOFF;
         let mut last_error = None;
         loop {
-            for _ in 0..self.channels.len() {
-                let i = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
-                let mut client = CollectorServiceClient::new(self.channels[i].clone());
-                match client.post_spans(request.clone()).await {
-                    Ok(_) => {
+            for _ in 0..self.sink.destinations() {
+                match self.sink.send(&batch).await {
+                    Ok(()) => {
                         self.metrics.batches_forwarded.inc();
                         self.metrics.spans_forwarded.inc_by(spans);
                         return;
                     }
-                    Err(status) if status.code() == Code::InvalidArgument => {
+                    Err(SendError::Refused(message)) => {
                         // the collector kept the valid spans; resending cannot help
-                        tracing::warn!(message = status.message(), "collector refused spans");
+                        tracing::warn!(message, "collector refused spans");
                         return;
                     }
-                    Err(status) => {
+                    Err(SendError::Failed {
+                        message,
+                        unreachable,
+                    }) => {
                         self.metrics.forward_failures.inc();
-                        tracing::debug!(code = ?status.code(), message = status.message(), "forwarding failed");
-                        last_error = Some(status);
+                        tracing::debug!(message, "forwarding failed");
+                        last_error = Some((message, unreachable));
                     }
                 }
             }
             if shutdown.is_triggered() {
-                match last_error.as_ref().filter(|s| !is_unreachable(s)) {
-                    Some(refusal) => tracing::warn!(
+                match last_error.as_ref().filter(|(_, unreachable)| !unreachable) {
+                    Some((refusal, _)) => tracing::warn!(
                         spans,
-                        code = ?refusal.code(),
-                        message = refusal.message(),
+                        message = refusal,
                         "collector refused the batch until shutdown; batch dropped"
                     ),
                     None => {
@@ -101,25 +98,22 @@ impl Senders {
     }
 }
 
-/// Whether a failed call never reached a collector (no connection), as
-/// opposed to a collector that answered with a refusal.
-fn is_unreachable(status: &tonic::Status) -> bool {
-    use std::error::Error;
-    status.code() == Code::Unavailable
-        && status
-            .source()
-            .is_some_and(|e| e.downcast_ref::<tonic::transport::Error>().is_some())
-}
-
 /// Merges batches of the same process (a client sends one per datagram)
 /// into calls of at most MAX_SPANS_PER_CALL spans, keeping their order.
 fn coalesce(batches: Vec<Batch>) -> Vec<Batch> {
     let mut out: Vec<Batch> = Vec::new();
     for batch in batches {
         match out.iter_mut().find(|b| {
-            b.process == batch.process && b.spans.len() + batch.spans.len() <= MAX_SPANS_PER_CALL
+            (Arc::ptr_eq(&b.process, &batch.process) || b.process == batch.process)
+                && b.spans.len() + batch.spans.len() <= MAX_SPANS_PER_CALL
         }) {
-            Some(b) => b.spans.extend(batch.spans),
+            Some(b) => {
+                let process = Arc::clone(&b.process);
+                b.spans.extend(batch.spans.into_iter().map(|mut s| {
+                    s.process = Arc::clone(&process);
+                    s
+                }));
+            }
             None => out.push(batch),
         }
     }
@@ -164,7 +158,7 @@ pub fn channels(collectors: &[String], timeout: Duration) -> anyhow::Result<Vec<
 }
 
 pub fn start(
-    channels: Vec<Channel>,
+    sink: Arc<dyn SpanSink>,
     buffer_batches: usize,
     senders: usize,
     metrics: Arc<AgentMetrics>,
@@ -173,8 +167,7 @@ pub fn start(
     let (tx, rx) = mpsc::channel::<Batch>(buffer_batches);
     let rx = Arc::new(Mutex::new(rx));
     let state = Arc::new(Senders {
-        channels,
-        next: AtomicUsize::new(0),
+        sink,
         metrics: Arc::clone(&metrics),
     });
     let mut tasks = JoinSet::new();
@@ -208,20 +201,30 @@ pub fn start(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use spoor_proto::api_v2::{Process, Span};
+    use spoor_model::{Process, Span, SpanId, TraceId};
 
     fn batch(service: &str, spans: usize) -> Batch {
+        let process = Arc::new(Process {
+            service_name: service.into(),
+            tags: vec![],
+        });
         Batch {
             spans: (0..spans)
                 .map(|i| Span {
+                    trace_id: TraceId(1),
+                    span_id: SpanId(i as u64 + 1),
                     operation_name: format!("{service}-{i}"),
-                    ..Default::default()
+                    references: vec![],
+                    flags: 1,
+                    start_time: std::time::UNIX_EPOCH,
+                    duration: Duration::ZERO,
+                    tags: vec![],
+                    logs: vec![],
+                    process: Arc::clone(&process),
+                    warnings: vec![],
                 })
                 .collect(),
-            process: Some(Process {
-                service_name: service.into(),
-                tags: vec![],
-            }),
+            process,
         }
     }
 
@@ -235,12 +238,7 @@ mod tests {
         ]);
         let shape: Vec<(&str, usize)> = merged
             .iter()
-            .map(|b| {
-                (
-                    b.process.as_ref().unwrap().service_name.as_str(),
-                    b.spans.len(),
-                )
-            })
+            .map(|b| (b.process.service_name.as_str(), b.spans.len()))
             .collect();
         assert_eq!(shape, vec![("a", 20), ("b", 5), ("a", MAX_SPANS_PER_CALL)]);
         assert_eq!(merged[0].spans[10].operation_name, "a-0", "order kept");

@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 
 use crate::metrics::{AgentMetrics, PortLabel};
 use crate::reporter::Reporter;
+use crate::sink::ModelBatch;
 
 /// What a UDP port speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,13 +159,17 @@ pub fn spawn(
                 metrics.packet_queue_length.get_or_create(&label).dec();
                 match decode(format, &packet) {
                     Ok(groups) => {
-                        for (mut process, spans) in groups {
+                        for (mut process, mut spans) in groups {
                             metrics
                                 .spans_received
                                 .get_or_create(&label)
                                 .inc_by(spans.len() as u64);
                             process.tags.extend(agent_tags.iter().cloned());
-                            reporter.submit(spoor_proto::batch_to_proto(&process, &spans));
+                            let process = Arc::new(process);
+                            for span in &mut spans {
+                                span.process = Arc::clone(&process);
+                            }
+                            reporter.submit(ModelBatch { process, spans });
                         }
                     }
                     Err(e) => {

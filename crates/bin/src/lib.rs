@@ -9,6 +9,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub mod cassandra_schema;
 pub mod dependencies_job;
 pub mod es_index;
+mod in_process;
 pub mod operator;
 use std::path::PathBuf;
 
@@ -335,7 +336,11 @@ impl AllInOneCli {
         let query = bind_query(self.query, &storage, &mut registry).await?;
         let mut agent_options = self.agent;
         agent_options.collectors = vec![loopback(collector.local_addrs().grpc).to_string()];
-        let agent = Agent::bind(agent_options, &mut registry).await?;
+        // the agent's spans go straight to this process's collector; its
+        // sampling requests still go to the collector's gRPC port
+        let agent = Agent::bind(agent_options, &mut registry)
+            .await?
+            .with_sink(Arc::new(in_process::CollectorSink(collector.processor())));
         tracing::info!(
             agent = ?agent.local_addrs(),
             collector = ?collector.local_addrs(),

@@ -114,6 +114,12 @@ impl Collector {
         })
     }
 
+    /// The processor the receivers hand spans to, for a receiver in the
+    /// same process (the all-in-one's agent).
+    pub fn processor(&self) -> Arc<SpanProcessor> {
+        Arc::clone(&self.processor)
+    }
+
     /// The addresses the listeners are bound to.
     pub fn local_addrs(&self) -> CollectorAddrs {
         let addr =

@@ -14,6 +14,9 @@ pub enum Transport {
     OtlpGrpc,
     OtlpHttp,
     Zipkin,
+    /// The agent of the same process (the all-in-one), handing spans over
+    /// directly.
+    Agent,
 }
 
 impl Transport {
@@ -24,6 +27,7 @@ impl Transport {
             Transport::OtlpGrpc => "otlp_grpc",
             Transport::OtlpHttp => "otlp_http",
             Transport::Zipkin => "zipkin",
+            Transport::Agent => "agent",
         }
     }
 }

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use spoor_server::shutdown::Shutdown;
-use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinSet;
 use tonic::transport::{Channel, Endpoint};
 
@@ -27,7 +26,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Hands batches to the sender tasks.
 #[derive(Clone)]
 pub struct Reporter {
-    tx: mpsc::Sender<Batch>,
+    tx: async_channel::Sender<Batch>,
     metrics: Arc<AgentMetrics>,
 }
 
@@ -164,30 +163,25 @@ pub fn start(
     metrics: Arc<AgentMetrics>,
     shutdown: Shutdown,
 ) -> anyhow::Result<(Reporter, ReporterTasks)> {
-    let (tx, rx) = mpsc::channel::<Batch>(buffer_batches);
-    let rx = Arc::new(Mutex::new(rx));
+    let (tx, rx) = async_channel::bounded::<Batch>(buffer_batches);
     let state = Arc::new(Senders {
         sink,
         metrics: Arc::clone(&metrics),
     });
     let mut tasks = JoinSet::new();
     for _ in 0..senders {
-        let (rx, state, shutdown) = (Arc::clone(&rx), Arc::clone(&state), shutdown.clone());
+        let (rx, state, shutdown) = (rx.clone(), Arc::clone(&state), shutdown.clone());
         tasks.spawn(async move {
             loop {
-                let batches = {
-                    let mut rx = rx.lock().await;
-                    let Some(first) = rx.recv().await else { return };
-                    // what else is waiting rides along in the same call
-                    let mut batches = vec![first];
-                    while batches.len() < MAX_BATCHES_PER_CALL {
-                        match rx.try_recv() {
-                            Ok(b) => batches.push(b),
-                            Err(_) => break,
-                        }
+                let Ok(first) = rx.recv().await else { return };
+                // what else is waiting rides along in the same call
+                let mut batches = vec![first];
+                while batches.len() < MAX_BATCHES_PER_CALL {
+                    match rx.try_recv() {
+                        Ok(b) => batches.push(b),
+                        Err(_) => break,
                     }
-                    batches
-                };
+                }
                 state.metrics.buffered_batches.dec_by(batches.len() as i64);
                 for batch in coalesce(batches) {
                     state.deliver(batch, &shutdown).await;

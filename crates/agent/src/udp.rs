@@ -10,7 +10,6 @@ use spoor_codec::zipkin::{decode_emit_zipkin_batch, to_model};
 use spoor_model::{KeyValue, Process, Span};
 use spoor_server::shutdown::Shutdown;
 use tokio::net::UdpSocket;
-use tokio::sync::{Mutex, mpsc};
 use tokio::task::JoinSet;
 
 use crate::metrics::{AgentMetrics, PortLabel};
@@ -107,8 +106,7 @@ pub fn spawn(
     shutdown: Shutdown,
 ) {
     let label = label(port.format);
-    let (tx, rx) = mpsc::channel::<Vec<u8>>(settings.queue_size);
-    let rx = Arc::new(Mutex::new(rx));
+    let (tx, rx) = async_channel::bounded::<Vec<u8>>(settings.queue_size);
     let max = settings.max_packet_size;
     {
         let (metrics, label) = (Arc::clone(&metrics), label.clone());
@@ -144,7 +142,7 @@ pub fn spawn(
     }
     for _ in 0..settings.workers {
         let (rx, reporter, metrics, label) = (
-            Arc::clone(&rx),
+            rx.clone(),
             reporter.clone(),
             Arc::clone(&metrics),
             label.clone(),
@@ -153,7 +151,7 @@ pub fn spawn(
         let format = port.format;
         tasks.spawn(async move {
             loop {
-                let Some(packet) = rx.lock().await.recv().await else {
+                let Ok(packet) = rx.recv().await else {
                     return;
                 };
                 metrics.packet_queue_length.get_or_create(&label).dec();

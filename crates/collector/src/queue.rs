@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use spoor_model::Span;
 use spoor_storage::{SpanWriter, StorageError};
-use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, TryAcquireError, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, oneshot};
 use tokio::task::JoinSet;
 
 use crate::metrics::CollectorMetrics;
@@ -83,7 +83,7 @@ pub struct SpanQueue {
     spans: Option<Bound>,
     /// Spans acknowledged when queued and not yet written.
     acked_pending: Arc<AtomicUsize>,
-    tx: mpsc::UnboundedSender<Item>,
+    tx: async_channel::Sender<Item>,
     metrics: Arc<CollectorMetrics>,
 }
 
@@ -112,14 +112,14 @@ impl SpanQueue {
             (None, None)
         };
         self.tx
-            .send(Item {
+            .try_send(Item {
                 spans,
                 _permits: permits,
                 done,
             })
             .map_err(|refused| {
                 self.metrics.queue_length.dec_by(len);
-                if refused.0.done.is_none() {
+                if refused.into_inner().done.is_none() {
                     self.acked_pending
                         .fetch_sub(len as usize, Ordering::Relaxed);
                 }
@@ -135,7 +135,7 @@ type InFlight = Arc<std::sync::Mutex<Vec<Option<Vec<Span>>>>>;
 /// The writer tasks behind a queue.
 pub struct Workers {
     tasks: JoinSet<()>,
-    rx: Arc<Mutex<mpsc::UnboundedReceiver<Item>>>,
+    rx: async_channel::Receiver<Item>,
     acked_pending: Arc<AtomicUsize>,
     in_flight: InFlight,
 }
@@ -162,13 +162,10 @@ impl Workers {
         // what is still queued is spilled (or lost); the writes in flight
         // get as long again to finish, and are given up after that
         let mut unwritten = Vec::new();
-        {
-            let mut rx = self.rx.lock().await;
-            while let Ok(item) = rx.try_recv() {
-                // a client waiting for this write is told it failed, and retries
-                if item.done.is_none() {
-                    unwritten.push(item.spans);
-                }
+        while let Ok(item) = self.rx.try_recv() {
+            // a client waiting for this write is told it failed, and retries
+            if item.done.is_none() {
+                unwritten.push(item.spans);
             }
         }
         let in_flight = async { while self.tasks.join_next().await.is_some() {} };
@@ -210,8 +207,8 @@ pub fn start(
     metrics: Arc<CollectorMetrics>,
     keep_in_flight: bool,
 ) -> (SpanQueue, Workers) {
-    let (tx, rx) = mpsc::unbounded_channel::<Item>();
-    let rx = Arc::new(Mutex::new(rx));
+    // bounded by the queue's own span and byte accounting
+    let (tx, rx) = async_channel::unbounded::<Item>();
     metrics
         .queue_capacity_bytes
         .set(i64::try_from(bounds.bytes).unwrap_or(i64::MAX));
@@ -222,14 +219,14 @@ pub fn start(
     let in_flight: InFlight = Arc::new(std::sync::Mutex::new(vec![None; workers]));
     let mut tasks = JoinSet::new();
     for worker in 0..workers {
-        let rx = Arc::clone(&rx);
+        let rx = rx.clone();
         let in_flight = Arc::clone(&in_flight);
         let acked_pending = Arc::clone(&acked_pending);
         let writer = Arc::clone(&writer);
         let metrics = Arc::clone(&metrics);
         tasks.spawn(async move {
             loop {
-                let Some(item) = rx.lock().await.recv().await else {
+                let Ok(item) = rx.recv().await else {
                     return;
                 };
                 let n = item.spans.len();

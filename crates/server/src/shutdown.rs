@@ -1,38 +1,45 @@
-//! A shutdown signal that many tasks can wait on.
-use tokio::sync::watch;
+//! A shutdown signal that many tasks can wait on: tokio-util's
+//! `CancellationToken`, cancelled by the trigger or when the trigger is
+//! dropped.
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 /// Cloneable; every clone sees the trigger.
 #[derive(Clone)]
 pub struct Shutdown {
-    rx: watch::Receiver<bool>,
+    token: CancellationToken,
 }
 
-/// Triggers shutdown for every [`Shutdown`] made from it.
+/// Triggers shutdown for every [`Shutdown`] made from it; dropping it
+/// triggers too (nothing is left to say stop).
 pub struct ShutdownTrigger {
-    tx: watch::Sender<bool>,
+    _on_drop: DropGuard,
+    token: CancellationToken,
 }
 
 impl ShutdownTrigger {
     pub fn new() -> (ShutdownTrigger, Shutdown) {
-        let (tx, rx) = watch::channel(false);
-        (ShutdownTrigger { tx }, Shutdown { rx })
+        let token = CancellationToken::new();
+        let trigger = ShutdownTrigger {
+            _on_drop: token.clone().drop_guard(),
+            token: token.clone(),
+        };
+        (trigger, Shutdown { token })
     }
 
     pub fn trigger(&self) {
-        self.tx.send_replace(true);
+        self.token.cancel();
     }
 }
 
 impl Shutdown {
     /// Whether shutdown has been triggered.
     pub fn is_triggered(&self) -> bool {
-        *self.rx.borrow()
+        self.token.is_cancelled()
     }
 
     /// Resolves once shutdown is triggered (at once if it already was).
-    pub async fn wait(mut self) {
-        // an error means the trigger is gone, which also means stop
-        let _ = self.rx.wait_for(|stop| *stop).await;
+    pub async fn wait(self) {
+        self.token.cancelled_owned().await;
     }
 }
 
@@ -50,4 +57,25 @@ pub async fn os_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_clone_sees_the_trigger_and_a_dropped_trigger_stops_too() {
+        let (trigger, shutdown) = ShutdownTrigger::new();
+        let waiter = tokio::spawn(shutdown.clone().wait());
+        assert!(!shutdown.is_triggered());
+        trigger.trigger();
+        waiter.await.unwrap();
+        assert!(shutdown.clone().is_triggered());
+        shutdown.wait().await; // at once once triggered
+
+        let (trigger, shutdown) = ShutdownTrigger::new();
+        drop(trigger);
+        assert!(shutdown.is_triggered());
+        shutdown.wait().await;
+    }
 }

@@ -253,10 +253,10 @@ pub fn start(
                     }
                     Err(e) => {
                         metrics.write_failures.inc();
-                        tracing::error!(error = %e, spans = n, "writing spans to storage failed");
+                        tracing::error!(error = %spoor_storage::Chain(&e), spans = n, "writing spans to storage failed");
                         // the chain goes to the log above; the client gets its kind
                         Err(WriteFailure::Failed(match e {
-                            StorageError::Unavailable(_) => "storage unavailable",
+                            StorageError::Unavailable { .. } => "storage unavailable",
                             _ => "storage error",
                         }))
                     }

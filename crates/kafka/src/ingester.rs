@@ -398,7 +398,7 @@ async fn write_batch(
             Ok(()) => break,
             Err(e) => {
                 s.metrics.write_failures.inc();
-                tracing::warn!(error = %e, retry_in = ?backoff, "storage write failed; the partition waits");
+                tracing::warn!(error = %spoor_storage::Chain(&e), retry_in = ?backoff, "storage write failed; the partition waits");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = cancelled.wait_for(|c| *c) => return None,

@@ -35,7 +35,7 @@ impl KafkaWriter {
             .client_config()
             .map_err(StorageError::InvalidQuery)?
             .create()
-            .map_err(|e| StorageError::Backend(format!("kafka producer: {e}")))?;
+            .map_err(|e| StorageError::backend("creating the kafka producer", e))?;
         Ok(KafkaWriter {
             producer,
             topic: options.topic.clone(),
@@ -76,11 +76,10 @@ impl SpanWriter for KafkaWriter {
         match failed.first() {
             None => Ok(()),
             // the client may send the batch again: duplicates are harmless downstream
-            Some(e) => Err(StorageError::Unavailable(format!(
-                "kafka refused {} of {} spans: {e}",
-                failed.len(),
-                results.len()
-            ))),
+            Some(e) => Err(StorageError::unavailable(
+                format!("kafka refused {} of {} spans", failed.len(), results.len()),
+                e.to_string(),
+            )),
         }
     }
 }

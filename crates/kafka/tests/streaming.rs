@@ -325,7 +325,7 @@ impl SpanWriter for Flaky {
         let left = self.failures.load(Ordering::SeqCst);
         if left > 0 {
             self.failures.store(left - 1, Ordering::SeqCst);
-            return Err(StorageError::Unavailable("storage is down".into()));
+            return Err(StorageError::unavailable_msg("storage is down"));
         }
         self.store.write_spans(spans).await
     }

@@ -3,8 +3,11 @@
 //! `SPOOR_UPDATE_GOLDEN=1 cargo test -p spoor-operator` rewrites them.
 use std::path::{Path, PathBuf};
 
+/// Read when the test runs, not when it compiles: a test binary built for
+/// another checkout sharing the target directory must not read that one.
 fn deploy() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
+    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR");
+    Path::new(&dir).join("../../deploy")
 }
 
 fn check(path: &Path, rendered: &str) {

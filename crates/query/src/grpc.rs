@@ -32,7 +32,7 @@ fn storage_status(e: StorageError) -> Status {
     match e {
         StorageError::InvalidQuery(m) => Status::invalid_argument(m),
         e => {
-            tracing::error!(error = %e, "storage read failed");
+            tracing::error!(error = %spoor_storage::Chain(&e), "storage read failed");
             Status::internal("storage read failed")
         }
     }

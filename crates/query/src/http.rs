@@ -90,7 +90,7 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
             ApiError::Storage(e) => {
-                tracing::error!(error = %e, "storage read failed");
+                tracing::error!(error = %spoor_storage::Chain(&e), "storage read failed");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "storage read failed".to_string(),
@@ -256,7 +256,7 @@ fn stream_traces(
                     continue;
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, trace = %id, "storage read failed");
+                    tracing::error!(error = %spoor_storage::Chain(&e), trace = %id, "storage read failed");
                     errors.push(EnvelopeError {
                         code: 500,
                         msg: "storage read failed".into(),

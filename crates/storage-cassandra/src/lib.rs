@@ -54,13 +54,13 @@ const WRITE_CACHE_LIMIT: usize = 100_000;
 /// Index rows written at once per batch of spans.
 const WRITE_CONCURRENCY: usize = 64;
 
-fn backend(context: &str, e: impl std::fmt::Display) -> StorageError {
-    StorageError::Backend(format!("cassandra: {context}: {e}"))
+fn backend(context: &str, e: impl Into<spoor_storage::BoxError>) -> StorageError {
+    StorageError::backend(format!("cassandra: {context}"), e)
 }
 
 /// A request that did not get an answer: worth retrying.
-fn unavailable(context: &str, e: impl std::fmt::Display) -> StorageError {
-    StorageError::Unavailable(format!("cassandra: {context}: {e}"))
+fn unavailable(context: &str, e: impl Into<spoor_storage::BoxError>) -> StorageError {
+    StorageError::unavailable(format!("cassandra: {context}"), e)
 }
 
 pub use connection::{connect, create_schema};

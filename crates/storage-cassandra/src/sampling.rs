@@ -24,8 +24,8 @@ use crate::rows::micros;
 const THROUGHPUT_BUCKETS: i32 = 10;
 const PROBABILITIES_BUCKET: i32 = 1;
 
-fn backend(context: &str, e: impl std::fmt::Display) -> StorageError {
-    StorageError::Backend(format!("cassandra sampling store: {context}: {e}"))
+fn backend(context: &str, e: impl Into<spoor_storage::BoxError>) -> StorageError {
+    StorageError::backend(format!("cassandra sampling store: {context}"), e)
 }
 
 /// Gregorian 100 ns ticks between 1582-10-15 and 1970-01-01.

@@ -110,10 +110,10 @@ impl BulkWriter {
         self.tx
             .send(Job { docs, done })
             .await
-            .map_err(|_| StorageError::Backend("elasticsearch bulk writer stopped".into()))?;
+            .map_err(|_| StorageError::backend_msg("elasticsearch bulk writer stopped"))?;
         result
             .await
-            .map_err(|_| StorageError::Backend("elasticsearch bulk writer stopped".into()))?
+            .map_err(|_| StorageError::backend_msg("elasticsearch bulk writer stopped"))?
     }
 }
 
@@ -232,7 +232,7 @@ impl Batch {
                 .fetch_add(failed.len() as u64, Ordering::Relaxed);
             let result = match failed.first() {
                 None => Ok(()),
-                Some(first) => Err(StorageError::Backend(format!(
+                Some(first) => Err(StorageError::backend_msg(format!(
                     "elasticsearch refused {} of {} documents; first: {first}",
                     failed.len(),
                     mine.len()

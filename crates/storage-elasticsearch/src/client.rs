@@ -45,9 +45,9 @@ pub fn retryable_status(status: u16) -> bool {
 impl From<EsError> for spoor_storage::StorageError {
     fn from(e: EsError) -> Self {
         if e.retryable() {
-            spoor_storage::StorageError::Unavailable(e.to_string())
+            spoor_storage::StorageError::unavailable("elasticsearch", e)
         } else {
-            spoor_storage::StorageError::Backend(e.to_string())
+            spoor_storage::StorageError::backend("elasticsearch", e)
         }
     }
 }

@@ -169,11 +169,11 @@ impl EsStore {
             }
             let answer = self.client.ndjson("/_msearch", &[], lines).await?;
             let responses = answer["responses"].as_array().ok_or_else(|| {
-                StorageError::Backend("multi-search answer without responses".into())
+                StorageError::backend_msg("multi-search answer without responses")
             })?;
             for (id, response) in chunk.iter().zip(responses) {
                 if !response["error"].is_null() {
-                    return Err(StorageError::Backend(format!(
+                    return Err(StorageError::backend_msg(format!(
                         "reading trace {id}: {}",
                         response["error"]
                     )));
@@ -198,11 +198,11 @@ impl EsStore {
                     .map(|hit| {
                         let doc: SpanDoc =
                             serde_json::from_value(hit["_source"].clone()).map_err(|e| {
-                                StorageError::Backend(format!("span document of {id}: {e}"))
+                                StorageError::backend_msg(format!("span document of {id}: {e}"))
                             })?;
                         self.tags
                             .from_doc(doc)
-                            .map_err(|e| StorageError::Backend(e.to_string()))
+                            .map_err(|e| StorageError::backend_msg(e.to_string()))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 let mut spans = spans;
@@ -264,7 +264,7 @@ impl SpanReader for EsStore {
         let answer = self
             .search(&indices, query::services(self.max_doc_count))
             .await?;
-        let mut services = query::read_services(&answer).map_err(StorageError::Backend)?;
+        let mut services = query::read_services(&answer).map_err(StorageError::backend_msg)?;
         services.sort();
         Ok(services)
     }
@@ -278,7 +278,7 @@ impl SpanReader for EsStore {
             )
             .await?;
         let mut ops: Vec<Operation> = query::read_operations(&answer)
-            .map_err(StorageError::Backend)?
+            .map_err(StorageError::backend_msg)?
             .into_iter()
             .map(|(name, span_kind)| Operation { name, span_kind })
             .collect();
@@ -314,7 +314,7 @@ impl SpanReader for EsStore {
                 query::find_trace_ids(q, &self.tags.dot_replacement),
             )
             .await?;
-        query::read_trace_ids(&answer).map_err(StorageError::Backend)
+        query::read_trace_ids(&answer).map_err(StorageError::backend_msg)
     }
 }
 

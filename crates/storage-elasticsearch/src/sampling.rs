@@ -69,7 +69,7 @@ impl EsSamplingStore {
 }
 
 fn bad(what: &str, doc: &Json) -> StorageError {
-    StorageError::Backend(format!("sampling document without {what}: {doc}"))
+    StorageError::backend_msg(format!("sampling document without {what}: {doc}"))
 }
 
 #[async_trait]
@@ -178,7 +178,7 @@ impl SamplingStore for EsSamplingStore {
             .next()
             .map(|doc| {
                 serde_json::from_value(doc["probabilities"].clone())
-                    .map_err(|e| StorageError::Backend(format!("stored probabilities: {e}")))
+                    .map_err(|e| StorageError::backend_msg(format!("stored probabilities: {e}")))
             })
             .transpose()
     }
@@ -210,7 +210,7 @@ impl SamplingStore for EsSamplingStore {
                 ("if_primary_term", current["_primary_term"].to_string()),
             ]
         } else {
-            return Err(StorageError::Backend(format!(
+            return Err(StorageError::backend_msg(format!(
                 "reading lease {name}: status {status}: {current}"
             )));
         };
@@ -225,7 +225,7 @@ impl SamplingStore for EsSamplingStore {
             s if s.is_success() => Ok(true),
             // someone else changed the lease first
             StatusCode::CONFLICT => Ok(false),
-            s => Err(StorageError::Backend(format!(
+            s => Err(StorageError::backend_msg(format!(
                 "writing lease {name}: status {s}: {answer}"
             ))),
         }
@@ -261,7 +261,7 @@ impl SamplingStore for EsSamplingStore {
         {
             Ok(())
         } else {
-            Err(StorageError::Backend(format!(
+            Err(StorageError::backend_msg(format!(
                 "releasing lease {name}: status {status}: {answer}"
             )))
         }

@@ -262,12 +262,12 @@ impl BlockStore {
         };
         tokio::spawn(async move {
             if let Err(e) = store.flush(false).await {
-                tracing::error!(error = %e, "embedded store: writing a block failed; its spans stay in memory and in the write-ahead log, and the write is retried");
+                tracing::error!(error = %spoor_storage::Chain(&e), "embedded store: writing a block failed; its spans stay in memory and in the write-ahead log, and the write is retried");
             } else if let Err(e) = store.compact().await {
-                tracing::error!(error = %e, "embedded store: merging blocks failed; they stay as they are");
+                tracing::error!(error = %spoor_storage::Chain(&e), "embedded store: merging blocks failed; they stay as they are");
             }
             if let Err(e) = store.enforce_disk_quota().await {
-                tracing::error!(error = %e, "embedded store: deleting blocks over the disk quota failed");
+                tracing::error!(error = %spoor_storage::Chain(&e), "embedded store: deleting blocks over the disk quota failed");
             }
             store.cutting.store(false, Ordering::Release);
         });

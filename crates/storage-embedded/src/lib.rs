@@ -66,7 +66,7 @@ const TAG_INDEX_COMPLETE: &str = "tag_index_complete";
 const MAX_INDEXED_VALUE: usize = 256;
 
 fn backend(e: impl std::fmt::Display) -> StorageError {
-    StorageError::Backend(e.to_string())
+    StorageError::backend_msg(e.to_string())
 }
 
 /// service -> its operations, mirroring the operations table.
@@ -230,7 +230,9 @@ where
                 None => return,
                 Some(Ok(0)) => {}
                 Some(Ok(n)) => tracing::info!(spans = n, "retention deleted old spans"),
-                Some(Err(e)) => tracing::warn!(error = %e, "retention pass failed"),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %spoor_storage::Chain(&e), "retention pass failed")
+                }
             }
         }
     }))

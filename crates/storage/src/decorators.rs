@@ -79,13 +79,13 @@ impl<T: ?Sized> Guarded<T> {
                 tokio::time::timeout(self.policy.timeout, f())
                     .await
                     .unwrap_or_else(|_| {
-                        Err(StorageError::Unavailable(format!(
+                        Err(StorageError::unavailable_msg(format!(
                             "{operation} timed out after {:?}",
                             self.policy.timeout
                         )))
                     })
             };
-            let retry = matches!(result, Err(StorageError::Unavailable(_)))
+            let retry = matches!(result, Err(StorageError::Unavailable { .. }))
                 && attempt < self.policy.retries;
             let outcome = match (&result, retry) {
                 (Ok(_), _) => Outcome::Ok,
@@ -294,7 +294,7 @@ mod tests {
     }
 
     fn unavailable() -> StorageError {
-        StorageError::Unavailable("overloaded".into())
+        StorageError::unavailable_msg("overloaded")
     }
 
     fn invalid() -> StorageError {
@@ -361,7 +361,7 @@ mod tests {
         );
         assert!(matches!(
             store.get_services().await,
-            Err(StorageError::Unavailable(_))
+            Err(StorageError::Unavailable { .. })
         ));
     }
 

@@ -13,7 +13,7 @@ mod traits;
 pub mod testsuite;
 
 pub use dependencies::{DependencyCounter, compute_dependencies};
-pub use error::StorageError;
+pub use error::{BoxError, Chain, StorageError};
 pub use query::{DEFAULT_NUM_TRACES, Operation, OperationQuery, TraceQuery, span_matches};
 pub use sampling::{SamplingStore, ServiceProbabilities, Throughput};
 pub use traits::{DependencyReader, DependencyWriter, SpanReader, SpanWriter};

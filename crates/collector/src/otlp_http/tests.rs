@@ -295,8 +295,9 @@ impl spoor_storage::SpanWriter for FailingWriter {
         &self,
         _: Vec<spoor_model::Span>,
     ) -> Result<(), spoor_storage::StorageError> {
-        Err(spoor_storage::StorageError::Unavailable(
-            "es-3.internal:9200 refused: disk full".into(),
+        Err(spoor_storage::StorageError::unavailable(
+            "write",
+            std::io::Error::other("es-3.internal:9200 refused: disk full"),
         ))
     }
 }

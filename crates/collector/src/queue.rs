@@ -255,10 +255,7 @@ pub fn start(
                         metrics.write_failures.inc();
                         tracing::error!(error = %spoor_storage::Chain(&e), spans = n, "writing spans to storage failed");
                         // the chain goes to the log above; the client gets its kind
-                        Err(WriteFailure::Failed(match e {
-                            StorageError::Unavailable { .. } => "storage unavailable",
-                            _ => "storage error",
-                        }))
+                        Err(WriteFailure::Failed(e.kind()))
                     }
                 };
                 match item.done {

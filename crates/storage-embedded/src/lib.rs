@@ -65,8 +65,10 @@ const TAG_INDEX_COMPLETE: &str = "tag_index_complete";
 /// Tag values longer than this are stored but not indexed.
 const MAX_INDEXED_VALUE: usize = 256;
 
-fn backend(e: impl std::fmt::Display) -> StorageError {
-    StorageError::backend_msg(e.to_string())
+/// A failure of the embedded store, caused by `e` (an I/O, Parquet or redb
+/// error, or the store's own words).
+fn backend(e: impl Into<spoor_storage::BoxError>) -> StorageError {
+    StorageError::backend("embedded store", e)
 }
 
 /// service -> its operations, mirroring the operations table.

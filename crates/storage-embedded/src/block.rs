@@ -15,11 +15,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arrow_array::builder::{
-    BinaryBuilder, BinaryDictionaryBuilder, BooleanBuilder, FixedSizeBinaryBuilder, Float64Builder,
-    Int32Builder, Int64Builder, ListBuilder, StringBuilder, StringDictionaryBuilder, StructBuilder,
-    TimestampNanosecondBuilder,
+    ArrayBuilder, BinaryBuilder, BooleanBuilder, FixedSizeBinaryBuilder, Float64Builder,
+    GenericByteBuilder, Int32Builder, Int64Builder, ListBuilder, StringBuilder,
+    StringDictionaryBuilder, StructBuilder, TimestampNanosecondBuilder,
 };
-use arrow_array::types::Int32Type;
+use arrow_array::types::{BinaryType, ByteArrayType, Int32Type, Utf8Type};
 use arrow_array::{
     Array, ArrayRef, BinaryArray, BooleanArray, DictionaryArray, FixedSizeBinaryArray,
     Float64Array, Int32Array, Int64Array, ListArray, RecordBatch, StringArray, StructArray,
@@ -272,6 +272,113 @@ struct Logs {
     logs: Vec<api_v2::Log>,
 }
 
+/// A dictionary-encoded column whose keys the caller appends: values are
+/// looked up only when [`DictColumn::key_of`] is asked, once per distinct
+/// process of a batch rather than once per row.
+struct DictColumn<T: ByteArrayType> {
+    keys: Int32Builder,
+    values: GenericByteBuilder<T>,
+    index: HashMap<Box<[u8]>, i32>,
+}
+
+impl<T: ByteArrayType> Default for DictColumn<T> {
+    fn default() -> Self {
+        DictColumn {
+            keys: Int32Builder::new(),
+            values: GenericByteBuilder::new(),
+            index: HashMap::default(),
+        }
+    }
+}
+
+impl<T: ByteArrayType> DictColumn<T>
+where
+    T::Native: AsRef<[u8]>,
+{
+    fn key_of(&mut self, value: &T::Native) -> i32 {
+        let bytes: &[u8] = value.as_ref();
+        if let Some(&key) = self.index.get(bytes) {
+            return key;
+        }
+        let key = self.values.len() as i32;
+        self.values.append_value(value);
+        self.index.insert(bytes.into(), key);
+        key
+    }
+
+    fn finish(&mut self) -> DictionaryArray<Int32Type> {
+        self.index.clear();
+        DictionaryArray::new(self.keys.finish(), Arc::new(self.values.finish()))
+    }
+}
+
+/// The `service` and `process_tags` columns. Spans of one request share
+/// their `Arc<Process>` (the decoders and the block reader make one per
+/// resource), so a process is known by its address: its tags are encoded
+/// once per block and looked up in a batch's dictionaries once per batch,
+/// and most rows cost one map lookup by address.
+#[derive(Default)]
+struct ProcessColumns {
+    service: DictColumn<Utf8Type>,
+    tags: DictColumn<BinaryType>,
+    /// Index into `held` by address. `held` keeps each process alive, so
+    /// no address is reused while it is a key.
+    by_address: HashMap<usize, usize>,
+    held: Vec<Arc<Process>>,
+    /// Per process: its tags encoded (none without tags), and its keys in
+    /// the current batch's dictionaries once it has appeared in it.
+    encoded: Vec<Option<Box<[u8]>>>,
+    in_batch: Vec<Option<(i32, Option<i32>)>>,
+}
+
+/// Processes known by address in one block at most: a merge, whose inputs
+/// each decode their own, forgets them past this.
+const MAX_PROCESSES: usize = 1 << 16;
+
+impl ProcessColumns {
+    fn append(&mut self, process: &Arc<Process>) {
+        let address = Arc::as_ptr(process) as usize;
+        let i = match self.by_address.get(&address) {
+            Some(&i) => i,
+            None => {
+                let i = self.held.len();
+                self.by_address.insert(address, i);
+                self.held.push(Arc::clone(process));
+                self.encoded.push((!process.tags.is_empty()).then(|| {
+                    spoor_proto::process_to_proto(process)
+                        .encode_to_vec()
+                        .into_boxed_slice()
+                }));
+                self.in_batch.push(None);
+                i
+            }
+        };
+        let (service, tags) = match self.in_batch[i] {
+            Some(keys) => keys,
+            None => {
+                let keys = (
+                    self.service.key_of(self.held[i].service_name.as_str()),
+                    self.encoded[i].as_deref().map(|e| self.tags.key_of(e)),
+                );
+                self.in_batch[i] = Some(keys);
+                keys
+            }
+        };
+        self.service.keys.append_value(service);
+        self.tags.keys.append_option(tags);
+    }
+
+    /// The batch's `service` and `process_tags` arrays.
+    fn finish(&mut self) -> (DictionaryArray<Int32Type>, DictionaryArray<Int32Type>) {
+        let arrays = (self.service.finish(), self.tags.finish());
+        self.in_batch.iter_mut().for_each(|keys| *keys = None);
+        if self.held.len() > MAX_PROCESSES {
+            *self = ProcessColumns::default();
+        }
+        arrays
+    }
+}
+
 enum TagBuilder {
     Str(StringBuilder),
     Bool(BooleanBuilder),
@@ -324,22 +431,20 @@ struct Columns {
     dedicated: Vec<(String, ValueType)>,
     trace_id: FixedSizeBinaryBuilder,
     span_id: FixedSizeBinaryBuilder,
-    service: StringDictionaryBuilder<Int32Type>,
+    /// `service` and `process_tags`
+    processes: ProcessColumns,
     operation: StringDictionaryBuilder<Int32Type>,
     start: TimestampNanosecondBuilder,
     duration: Int64Builder,
     flags: Int32Builder,
     parent: FixedSizeBinaryBuilder,
     references: BinaryBuilder,
-    process_tags: BinaryDictionaryBuilder<Int32Type>,
     tag_order: BinaryBuilder,
     tags: Vec<TagBuilder>,
     other_tags: ListBuilder<StructBuilder>,
     logs: BinaryBuilder,
     warnings: ListBuilder<StringBuilder>,
     rows: usize,
-    /// The process tags of the last span and their encoding.
-    last_process: Option<(Arc<Process>, Vec<u8>)>,
     /// Each dedicated key's column.
     column_of: HashMap<String, usize>,
     /// Per span, reused: the tag order and which columns got a value.
@@ -362,20 +467,18 @@ impl Columns {
             dedicated,
             trace_id: FixedSizeBinaryBuilder::new(16),
             span_id: FixedSizeBinaryBuilder::new(8),
-            service: StringDictionaryBuilder::new(),
+            processes: ProcessColumns::default(),
             operation: StringDictionaryBuilder::new(),
             start: TimestampNanosecondBuilder::new(),
             duration: Int64Builder::new(),
             flags: Int32Builder::new(),
             parent: FixedSizeBinaryBuilder::new(8),
             references: BinaryBuilder::new(),
-            process_tags: BinaryDictionaryBuilder::new(),
             tag_order: BinaryBuilder::new(),
             other_tags: ListBuilder::new(other),
             logs: BinaryBuilder::new(),
             warnings: ListBuilder::new(StringBuilder::new()),
             rows: 0,
-            last_process: None,
             column_of: HashMap::default(),
             order: Vec::new(),
             placed: Vec::new(),
@@ -402,8 +505,7 @@ impl Columns {
         self.span_id
             .append_value(span.span_id.to_bytes())
             .expect("8 bytes");
-        let process = &span.process;
-        self.service.append_value(&process.service_name);
+        self.processes.append(&span.process);
         self.operation.append_value(&span.operation_name);
         self.start.append_value(nanos(span.start_time) as i64);
         self.duration
@@ -426,20 +528,6 @@ impl Columns {
                 references: rest.iter().map(spoor_proto::span_ref_to_proto).collect(),
             };
             self.references.append_value(msg.encode_to_vec());
-        }
-        if process.tags.is_empty() {
-            self.process_tags.append_null();
-        } else {
-            let same = self
-                .last_process
-                .as_ref()
-                .is_some_and(|(p, _)| Arc::ptr_eq(p, process) || **p == **process);
-            if !same {
-                let encoded = spoor_proto::process_to_proto(process).encode_to_vec();
-                self.last_process = Some((Arc::clone(process), encoded));
-            }
-            let (_, encoded) = self.last_process.as_ref().expect("set above");
-            self.process_tags.append_value(encoded);
         }
         // each tag to its column when it has one (the first of a key only)
         let mut order = std::mem::take(&mut self.order);
@@ -545,17 +633,18 @@ impl Columns {
     }
 
     fn finish(&mut self) -> Result<RecordBatch, StorageError> {
+        let (service, process_tags) = self.processes.finish();
         let mut columns: Vec<ArrayRef> = vec![
             Arc::new(self.trace_id.finish()),
             Arc::new(self.span_id.finish()),
-            Arc::new(self.service.finish()),
+            Arc::new(service),
             Arc::new(self.operation.finish()),
             Arc::new(self.start.finish()),
             Arc::new(self.duration.finish()),
             Arc::new(self.flags.finish()),
             Arc::new(self.parent.finish()),
             Arc::new(self.references.finish()),
-            Arc::new(self.process_tags.finish()),
+            Arc::new(process_tags),
             Arc::new(self.tag_order.finish()),
         ];
         columns.extend(self.tags.iter_mut().map(TagBuilder::finish));

@@ -272,13 +272,15 @@ struct Logs {
     logs: Vec<api_v2::Log>,
 }
 
-/// A dictionary-encoded column whose keys the caller appends: values are
-/// looked up only when [`DictColumn::key_of`] is asked, once per distinct
-/// process of a batch rather than once per row.
+/// A dictionary-encoded column whose keys the caller appends. Its values
+/// are the block's: every batch carries all of them, and the Parquet
+/// writer keeps the ones a row group uses.
 struct DictColumn<T: ByteArrayType> {
     keys: Int32Builder,
     values: GenericByteBuilder<T>,
     index: HashMap<Box<[u8]>, i32>,
+    /// `values` as an array, while no value was added since.
+    finished: Option<ArrayRef>,
 }
 
 impl<T: ByteArrayType> Default for DictColumn<T> {
@@ -287,6 +289,7 @@ impl<T: ByteArrayType> Default for DictColumn<T> {
             keys: Int32Builder::new(),
             values: GenericByteBuilder::new(),
             index: HashMap::default(),
+            finished: None,
         }
     }
 }
@@ -303,65 +306,51 @@ where
         let key = self.values.len() as i32;
         self.values.append_value(value);
         self.index.insert(bytes.into(), key);
+        self.finished = None;
         key
     }
 
     fn finish(&mut self) -> DictionaryArray<Int32Type> {
-        self.index.clear();
-        DictionaryArray::new(self.keys.finish(), Arc::new(self.values.finish()))
+        let values = self
+            .finished
+            .get_or_insert_with(|| Arc::new(self.values.finish_cloned()));
+        DictionaryArray::new(self.keys.finish(), Arc::clone(values))
     }
 }
 
 /// The `service` and `process_tags` columns. Spans of one request share
 /// their `Arc<Process>` (the decoders and the block reader make one per
 /// resource), so a process is known by its address: its tags are encoded
-/// once per block and looked up in a batch's dictionaries once per batch,
-/// and most rows cost one map lookup by address.
+/// and its keys found once per block, and a row costs one lookup by
+/// address.
 #[derive(Default)]
 struct ProcessColumns {
     service: DictColumn<Utf8Type>,
     tags: DictColumn<BinaryType>,
-    /// Index into `held` by address. `held` keeps each process alive, so
-    /// no address is reused while it is a key.
-    by_address: HashMap<usize, usize>,
+    /// Keys by address, of the processes in `held`, which keeps each alive
+    /// so no address is reused while it is a key.
+    by_address: HashMap<usize, (i32, Option<i32>)>,
     held: Vec<Arc<Process>>,
-    /// Per process: its tags encoded (none without tags), and its keys in
-    /// the current batch's dictionaries once it has appeared in it.
-    encoded: Vec<Option<Box<[u8]>>>,
-    in_batch: Vec<Option<(i32, Option<i32>)>>,
 }
 
-/// Processes known by address in one block at most: a merge, whose inputs
-/// each decode their own, forgets them past this.
+/// Processes known by address in one block at most: past this, at the end
+/// of a batch, they are forgotten and the dictionaries start again.
 const MAX_PROCESSES: usize = 1 << 16;
 
 impl ProcessColumns {
     fn append(&mut self, process: &Arc<Process>) {
         let address = Arc::as_ptr(process) as usize;
-        let i = match self.by_address.get(&address) {
-            Some(&i) => i,
+        let (service, tags) = match self.by_address.get(&address) {
+            Some(&keys) => keys,
             None => {
-                let i = self.held.len();
-                self.by_address.insert(address, i);
+                let service = self.service.key_of(process.service_name.as_str());
+                let tags = (!process.tags.is_empty()).then(|| {
+                    let encoded = spoor_proto::process_to_proto(process).encode_to_vec();
+                    self.tags.key_of(encoded.as_slice())
+                });
+                self.by_address.insert(address, (service, tags));
                 self.held.push(Arc::clone(process));
-                self.encoded.push((!process.tags.is_empty()).then(|| {
-                    spoor_proto::process_to_proto(process)
-                        .encode_to_vec()
-                        .into_boxed_slice()
-                }));
-                self.in_batch.push(None);
-                i
-            }
-        };
-        let (service, tags) = match self.in_batch[i] {
-            Some(keys) => keys,
-            None => {
-                let keys = (
-                    self.service.key_of(self.held[i].service_name.as_str()),
-                    self.encoded[i].as_deref().map(|e| self.tags.key_of(e)),
-                );
-                self.in_batch[i] = Some(keys);
-                keys
+                (service, tags)
             }
         };
         self.service.keys.append_value(service);
@@ -371,7 +360,6 @@ impl ProcessColumns {
     /// The batch's `service` and `process_tags` arrays.
     fn finish(&mut self) -> (DictionaryArray<Int32Type>, DictionaryArray<Int32Type>) {
         let arrays = (self.service.finish(), self.tags.finish());
-        self.in_batch.iter_mut().for_each(|keys| *keys = None);
         if self.held.len() > MAX_PROCESSES {
             *self = ProcessColumns::default();
         }

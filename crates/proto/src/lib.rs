@@ -1,10 +1,17 @@
-//! Jaeger api_v2 protobuf messages and gRPC services, generated at build time
+//! Jaeger api_v2 and api_v3 protobuf messages and gRPC services, generated at build time
 //! from the IDL in the workspace's `proto/` folder, plus conversions to and
 //! from the domain model and a reader for Jaeger's proto-JSON trace files.
 
 pub mod api_v2 {
     #![allow(clippy::all)]
     tonic::include_proto!("jaeger.api_v2");
+}
+
+/// Jaeger api_v3 (Jaeger v2's query API), whose traces are OTLP's
+/// `TracesData`.
+pub mod api_v3 {
+    #![allow(clippy::all)]
+    tonic::include_proto!("jaeger.api_v3");
 }
 
 /// Zipkin v2 protobuf messages (`zipkin.proto3`).

@@ -28,7 +28,7 @@ impl Params {
     }
 
     /// The last non-empty value of `name`.
-    fn one(&self, name: &str) -> Option<&str> {
+    pub fn one(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .rev()
@@ -190,6 +190,114 @@ pub fn dependencies_window(p: &Params, now: SystemTime) -> Result<(SystemTime, D
     Ok((end, lookback))
 }
 
+/// Traces one api_v3 search returns without `query.searchDepth`, as Jaeger.
+pub const API_V3_SEARCH_DEPTH: usize = 100;
+
+/// The value of api_v3 parameter `name`, or of its snake_case alias (what
+/// Jaeger before v2.15 took), with the name that was given.
+fn v3_param<'a>(
+    p: &'a Params,
+    name: &'static str,
+    alias: &'static str,
+) -> Option<(&'a str, &'static str)> {
+    p.one(name)
+        .map(|v| (v, name))
+        .or_else(|| p.one(alias).map(|v| (v, alias)))
+}
+
+fn malformed(name: &str, why: impl std::fmt::Display) -> String {
+    format!("malformed parameter {name}: {why}")
+}
+
+/// An RFC 3339 time with up to nanoseconds, as api_v3 takes them.
+pub fn rfc3339(v: &str, name: &str) -> Result<SystemTime, String> {
+    let t = chrono::DateTime::parse_from_rfc3339(v).map_err(|e| malformed(name, e))?;
+    let nanos = t
+        .timestamp_nanos_opt()
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| malformed(name, "out of range"))?;
+    Ok(UNIX_EPOCH + Duration::from_nanos(nanos as u64))
+}
+
+/// The search of `GET /api/v3/traces` and `/api/v3/trace-summaries`:
+/// `query.serviceName`, `query.operationName`, `query.startTimeMin` and
+/// `query.startTimeMax` (RFC 3339, required), `query.durationMin/Max` (Go
+/// durations), `query.searchDepth` (alias `query.num_traces`) and
+/// `query.attributes` (a JSON object), each also under its snake_case name.
+pub fn api_v3_query(p: &Params) -> Result<TraceQuery, String> {
+    let text = |name, alias| v3_param(p, name, alias).map(|(v, _)| v.to_string());
+    let (min, max) = match (
+        v3_param(p, "query.startTimeMin", "query.start_time_min"),
+        v3_param(p, "query.startTimeMax", "query.start_time_max"),
+    ) {
+        (Some((min, min_name)), Some((max, max_name))) => {
+            (rfc3339(min, min_name)?, rfc3339(max, max_name)?)
+        }
+        _ => return Err("query.startTimeMin and query.startTimeMax are required".into()),
+    };
+    if min >= max {
+        return Err("query.startTimeMin must be before query.startTimeMax".into());
+    }
+    let duration = |name, alias| {
+        v3_param(p, name, alias)
+            .map(|(v, given)| parse_go_duration(v).map_err(|e| malformed(given, e)))
+            .transpose()
+    };
+    let duration_min = duration("query.durationMin", "query.duration_min")?;
+    let duration_max = duration("query.durationMax", "query.duration_max")?;
+    let depth = v3_param(p, "query.searchDepth", "query.search_depth")
+        .or_else(|| p.one("query.num_traces").map(|v| (v, "query.num_traces")));
+    let num_traces = match depth {
+        None => API_V3_SEARCH_DEPTH,
+        Some((v, given)) => match v.parse::<i64>().map_err(|e| malformed(given, e))? {
+            n if n <= 0 => API_V3_SEARCH_DEPTH,
+            n => (n as usize).min(MAX_SEARCH_LIMIT),
+        },
+    };
+    let mut tags = BTreeMap::new();
+    if let Some(v) = p.one("query.attributes") {
+        let map: BTreeMap<String, serde_json::Value> =
+            serde_json::from_str(v).map_err(|e| malformed("query.attributes", e))?;
+        for (k, val) in map {
+            let val = match val {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Bool(_) | serde_json::Value::Number(_) => val.to_string(),
+                other => {
+                    return Err(malformed(
+                        "query.attributes",
+                        format!("value of {k:?} is not a scalar: {other}"),
+                    ));
+                }
+            };
+            tags.insert(k, val);
+        }
+    }
+    Ok(TraceQuery {
+        service_name: text("query.serviceName", "query.service_name").unwrap_or_default(),
+        operation_name: text("query.operationName", "query.operation_name"),
+        tags: tags.into_iter().collect(),
+        start_time_min: min,
+        start_time_max: max,
+        duration_min,
+        duration_max,
+        num_traces,
+    })
+}
+
+/// `spanKind` (alias `span_kind`) of `GET /api/v3/operations`.
+pub fn api_v3_span_kind(p: &Params) -> Result<Option<SpanKind>, String> {
+    match v3_param(p, "spanKind", "span_kind") {
+        None => Ok(None),
+        Some((v, given)) => match SpanKind::parse(v) {
+            SpanKind::Unspecified => Err(malformed(
+                given,
+                format!("{v:?} is not one of server, client, producer, consumer, internal"),
+            )),
+            kind => Ok(Some(kind)),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,6 +419,64 @@ mod tests {
         assert!(
             err.starts_with("'lookback' may be at most 31 days"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn api_v3_search_takes_camel_case_and_snake_case_names() {
+        let camel = params(
+            "query.serviceName=web&query.operationName=GET /&query.startTimeMin=2026-12-01T10:00:00Z&query.startTimeMax=2026-12-01T11:00:00.5Z&query.durationMin=1.5ms&query.searchDepth=7&query.attributes={\"http.status_code\":\"500\",\"error\":true}",
+        );
+        let q = api_v3_query(&camel).unwrap();
+        assert_eq!(q.service_name, "web");
+        assert_eq!(q.operation_name.as_deref(), Some("GET /"));
+        assert_eq!(q.num_traces, 7);
+        assert_eq!(q.duration_min, Some(Duration::from_micros(1500)));
+        assert_eq!(
+            q.tags,
+            vec![
+                ("error".into(), "true".into()),
+                ("http.status_code".into(), "500".into())
+            ]
+        );
+        let min = UNIX_EPOCH + Duration::from_secs(1_796_119_200);
+        assert_eq!(q.start_time_min, min);
+        assert_eq!(q.start_time_max, min + Duration::from_millis(3_600_500));
+        let snake = params(
+            "query.service_name=web&query.start_time_min=2026-12-01T10:00:00Z&query.start_time_max=2026-12-01T11:00:00+00:00&query.num_traces=3",
+        );
+        let q = api_v3_query(&snake).unwrap();
+        assert_eq!((q.service_name.as_str(), q.num_traces), ("web", 3));
+        assert_eq!(
+            api_v3_query(&params(
+                "query.serviceName=web&query.startTimeMin=2026-12-01T10:00:00Z"
+            ))
+            .unwrap_err(),
+            "query.startTimeMin and query.startTimeMax are required"
+        );
+        let bad = api_v3_query(&params(
+            "query.startTimeMin=yesterday&query.startTimeMax=2026-12-01T11:00:00Z",
+        ))
+        .unwrap_err();
+        assert!(
+            bad.starts_with("malformed parameter query.startTimeMin: "),
+            "{bad}"
+        );
+        let bad = api_v3_query(&params(
+            "query.start_time_min=2026-12-01T10:00:00Z&query.start_time_max=2026-12-01T11:00:00Z&query.duration_max=fast",
+        ))
+        .unwrap_err();
+        assert!(
+            bad.starts_with("malformed parameter query.duration_max: "),
+            "{bad}"
+        );
+        assert_eq!(
+            api_v3_query(&params(
+                "query.startTimeMin=2026-12-01T10:00:00Z&query.startTimeMax=2026-12-01T11:00:00Z"
+            ))
+            .unwrap()
+            .num_traces,
+            API_V3_SEARCH_DEPTH
         );
     }
 }

@@ -131,6 +131,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/traces/{trace_id}", get(trace_by_id))
         .route("/api/dependencies", get(dependencies))
         .route("/api/transform", transform::route())
+        .merge(api_v3::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(metrics, record))
         .with_state(state)
@@ -342,6 +343,7 @@ async fn dependencies(
     Ok(ok(links.iter().map(ui_dependency).collect(), vec![]))
 }
 
+mod api_v3;
 mod transform;
 
 #[cfg(test)]

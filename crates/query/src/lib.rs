@@ -1,6 +1,8 @@
-//! The query service: Jaeger's HTTP JSON API on 16686 and the api_v2 gRPC
-//! QueryService on 16685, both reading from any storage backend.
+//! The query service: Jaeger's HTTP JSON API and api_v3 on 16686, the
+//! api_v2 and api_v3 gRPC QueryServices on 16685, all reading from any
+//! storage backend.
 
+mod api_v3;
 mod grpc;
 mod http;
 mod metrics;
@@ -144,9 +146,16 @@ impl QueryServer {
             reader: Arc::clone(&state.reader),
             dependencies: Arc::clone(&state.dependencies),
         });
+        let v3_service = spoor_proto::api_v3::query_service_server::QueryServiceServer::new(
+            api_v3::GrpcQueryV3 {
+                reader: Arc::clone(&state.reader),
+                dependencies: Arc::clone(&state.dependencies),
+            },
+        );
         let app = app(state, &options.base_path);
         let http_task = serving.http(http, app, "query HTTP");
-        let grpc_task = serving.grpc(grpc, Routes::new(grpc_service), "query gRPC");
+        let routes = Routes::new(grpc_service).add_service(v3_service);
+        let grpc_task = serving.grpc(grpc, routes, "query gRPC");
         tokio::try_join!(http_task, grpc_task)?;
         Ok(())
     }

@@ -341,3 +341,158 @@ async fn transform_takes_json_lines_and_refuses_what_is_not_otlp() {
     assert_eq!(body["total"], 1);
     assert_eq!(body["errors"].as_array().unwrap().len(), 1);
 }
+
+const V3_WINDOW: &str =
+    "query.startTimeMin=2000-01-01T00:00:00Z&query.startTimeMax=2100-01-01T00:00:00Z";
+
+#[tokio::test]
+async fn api_v3_services_and_operations() {
+    let (app, _) = app("/").await;
+    let (status, body) = get(&app, "/api/v3/services").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"services": ["db", "web"]}));
+    let (_, body) = get(&app, "/api/v3/operations?service=db&spanKind=server").await;
+    assert_eq!(
+        body,
+        json!({"operations": [{"name": "SELECT", "spanKind": "server"}]})
+    );
+    // the snake_case name Jaeger took before v2.15
+    let (_, body) = get(&app, "/api/v3/operations?service=db&span_kind=client").await;
+    assert_eq!(body, json!({"operations": []}));
+    let (status, body) = get(&app, "/api/v3/operations?service=db&spanKind=sideways").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["httpCode"], 400);
+}
+
+#[tokio::test]
+async fn api_v3_trace_by_id_is_otlp_json() {
+    let (app, _) = app("/").await;
+    let (status, body) = get(&app, "/api/v3/traces/00000000000000000000000000000001").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let resources = body["result"]["resourceSpans"].as_array().unwrap();
+    let mut seen = Vec::new();
+    for rs in resources {
+        let service = rs["resource"]["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["key"] == "service.name")
+            .unwrap()["value"]["stringValue"]
+            .clone();
+        for span in rs["scopeSpans"][0]["spans"].as_array().unwrap() {
+            assert_eq!(span["traceId"], "00000000000000000000000000000001");
+            seen.push((
+                service.clone(),
+                span["name"].clone(),
+                span["parentSpanId"].clone(),
+            ));
+        }
+    }
+    seen.sort_by_key(|s| s.1.to_string());
+    assert_eq!(
+        seen,
+        vec![
+            (json!("web"), json!("GET /"), json!("")),
+            (json!("db"), json!("SELECT"), json!("0000000000000001")),
+        ]
+    );
+    // OTLP JSON: times are decimal strings, the kind a number
+    let span = &resources[0]["scopeSpans"][0]["spans"][0];
+    assert!(
+        span["startTimeUnixNano"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .is_ok(),
+        "{span}"
+    );
+    assert_eq!(span["kind"], 2);
+    // the same trace by base64 of its bytes, as Jaeger accepts
+    let (status, _) = get(&app, "/api/v3/traces/AAAAAAAAAAAAAAAAAAAAAQ").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = get(&app, "/api/v3/traces/00000000000000000000000000000042").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        body,
+        json!({"error": {"httpCode": 404, "message": "No traces found"}})
+    );
+    let (status, body) = get(&app, "/api/v3/traces/not-an-id").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("malformed parameter trace_id"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn api_v3_search_and_summaries() {
+    let (app, _) = app("/").await;
+    let (status, body) = get(
+        &app,
+        &format!("/api/v3/traces?query.serviceName=db&{V3_WINDOW}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let spans: usize = body["result"]["resourceSpans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|rs| rs["scopeSpans"][0]["spans"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(spans, 2, "the whole trace, not only the matching span");
+    let (status, body) = get(
+        &app,
+        &format!("/api/v3/trace-summaries?query.serviceName=db&{V3_WINDOW}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let summaries = body["summaries"].as_array().unwrap();
+    assert_eq!(summaries.len(), 1);
+    let s = &summaries[0];
+    assert_eq!(s["traceId"], "00000000000000000000000000000001");
+    assert_eq!(s["rootServiceName"], "web");
+    assert_eq!(s["rootOperationName"], "GET /");
+    assert_eq!(
+        (
+            s["spanCount"].clone(),
+            s["errorSpanCount"].clone(),
+            s["orphanSpanCount"].clone()
+        ),
+        (json!(2), json!(0), json!(0))
+    );
+    assert_eq!(
+        s["services"],
+        json!([
+            {"name": "db", "spanCount": 1, "errorSpanCount": 0},
+            {"name": "web", "spanCount": 1, "errorSpanCount": 0}
+        ])
+    );
+    let start: u64 = s["minStartTimeUnixNano"].as_str().unwrap().parse().unwrap();
+    let end: u64 = s["maxEndTimeUnixNano"].as_str().unwrap().parse().unwrap();
+    // from the first start to the last end: each span lasts 1.5 ms, and
+    // the test's spans start a moment apart
+    assert!((1_500_000..1_000_000_000).contains(&(end - start)), "{s}");
+    // searchDepth bounds the answer; nothing found is Jaeger's 404 for traces
+    let (_, body) = get(
+        &app,
+        &format!("/api/v3/trace-summaries?query.serviceName=web&query.searchDepth=1&{V3_WINDOW}"),
+    )
+    .await;
+    assert_eq!(body["summaries"].as_array().unwrap().len(), 1);
+    let (status, body) = get(
+        &app,
+        &format!("/api/v3/traces?query.serviceName=nobody&{V3_WINDOW}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["message"], "No traces found");
+    let (status, body) = get(&app, "/api/v3/trace-summaries?query.serviceName=db").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body,
+        json!({"error": {"httpCode": 400, "message": "query.startTimeMin and query.startTimeMax are required"}})
+    );
+}

@@ -96,6 +96,7 @@ class Spoor:
         self.jaeger_http = f"http://127.0.0.1:{p['http']}"
         self.zipkin = f"http://127.0.0.1:{p['zipkin']}"
         self.otlp_grpc = f"127.0.0.1:{p['otlp_grpc']}"
+        self.query_grpc = f"127.0.0.1:{p['query_grpc']}"
 
     def _wait_healthy(self):
         deadline = time.time() + 30

@@ -142,3 +142,38 @@ def test_a_redb_directory_is_migrated_when_the_blocks_engine_starts(start_spoor,
     assert len(body["data"][0]["spans"]) == 2
     assert not (data / "spoor.redb").exists()
     assert list((data / "blocks").glob("*.parquet"))
+
+
+def test_an_archived_trace_opens_after_retention_dropped_it(start_spoor, tmp_path):
+    """The UI's Archive button (POST /api/archive/{id}) copies a trace into
+    the archive store beside the blocks, which retention does not reach."""
+    data = tmp_path / "spoor-data"
+    args = ("--span-storage.type=embedded", f"--embedded.data-dir={data}",
+            "--embedded.retention=2s", "--embedded.head-age=300ms")
+    first = start_spoor(*args)
+    kept, _ = emit(exporter_for("grpc", first), "archived-shop")
+    dropped, _ = emit(exporter_for("grpc", first), "archived-shop")
+    first.wait_for_traces("archived-shop", 4)
+    kept_id, dropped_id = format(kept.trace_id, "032x"), format(dropped.trace_id, "032x")
+    r = requests.post(f"{first.query}/api/archive/{kept_id}", timeout=10)
+    assert r.status_code == 200, r.text
+    assert r.json()["data"] == []
+    assert requests.post(f"{first.query}/api/archive/{'ab' * 16}", timeout=10).status_code == 404
+    deadline = time.time() + 15  # both traces into blocks before the restart
+    while first.metric("spoor_embedded_head_spans") != 0:
+        assert time.time() < deadline, "head never cut"
+        time.sleep(0.1)
+    first.stop()
+    time.sleep(2.5)
+
+    # retention's first pass at start drops the blocks older than 2 s
+    second = start_spoor(*args)
+    deadline = time.time() + 15
+    while second.get(f"/api/traces/{dropped_id}").status_code != 404:
+        assert time.time() < deadline, "retention never dropped the trace"
+        time.sleep(0.2)
+    assert second.get("/api/traces", service="archived-shop").json()["data"] == []
+    r = second.get(f"/api/traces/{kept_id}")
+    assert r.status_code == 200
+    assert sorted(s["operationName"] for s in r.json()["data"][0]["spans"]) == ["charge", "checkout"]
+    assert second.get(f"/api/v3/traces/{kept_id}").status_code == 200

@@ -196,6 +196,7 @@ async fn bind_query(
         options,
         Arc::clone(&storage.reader),
         Arc::clone(&storage.dependencies),
+        storage.archive.clone(),
         registry,
     )
     .await

@@ -84,6 +84,7 @@ async fn jaeger_grpc_spans_come_back_through_grpc_query() {
         cli.query,
         std::sync::Arc::clone(&storage.reader),
         std::sync::Arc::clone(&storage.dependencies),
+        storage.archive.clone(),
         &mut registry,
     )
     .await

@@ -13,7 +13,9 @@ use spoor_proto::api_v2::{
     GetServicesResponse, GetTraceRequest, Operation, SpansResponseChunk,
 };
 use spoor_proto::{span_to_proto, system_time_from_proto};
-use spoor_storage::{DependencyReader, OperationQuery, SpanReader, StorageError, TraceQuery};
+use spoor_storage::{
+    Archive, DependencyReader, OperationQuery, SpanReader, StorageError, TraceQuery,
+};
 use tonic::{Request, Response, Status};
 
 /// Spans per streamed chunk, as in Jaeger.
@@ -26,6 +28,7 @@ type ChunkStream = Pin<Box<dyn Stream<Item = Result<SpansResponseChunk, Status>>
 pub struct GrpcQuery {
     pub reader: Arc<dyn SpanReader>,
     pub dependencies: Arc<dyn DependencyReader>,
+    pub archive: Option<Archive>,
 }
 
 fn storage_status(e: StorageError) -> Status {
@@ -97,12 +100,20 @@ impl QueryService for GrpcQuery {
 
     async fn archive_trace(
         &self,
-        _request: Request<ArchiveTraceRequest>,
+        request: Request<ArchiveTraceRequest>,
     ) -> Result<Response<ArchiveTraceResponse>, Status> {
-        // Jaeger answers the same when no archive storage is configured
-        Err(Status::unimplemented(
-            "archive span storage was not configured",
-        ))
+        let id = TraceId::from_slice(&request.into_inner().trace_id)
+            .map_err(|e| Status::invalid_argument(format!("invalid trace id: {e}")))?;
+        // Jaeger's answer when no archive storage is configured
+        let archive = self
+            .archive
+            .as_ref()
+            .ok_or_else(|| Status::unimplemented("archive span storage was not configured"))?;
+        match archive.archive(self.reader.as_ref(), id).await {
+            Ok(true) => Ok(Response::new(ArchiveTraceResponse {})),
+            Ok(false) => Err(Status::not_found("trace not found")),
+            Err(e) => Err(storage_status(e)),
+        }
     }
 
     async fn find_traces(

@@ -8,12 +8,12 @@ use axum::extract::{MatchedPath, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::StreamExt;
 use serde::Serialize;
 use spoor_model::TraceId;
-use spoor_storage::{DependencyReader, OperationQuery, SpanReader, StorageError};
+use spoor_storage::{Archive, DependencyReader, OperationQuery, SpanReader, StorageError};
 
 use crate::metrics::QueryMetrics;
 use crate::uimodel::{ui_dependency, ui_trace};
@@ -23,6 +23,8 @@ use spoor_query_params::{self as params, Params, TracesRequest};
 pub struct ApiState {
     pub reader: Arc<dyn SpanReader>,
     pub dependencies: Arc<dyn DependencyReader>,
+    /// Where `POST /api/archive/{id}` copies a trace; None: not configured.
+    pub archive: Option<Archive>,
     pub metrics: Arc<QueryMetrics>,
     pub limits: ResponseLimits,
 }
@@ -72,6 +74,8 @@ fn ok<T: Serialize>(data: Vec<T>, errors: Vec<EnvelopeError>) -> Response {
 pub enum ApiError {
     BadRequest(String),
     NotFound(String),
+    /// Jaeger's answer (500) when no archive store is configured.
+    NoArchive,
     Storage(StorageError),
 }
 
@@ -89,6 +93,10 @@ impl IntoResponse for ApiError {
         let (status, msg) = match self {
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            ApiError::NoArchive => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "archive span storage was not configured".to_string(),
+            ),
             ApiError::Storage(e) => {
                 tracing::error!(error = %spoor_storage::Chain(&e), "storage read failed");
                 (
@@ -130,6 +138,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/traces", get(traces))
         .route("/api/traces/{trace_id}", get(trace_by_id))
         .route("/api/dependencies", get(dependencies))
+        .route("/api/archive/{trace_id}", post(archive_trace))
         .route("/api/transform", transform::route())
         .merge(api_v3::routes())
         .fallback(not_found)
@@ -330,6 +339,19 @@ async fn trace_by_id(State(s): State<ApiState>, Path(id): Path<String>) -> ApiRe
     match s.reader.get_trace(id).await? {
         Some(t) => Ok(ok(vec![ui_trace(&t)], vec![])),
         None => Err(ApiError::NotFound("trace not found".into())),
+    }
+}
+
+/// Copies a trace into the archive store; Jaeger's answer is an empty list.
+async fn archive_trace(State(s): State<ApiState>, Path(id): Path<String>) -> ApiResult {
+    let id: TraceId = id
+        .parse()
+        .map_err(|e| ApiError::BadRequest(format!("unable to parse param 'traceID': {e}")))?;
+    let archive = s.archive.as_ref().ok_or(ApiError::NoArchive)?;
+    if archive.archive(s.reader.as_ref(), id).await? {
+        Ok(ok::<()>(vec![], vec![]))
+    } else {
+        Err(ApiError::NotFound("trace not found".into()))
     }
 }
 

@@ -19,7 +19,7 @@ use prometheus_client::registry::Registry;
 use spoor_proto::api_v2::query_service_server::QueryServiceServer;
 use spoor_server::net::{bind, parse_host_port};
 use spoor_server::serve::Serving;
-use spoor_storage::{DependencyReader, SpanReader};
+use spoor_storage::{Archive, DependencyReader, SpanReader, WithArchive};
 use tonic::service::Routes;
 
 #[derive(Args, Clone, Debug)]
@@ -91,18 +91,28 @@ pub fn app(state: ApiState, base_path: &str) -> axum::Router {
 }
 
 impl QueryServer {
-    /// Binds the query ports over the stores it reads: spans and the
-    /// dependency graph.
+    /// Binds the query ports over the stores it reads: spans, the
+    /// dependency graph and the archive (when there is one: traces are
+    /// archived into it, and a trace the primary store lost is read from it).
     pub async fn bind(
         options: QueryOptions,
         reader: Arc<dyn SpanReader>,
         dependencies: Arc<dyn DependencyReader>,
+        archive: Option<Archive>,
         registry: &mut Registry,
     ) -> anyhow::Result<Self> {
         options.validate()?;
+        let reader: Arc<dyn SpanReader> = match &archive {
+            Some(a) => Arc::new(WithArchive {
+                primary: reader,
+                archive: Arc::clone(&a.reader),
+            }),
+            None => reader,
+        };
         let state = ApiState {
             reader,
             dependencies,
+            archive,
             metrics: Arc::new(QueryMetrics::new(registry)),
             limits: http::ResponseLimits {
                 spans: options.max_response_spans,
@@ -145,6 +155,7 @@ impl QueryServer {
         let grpc_service = QueryServiceServer::new(grpc::GrpcQuery {
             reader: Arc::clone(&state.reader),
             dependencies: Arc::clone(&state.dependencies),
+            archive: state.archive.clone(),
         });
         let v3_service = spoor_proto::api_v3::query_service_server::QueryServiceServer::new(
             api_v3::GrpcQueryV3 {

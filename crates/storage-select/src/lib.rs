@@ -13,7 +13,9 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use spoor_kafka::{KafkaWriter, ProducerOptions, WriterStats};
 use spoor_storage::decorators::{CallObserver, Guarded, Outcome, Policy};
-use spoor_storage::{DependencyReader, DependencyWriter, SamplingStore, SpanReader, SpanWriter};
+use spoor_storage::{
+    Archive, DependencyReader, DependencyWriter, SamplingStore, SpanReader, SpanWriter,
+};
 use spoor_storage_cassandra::{CassandraOptions, CassandraStore};
 use spoor_storage_elasticsearch::{EsOptions, EsStore};
 use spoor_storage_embedded::{
@@ -134,6 +136,11 @@ pub struct Storage {
     /// Where `spoor-dependencies` writes links, for stores that keep them
     /// (Elasticsearch, Cassandra); None where links are derived from spans.
     pub dependency_writer: Option<Arc<dyn DependencyWriter>>,
+    /// Where archived traces go: a second memory store, or `archive/` in
+    /// the embedded store's directory, which retention and the disk quota
+    /// leave alone. None for Elasticsearch and Cassandra (not yet offered)
+    /// and the redb engine.
+    pub archive: Option<Archive>,
 }
 
 impl StorageOptions {
@@ -149,6 +156,10 @@ impl StorageOptions {
             dependencies: Arc::new(Guarded::new(raw.dependencies, policy, guard(&observer))),
             sampling: Arc::new(Guarded::new(raw.sampling, policy, guard(&observer))),
             dependency_writer: raw.dependency_writer,
+            archive: raw.archive.map(|a| Archive {
+                writer: Arc::new(Guarded::new(a.writer, policy, guard(&observer))),
+                reader: Arc::new(Guarded::new(a.reader, policy, guard(&observer))),
+            }),
         })
     }
 
@@ -204,12 +215,21 @@ impl StorageOptions {
                     max_bytes: self.memory_max_bytes,
                 }));
                 registry.register_collector(Box::new(MemoryMetrics(Arc::clone(&store))));
+                // Jaeger's memory archive: a store of its own, with the same bounds
+                let archive = Arc::new(MemoryStore::new(MemoryConfig {
+                    max_traces: self.memory_max_traces,
+                    max_bytes: self.memory_max_bytes,
+                }));
                 Ok(Storage {
                     writer: store.clone(),
                     reader: store.clone(),
                     dependencies: store,
                     sampling: Arc::new(MemorySamplingStore::default()),
                     dependency_writer: None,
+                    archive: Some(Archive {
+                        writer: archive.clone(),
+                        reader: archive,
+                    }),
                 })
             }
             StorageType::Embedded if self.embedded_engine == EmbeddedEngine::Blocks => {
@@ -228,12 +248,26 @@ impl StorageOptions {
                 // lives as long as the process
                 let _ = store.spawn_retention(self.embedded_retention);
                 registry.register_collector(Box::new(BlockMetrics(Arc::clone(&store))));
+                // archived traces: a store of their own, kept until deleted by hand
+                let archive = BlockStore::open(
+                    &dir.join("archive"),
+                    BlockOptions {
+                        max_disk_bytes: 0,
+                        ..options
+                    },
+                )
+                .await
+                .map_err(opened)?;
                 Ok(Storage {
                     writer: store.clone(),
                     reader: store.clone(),
                     dependencies: store,
                     sampling: Arc::new(sampling),
                     dependency_writer: None,
+                    archive: Some(Archive {
+                        writer: archive.clone(),
+                        reader: archive,
+                    }),
                 })
             }
             StorageType::Embedded => {
@@ -259,6 +293,7 @@ impl StorageOptions {
                     dependencies: store.clone(),
                     sampling: store,
                     dependency_writer: None,
+                    archive: None,
                 })
             }
             StorageType::Elasticsearch => {
@@ -273,6 +308,7 @@ impl StorageOptions {
                     reader: store.clone(),
                     dependencies: store.clone(),
                     dependency_writer: Some(store),
+                    archive: None,
                 })
             }
             StorageType::Cassandra => {
@@ -287,6 +323,7 @@ impl StorageOptions {
                     reader: store.clone(),
                     dependencies: store.clone(),
                     dependency_writer: Some(store),
+                    archive: None,
                 })
             }
         }

@@ -2,6 +2,7 @@
 //! they take, and (behind the `testsuite` feature) the conformance suite every
 //! backend runs so they all answer the same way.
 
+pub mod archive;
 pub mod decorators;
 mod dependencies;
 mod error;
@@ -12,6 +13,7 @@ mod traits;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 
+pub use archive::{Archive, WithArchive};
 pub use dependencies::{DependencyCounter, compute_dependencies};
 pub use error::{BoxError, Chain, StorageError};
 pub use query::{DEFAULT_NUM_TRACES, Operation, OperationQuery, TraceQuery, span_matches};

@@ -75,6 +75,7 @@ async fn app_with_limits(base: &str, limits: ResponseLimits) -> (axum::Router, A
             ApiState {
                 reader: store.clone(),
                 dependencies: store,
+                archive: None,
                 metrics: Arc::clone(&metrics),
                 limits,
             },
@@ -494,5 +495,81 @@ async fn api_v3_search_and_summaries() {
     assert_eq!(
         body,
         json!({"error": {"httpCode": 400, "message": "query.startTimeMin and query.startTimeMax are required"}})
+    );
+}
+
+#[tokio::test]
+async fn an_archived_trace_outlives_the_primary_store() {
+    // a primary that keeps one trace, so the next write evicts the first
+    let primary = Arc::new(MemoryStore::new(MemoryConfig {
+        max_traces: 1,
+        max_bytes: 1 << 30,
+    }));
+    let archive_store = Arc::new(MemoryStore::new(MemoryConfig {
+        max_traces: 0,
+        max_bytes: 1 << 30,
+    }));
+    let archive = spoor_storage::Archive {
+        writer: archive_store.clone(),
+        reader: archive_store.clone(),
+    };
+    let web = Arc::new(Process {
+        service_name: "web".into(),
+        tags: vec![],
+    });
+    let state = |archive: Option<spoor_storage::Archive>| ApiState {
+        reader: match &archive {
+            Some(a) => Arc::new(spoor_storage::WithArchive {
+                primary: primary.clone(),
+                archive: Arc::clone(&a.reader),
+            }),
+            None => primary.clone(),
+        },
+        dependencies: primary.clone(),
+        archive,
+        metrics: Arc::new(QueryMetrics::new(&mut Registry::default())),
+        limits: ResponseLimits {
+            spans: 1_000,
+            bytes: 1 << 20,
+        },
+    };
+    let app = crate::app(state(Some(archive)), "/");
+    primary
+        .write_spans(vec![
+            span(7, 1, &web, "GET /", None),
+            span(7, 2, &web, "SELECT", Some(1)),
+        ])
+        .await
+        .unwrap();
+    let post = |uri: &str| Request::post(uri).body(Body::empty()).unwrap();
+    let (status, body) = send(&app, post("/api/archive/0000000000000007")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({"data": [], "total": 0, "limit": 0, "offset": 0, "errors": null})
+    );
+    let (status, _) = send(&app, post("/api/archive/00000000000000ff")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    primary
+        .write_spans(vec![span(8, 1, &web, "GET /", None)])
+        .await
+        .unwrap();
+    assert!(
+        primary.get_trace(TraceId(7)).await.unwrap().is_none(),
+        "evicted"
+    );
+    let (status, body) = get(&app, "/api/traces/0000000000000007").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"][0]["spans"].as_array().unwrap().len(), 2);
+    let (status, _) = get(&app, "/api/v3/traces/00000000000000000000000000000007").await;
+    assert_eq!(status, StatusCode::OK);
+
+    let without = crate::app(state(None), "/");
+    let (status, body) = send(&without, post("/api/archive/0000000000000008")).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        body["errors"][0]["msg"],
+        "archive span storage was not configured"
     );
 }

@@ -40,6 +40,7 @@ fn storage() -> (Storage, Arc<MemoryStore>) {
             dependencies: store.clone(),
             sampling: Arc::new(spoor_storage_memory::MemorySamplingStore::default()),
             dependency_writer: None,
+            archive: None,
         },
         store,
     )

@@ -298,6 +298,72 @@ pub fn api_v3_span_kind(p: &Params) -> Result<Option<SpanKind>, String> {
     }
 }
 
+/// What `/api/metrics/{latencies,calls,errors}` ask for (Jaeger's service
+/// performance monitoring API): services, span kinds, and a window of
+/// `lookback` before `end` in steps of `step`, rates per `rate_per`.
+#[derive(Debug, PartialEq)]
+pub struct MetricsQuery {
+    pub services: Vec<String>,
+    pub group_by_operation: bool,
+    pub span_kinds: Vec<SpanKind>,
+    pub end: SystemTime,
+    pub lookback: Duration,
+    pub step: Duration,
+    pub rate_per: Duration,
+    /// `quantile` of `/api/metrics/latencies`.
+    pub quantile: Option<f64>,
+}
+
+/// Jaeger's parsing of the metrics parameters, its defaults (the last hour
+/// in 5 s steps, rates per 10 minutes, server spans) and its messages.
+pub fn metrics_query(p: &Params, now: SystemTime, latencies: bool) -> Result<MetricsQuery, String> {
+    let quantile = if latencies {
+        let v = p.one("quantile").unwrap_or_default();
+        let q = v
+            .parse::<f64>()
+            .map_err(|e| bad("quantile", format!("{v:?} is not a number: {e}")))?;
+        Some(q)
+    } else {
+        None
+    };
+    let services: Vec<String> = p.all("service").map(str::to_string).collect();
+    if services.is_empty() {
+        return Err(bad("service", "please provide at least one service name"));
+    }
+    let group_by_operation = match p.one("groupByOperation") {
+        None => false,
+        Some(v) => v.parse::<bool>().map_err(|e| bad("groupByOperation", e))?,
+    };
+    let mut span_kinds = Vec::new();
+    for v in p.all("spanKind").filter(|v| !v.is_empty()) {
+        match SpanKind::parse(v) {
+            SpanKind::Unspecified if v != "unspecified" => {
+                return Err(bad("spanKind", format!("unsupported span kind: '{v}'")));
+            }
+            kind => span_kinds.push(kind),
+        }
+    }
+    if span_kinds.is_empty() {
+        span_kinds.push(SpanKind::Server);
+    }
+    let millis = |name: &str, default: Duration| {
+        millis_param(p, name).map(|v| v.map_or(default, Duration::from_millis))
+    };
+    let end = millis_param(p, "endTs")?
+        .map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
+        .unwrap_or(now);
+    Ok(MetricsQuery {
+        services,
+        group_by_operation,
+        span_kinds,
+        end,
+        lookback: millis("lookback", Duration::from_secs(3600))?,
+        step: millis("step", Duration::from_secs(5))?,
+        rate_per: millis("ratePer", Duration::from_secs(600))?,
+        quantile,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -478,5 +544,49 @@ mod tests {
             .num_traces,
             API_V3_SEARCH_DEPTH
         );
+    }
+
+    #[test]
+    fn metrics_parameters_as_jaeger_parses_them() {
+        let q = metrics_query(
+            &params("service=a&service=b&groupByOperation=true&spanKind=client&spanKind=server&endTs=1000&lookback=60000&step=1000&ratePer=60000&quantile=0.95"),
+            now(),
+            true,
+        )
+        .unwrap();
+        assert_eq!(q.services, ["a", "b"]);
+        assert!(q.group_by_operation);
+        assert_eq!(q.span_kinds, [SpanKind::Client, SpanKind::Server]);
+        assert_eq!(q.end, UNIX_EPOCH + Duration::from_secs(1));
+        assert_eq!(
+            (q.lookback, q.step, q.rate_per),
+            (
+                Duration::from_secs(60),
+                Duration::from_secs(1),
+                Duration::from_secs(60)
+            )
+        );
+        assert_eq!(q.quantile, Some(0.95));
+        let defaults = metrics_query(&params("service=a"), now(), false).unwrap();
+        assert_eq!(defaults.span_kinds, [SpanKind::Server]);
+        assert_eq!(
+            (defaults.lookback, defaults.step, defaults.rate_per),
+            (
+                Duration::from_secs(3600),
+                Duration::from_secs(5),
+                Duration::from_secs(600)
+            )
+        );
+        assert_eq!(defaults.end, now());
+        assert_eq!(
+            metrics_query(&params("quantile=0.5"), now(), true).unwrap_err(),
+            "unable to parse param 'service': please provide at least one service name"
+        );
+        assert!(
+            metrics_query(&params("service=a"), now(), true)
+                .unwrap_err()
+                .starts_with("unable to parse param 'quantile'")
+        );
+        assert!(metrics_query(&params("service=a&spanKind=sideways"), now(), false).is_err());
     }
 }

@@ -76,6 +76,9 @@ pub enum ApiError {
     NotFound(String),
     /// Jaeger's answer (500) when no archive store is configured.
     NoArchive,
+    /// Jaeger's answer (501) to `/api/metrics/*` when no metrics backend is
+    /// configured, which its UI's Monitor tab shows as its start page.
+    NoMetrics,
     Storage(StorageError),
 }
 
@@ -96,6 +99,10 @@ impl IntoResponse for ApiError {
             ApiError::NoArchive => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "archive span storage was not configured".to_string(),
+            ),
+            ApiError::NoMetrics => (
+                StatusCode::NOT_IMPLEMENTED,
+                "trace metrics are currently disabled - no metrics backend configured".to_string(),
             ),
             ApiError::Storage(e) => {
                 tracing::error!(error = %spoor_storage::Chain(&e), "storage read failed");
@@ -139,6 +146,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/traces/{trace_id}", get(trace_by_id))
         .route("/api/dependencies", get(dependencies))
         .route("/api/archive/{trace_id}", post(archive_trace))
+        .route("/api/metrics/latencies", get(latencies))
+        .route("/api/metrics/calls", get(calls_or_errors))
+        .route("/api/metrics/errors", get(calls_or_errors))
+        .route("/api/metrics/minstep", get(min_step))
         .route("/api/transform", transform::route())
         .merge(api_v3::routes())
         .fallback(not_found)
@@ -353,6 +364,23 @@ async fn archive_trace(State(s): State<ApiState>, Path(id): Path<String>) -> Api
     } else {
         Err(ApiError::NotFound("trace not found".into()))
     }
+}
+
+/// Service performance metrics: the parameters are checked as Jaeger checks
+/// them; no metrics are computed yet, so the answer is Jaeger's without a
+/// metrics backend.
+async fn latencies(Query(p): Query<Vec<(String, String)>>) -> ApiResult {
+    params::metrics_query(&Params(p), SystemTime::now(), true).map_err(ApiError::BadRequest)?;
+    Err(ApiError::NoMetrics)
+}
+
+async fn calls_or_errors(Query(p): Query<Vec<(String, String)>>) -> ApiResult {
+    params::metrics_query(&Params(p), SystemTime::now(), false).map_err(ApiError::BadRequest)?;
+    Err(ApiError::NoMetrics)
+}
+
+async fn min_step() -> ApiResult {
+    Err(ApiError::NoMetrics)
 }
 
 async fn dependencies(

@@ -573,3 +573,25 @@ async fn an_archived_trace_outlives_the_primary_store() {
         "archive span storage was not configured"
     );
 }
+
+#[tokio::test]
+async fn metrics_answer_as_jaeger_without_a_metrics_backend() {
+    let (app, _) = app("/").await;
+    for uri in [
+        "/api/metrics/latencies?service=web&quantile=0.95&groupByOperation=true",
+        "/api/metrics/calls?service=web&spanKind=server",
+        "/api/metrics/errors?service=web",
+        "/api/metrics/minstep",
+    ] {
+        let (status, body) = get(&app, uri).await;
+        assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{uri}");
+        assert_eq!(
+            body["errors"][0]["msg"],
+            "trace metrics are currently disabled - no metrics backend configured"
+        );
+    }
+    let (status, _) = get(&app, "/api/metrics/latencies?service=web").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "quantile is required");
+    let (status, _) = get(&app, "/api/metrics/calls").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a service is required");
+}

@@ -70,6 +70,15 @@ try {
     await shot("trace");
   });
 
+  await check("the archive button keeps a trace in the archive store", async () => {
+    const traceId = new URL(page.url()).pathname.split("/").pop();
+    await page.getByTestId("archive").click();
+    await page.getByTestId("archive-status").filter({ hasText: "Archived" }).waitFor();
+    assert.equal(await page.getByTestId("archive").isDisabled(), true);
+    const r = await page.request.post(new URL(`api/archive/${traceId}`, base).href);
+    assert.equal(r.status(), 200);
+  });
+
   await check("collapse, expand and the span detail panel", async () => {
     await page.locator("[data-span-id='0000000000000002'] .toggle").click();
     assert.equal(await page.locator("[data-testid=timeline] .row").count(), 3);

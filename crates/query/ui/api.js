@@ -28,6 +28,10 @@ export const searchTraces = async (params) => (await get("api/traces", params)).
 
 export const trace = async (id) => (await get(`api/traces/${encodeURIComponent(id)}`)).data?.[0];
 
+/** Copies a stored trace into the archive store, which retention leaves alone. */
+export const archive = async (id) =>
+  get(`api/archive/${encodeURIComponent(id)}`, {}, { method: "POST" });
+
 /** The UI traces of an OTLP JSON file, mapped by the server as the collector maps spans. */
 export const transform = async (text) =>
   (await get("api/transform", {}, { method: "POST", body: text })).data ?? [];

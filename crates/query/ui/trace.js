@@ -11,7 +11,8 @@ const ROW = 24; // px per timeline row
 const OVERSCAN = 10; // rows drawn beyond the visible ones
 
 export async function tracePage(container, id, params) {
-  const raw = localTraces.get(id) ?? (await api.trace(id));
+  const local = localTraces.get(id);
+  const raw = local ?? (await api.trace(id));
   if (!raw) throw new Error(`trace ${id} not found`);
   const trace = buildTrace(raw);
   const critical = criticalPath(trace);
@@ -25,6 +26,23 @@ export async function tracePage(container, id, params) {
     a.click();
     a.remove();
   });
+  // a trace opened from a file is not stored: there is nothing to archive
+  const actions = [download];
+  if (!local) {
+    const status = h("span", { role: "status", class: "muted", "data-testid": "archive-status" });
+    const archive = h("button", { type: "button", "data-testid": "archive" }, "Archive");
+    archive.addEventListener("click", async () => {
+      archive.disabled = true;
+      try {
+        await api.archive(id);
+        status.textContent = "Archived: kept after retention removes it";
+      } catch (e) {
+        status.textContent = `Not archived (${e.message})`;
+        archive.disabled = false;
+      }
+    });
+    actions.push(archive, status);
+  }
   const tabs = h("div", { role: "tablist", class: "tabs", "aria-label": "Trace views" },
     [["timeline", "Timeline"], ["table", "Span table"], ["flame", "Flame graph"], ["stats", "Statistics"]]
       .map(([v, label]) => h("button", {
@@ -45,7 +63,7 @@ export async function tracePage(container, id, params) {
         h("dt", {}, "Depth"), h("dd", {}, String(trace.maxDepth + 1)),
         h("dt", {}, "Spans"), h("dd", { "data-testid": "span-count" }, String(trace.spans.length)),
         h("dt", {}, "Errors"), h("dd", {}, String(trace.errors))),
-      h("div", { class: "actions" }, download)),
+      h("div", { class: "actions" }, ...actions)),
     tabs,
   );
   const body = h("section", { class: "trace-body" });

@@ -67,6 +67,7 @@ async fn start_collector(
         &spoor_sampling::Sampling::defaults(std::sync::Arc::clone(&storage.sampling))
             .await
             .unwrap(),
+        None,
         &mut Registry::default(),
     )
     .await

@@ -85,6 +85,8 @@ pub struct CollectorCli {
     #[command(flatten)]
     pub collector: CollectorOptions,
     #[command(flatten)]
+    pub spm: SpmOptions,
+    #[command(flatten)]
     pub sampling: SamplingOptions,
     /// Where spans go with --span-storage.type=kafka.
     #[command(flatten)]
@@ -159,6 +161,8 @@ pub struct AllInOneCli {
     #[command(flatten)]
     pub collector: CollectorOptions,
     #[command(flatten)]
+    pub spm: SpmOptions,
+    #[command(flatten)]
     pub sampling: SamplingOptions,
     #[command(flatten)]
     pub query: QueryOptions,
@@ -177,6 +181,39 @@ pub struct AllInOneCli {
     pub kafka_consumer: ConsumerOptions,
 }
 
+/// Service performance monitoring: RED metrics (calls, errors, latencies
+/// per service, operation and span kind) the collector computes from the
+/// spans it takes; the query of the same process answers `/api/metrics/*`
+/// from them, and the admin port exports them for Prometheus.
+#[derive(Args, Clone, Debug)]
+pub struct SpmOptions {
+    /// Compute RED metrics.
+    #[arg(long = "spm.enabled", env = "SPM_ENABLED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub enabled: bool,
+    /// How long RED metrics are kept, in one-minute steps.
+    #[arg(long = "spm.retention", env = "SPM_RETENTION", default_value = "24h", value_parser = spoor_model::parse_go_duration)]
+    pub retention: std::time::Duration,
+    /// Most (service, operation, span kind) series; spans of others are
+    /// counted in spoor_spm_spans_dropped_total.
+    #[arg(
+        long = "spm.max-series",
+        env = "SPM_MAX_SERIES",
+        default_value_t = 2_000
+    )]
+    pub max_series: usize,
+}
+
+impl SpmOptions {
+    fn red(&self) -> Option<Arc<spoor_red::Red>> {
+        self.enabled.then(|| {
+            Arc::new(spoor_red::Red::new(spoor_red::RedOptions {
+                retention: self.retention,
+                max_series: self.max_series,
+            }))
+        })
+    }
+}
+
 /// The address to dial a listener bound to `addr`: loopback for a wildcard bind.
 fn loopback(addr: std::net::SocketAddr) -> std::net::SocketAddr {
     if addr.ip().is_unspecified() {
@@ -190,6 +227,7 @@ fn loopback(addr: std::net::SocketAddr) -> std::net::SocketAddr {
 async fn bind_query(
     options: QueryOptions,
     storage: &spoor_storage_select::Storage,
+    red: Option<Arc<spoor_red::Red>>,
     registry: &mut Registry,
 ) -> anyhow::Result<QueryServer> {
     QueryServer::bind(
@@ -197,6 +235,7 @@ async fn bind_query(
         Arc::clone(&storage.reader),
         Arc::clone(&storage.dependencies),
         storage.archive.clone(),
+        red,
         registry,
     )
     .await
@@ -263,8 +302,14 @@ impl CollectorCli {
         let sampling = Sampling::start(self.sampling, sampling_store).await?;
         sampling.register_metrics(&mut registry);
         let collector_options = ack_after_write_by_default(self.collector, &self.storage);
-        let collector =
-            Collector::bind(collector_options, writer, &sampling, &mut registry).await?;
+        let collector = Collector::bind(
+            collector_options,
+            writer,
+            &sampling,
+            self.spm.red(),
+            &mut registry,
+        )
+        .await?;
         tracing::info!(addrs = ?collector.local_addrs(), "collector listening");
         let result = run_with_admin(
             admin_addr(&self.admin_host_port)?,
@@ -297,7 +342,8 @@ impl QueryCli {
     pub async fn run(self) -> anyhow::Result<()> {
         let mut registry = Registry::default();
         let storage = self.storage.open(&mut registry).await?;
-        let query = bind_query(self.query, &storage, &mut registry).await?;
+        // no collector here: /api/metrics/* answers as Jaeger without a metrics backend
+        let query = bind_query(self.query, &storage, None, &mut registry).await?;
         tracing::info!(addrs = ?query.local_addrs(), "query listening");
         run_with_admin(
             admin_addr(&self.admin_host_port)?,
@@ -332,9 +378,16 @@ impl AllInOneCli {
         } else {
             (Arc::clone(&storage.writer), None)
         };
-        let collector =
-            Collector::bind(collector_options, writer, &sampling, &mut registry).await?;
-        let query = bind_query(self.query, &storage, &mut registry).await?;
+        let red = self.spm.red();
+        let collector = Collector::bind(
+            collector_options,
+            writer,
+            &sampling,
+            red.clone(),
+            &mut registry,
+        )
+        .await?;
+        let query = bind_query(self.query, &storage, red, &mut registry).await?;
         let mut agent_options = self.agent;
         agent_options.collectors = vec![loopback(collector.local_addrs().grpc).to_string()];
         // the agent's spans go straight to this process's collector; its

@@ -76,6 +76,7 @@ async fn jaeger_grpc_spans_come_back_through_grpc_query() {
         &spoor_sampling::Sampling::defaults(std::sync::Arc::clone(&storage.sampling))
             .await
             .unwrap(),
+        None,
         &mut registry,
     )
     .await
@@ -85,6 +86,7 @@ async fn jaeger_grpc_spans_come_back_through_grpc_query() {
         std::sync::Arc::clone(&storage.reader),
         std::sync::Arc::clone(&storage.dependencies),
         storage.archive.clone(),
+        None,
         &mut registry,
     )
     .await

@@ -14,6 +14,7 @@ mod options;
 mod otlp_http;
 mod processor;
 mod queue;
+mod red_export;
 mod retry;
 mod sampling;
 mod spill;
@@ -58,6 +59,7 @@ impl Collector {
         options: CollectorOptions,
         writer: Arc<dyn SpanWriter>,
         sampling: &spoor_sampling::Sampling,
+        red: Option<Arc<spoor_red::Red>>,
         registry: &mut Registry,
     ) -> anyhow::Result<Self> {
         options.validate()?;
@@ -86,6 +88,10 @@ impl Collector {
             .ack_after_write(options.ack_after_write.unwrap_or(false));
         if let Some(aggregator) = &sampling.aggregator {
             processor = processor.with_throughput(Arc::clone(aggregator));
+        }
+        if let Some(red) = red {
+            registry.register_collector(Box::new(red_export::RedExport(Arc::clone(&red))));
+            processor = processor.with_red(red);
         }
         let processor = Arc::new(processor);
         let grpc = spoor_server::net::bind(options.grpc_addr()?, "collector gRPC").await?;

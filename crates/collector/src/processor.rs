@@ -40,6 +40,8 @@ pub struct SpanProcessor {
     metrics: Arc<CollectorMetrics>,
     /// Counts accepted root spans for adaptive sampling.
     throughput: Option<Arc<spoor_sampling::adaptive::Aggregator>>,
+    /// Counts spans into RED metrics (service performance monitoring).
+    red: Option<Arc<spoor_red::Red>>,
 }
 
 /// A span the collector refuses to store, and why.
@@ -71,7 +73,14 @@ impl SpanProcessor {
             ack_after_write: false,
             metrics,
             throughput: None,
+            red: None,
         }
+    }
+
+    /// Counts accepted spans into RED metrics.
+    pub(crate) fn with_red(mut self, red: Arc<spoor_red::Red>) -> Self {
+        self.red = Some(red);
+        self
     }
 
     /// Reports accepted spans to adaptive sampling's throughput counter.
@@ -138,6 +147,9 @@ impl SpanProcessor {
             // batch is retried by the client and then counted again, as in Jaeger
             if let Some(throughput) = &self.throughput {
                 valid.iter().for_each(|span| throughput.record(span));
+            }
+            if let Some(red) = &self.red {
+                red.record(&valid, std::time::SystemTime::now());
             }
             let pushed = self.queue.try_push(valid, self.ack_after_write);
             if pushed.is_err() {

@@ -25,6 +25,9 @@ pub struct ApiState {
     pub dependencies: Arc<dyn DependencyReader>,
     /// Where `POST /api/archive/{id}` copies a trace; None: not configured.
     pub archive: Option<Archive>,
+    /// RED metrics for `/api/metrics/*`; None: Jaeger's 501 (no metrics
+    /// backend), as in a query process apart from the collector.
+    pub red: Option<Arc<spoor_red::Red>>,
     pub metrics: Arc<QueryMetrics>,
     pub limits: ResponseLimits,
 }
@@ -77,7 +80,8 @@ pub enum ApiError {
     /// Jaeger's answer (500) when no archive store is configured.
     NoArchive,
     /// Jaeger's answer (501) to `/api/metrics/*` when no metrics backend is
-    /// configured, which its UI's Monitor tab shows as its start page.
+    /// configured, which its UI's Monitor tab shows as its start page: a
+    /// query process without a collector beside it.
     NoMetrics,
     Storage(StorageError),
 }
@@ -147,8 +151,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/dependencies", get(dependencies))
         .route("/api/archive/{trace_id}", post(archive_trace))
         .route("/api/metrics/latencies", get(latencies))
-        .route("/api/metrics/calls", get(calls_or_errors))
-        .route("/api/metrics/errors", get(calls_or_errors))
+        .route("/api/metrics/calls", get(calls))
+        .route("/api/metrics/errors", get(errors))
         .route("/api/metrics/minstep", get(min_step))
         .route("/api/transform", transform::route())
         .merge(api_v3::routes())
@@ -366,21 +370,103 @@ async fn archive_trace(State(s): State<ApiState>, Path(id): Path<String>) -> Api
     }
 }
 
-/// Service performance metrics: the parameters are checked as Jaeger checks
-/// them; no metrics are computed yet, so the answer is Jaeger's without a
-/// metrics backend.
-async fn latencies(Query(p): Query<Vec<(String, String)>>) -> ApiResult {
-    params::metrics_query(&Params(p), SystemTime::now(), true).map_err(ApiError::BadRequest)?;
-    Err(ApiError::NoMetrics)
+/// Service performance metrics in Jaeger's shape (a `MetricFamily` of
+/// gauges), from the RED metrics the collector in this process computes.
+async fn latencies(State(s): State<ApiState>, Query(p): Query<Vec<(String, String)>>) -> ApiResult {
+    let q =
+        params::metrics_query(&Params(p), SystemTime::now(), true).map_err(ApiError::BadRequest)?;
+    let quantile = q.quantile.unwrap_or(0.95);
+    metric_family(
+        &s,
+        &q,
+        spoor_red::Figure::Latency(quantile),
+        "service_latencies",
+        &format!("{quantile:.2}th quantile latency, grouped by service"),
+    )
 }
 
-async fn calls_or_errors(Query(p): Query<Vec<(String, String)>>) -> ApiResult {
-    params::metrics_query(&Params(p), SystemTime::now(), false).map_err(ApiError::BadRequest)?;
-    Err(ApiError::NoMetrics)
+async fn calls(State(s): State<ApiState>, Query(p): Query<Vec<(String, String)>>) -> ApiResult {
+    let q = params::metrics_query(&Params(p), SystemTime::now(), false)
+        .map_err(ApiError::BadRequest)?;
+    metric_family(
+        &s,
+        &q,
+        spoor_red::Figure::CallRate,
+        "service_call_rate",
+        "calls/sec, grouped by service",
+    )
 }
 
-async fn min_step() -> ApiResult {
-    Err(ApiError::NoMetrics)
+async fn errors(State(s): State<ApiState>, Query(p): Query<Vec<(String, String)>>) -> ApiResult {
+    let q = params::metrics_query(&Params(p), SystemTime::now(), false)
+        .map_err(ApiError::BadRequest)?;
+    metric_family(
+        &s,
+        &q,
+        spoor_red::Figure::ErrorRate,
+        "service_error_rate",
+        "error rate, computed as a fraction of errors/sec over calls/sec, grouped by service",
+    )
+}
+
+fn metric_family(
+    s: &ApiState,
+    q: &params::MetricsQuery,
+    figure: spoor_red::Figure,
+    name: &str,
+    help: &str,
+) -> ApiResult {
+    let red = s.red.as_ref().ok_or(ApiError::NoMetrics)?;
+    let window = spoor_red::Window {
+        services: &q.services,
+        span_kinds: &q.span_kinds,
+        group_by_operation: q.group_by_operation,
+        end: q.end,
+        lookback: q.lookback,
+        step: q.step,
+        rate_per: q.rate_per,
+    };
+    let (name, help) = if q.group_by_operation {
+        (
+            name.replacen("service", "service_operation", 1),
+            format!("{help} & operation"),
+        )
+    } else {
+        (name.to_string(), help.to_string())
+    };
+    let metrics: Vec<serde_json::Value> = red
+        .query(&window, figure)
+        .into_iter()
+        .map(|series| {
+            let mut labels = vec![serde_json::json!({"name": "service_name", "value": series.service})];
+            if let Some(op) = series.operation {
+                labels.push(serde_json::json!({"name": "operation", "value": op}));
+            }
+            let points: Vec<serde_json::Value> = series
+                .points
+                .into_iter()
+                .map(|(t, v)| serde_json::json!({"gaugeValue": {"doubleValue": v}, "timestamp": rfc3339(t)}))
+                .collect();
+            serde_json::json!({"labels": labels, "metricPoints": points})
+        })
+        .collect();
+    Ok(
+        Json(serde_json::json!({"name": name, "type": "GAUGE", "help": help, "metrics": metrics}))
+            .into_response(),
+    )
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// The RED metrics' step, in milliseconds, in Jaeger's envelope.
+async fn min_step(State(s): State<ApiState>) -> ApiResult {
+    s.red.as_ref().ok_or(ApiError::NoMetrics)?;
+    let body = serde_json::json!({
+        "data": spoor_red::STEP.as_millis() as u64, "total": 0, "limit": 0, "offset": 0, "errors": null
+    });
+    Ok(Json(body).into_response())
 }
 
 async fn dependencies(

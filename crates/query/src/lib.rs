@@ -92,13 +92,15 @@ pub fn app(state: ApiState, base_path: &str) -> axum::Router {
 
 impl QueryServer {
     /// Binds the query ports over the stores it reads: spans, the
-    /// dependency graph and the archive (when there is one: traces are
-    /// archived into it, and a trace the primary store lost is read from it).
+    /// dependency graph, the archive (when there is one: traces are
+    /// archived into it, and a trace the primary store lost is read from it)
+    /// and the RED metrics of a collector in the same process.
     pub async fn bind(
         options: QueryOptions,
         reader: Arc<dyn SpanReader>,
         dependencies: Arc<dyn DependencyReader>,
         archive: Option<Archive>,
+        red: Option<Arc<spoor_red::Red>>,
         registry: &mut Registry,
     ) -> anyhow::Result<Self> {
         options.validate()?;
@@ -113,6 +115,7 @@ impl QueryServer {
             reader,
             dependencies,
             archive,
+            red,
             metrics: Arc::new(QueryMetrics::new(registry)),
             limits: http::ResponseLimits {
                 spans: options.max_response_spans,

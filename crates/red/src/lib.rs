@@ -517,7 +517,12 @@ mod tests {
         red.record(&[span(&web, "a", "server", 10, false)], later);
         {
             let services = red.services.lock().unwrap();
-            assert_eq!(services["web"][kind_index(SpanKind::Server)]["a"].buckets.len(), 1);
+            assert_eq!(
+                services["web"][kind_index(SpanKind::Server)]["a"]
+                    .buckets
+                    .len(),
+                1
+            );
         }
         let totals = red.totals();
         assert_eq!(

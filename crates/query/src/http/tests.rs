@@ -76,6 +76,7 @@ async fn app_with_limits(base: &str, limits: ResponseLimits) -> (axum::Router, A
                 reader: store.clone(),
                 dependencies: store,
                 archive: None,
+                red: None,
                 metrics: Arc::clone(&metrics),
                 limits,
             },
@@ -527,6 +528,7 @@ async fn an_archived_trace_outlives_the_primary_store() {
         },
         dependencies: primary.clone(),
         archive,
+        red: None,
         metrics: Arc::new(QueryMetrics::new(&mut Registry::default())),
         limits: ResponseLimits {
             spans: 1_000,

@@ -273,7 +273,7 @@ impl Red {
 
     /// `figure` for each series `window` selects, at each of its times;
     /// times whose window holds no spans have no point (as Prometheus has
-    /// none), except call rates, which are 0 there.
+    /// none), except call rates once the series exists, which are 0 there.
     pub fn query(&self, window: &Window<'_>, figure: Figure) -> Vec<Points> {
         let services = self.services.lock().expect("red lock poisoned");
         let step = window.step.max(STEP);
@@ -305,14 +305,21 @@ impl Red {
             }
             groups.sort_by(|a, b| a.0.cmp(&b.0));
             for (operation, list) in groups {
+                // as a Prometheus counter, a series has no points before it
+                // first counted a span
+                let born = list
+                    .iter()
+                    .filter_map(|s| s.buckets.front().map(|(m, _)| *m))
+                    .min()
+                    .unwrap_or(u64::MAX);
                 let points = times
                     .iter()
                     .filter_map(|&t| {
                         let counts = window_counts(&list, t, window.rate_per);
                         let value = match figure {
-                            Figure::CallRate => {
-                                Some(counts.calls as f64 / window.rate_per.as_secs_f64().max(1.0))
-                            }
+                            Figure::CallRate => (minute(t) >= born).then(|| {
+                                counts.calls as f64 / window.rate_per.as_secs_f64().max(1.0)
+                            }),
                             Figure::ErrorRate => (counts.calls > 0)
                                 .then(|| counts.errors as f64 / counts.calls as f64),
                             Figure::Latency(q) => counts.quantile_ms(q),
@@ -447,12 +454,23 @@ mod tests {
         let [calls] = &red.query(&window, Figure::CallRate)[..] else {
             panic!()
         };
-        assert_eq!(calls.points.len(), 3);
-        let (t, rate) = *calls.points.last().unwrap();
+        // before the spans arrived the series did not exist: no points
+        let [(t, rate)] = calls.points[..] else {
+            panic!("{calls:?}")
+        };
         assert_eq!(t, now);
         assert!((rate - 1000.0 / 600.0).abs() < 1e-9, "{rate}");
-        // before the spans arrived: a rate of 0, no error rate or latency
-        assert_eq!(calls.points[0].1, 0.0);
+        // once it exists, a window without spans has a rate of 0
+        let later = Window {
+            end: now + Duration::from_secs(900),
+            lookback: Duration::from_secs(1200),
+            ..window.clone()
+        };
+        let [calls] = &red.query(&later, Figure::CallRate)[..] else {
+            panic!()
+        };
+        assert_eq!(calls.points.first().map(|p| p.0), Some(now));
+        assert_eq!(calls.points.last().map(|p| p.1), Some(0.0));
         let [errors] = &red.query(&window, Figure::ErrorRate)[..] else {
             panic!()
         };

@@ -77,3 +77,23 @@ def test_red_metrics_of_sdk_traffic(spoor):
                       and "STATUS_CODE_ERROR" in line)
     assert error_line.rsplit(" ", 1)[1] == "20"
     assert "traces_span_metrics_duration_milliseconds_bucket{" in text
+
+
+def test_red_metrics_outlive_a_restart_on_the_embedded_store(start_spoor, tmp_path):
+    data = tmp_path / "spoor-data"
+    args = ("--span-storage.type=embedded", f"--embedded.data-dir={data}")
+    first = start_spoor(*args)
+    send(first, "spm-durable", 50)
+    first.wait_for_traces("spm-durable", 1, limit=1)
+    deadline = time.time() + 15
+    while values(first.get("/api/metrics/calls", service="spm-durable").json()) == {}:
+        assert time.time() < deadline
+        time.sleep(0.2)
+    assert first.stop() == 0
+    assert (data / "spm.json").exists()
+
+    second = start_spoor(*args)
+    [rate] = values(second.get("/api/metrics/calls", service="spm-durable").json()).values()
+    assert abs(rate[-1] - 50 / 600) < 1e-9, rate
+    [errors] = values(second.get("/api/metrics/errors", service="spm-durable").json()).values()
+    assert errors[-1] == 0.2

@@ -203,14 +203,74 @@ pub struct SpmOptions {
     pub max_series: usize,
 }
 
+/// The RED metrics and, with the embedded store, the file they are kept in
+/// (`spm.json` in its directory: written every minute and at shutdown, read
+/// at start), so they outlive a restart as its spans do.
+struct Spm {
+    red: Arc<spoor_red::Red>,
+    file: Option<std::path::PathBuf>,
+}
+
+impl Spm {
+    fn save(&self) -> std::io::Result<()> {
+        let Some(path) = &self.file else {
+            return Ok(());
+        };
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, self.red.snapshot())?;
+        std::fs::rename(&tmp, path)
+    }
+}
+
 impl SpmOptions {
-    fn red(&self) -> Option<Arc<spoor_red::Red>> {
-        self.enabled.then(|| {
-            Arc::new(spoor_red::Red::new(spoor_red::RedOptions {
-                retention: self.retention,
-                max_series: self.max_series,
-            }))
-        })
+    /// None when off.
+    fn open(&self, storage: &StorageOptions) -> anyhow::Result<Option<Arc<Spm>>> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        let options = spoor_red::RedOptions {
+            retention: self.retention,
+            max_series: self.max_series,
+        };
+        if storage.storage_type != StorageType::Embedded {
+            let red = Arc::new(spoor_red::Red::new(options));
+            return Ok(Some(Arc::new(Spm { red, file: None })));
+        }
+        let path = storage.embedded_data_dir.join("spm.json");
+        let red = match std::fs::read(&path) {
+            Ok(bytes) => spoor_red::Red::restore(options, &bytes).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, path = %path.display(), "RED metrics unreadable; starting empty");
+                spoor_red::Red::new(options)
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => spoor_red::Red::new(options),
+            Err(e) => anyhow::bail!("while reading {}: {e}", path.display()),
+        };
+        let spm = Arc::new(Spm {
+            red: Arc::new(red),
+            file: Some(path),
+        });
+        let weak = Arc::downgrade(&spm);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(spoor_red::STEP);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(spm) = weak.upgrade() else { return };
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || spm.save()).await {
+                    tracing::warn!(error = %e, "RED metrics not saved");
+                }
+            }
+        });
+        Ok(Some(spm))
+    }
+}
+
+/// Saves the RED metrics at shutdown, where they are kept.
+fn save_at_exit(spm: &Option<Arc<Spm>>) {
+    if let Some(spm) = spm
+        && let Err(e) = spm.save()
+    {
+        tracing::warn!(error = %e, "RED metrics not saved at shutdown");
     }
 }
 
@@ -302,11 +362,12 @@ impl CollectorCli {
         let sampling = Sampling::start(self.sampling, sampling_store).await?;
         sampling.register_metrics(&mut registry);
         let collector_options = ack_after_write_by_default(self.collector, &self.storage);
+        let spm = self.spm.open(&self.storage)?;
         let collector = Collector::bind(
             collector_options,
             writer,
             &sampling,
-            self.spm.red(),
+            spm.as_ref().map(|s| Arc::clone(&s.red)),
             &mut registry,
         )
         .await?;
@@ -319,6 +380,7 @@ impl CollectorCli {
         )
         .await;
         sampling.stop().await;
+        save_at_exit(&spm);
         result
     }
 }
@@ -378,7 +440,8 @@ impl AllInOneCli {
         } else {
             (Arc::clone(&storage.writer), None)
         };
-        let red = self.spm.red();
+        let spm = self.spm.open(&self.storage)?;
+        let red = spm.as_ref().map(|s| Arc::clone(&s.red));
         let collector = Collector::bind(
             collector_options,
             writer,
@@ -423,6 +486,7 @@ impl AllInOneCli {
         )
         .await;
         sampling.stop().await;
+        save_at_exit(&spm);
         result
     }
 }

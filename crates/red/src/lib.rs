@@ -62,7 +62,7 @@ fn is_error(span: &Span) -> bool {
         || matches!(span.tag("otel.status_code"), Some(Value::String(s)) if s == "ERROR")
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Counts {
     calls: u64,
     errors: u64,
@@ -114,7 +114,7 @@ impl Counts {
     }
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Series {
     /// (minute since the epoch, counts), oldest first
     buckets: VecDeque<(u64, Counts)>,
@@ -260,6 +260,30 @@ impl Red {
             series.total.add(bin, error);
             series.sum_micros += span.duration.as_micros().min(u64::MAX.into()) as u64;
         }
+    }
+
+    /// The buckets and totals as JSON, for [`Red::restore`]: what a
+    /// persistent store keeps across restarts.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let services = self.services.lock().expect("red lock poisoned");
+        serde_json::to_vec(&*services).expect("RED metrics serialize")
+    }
+
+    /// RED metrics from a [`Red::snapshot`]; buckets past the retention
+    /// are dropped with the next span of their series.
+    pub fn restore(options: RedOptions, snapshot: &[u8]) -> Result<Red, serde_json::Error> {
+        let services: Services = serde_json::from_slice(snapshot)?;
+        let series = services
+            .values()
+            .flat_map(|kinds| kinds.iter())
+            .map(|ops| ops.len() as u64)
+            .sum();
+        Ok(Red {
+            options,
+            services: Mutex::new(services),
+            series: AtomicU64::new(series),
+            dropped: AtomicU64::new(0),
+        })
     }
 
     /// Spans not counted because their series would pass `max_series`.
@@ -511,6 +535,33 @@ mod tests {
             Figure::ErrorRate,
         );
         assert!(before[0].points.is_empty());
+    }
+
+    #[test]
+    fn a_snapshot_restores_the_same_answers() {
+        let red = Red::new(RedOptions::default());
+        let web = process("web");
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        red.record(
+            &[span(&web, "a", "server", 1_000, true), span(&web, "a", "server", 3_000, false)],
+            now,
+        );
+        let again = Red::restore(RedOptions::default(), &red.snapshot()).unwrap();
+        let services = ["web".to_string()];
+        let window = Window {
+            services: &services,
+            span_kinds: &[SpanKind::Server],
+            group_by_operation: true,
+            end: now,
+            lookback: Duration::from_secs(60),
+            step: Duration::from_secs(60),
+            rate_per: Duration::from_secs(600),
+        };
+        for figure in [Figure::CallRate, Figure::ErrorRate, Figure::Latency(0.5)] {
+            assert_eq!(red.query(&window, figure), again.query(&window, figure));
+        }
+        assert_eq!(again.series(), 1);
+        assert!(Red::restore(RedOptions::default(), b"not json").is_err());
     }
 
     #[test]

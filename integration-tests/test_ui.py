@@ -45,6 +45,16 @@ def shop_trace():
     ]}
 
 
+def live_trace():
+    """The monitor page's trace (loaded to start just now)."""
+    t0 = 1_700_000_000_000_000
+    return {"spans": [
+        span(0x11fe, 1, "live-shop", "GET /live", t0, 250_000, tags=[("span.kind", "server")]),
+        span(0x11fe, 2, "live-shop", "POST /live", t0 + 1_000, 40_000,
+             tags=[("span.kind", "server"), ("error", True)]),
+    ]}
+
+
 def big_trace(n=10_000, trace=0xb16):
     t0 = 1_700_000_000_000_000
     spans = [span(trace, 1, "big-service", "root", t0, 10_000_000)]
@@ -63,13 +73,18 @@ def node_ok():
 def test_ui_in_headless_chromium(spoor, tmp_path):
     (tmp_path / "shop.json").write_text(json.dumps(shop_trace()))
     (tmp_path / "big.json").write_text(json.dumps(big_trace()))
+    (tmp_path / "live.json").write_text(json.dumps(live_trace()))
     files = [str(tmp_path / "shop.json"), str(tmp_path / "big.json"),
              str(FIXTURES / "example_trace.json"),
              str(FIXTURES / "tags_escaped_operator_trace_1.json"),
              str(FIXTURES / "tags_escaped_operator_trace_2.json")]
     subprocess.run([str(bin_dir() / "spoor-tracegen"), "load",
                     f"--endpoint=127.0.0.1:{spoor.ports['grpc']}", *files], check=True)
+    # the monitor's trace: started just now, as RED metrics count arrivals
+    subprocess.run([str(bin_dir() / "spoor-tracegen"), "load", "--start-ago=2s",
+                    f"--endpoint=127.0.0.1:{spoor.ports['grpc']}", str(tmp_path / "live.json")], check=True)
     spoor.wait_for_traces("frontend", 4)
+    spoor.wait_for_traces("live-shop", 2)
     spoor.wait_for_traces("big-service", 10_000, limit=1)
 
     # an OTLP JSON file and a Jaeger JSON download for the "open a file" check

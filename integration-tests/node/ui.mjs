@@ -176,6 +176,23 @@ try {
     await shot("trace-theme-switched");
   });
 
+  await check("monitor charts a service's RED metrics and a point opens its traces", async () => {
+    await page.goto(`${base}monitor?service=live-shop&spanKind=server`);
+    for (const id of ["latency", "errors", "calls"]) await page.getByTestId(`chart-${id}`).locator("circle").first().waitFor();
+    assert.equal(await page.getByTestId("chart-latency").locator("polyline").count(), 3);
+    const errorRate = Number(await page.getByTestId("chart-errors").locator("circle").last().getAttribute("data-value"));
+    assert.equal(errorRate, 50);
+    const rows = page.getByTestId("monitor-operations").locator("tbody tr");
+    assert.equal(await rows.count(), 2);
+    assert.match(await page.getByTestId("monitor-operations").innerText(), /POST \/live[\s\S]*100\.0 %/);
+    await shot("monitor");
+    // the latest p95 point: the traces of its minute at least that slow
+    await page.getByTestId("chart-latency").locator("circle.line-2").last().click();
+    await page.getByTestId("results").locator(".result").first().waitFor();
+    assert.match(page.url(), /minDuration=/);
+    assert.match(await page.getByTestId("results").innerText(), /GET \/live/);
+  });
+
   await check("unknown app paths serve the app (deep links)", async () => {
     const response = await page.goto(`${base}trace/000000000000abc1?view=table`);
     assert.equal(response.status(), 200);

@@ -28,6 +28,9 @@ export const searchTraces = async (params) => (await get("api/traces", params)).
 
 export const trace = async (id) => (await get(`api/traces/${encodeURIComponent(id)}`)).data?.[0];
 
+/** A Jaeger metric family of RED metrics: `kind` is latencies, calls or errors. */
+export const metrics = async (kind, params) => get(`api/metrics/${kind}`, params);
+
 /** Copies a stored trace into the archive store, which retention leaves alone. */
 export const archive = async (id) =>
   get(`api/archive/${encodeURIComponent(id)}`, {}, { method: "POST" });

@@ -4,6 +4,7 @@ import { searchPage } from "./search.js";
 import { tracePage } from "./trace.js";
 import { comparePage } from "./compare.js";
 import { dependenciesPage } from "./deps.js";
+import { monitorPage } from "./monitor.js";
 import * as api from "./api.js";
 import { jaegerTracesOfFile } from "./model.js";
 import { NAVIGATED, h, localTraces, navigate, showError } from "./shell.js";
@@ -26,6 +27,7 @@ async function render() {
     if (page === "trace" && rest[0]) await tracePage(app, rest[0], params);
     else if (page === "compare") await comparePage(app, rest, params);
     else if (page === "dependencies") await dependenciesPage(app, params);
+    else if (page === "monitor") await monitorPage(app, params);
     else if (page === "local") await localPage(app);
     else await searchPage(app, params);
   } catch (e) {

@@ -75,7 +75,10 @@ def test_red_metrics_of_sdk_traffic(spoor):
     error_line = next(line for line in text.splitlines() if line.startswith("traces_span_metrics_calls_total{")
                       and f'service_name="{service}"' in line and 'span_name="GET /b"' in line
                       and "STATUS_CODE_ERROR" in line)
-    assert error_line.rsplit(" ", 1)[1] == "20"
+    # OpenMetrics: the count, then the latest error trace as its exemplar
+    count, exemplar = error_line.split(" # ")
+    assert count.rsplit(" ", 1)[1] == "20"
+    assert exemplar.startswith('{trace_id="') and len(exemplar.split('"')[1]) == 32, exemplar
     assert "traces_span_metrics_duration_milliseconds_bucket{" in text
 
 

@@ -2,13 +2,15 @@
 //! OpenTelemetry Collector's spanmetrics connector names them
 //! (`traces_span_metrics_calls_total`, `traces_span_metrics_duration_milliseconds`),
 //! so a Prometheus that scrapes Spoor serves Jaeger's own Prometheus-backed
-//! Monitor tab as well.
+//! Monitor tab as well. Each call count carries the latest trace counted in
+//! it as an OpenMetrics exemplar (`trace_id`).
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::exemplar::CounterWithExemplar;
 use spoor_model::SpanKind;
 
 /// The connector's default histogram bounds, in milliseconds.
@@ -54,9 +56,9 @@ impl Collector for RedExport {
                 MetricType::Counter,
             )?;
             for t in &totals {
-                for (status, n) in [
-                    ("STATUS_CODE_UNSET", t.calls - t.errors),
-                    ("STATUS_CODE_ERROR", t.errors),
+                for (status, n, exemplar) in [
+                    ("STATUS_CODE_UNSET", t.calls - t.errors, &t.ok_exemplar),
+                    ("STATUS_CODE_ERROR", t.errors, &t.error_exemplar),
                 ] {
                     if n == 0 {
                         continue;
@@ -67,7 +69,10 @@ impl Collector for RedExport {
                         ("span_kind", otel_kind(t.span_kind)),
                         ("status_code", status),
                     ];
-                    ConstCounter::new(n).encode(family.encode_family(&labels)?)?;
+                    // the latest trace counted here, as its exemplar
+                    let counter = CounterWithExemplar::<Vec<(&str, String)>>::default();
+                    counter.inc_by(n, exemplar.clone().map(|id| vec![("trace_id", id)]), None);
+                    counter.encode(family.encode_family(&labels)?)?;
                 }
             }
         }

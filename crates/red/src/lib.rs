@@ -121,6 +121,12 @@ struct Series {
     /// since the process started, for the Prometheus export
     total: Counts,
     sum_micros: u64,
+    /// The latest trace with a span counted here, without and with an
+    /// error: the exemplars of the Prometheus export.
+    #[serde(default)]
+    last_ok: Option<u128>,
+    #[serde(default)]
+    last_error: Option<u128>,
 }
 
 /// How long buckets are kept and how many series there may be.
@@ -200,6 +206,10 @@ pub struct Totals {
     /// `+Inf` as the last
     pub buckets: Vec<(f64, u64)>,
     pub sum_seconds: f64,
+    /// The latest trace of a span without an error and of one with, as 32
+    /// hex digits.
+    pub ok_exemplar: Option<String>,
+    pub error_exemplar: Option<String>,
 }
 
 impl Red {
@@ -259,6 +269,12 @@ impl Red {
             }
             series.total.add(bin, error);
             series.sum_micros += span.duration.as_micros().min(u64::MAX.into()) as u64;
+            let last = if error {
+                &mut series.last_error
+            } else {
+                &mut series.last_ok
+            };
+            *last = Some(span.trace_id.0);
         }
     }
 
@@ -387,6 +403,8 @@ impl Red {
                         errors: series.total.errors,
                         buckets,
                         sum_seconds: series.sum_micros as f64 / 1e6,
+                        ok_exemplar: series.last_ok.map(|t| format!("{t:032x}")),
+                        error_exemplar: series.last_error.map(|t| format!("{t:032x}")),
                     });
                 }
             }
@@ -543,7 +561,10 @@ mod tests {
         let web = process("web");
         let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         red.record(
-            &[span(&web, "a", "server", 1_000, true), span(&web, "a", "server", 3_000, false)],
+            &[
+                span(&web, "a", "server", 1_000, true),
+                span(&web, "a", "server", 3_000, false),
+            ],
             now,
         );
         let again = Red::restore(RedOptions::default(), &red.snapshot()).unwrap();
@@ -602,5 +623,10 @@ mod tests {
             [("a", 2), ("b", 1)]
         );
         assert_eq!(totals[0].buckets.last(), Some(&(f64::INFINITY, 2)));
+        assert_eq!(
+            totals[0].ok_exemplar.as_deref(),
+            Some("00000000000000000000000000000001")
+        );
+        assert_eq!(totals[0].error_exemplar, None);
     }
 }

@@ -55,6 +55,9 @@ try {
     assert.match(text, /1 errors/);
     assert.match(text, /payment \(1\)/);
     assert.equal(await page.locator("[data-testid=scatter] circle").count(), 1);
+    // the plot's axes: durations up the side (the longest is 120 ms), times along the bottom
+    assert.match(await page.getByTestId("scatter").innerText(), /120\.00ms[\s\S]*60\.00ms/);
+    await page.getByTestId("scatter-from").waitFor();
     await shot("search");
   });
 
@@ -67,7 +70,17 @@ try {
     const depths = await rows.evaluateAll((rs) => rs.map((r) => [r.querySelector(".op").textContent, r.dataset.depth]));
     assert.deepEqual(depths, [["GET /checkout", "0"], ["load-cart", "1"], ["SELECT cart", "2"], ["charge", "1"]]);
     assert.equal(await page.locator(".row.error .op").innerText(), "charge");
+    // bars are coloured by service, one colour each
+    const colors = await rows.evaluateAll((rs) => rs.map((r) => r.querySelector(".bar").dataset.serviceColor));
+    assert.equal(new Set(colors).size, 4, `one colour per service: ${colors}`);
     await shot("trace");
+  });
+
+  await check("the header looks a trace up by id", async () => {
+    await page.getByTestId("trace-id-lookup").fill("000000000000ABC1");
+    await page.getByTestId("trace-id-lookup").press("Enter");
+    await page.getByTestId("timeline").waitFor();
+    assert.match(page.url(), /trace\/000000000000abc1$/);
   });
 
   await check("the archive button keeps a trace in the archive store", async () => {

@@ -63,6 +63,21 @@ document.addEventListener("click", (e) => {
 window.addEventListener("popstate", render);
 window.addEventListener(NAVIGATED, render);
 
+// the header's trace id lookup: 16 or 32 hex digits (leading zeros may go)
+document.getElementById("lookup").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const input = document.getElementById("trace-id");
+  const id = input.value.trim().toLowerCase();
+  if (!/^[0-9a-f]{1,32}$/.test(id)) {
+    input.setCustomValidity("a trace id is 1 to 32 hex digits");
+    input.reportValidity();
+    return;
+  }
+  input.setCustomValidity("");
+  input.value = "";
+  navigate(`trace/${id}`);
+});
+
 document.getElementById("theme").addEventListener("click", () => {
   const next = document.documentElement.dataset.theme === "dark" ? "light" : "dark";
   document.documentElement.dataset.theme = next;

@@ -172,3 +172,12 @@ export function jaegerTracesOfFile(json) {
   if (Array.isArray(json) && json.every((t) => Array.isArray(t?.spans))) return json;
   return null;
 }
+
+/** Bar colours, no red (errors are red): one per service of a trace. */
+const PALETTE = ["#1f77b4", "#17a2b8", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
+  "#e377c2", "#bcbd22", "#7f7f7f", "#6f42c1", "#20c997", "#fd7e14"];
+
+/** A colour per service, in the order the services first appear. */
+export function serviceColors(services) {
+  return new Map([...services.keys()].map((s, i) => [s, PALETTE[i % PALETTE.length]]));
+}

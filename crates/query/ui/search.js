@@ -181,26 +181,39 @@ function resultItem(t, selected, compareButton) {
 
 function drawScatter(container, traces) {
   const ns = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(ns, "svg");
-  const [w, hgt, pad] = [800, 160, 30];
-  svg.setAttribute("viewBox", `0 0 ${w} ${hgt}`);
-  svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label", "Trace durations over time");
+  const el = (tag, attrs, text) => {
+    const e = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+    if (text !== undefined) e.textContent = text;
+    return e;
+  };
+  const [w, hgt, left, bottom, top] = [800, 170, 64, 22, 8];
+  const svg = el("svg", { viewBox: `0 0 ${w} ${hgt}`, role: "img", "aria-label": "Trace durations over time" });
   if (traces.length) {
-    const t0 = Math.min(...traces.map((t) => t.start));
-    const t1 = Math.max(...traces.map((t) => t.start));
-    const dMax = Math.max(...traces.map((t) => t.duration)) || 1;
+    let [t0, t1, dMax] = [Infinity, -Infinity, 0];
     for (const t of traces) {
-      const c = document.createElementNS(ns, "circle");
-      const x = pad + ((t.start - t0) / (t1 - t0 || 1)) * (w - 2 * pad);
-      const y = hgt - pad - (t.duration / dMax) * (hgt - 2 * pad);
-      c.setAttribute("cx", x);
-      c.setAttribute("cy", y);
-      c.setAttribute("r", 3 + Math.min(6, Math.log2(t.spans.length)));
-      c.setAttribute("class", t.errors ? "dot error" : "dot");
-      const title = document.createElementNS(ns, "title");
-      title.textContent = `${t.rootService}: ${t.rootOperation} — ${formatDuration(t.duration)}`;
-      c.append(title);
+      t0 = Math.min(t0, t.start);
+      t1 = Math.max(t1, t.start);
+      dMax = Math.max(dMax, t.duration);
+    }
+    dMax = dMax || 1;
+    const x = (t) => left + ((t - t0) / (t1 - t0 || 1)) * (w - left - 12);
+    const y = (d) => hgt - bottom - (d / dMax) * (hgt - bottom - top);
+    // axes: duration up the side, start time along the bottom
+    svg.append(el("line", { x1: left, x2: left, y1: top, y2: hgt - bottom, class: "axis-line" }));
+    svg.append(el("line", { x1: left, x2: w - 12, y1: hgt - bottom, y2: hgt - bottom, class: "axis-line" }));
+    for (const f of [0, 0.5, 1]) {
+      svg.append(el("text", { x: left - 6, y: y(dMax * f) + 4, "text-anchor": "end", class: "axis" }, formatDuration(dMax * f)));
+    }
+    const clock = (us) => new Date(us / 1000).toLocaleTimeString();
+    svg.append(el("text", { x: left, y: hgt - 6, "text-anchor": "start", class: "axis", "data-testid": "scatter-from" }, clock(t0)));
+    svg.append(el("text", { x: w - 12, y: hgt - 6, "text-anchor": "end", class: "axis" }, clock(t1)));
+    for (const t of traces) {
+      const c = el("circle", {
+        cx: x(t.start), cy: y(t.duration), r: 3 + Math.min(6, Math.log2(t.spans.length)),
+        class: t.errors ? "dot error" : "dot",
+      });
+      c.append(el("title", {}, `${t.rootService}: ${t.rootOperation} — ${formatDuration(t.duration)}`));
       c.addEventListener("click", () => navigate(`trace/${t.id}`));
       svg.append(c);
     }

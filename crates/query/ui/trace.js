@@ -4,7 +4,7 @@
 import * as api from "./api.js";
 import { h, localTraces, navigate } from "./shell.js";
 import {
-  buildTrace, criticalPath, formatDuration, formatTime, selfTime, statistics,
+  buildTrace, criticalPath, formatDuration, formatTime, selfTime, serviceColors, statistics,
 } from "./model.js";
 
 const ROW = 24; // px per timeline row
@@ -75,6 +75,7 @@ export async function tracePage(container, id, params) {
 }
 
 function timeline(container, trace, critical) {
+  const colors = serviceColors(trace.services);
   const collapsed = new Set();
   let selected = null;
   let window = [0, 1]; // visible fraction of the trace's duration
@@ -163,8 +164,11 @@ function timeline(container, trace, critical) {
       h("div", { class: "name", style: { paddingLeft: `${span.depth * 14}px` } },
         toggle, h("span", { class: "service" }, span.service), " ", h("span", { class: "op" }, span.operationName)),
       h("div", { class: "lane" },
-        h("div", { class: "bar", style: { left: `${left}%`, width: `${width}%` },
-          title: `${span.operationName} ${formatDuration(span.duration)}` }),
+        h("div", {
+          class: "bar", "data-service-color": colors.get(span.service),
+          style: { left: `${left}%`, width: `${width}%`, ...(span.error ? {} : { backgroundColor: colors.get(span.service) }) },
+          title: `${span.service}: ${span.operationName} ${formatDuration(span.duration)}`,
+        }),
         h("span", { class: "bar-label", style: { left: `${Math.min(95, Math.max(0, left + width))}%` } },
           formatDuration(span.duration))));
   }
@@ -276,13 +280,13 @@ function showDetail(container, trace, span) {
 
 function drawMinimap(canvas, trace) {
   const ctx = canvas.getContext("2d");
-  const color = getComputedStyle(document.documentElement).getPropertyValue("--bar").trim() || "#4a8";
-  ctx.fillStyle = color;
+  const colors = serviceColors(trace.services);
   const n = trace.spans.length;
   const rowH = Math.max(canvas.height / n, 0.5);
   trace.spans.forEach((s, i) => {
     const x0 = ((s.startTime - trace.start) / (trace.duration || 1)) * canvas.width;
     const w = Math.max(1, (s.duration / (trace.duration || 1)) * canvas.width);
+    ctx.fillStyle = colors.get(s.service);
     ctx.fillRect(x0, (i / n) * canvas.height, w, rowH);
   });
 }

@@ -56,7 +56,8 @@ try {
     assert.match(text, /payment \(1\)/);
     assert.equal(await page.locator("[data-testid=scatter] circle").count(), 1);
     // the plot's axes: durations up the side (the longest is 120 ms), times along the bottom
-    assert.match(await page.getByTestId("scatter").innerText(), /120\.00ms[\s\S]*60\.00ms/);
+    const ticks = await page.locator("[data-testid=scatter] text").allTextContents();
+    assert.ok(ticks.includes("120.00ms") && ticks.includes("60.00ms"), `axis ticks: ${ticks}`);
     await page.getByTestId("scatter-from").waitFor();
     await shot("search");
   });

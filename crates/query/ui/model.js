@@ -60,8 +60,12 @@ export function buildTrace(raw) {
     span.children.sort(byStart);
     for (let i = span.children.length - 1; i >= 0; i--) stack.push(span.children[i]);
   }
-  const start = Math.min(...spans.map((s) => s.startTime));
-  const end = Math.max(...spans.map((s) => s.startTime + s.duration));
+  // a loop, not Math.min(...spans): spreading 200,000 arguments overflows the stack
+  let [start, end] = [Infinity, -Infinity];
+  for (const s of spans) {
+    start = Math.min(start, s.startTime);
+    end = Math.max(end, s.startTime + s.duration);
+  }
   const services = new Map();
   for (const s of spans) services.set(s.service, (services.get(s.service) ?? 0) + 1);
   const root = roots[0];
@@ -78,7 +82,7 @@ export function buildTrace(raw) {
     errors: spans.filter((s) => s.error).length,
     rootService: root?.service ?? "",
     rootOperation: root?.operationName ?? "",
-    maxDepth: Math.max(0, ...ordered.map((s) => s.depth)),
+    maxDepth: ordered.reduce((m, s) => Math.max(m, s.depth), 0),
   };
 }
 

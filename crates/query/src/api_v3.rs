@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use futures::{Stream, StreamExt};
 use opentelemetry_proto::tonic::trace::v1::TracesData;
-use spoor_model::{RefType, Span, SpanKind, Trace, TraceId, Value};
+use spoor_model::{RefType, Span, Trace, TraceId, Value};
 use spoor_proto::api_v3::query_service_server::QueryService;
 use spoor_proto::api_v3::{
     DependenciesResponse, Dependency, FindTraceSummariesRequest, FindTraceSummariesResponse,
@@ -21,6 +21,8 @@ use spoor_proto::api_v3::{
 use spoor_proto::system_time_from_proto;
 use spoor_storage::{DependencyReader, OperationQuery, SpanReader, StorageError, TraceQuery};
 use tonic::{Request, Response, Status};
+
+use crate::grpc::{span_kind_param, storage_status};
 
 /// Spans per streamed `TracesData`: a large trace goes in several, which
 /// clients join by trace id (as Jaeger's own do).
@@ -163,16 +165,6 @@ fn query_from_proto(p: Option<TraceQueryParameters>) -> Result<TraceQuery, Statu
     })
 }
 
-fn storage_status(e: StorageError) -> Status {
-    match e {
-        StorageError::InvalidQuery(m) => Status::invalid_argument(m),
-        e => {
-            tracing::error!(error = %spoor_storage::Chain(&e), "storage read failed");
-            Status::internal("storage read failed")
-        }
-    }
-}
-
 /// The traces of `ids`, read a few at a time as the consumer takes them;
 /// traces gone since the search are left out.
 pub fn read_traces(
@@ -193,6 +185,17 @@ type Chunks<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 pub struct GrpcQueryV3 {
     pub reader: Arc<dyn SpanReader>,
     pub dependencies: Arc<dyn DependencyReader>,
+}
+
+impl GrpcQueryV3 {
+    /// The ids of the traces a search's parameters find.
+    async fn find_ids(&self, query: Option<TraceQueryParameters>) -> Result<Vec<TraceId>, Status> {
+        let query = query_from_proto(query)?;
+        self.reader
+            .find_trace_ids(&query)
+            .await
+            .map_err(storage_status)
+    }
 }
 
 #[tonic::async_trait]
@@ -220,12 +223,7 @@ impl QueryService for GrpcQueryV3 {
         &self,
         request: Request<FindTracesRequest>,
     ) -> Result<Response<Self::FindTracesStream>, Status> {
-        let query = query_from_proto(request.into_inner().query)?;
-        let ids = self
-            .reader
-            .find_trace_ids(&query)
-            .await
-            .map_err(storage_status)?;
+        let ids = self.find_ids(request.into_inner().query).await?;
         let chunks = read_traces(Arc::clone(&self.reader), ids).flat_map(|found| match found {
             Ok(trace) => {
                 let chunks: Vec<_> = traces_data(&trace).map(Ok).collect();
@@ -240,12 +238,7 @@ impl QueryService for GrpcQueryV3 {
         &self,
         request: Request<FindTraceSummariesRequest>,
     ) -> Result<Response<Self::FindTraceSummariesStream>, Status> {
-        let query = query_from_proto(request.into_inner().query)?;
-        let ids = self
-            .reader
-            .find_trace_ids(&query)
-            .await
-            .map_err(storage_status)?;
+        let ids = self.find_ids(request.into_inner().query).await?;
         let chunks = read_traces(Arc::clone(&self.reader), ids)
             .map(|found| found.map(|t| summary(&t)).map_err(storage_status))
             .chunks(SUMMARIES_PER_CHUNK)
@@ -271,15 +264,7 @@ impl QueryService for GrpcQueryV3 {
         request: Request<GetOperationsRequest>,
     ) -> Result<Response<GetOperationsResponse>, Status> {
         let r = request.into_inner();
-        let span_kind = match r.span_kind.as_str() {
-            "" => None,
-            k => match SpanKind::parse(k) {
-                SpanKind::Unspecified => {
-                    return Err(Status::invalid_argument(format!("unknown span kind {k:?}")));
-                }
-                kind => Some(kind),
-            },
-        };
+        let span_kind = span_kind_param(&r.span_kind)?;
         let operations = self
             .reader
             .get_operations(&OperationQuery {

@@ -31,7 +31,7 @@ pub struct GrpcQuery {
     pub archive: Option<Archive>,
 }
 
-fn storage_status(e: StorageError) -> Status {
+pub(crate) fn storage_status(e: StorageError) -> Status {
     match e {
         StorageError::InvalidQuery(m) => Status::invalid_argument(m),
         e => {
@@ -72,6 +72,19 @@ fn found_chunks(reader: Arc<dyn SpanReader>, ids: Vec<TraceId>) -> ChunkStream {
             }
         });
     Box::pin(traces)
+}
+
+/// A gRPC request's span kind: empty for every kind.
+pub(crate) fn span_kind_param(kind: &str) -> Result<Option<SpanKind>, Status> {
+    match kind {
+        "" => Ok(None),
+        k => match SpanKind::parse(k) {
+            SpanKind::Unspecified => {
+                Err(Status::invalid_argument(format!("unknown span kind {k:?}")))
+            }
+            kind => Ok(Some(kind)),
+        },
+    }
 }
 
 fn duration(d: Option<&prost_types::Duration>) -> Option<Duration> {
@@ -162,15 +175,7 @@ impl QueryService for GrpcQuery {
         request: Request<GetOperationsRequest>,
     ) -> Result<Response<GetOperationsResponse>, Status> {
         let r = request.into_inner();
-        let span_kind = match r.span_kind.as_str() {
-            "" => None,
-            k => match SpanKind::parse(k) {
-                SpanKind::Unspecified => {
-                    return Err(Status::invalid_argument(format!("unknown span kind {k:?}")));
-                }
-                kind => Some(kind),
-            },
-        };
+        let span_kind = span_kind_param(&r.span_kind)?;
         let ops = self
             .reader
             .get_operations(&OperationQuery {

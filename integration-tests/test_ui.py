@@ -21,8 +21,11 @@ def b64(n, size):
     return base64.b64encode(n.to_bytes(size, "big")).decode()
 
 
-def span(trace, span_id, service, op, start_us, duration_us, parent=None, tags=()):
+def span(trace, span_id, service, op, start_us, duration_us, parent=None, tags=(), logs=()):
+    def at(us):
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(us // 1_000_000)) + f".{us % 1_000_000:06d}Z"
     return {
+        "logs": [{"timestamp": at(t), "fields": [{"key": k, "vStr": v} for k, v in fields]} for t, fields in logs],
         "traceId": b64(trace, 16), "spanId": b64(span_id, 8), "operationName": op,
         "references": [{"traceId": b64(trace, 16), "spanId": b64(parent, 8)}] if parent else [],
         "startTime": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(start_us // 1_000_000))
@@ -38,10 +41,12 @@ def shop_trace():
     t0 = 1_700_000_000_000_000
     return {"spans": [
         span(0xabc1, 1, "frontend", "GET /checkout", t0, 120_000, tags=[("http.status_code", 200)]),
-        span(0xabc1, 2, "cart", "load-cart", t0 + 5_000, 40_000, parent=1),
+        span(0xabc1, 2, "cart", "load-cart", t0 + 5_000, 40_000, parent=1,
+             logs=[(t0 + 30_000, [("event", "cache-miss"), ("key", "cart:7")])]),
         span(0xabc1, 3, "mysql", "SELECT cart", t0 + 10_000, 20_000, parent=2),
         span(0xabc1, 4, "payment", "charge", t0 + 50_000, 60_000, parent=1,
-             tags=[("error", True), ("payment.provider", "acme")]),
+             tags=[("error", True), ("payment.provider", "acme")],
+             logs=[(t0 + 55_000, [("event", "declined")])]),
     ]}
 
 

@@ -3,6 +3,7 @@
 // Prints "ok <check>" per passed check and exits non-zero on the first failure.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -59,6 +60,10 @@ try {
     const ticks = await page.locator("[data-testid=scatter] text").allTextContents();
     assert.ok(ticks.includes("120.00ms") && ticks.includes("60.00ms"), `axis ticks: ${ticks}`);
     await page.getByTestId("scatter-from").waitFor();
+    const [file] = await Promise.all([page.waitForEvent("download"), page.getByTestId("download-results").click()]);
+    const saved = JSON.parse(await readFile(await file.path(), "utf8"));
+    assert.equal(saved.data.length, 1);
+    assert.equal(saved.data[0].spans.length, 4);
     await shot("search");
   });
 
@@ -124,6 +129,12 @@ try {
     await page.getByRole("tab", { name: "Flame graph" }).click();
     await page.getByTestId("flame").waitFor();
     assert.equal(await page.locator("[data-testid=flame] .frame").count(), 4);
+    await page.getByRole("tab", { name: "Events" }).click();
+    const events = page.getByTestId("events").locator(":scope > tbody > tr");
+    await events.first().waitFor();
+    assert.equal(await events.count(), 2);
+    assert.match(await events.nth(0).innerText(), /cart\s+load-cart[\s\S]*cache-miss/);
+    assert.match(await events.nth(1).innerText(), /payment\s+charge[\s\S]*declined/);
     await page.getByRole("tab", { name: "Statistics" }).click();
     await page.getByTestId("stats").waitFor();
     const stats = await page.getByTestId("stats").innerText();

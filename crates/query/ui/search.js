@@ -75,7 +75,16 @@ export async function searchPage(container, params) {
   const summary = h("p", { class: "summary", "aria-live": "polite" });
   const list = h("ol", { class: "results", "data-testid": "results" });
   const compare = h("button", { type: "button", disabled: true, "data-testid": "compare-selected" }, "Compare selected");
-  const toolbar = h("div", { class: "toolbar" }, summary, field("Sort", sort), compare);
+  // the results as Jaeger's API gave them, for a file to open again later
+  const download = h("button", { type: "button", disabled: true, "data-testid": "download-results" }, "Download results");
+  download.addEventListener("click", () => {
+    const blob = new Blob([JSON.stringify({ data: traces.map((t) => t.raw) }, null, 2)], { type: "application/json" });
+    const a = h("a", { href: URL.createObjectURL(blob), download: "traces.json" });
+    document.body.append(a);
+    a.click();
+    a.remove();
+  });
+  const toolbar = h("div", { class: "toolbar" }, summary, field("Sort", sort), compare, download);
   container.append(h("h1", {}, "Search"), form, plot, toolbar, list);
 
   // state from the URL
@@ -104,6 +113,7 @@ export async function searchPage(container, params) {
     }[sort.value]);
     list.replaceChildren(...sorted.map((t) => resultItem(t, selected, compare)));
     drawScatter(plot, traces);
+    download.disabled = traces.length === 0;
     summary.textContent = `${traces.length} trace${traces.length === 1 ? "" : "s"}`;
   };
   sort.addEventListener("change", () => {

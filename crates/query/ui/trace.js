@@ -44,7 +44,7 @@ export async function tracePage(container, id, params) {
     actions.push(archive, status);
   }
   const tabs = h("div", { role: "tablist", class: "tabs", "aria-label": "Trace views" },
-    [["timeline", "Timeline"], ["table", "Span table"], ["flame", "Flame graph"], ["stats", "Statistics"]]
+    [["timeline", "Timeline"], ["table", "Span table"], ["events", "Events"], ["flame", "Flame graph"], ["stats", "Statistics"]]
       .map(([v, label]) => h("button", {
         role: "tab", type: "button", "aria-selected": String(v === view), "data-view": v,
         onclick: () => {
@@ -69,6 +69,7 @@ export async function tracePage(container, id, params) {
   const body = h("section", { class: "trace-body" });
   container.append(body);
   if (view === "table") spanTable(body, trace);
+  else if (view === "events") eventsTable(body, trace);
   else if (view === "flame") flameGraph(body, trace);
   else if (view === "stats") statsTable(body, trace);
   else timeline(body, trace, critical);
@@ -299,6 +300,23 @@ function spanTable(container, trace) {
       h("td", {}, s.service), h("td", {}, s.operationName), h("td", {}, `+${formatDuration(s.startTime - trace.start)}`),
       h("td", {}, formatDuration(s.duration)), h("td", {}, formatDuration(selfTime(s))), h("td", {}, h("code", {}, s.spanID)))))));
   if (rows.length > 5000) container.append(h("p", { class: "muted" }, `First 5,000 of ${rows.length} spans.`));
+}
+
+/** Every span event (log) of the trace in time order, with its span. */
+function eventsTable(container, trace) {
+  const events = [];
+  for (const span of trace.spans) for (const log of span.logs ?? []) events.push([log, span]);
+  events.sort((a, b) => a[0].timestamp - b[0].timestamp);
+  if (!events.length) {
+    container.append(h("p", { class: "muted", "data-testid": "events" }, "No span of this trace has events."));
+    return;
+  }
+  container.append(h("table", { class: "grid", "data-testid": "events" },
+    h("thead", {}, h("tr", {}, ["Time", "Service", "Operation", "Fields"].map((c) => h("th", { scope: "col" }, c)))),
+    h("tbody", {}, events.slice(0, 5000).map(([log, s]) => h("tr", { class: s.error ? "error" : "" },
+      h("td", {}, `+${formatDuration(log.timestamp - trace.start)}`), h("td", {}, s.service), h("td", {}, s.operationName),
+      h("td", {}, kvTable(log.fields, "event-fields")))))));
+  if (events.length > 5000) container.append(h("p", { class: "muted" }, `First 5,000 of ${events.length} events.`));
 }
 
 function flameGraph(container, trace) {

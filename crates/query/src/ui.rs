@@ -158,11 +158,16 @@ pub async fn security_headers(mut response: Response) -> Response {
     response
 }
 
-/// The fallback of the HTTP API router: unknown `/api` paths are API
-/// errors, everything else belongs to the UI.
+/// The fallback of the HTTP API router: unknown `/api` paths (and the
+/// `/analytics/` API the Jaeger UI's deep dependency graph asks for, which
+/// Spoor does not serve) are JSON errors, everything else belongs to the UI.
 pub async fn serve(ui: Arc<Ui>, uri: Uri, headers: HeaderMap) -> Response {
     let path = uri.path();
-    if path == "/api" || path.starts_with("/api/") {
+    let api = |root: &str| {
+        path.strip_prefix(root)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    if api("/api") || api("/analytics") {
         return crate::http::not_found().await.into_response();
     }
     ui.response(path, &headers)
@@ -261,5 +266,17 @@ mod tests {
         assert_eq!(api.status(), StatusCode::NOT_FOUND);
         let text = String::from_utf8(body(api).await).unwrap();
         assert!(text.contains("\"errors\""), "{text}");
+        let analytics = serve(
+            Arc::clone(&ui),
+            "/analytics/v1/dependencies".parse().unwrap(),
+            HeaderMap::new(),
+        )
+        .await;
+        assert_eq!(analytics.status(), StatusCode::NOT_FOUND);
+        assert!(
+            String::from_utf8(body(analytics).await)
+                .unwrap()
+                .contains("\"errors\"")
+        );
     }
 }

@@ -79,7 +79,11 @@ def test_ui_in_headless_chromium(spoor, tmp_path):
     (tmp_path / "shop.json").write_text(json.dumps(shop_trace()))
     (tmp_path / "big.json").write_text(json.dumps(big_trace()))
     (tmp_path / "live.json").write_text(json.dumps(live_trace()))
+    for i in range(25):  # more results than a page holds
+        (tmp_path / f"paged-{i}.json").write_text(json.dumps({"spans": [
+            span(0x9a9e0000 + i, 1, "paged-shop", f"GET /item/{i}", 1_700_000_000_000_000 + i * 1000, 5_000)]}))
     files = [str(tmp_path / "shop.json"), str(tmp_path / "big.json"),
+             *(str(tmp_path / f"paged-{i}.json") for i in range(25)),
              str(FIXTURES / "example_trace.json"),
              str(FIXTURES / "tags_escaped_operator_trace_1.json"),
              str(FIXTURES / "tags_escaped_operator_trace_2.json")]

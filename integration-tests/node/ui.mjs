@@ -67,6 +67,19 @@ try {
     await shot("search");
   });
 
+  await check("results come a page of 20 at a time", async () => {
+    await page.goto(`${base}search?service=paged-shop&lookback=48h&limit=100`);
+    await page.getByTestId("page-of").waitFor();
+    assert.equal(await page.locator("[data-testid=results] .result").count(), 20);
+    assert.equal((await page.getByTestId("page-of").innerText()).trim(), "page 1 of 2");
+    assert.equal(await page.getByTestId("page-previous").isDisabled(), true);
+    await page.getByTestId("page-next").click();
+    assert.equal(await page.locator("[data-testid=results] .result").count(), 5);
+    assert.equal(await page.getByTestId("page-next").isDisabled(), true);
+    await page.goto(`${base}search?service=frontend&lookback=48h`);
+    await page.locator("[data-testid=results] .result").first().waitFor();
+  });
+
   await check("a trace shows every span nested under its parent", async () => {
     await page.locator("[data-testid=results] .result a").first().click();
     await page.getByTestId("timeline").waitFor();

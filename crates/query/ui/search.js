@@ -21,6 +21,9 @@ const SORTS = [
   ["spans", "Most spans"],
 ];
 
+/** Results shown at once; the rest are a page away. */
+const PAGE_SIZE = 20;
+
 const GO_UNITS = { us: 1, µs: 1, μs: 1, ms: 1e3, s: 1e6, m: 6e7, h: 3.6e9 };
 
 function lookbackMicros(text) {
@@ -74,6 +77,7 @@ export async function searchPage(container, params) {
   const plot = h("div", { class: "scatter", "data-testid": "scatter" });
   const summary = h("p", { class: "summary", "aria-live": "polite" });
   const list = h("ol", { class: "results", "data-testid": "results" });
+  const pager = h("nav", { class: "pager", "aria-label": "Result pages", "data-testid": "pager" });
   const compare = h("button", { type: "button", disabled: true, "data-testid": "compare-selected" }, "Compare selected");
   // the results as Jaeger's API gave them, for a file to open again later
   const download = h("button", { type: "button", disabled: true, "data-testid": "download-results" }, "Download results");
@@ -85,7 +89,7 @@ export async function searchPage(container, params) {
     a.remove();
   });
   const toolbar = h("div", { class: "toolbar" }, summary, field("Sort", sort), compare, download);
-  container.append(h("h1", {}, "Search"), form, plot, toolbar, list);
+  container.append(h("h1", {}, "Search"), form, plot, toolbar, list, pager);
 
   // state from the URL
   service.value = params.get("service") ?? "";
@@ -105,13 +109,27 @@ export async function searchPage(container, params) {
 
   let traces = [];
   const selected = new Set();
+  // results a page at a time (jaeger-ui#73): a search may return 10,000
+  let page = 0;
   const show = () => {
     const sorted = [...traces].sort({
       recent: (a, b) => b.start - a.start,
       longest: (a, b) => b.duration - a.duration,
       spans: (a, b) => b.spans.length - a.spans.length,
     }[sort.value]);
-    list.replaceChildren(...sorted.map((t) => resultItem(t, selected, compare)));
+    const pages = Math.max(1, Math.ceil(sorted.length / PAGE_SIZE));
+    page = Math.min(page, pages - 1);
+    list.replaceChildren(...sorted.slice(page * PAGE_SIZE, (page + 1) * PAGE_SIZE).map((t) => resultItem(t, selected, compare)));
+    const turn = (to, label, testid) => h("button", {
+      type: "button", disabled: to < 0 || to >= pages, "data-testid": testid,
+      onclick: () => {
+        page = to;
+        show();
+      },
+    }, label);
+    pager.replaceChildren(...(pages > 1
+      ? [turn(page - 1, "Previous", "page-previous"), h("span", { "data-testid": "page-of" }, ` page ${page + 1} of ${pages} `), turn(page + 1, "Next", "page-next")]
+      : []));
     drawScatter(plot, traces);
     download.disabled = traces.length === 0;
     summary.textContent = `${traces.length} trace${traces.length === 1 ? "" : "s"}`;
@@ -146,6 +164,7 @@ export async function searchPage(container, params) {
       apiParams.start = Math.round(now - lookbackMicros(lookback.value === "custom" ? "1h" : lookback.value));
     }
     summary.textContent = "Searching…";
+    page = 0;
     list.replaceChildren();
     try {
       traces = (await api.searchTraces(apiParams)).map(buildTrace);

@@ -76,6 +76,11 @@ try {
     await page.getByTestId("page-next").click();
     assert.equal(await page.locator("[data-testid=results] .result").count(), 5);
     assert.equal(await page.getByTestId("page-next").isDisabled(), true);
+    // the same page as a table, which the URL keeps
+    await page.getByTestId("results-layout").selectOption("table");
+    assert.equal(await page.locator("[data-testid=results-table] tbody tr").count(), 5);
+    assert.match(page.url(), /results=table/);
+    assert.match(await page.locator("[data-testid=results-table] tbody tr").first().innerText(), /paged-shop: GET \/item\/\d+/);
     await page.goto(`${base}search?service=frontend&lookback=48h`);
     await page.locator("[data-testid=results] .result").first().waitFor();
   });

@@ -88,8 +88,13 @@ export async function searchPage(container, params) {
     a.click();
     a.remove();
   });
-  const toolbar = h("div", { class: "toolbar" }, summary, field("Sort", sort), compare, download);
-  container.append(h("h1", {}, "Search"), form, plot, toolbar, list, pager);
+  // the results as a list or as a table, as Jaeger's List/Table switch
+  const layout = h("select", { "aria-label": "Show results as", "data-testid": "results-layout" },
+    h("option", { value: "list" }, "List"), h("option", { value: "table" }, "Table"));
+  layout.value = params.get("results") === "table" ? "table" : "list";
+  const table = h("table", { class: "grid results-table", "data-testid": "results-table", hidden: true });
+  const toolbar = h("div", { class: "toolbar" }, summary, field("Sort", sort), field("Show as", layout), compare, download);
+  container.append(h("h1", {}, "Search"), form, plot, toolbar, list, table, pager);
 
   // state from the URL
   service.value = params.get("service") ?? "";
@@ -119,7 +124,12 @@ export async function searchPage(container, params) {
     }[sort.value]);
     const pages = Math.max(1, Math.ceil(sorted.length / PAGE_SIZE));
     page = Math.min(page, pages - 1);
-    list.replaceChildren(...sorted.slice(page * PAGE_SIZE, (page + 1) * PAGE_SIZE).map((t) => resultItem(t, selected, compare)));
+    const shown = sorted.slice(page * PAGE_SIZE, (page + 1) * PAGE_SIZE);
+    const asTable = layout.value === "table";
+    list.hidden = asTable;
+    table.hidden = !asTable;
+    list.replaceChildren(...(asTable ? [] : shown.map((t) => resultItem(t, selected, compare))));
+    table.replaceChildren(...(asTable ? resultRows(shown) : []));
     const turn = (to, label, testid) => h("button", {
       type: "button", disabled: to < 0 || to >= pages, "data-testid": testid,
       onclick: () => {
@@ -134,6 +144,12 @@ export async function searchPage(container, params) {
     download.disabled = traces.length === 0;
     summary.textContent = `${traces.length} trace${traces.length === 1 ? "" : "s"}`;
   };
+  layout.addEventListener("change", () => {
+    const q = new URLSearchParams(location.search);
+    q.set("results", layout.value);
+    setQuery(q);
+    show();
+  });
   sort.addEventListener("change", () => {
     const q = new URLSearchParams(location.search);
     q.set("sort", sort.value);
@@ -146,7 +162,7 @@ export async function searchPage(container, params) {
     const query = {
       service: service.value, operation: operation.value, spanKind: kind.value, tags: tags.value,
       lookback: lookback.value, minDuration: minDuration.value, maxDuration: maxDuration.value,
-      limit: limit.value, sort: sort.value,
+      limit: limit.value, sort: sort.value, results: layout.value === "table" ? "table" : "",
     };
     if (lookback.value === "custom") Object.assign(query, { start: start.value, end: end.value });
     setQuery(Object.fromEntries(Object.entries(query).filter(([, v]) => v)));
@@ -206,6 +222,17 @@ function resultItem(t, selected, compareButton) {
     h("span", { class: "services" }, services.map(([s, n]) => h("span", { class: "chip" }, `${s} (${n})`))),
     h("time", { datetime: new Date(t.start / 1000).toISOString() }, formatTime(t.start)),
   );
+}
+
+/** The table layout's head and rows. */
+function resultRows(traces) {
+  return [
+    h("thead", {}, h("tr", {}, ["Trace", "Duration", "Spans", "Errors", "Services", "Start"].map((c) => h("th", { scope: "col" }, c)))),
+    h("tbody", {}, traces.map((t) => h("tr", { class: t.errors ? "error" : "", "data-trace-id": t.id },
+      h("td", {}, h("a", { href: `trace/${t.id}` }, `${t.rootService}: ${t.rootOperation}`), h("span", { class: "muted" }, ` ${t.id.slice(0, 7)}`)),
+      h("td", {}, formatDuration(t.duration)), h("td", {}, String(t.spans.length)), h("td", {}, String(t.errors)),
+      h("td", {}, String(t.services.size)), h("td", {}, formatTime(t.start))))),
+  ];
 }
 
 function drawScatter(container, traces) {

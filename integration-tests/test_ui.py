@@ -75,7 +75,16 @@ def node_ok():
 
 
 @pytest.mark.skipif(not node_ok(), reason="needs node, playwright-core (npm ci) and Debian's chromium")
-def test_ui_in_headless_chromium(spoor, tmp_path):
+def test_ui_in_headless_chromium(start_spoor, tmp_path):
+    # link patterns in the Jaeger UI's format (jaeger-ui#578); the last must
+    # never become a link
+    (tmp_path / "ui-config.json").write_text(json.dumps({"linkPatterns": [
+        {"type": "process", "key": "host", "url": "https://logs.example/?host=#{host}&trace=#{traceID}",
+         "text": "Logs of #{host}"},
+        {"type": "traces", "url": "https://apm.example/trace/#{traceID}", "text": "Trace in APM"},
+        {"type": "tags", "key": "payment.provider", "url": "javascript:alert(1)", "text": "bad"},
+    ]}))
+    spoor = start_spoor(f"--query.ui-config={tmp_path / 'ui-config.json'}")
     (tmp_path / "shop.json").write_text(json.dumps(shop_trace()))
     (tmp_path / "big.json").write_text(json.dumps(big_trace()))
     (tmp_path / "live.json").write_text(json.dumps(live_trace()))

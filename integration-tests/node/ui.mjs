@@ -130,6 +130,12 @@ try {
     assert.equal(await detail.getByTestId("detail-service").innerText(), "payment");
     assert.match(await detail.getByTestId("detail-tags").innerText(), /payment\.provider\s+acme/);
     assert.match(await detail.getByTestId("detail-process").innerText(), /host\s+node-1/);
+    // links from the UI settings: the process's host, never a javascript: url
+    const link = detail.getByTestId("span-links").getByRole("link");
+    assert.equal(await link.count(), 1);
+    assert.equal(await link.innerText(), "Logs of node-1");
+    assert.match(await link.getAttribute("href"), /^https:\/\/logs\.example\/\?host=node-1&trace=000000000000abc1$/);
+    assert.equal(await page.getByTestId("trace-links").getByRole("link").getAttribute("href"), "https://apm.example/trace/000000000000abc1");
     // keyboard: up moves the selection to the previous row
     await page.getByTestId("timeline").focus();
     await page.keyboard.press("ArrowUp");

@@ -28,6 +28,8 @@ pub struct ApiState {
     /// RED metrics for `/api/metrics/*`; None: Jaeger's 501 (no metrics
     /// backend), as in a query process apart from the collector.
     pub red: Option<Arc<spoor_red::Red>>,
+    /// `--query.ui-config`, for the UI (`/api/ui-config`).
+    pub ui_config: Arc<serde_json::Value>,
     pub metrics: Arc<QueryMetrics>,
     pub limits: ResponseLimits,
 }
@@ -154,6 +156,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/metrics/calls", get(calls))
         .route("/api/metrics/errors", get(errors))
         .route("/api/metrics/minstep", get(min_step))
+        .route("/api/ui-config", get(ui_config))
         .route("/api/transform", transform::route())
         .merge(api_v3::routes())
         .fallback(not_found)
@@ -467,6 +470,10 @@ async fn min_step(State(s): State<ApiState>) -> ApiResult {
         "data": spoor_red::STEP.as_millis() as u64, "total": 0, "limit": 0, "offset": 0, "errors": null
     });
     Ok(Json(body).into_response())
+}
+
+async fn ui_config(State(s): State<ApiState>) -> Response {
+    Json(s.ui_config.as_ref()).into_response()
 }
 
 async fn dependencies(

@@ -58,9 +58,38 @@ pub struct QueryOptions {
     /// bound. Answers are streamed trace by trace, never built whole.
     #[arg(long = "query.max-response-bytes", env = "QUERY_MAX_RESPONSE_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub max_response_bytes: usize,
+
+    /// A JSON file of UI settings in the Jaeger UI's format; Spoor's UI reads
+    /// its `linkPatterns` (links from spans and traces to other tools, with
+    /// `#{key}` filled from a tag, `#{traceID}` and `#{spanID}`), served at
+    /// `/api/ui-config`.
+    #[arg(long = "query.ui-config", env = "QUERY_UI_CONFIG")]
+    pub ui_config: Option<std::path::PathBuf>,
 }
 
 impl QueryOptions {
+    /// The UI settings file, read once at start: a JSON object of at most 1 MiB.
+    fn ui_config(&self) -> anyhow::Result<serde_json::Value> {
+        let Some(path) = &self.ui_config else {
+            return Ok(serde_json::json!({}));
+        };
+        let bytes = std::fs::read(path)
+            .map_err(|e| anyhow::anyhow!("while reading {}: {e}", path.display()))?;
+        anyhow::ensure!(
+            bytes.len() <= 1 << 20,
+            "{} is over 1 MiB: not a UI settings file",
+            path.display()
+        );
+        let config: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| anyhow::anyhow!("{} is not JSON: {e}", path.display()))?;
+        anyhow::ensure!(
+            config.is_object(),
+            "{} is not a JSON object",
+            path.display()
+        );
+        Ok(config)
+    }
+
     fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
             self.base_path.starts_with('/'),
@@ -112,6 +141,7 @@ impl QueryServer {
             None => reader,
         };
         let state = ApiState {
+            ui_config: Arc::new(options.ui_config()?),
             reader,
             dependencies,
             archive,

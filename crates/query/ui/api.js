@@ -28,6 +28,10 @@ export const searchTraces = async (params) => (await get("api/traces", params)).
 
 export const trace = async (id) => (await get(`api/traces/${encodeURIComponent(id)}`)).data?.[0];
 
+/** The UI settings (`--query.ui-config`), fetched once. */
+let uiConfigOnce;
+export const uiConfig = () => (uiConfigOnce ??= get("api/ui-config").catch(() => ({})));
+
 /** A Jaeger metric family of RED metrics: `kind` is latencies, calls or errors. */
 export const metrics = async (kind, params) => get(`api/metrics/${kind}`, params);
 

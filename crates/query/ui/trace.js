@@ -15,6 +15,7 @@ export async function tracePage(container, id, params) {
   const raw = local ?? (await api.trace(id));
   if (!raw) throw new Error(`trace ${id} not found`);
   const trace = buildTrace(raw);
+  trace.linkPatterns = (await api.uiConfig()).linkPatterns ?? [];
   const critical = criticalPath(trace);
   const view = params.get("view") ?? "timeline";
 
@@ -63,7 +64,8 @@ export async function tracePage(container, id, params) {
         h("dt", {}, "Depth"), h("dd", {}, String(trace.maxDepth + 1)),
         h("dt", {}, "Spans"), h("dd", { "data-testid": "span-count" }, String(trace.spans.length)),
         h("dt", {}, "Errors"), h("dd", {}, String(trace.errors))),
-      h("div", { class: "actions" }, ...actions)),
+      h("div", { class: "actions" }, ...actions),
+      linkList(traceLinks(trace), "trace-links")),
     tabs,
   );
   const body = h("section", { class: "trace-body" });
@@ -254,6 +256,49 @@ function kvTable(items, testid) {
       h("td", {}, typeof t.value === "object" ? JSON.stringify(t.value) : String(t.value))))));
 }
 
+/**
+ * Links to other tools from the UI settings' `linkPatterns`, in the Jaeger
+ * UI's format: a pattern of type tags, process or logs applies to a span with
+ * that key, one of type traces to the trace; `#{name}` in its url and text is
+ * filled from the key's value, traceID, spanID, startTime, endTime or
+ * duration (microseconds). Only http(s) links are made.
+ */
+function fillLink(pattern, values) {
+  let missing = false;
+  const fill = (template, encode) => String(template ?? "").replace(/#\{([^}]+)\}/g, (_, name) => {
+    if (!(name in values)) {
+      missing = true;
+      return "";
+    }
+    return encode ? encodeURIComponent(String(values[name])) : String(values[name]);
+  });
+  const url = fill(pattern.url, true);
+  const text = fill(pattern.text ?? pattern.url, false);
+  return missing || !/^https?:\/\//i.test(url) ? null : { url, text };
+}
+
+function traceLinks(trace) {
+  const values = { traceID: trace.id, startTime: trace.start, endTime: trace.start + trace.duration, duration: trace.duration };
+  return trace.linkPatterns.filter((p) => p.type === "traces").map((p) => fillLink(p, values)).filter(Boolean);
+}
+
+function spanLinks(trace, span) {
+  const sources = { tags: span.tags ?? [], process: span.process.tags ?? [], logs: (span.logs ?? []).flatMap((l) => l.fields) };
+  const links = [];
+  for (const p of trace.linkPatterns) {
+    const kv = sources[p.type]?.find((t) => t.key === p.key);
+    if (!kv) continue;
+    const link = fillLink(p, { [p.key]: kv.value, traceID: trace.id, spanID: span.spanID });
+    if (link) links.push(link);
+  }
+  return links;
+}
+
+const linkList = (links, testid) => links.length
+  ? h("ul", { class: "links", "data-testid": testid },
+    links.map((l) => h("li", {}, h("a", { href: l.url, target: "_blank", rel: "noopener noreferrer" }, l.text))))
+  : null;
+
 function showDetail(container, trace, span) {
   const refs = (span.references ?? []).map((r) =>
     h("li", {}, `${r.refType} `, h("code", {}, r.spanID), r.traceID !== span.traceID ? ` in trace ${r.traceID}` : ""));
@@ -265,6 +310,7 @@ function showDetail(container, trace, span) {
       h("dt", {}, "Start"), h("dd", {}, `+${formatDuration(span.startTime - trace.start)}`),
       h("dt", {}, "Self time"), h("dd", {}, formatDuration(selfTime(span))),
       h("dt", {}, "Span ID"), h("dd", {}, h("code", {}, span.spanID))),
+    linkList(spanLinks(trace, span), "span-links"),
     h("h3", {}, "Tags"), kvTable(span.tags, "detail-tags"),
     h("h3", {}, "Process"), kvTable(span.process.tags ?? [], "detail-process"),
     span.logs?.length ? h("h3", {}, "Logs") : null,

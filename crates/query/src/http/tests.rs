@@ -77,6 +77,7 @@ async fn app_with_limits(base: &str, limits: ResponseLimits) -> (axum::Router, A
                 dependencies: store,
                 archive: None,
                 red: None,
+                ui_config: Arc::new(json!({"linkPatterns": []})),
                 metrics: Arc::clone(&metrics),
                 limits,
             },
@@ -529,6 +530,7 @@ async fn an_archived_trace_outlives_the_primary_store() {
         dependencies: primary.clone(),
         archive,
         red: None,
+        ui_config: Arc::new(json!({})),
         metrics: Arc::new(QueryMetrics::new(&mut Registry::default())),
         limits: ResponseLimits {
             spans: 1_000,
@@ -596,4 +598,9 @@ async fn metrics_answer_as_jaeger_without_a_metrics_backend() {
     assert_eq!(status, StatusCode::BAD_REQUEST, "quantile is required");
     let (status, _) = get(&app, "/api/metrics/calls").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "a service is required");
+    // the UI's settings, as --query.ui-config gave them
+    assert_eq!(
+        get(&app, "/api/ui-config").await,
+        (StatusCode::OK, json!({"linkPatterns": []}))
+    );
 }

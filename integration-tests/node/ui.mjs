@@ -130,6 +130,7 @@ try {
     assert.equal(await detail.getByTestId("detail-service").innerText(), "payment");
     assert.match(await detail.getByTestId("detail-tags").innerText(), /payment\.provider\s+acme/);
     assert.match(await detail.getByTestId("detail-process").innerText(), /host\s+node-1/);
+    assert.doesNotMatch(await detail.innerText(), /null|undefined/);
     // links from the UI settings: the process's host, never a javascript: url
     const link = detail.getByTestId("span-links").getByRole("link");
     assert.equal(await link.count(), 1);

@@ -302,7 +302,8 @@ const linkList = (links, testid) => links.length
 function showDetail(container, trace, span) {
   const refs = (span.references ?? []).map((r) =>
     h("li", {}, `${r.refType} `, h("code", {}, r.spanID), r.traceID !== span.traceID ? ` in trace ${r.traceID}` : ""));
-  container.replaceChildren(
+  // through h(), which leaves out the parts a span has none of (null)
+  container.replaceChildren(...h("div", {},
     h("h2", {}, span.operationName),
     h("dl", { class: "facts" },
       h("dt", {}, "Service"), h("dd", { "data-testid": "detail-service" }, span.service),
@@ -322,7 +323,7 @@ function showDetail(container, trace, span) {
     refs.length ? h("ul", {}, refs) : null,
     span.warnings?.length ? h("h3", {}, "Warnings") : null,
     span.warnings?.length ? h("ul", { class: "warnings" }, span.warnings.map((w) => h("li", {}, w))) : null,
-  );
+  ).childNodes);
 }
 
 function drawMinimap(canvas, trace) {

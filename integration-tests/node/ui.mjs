@@ -154,6 +154,11 @@ try {
     await page.getByRole("tab", { name: "Flame graph" }).click();
     await page.getByTestId("flame").waitFor();
     assert.equal(await page.locator("[data-testid=flame] .frame").count(), 4);
+    await page.getByRole("tab", { name: "Graph", exact: true }).click();
+    await page.getByTestId("trace-graph").locator("g.node").first().waitFor();
+    assert.equal(await page.getByTestId("trace-graph").locator("g.node").count(), 4);
+    const edges = await page.getByTestId("trace-graph").locator("g.edge").evaluateAll((es) => es.map((e) => e.dataset.edge).sort());
+    assert.deepEqual(edges, ["cart load-cart->mysql SELECT cart", "frontend GET /checkout->cart load-cart", "frontend GET /checkout->payment charge"]);
     await page.getByRole("tab", { name: "Events" }).click();
     const events = page.getByTestId("events").locator(":scope > tbody > tr");
     await events.first().waitFor();

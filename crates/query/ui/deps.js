@@ -49,7 +49,9 @@ function layers(nodes, links) {
   return rank;
 }
 
-function drawGraph(container, allLinks, focus) {
+/** Draws `allLinks` ({parent, child, callCount}) as a layered graph; with
+ * `focus`, only that node's edges. Also the trace page's span graph. */
+export function drawGraph(container, allLinks, focus, label = "Service dependency graph") {
   const links = focus ? allLinks.filter((l) => l.parent === focus || l.child === focus) : allLinks;
   if (!links.length) {
     container.replaceChildren(h("p", { class: "muted" }, "No dependencies in this window."));
@@ -74,7 +76,7 @@ function drawGraph(container, allLinks, focus) {
     if (text !== undefined) e.textContent = text;
     return e;
   };
-  const svg = el("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "Service dependency graph" });
+  const svg = el("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": label });
   const defs = el("defs", {});
   const marker = el("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 6, markerHeight: 6, orient: "auto-start-reverse" });
   marker.append(el("path", { d: "M 0 0 L 10 5 L 0 10 z", class: "arrow" }));
@@ -93,7 +95,9 @@ function drawGraph(container, allLinks, focus) {
     const p = pos.get(n);
     const g = el("g", { class: n === focus ? "node focus" : "node", "data-service": n });
     g.append(el("rect", { x: p.x, y: p.y, width: boxW, height: boxH, rx: 6 }));
-    g.append(el("text", { x: p.x + boxW / 2, y: p.y + boxH / 2 + 4, "text-anchor": "middle" }, n));
+    const text = el("text", { x: p.x + boxW / 2, y: p.y + boxH / 2 + 4, "text-anchor": "middle" }, n.length > 26 ? `${n.slice(0, 25)}…` : n);
+    text.append(el("title", {}, n));
+    g.append(text);
     svg.append(g);
   }
   container.replaceChildren(svg);

@@ -2,6 +2,7 @@
 // rows in view are in the DOM), span details, find, a minimap to zoom, the
 // critical path, and the span table, flame graph and statistics views.
 import * as api from "./api.js";
+import { drawGraph } from "./deps.js";
 import { h, localTraces, navigate } from "./shell.js";
 import {
   buildTrace, criticalPath, formatDuration, formatTime, selfTime, serviceColors, statistics,
@@ -45,7 +46,7 @@ export async function tracePage(container, id, params) {
     actions.push(archive, status);
   }
   const tabs = h("div", { role: "tablist", class: "tabs", "aria-label": "Trace views" },
-    [["timeline", "Timeline"], ["table", "Span table"], ["events", "Events"], ["flame", "Flame graph"], ["stats", "Statistics"]]
+    [["timeline", "Timeline"], ["graph", "Graph"], ["table", "Span table"], ["events", "Events"], ["flame", "Flame graph"], ["stats", "Statistics"]]
       .map(([v, label]) => h("button", {
         role: "tab", type: "button", "aria-selected": String(v === view), "data-view": v,
         onclick: () => {
@@ -72,6 +73,7 @@ export async function tracePage(container, id, params) {
   container.append(body);
   if (view === "table") spanTable(body, trace);
   else if (view === "events") eventsTable(body, trace);
+  else if (view === "graph") traceGraph(body, trace);
   else if (view === "flame") flameGraph(body, trace);
   else if (view === "stats") statsTable(body, trace);
   else timeline(body, trace, critical);
@@ -347,6 +349,26 @@ function spanTable(container, trace) {
       h("td", {}, s.service), h("td", {}, s.operationName), h("td", {}, `+${formatDuration(s.startTime - trace.start)}`),
       h("td", {}, formatDuration(s.duration)), h("td", {}, formatDuration(selfTime(s))), h("td", {}, h("code", {}, s.spanID)))))));
   if (rows.length > 5000) container.append(h("p", { class: "muted" }, `First 5,000 of ${rows.length} spans.`));
+}
+
+/** The trace as a graph of its services' operations, as Jaeger's trace
+ * graph: an edge per parent → child pair of them, with how many spans. */
+function traceGraph(container, trace) {
+  const node = (s) => `${s.service} ${s.operationName}`;
+  const counts = new Map();
+  for (const s of trace.spans) {
+    if (!s.parent) continue;
+    const key = `${node(s.parent)}\u0000${node(s)}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  const links = [...counts].map(([key, callCount]) => {
+    const [parent, child] = key.split("\u0000");
+    return { parent, child, callCount };
+  });
+  const graph = h("div", { class: "graph", "data-testid": "trace-graph" });
+  container.append(graph);
+  if (!links.length) graph.append(h("p", { class: "muted" }, `One operation: ${node(trace.spans[0])}.`));
+  else drawGraph(graph, links, null, "Graph of the trace's operations");
 }
 
 /** Every span event (log) of the trace in time order, with its span. */

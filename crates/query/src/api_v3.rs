@@ -19,16 +19,15 @@ use spoor_proto::api_v3::{
     TraceQueryParameters, TraceSummary,
 };
 use spoor_proto::system_time_from_proto;
-use spoor_storage::{DependencyReader, OperationQuery, SpanReader, StorageError, TraceQuery};
+use spoor_storage::{DependencyReader, OperationQuery, SpanReader, TraceQuery};
 use tonic::{Request, Response, Status};
 
 use crate::grpc::{span_kind_param, storage_status};
+use crate::read::found_traces;
 
 /// Spans per streamed `TracesData`: a large trace goes in several, which
 /// clients join by trace id (as Jaeger's own do).
 const SPANS_PER_CHUNK: usize = 1_000;
-/// Traces read at once while streaming a search's answer.
-const TRACES_IN_FLIGHT: usize = 4;
 /// Summaries per streamed `FindTraceSummariesResponse`.
 const SUMMARIES_PER_CHUNK: usize = 20;
 
@@ -165,21 +164,6 @@ fn query_from_proto(p: Option<TraceQueryParameters>) -> Result<TraceQuery, Statu
     })
 }
 
-/// The traces of `ids`, read a few at a time as the consumer takes them;
-/// traces gone since the search are left out.
-pub fn read_traces(
-    reader: Arc<dyn SpanReader>,
-    ids: Vec<TraceId>,
-) -> impl Stream<Item = Result<Trace, StorageError>> + Send {
-    futures::stream::iter(ids)
-        .map(move |id| {
-            let reader = Arc::clone(&reader);
-            async move { reader.get_trace(id).await }
-        })
-        .buffered(TRACES_IN_FLIGHT)
-        .filter_map(|found| async move { found.transpose() })
-}
-
 type Chunks<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 pub struct GrpcQueryV3 {
@@ -224,7 +208,7 @@ impl QueryService for GrpcQueryV3 {
         request: Request<FindTracesRequest>,
     ) -> Result<Response<Self::FindTracesStream>, Status> {
         let ids = self.find_ids(request.into_inner().query).await?;
-        let chunks = read_traces(Arc::clone(&self.reader), ids).flat_map(|found| match found {
+        let chunks = found_traces(Arc::clone(&self.reader), ids).flat_map(|found| match found {
             Ok(trace) => {
                 let chunks: Vec<_> = traces_data(&trace).map(Ok).collect();
                 futures::stream::iter(chunks)
@@ -239,7 +223,7 @@ impl QueryService for GrpcQueryV3 {
         request: Request<FindTraceSummariesRequest>,
     ) -> Result<Response<Self::FindTraceSummariesStream>, Status> {
         let ids = self.find_ids(request.into_inner().query).await?;
-        let chunks = read_traces(Arc::clone(&self.reader), ids)
+        let chunks = found_traces(Arc::clone(&self.reader), ids)
             .map(|found| found.map(|t| summary(&t)).map_err(storage_status))
             .chunks(SUMMARIES_PER_CHUNK)
             .map(|chunk| {

@@ -20,8 +20,6 @@ use tonic::{Request, Response, Status};
 
 /// Spans per streamed chunk, as in Jaeger.
 const SPANS_PER_CHUNK: usize = 10;
-/// Traces read at once while streaming a search's answer.
-const TRACES_IN_FLIGHT: usize = 4;
 
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<SpansResponseChunk, Status>> + Send>>;
 
@@ -57,20 +55,13 @@ fn trace_chunks(trace: Trace) -> impl Stream<Item = Result<SpansResponseChunk, S
 /// The traces of `ids` as chunks, read a few at a time as the client takes
 /// them, so a large answer never sits whole in memory.
 fn found_chunks(reader: Arc<dyn SpanReader>, ids: Vec<TraceId>) -> ChunkStream {
-    let traces = futures::stream::iter(ids)
-        .map(move |id| {
-            let reader = Arc::clone(&reader);
-            async move { reader.get_trace(id).await }
-        })
-        .buffered(TRACES_IN_FLIGHT)
-        .flat_map(|found| -> ChunkStream {
-            match found {
-                Ok(Some(trace)) => Box::pin(trace_chunks(trace)),
-                // evicted between search and read: left out, as find_traces does
-                Ok(None) => Box::pin(futures::stream::empty()),
-                Err(e) => Box::pin(futures::stream::iter([Err(storage_status(e))])),
-            }
-        });
+    // traces evicted between search and read are left out, as find_traces does
+    let traces = crate::read::found_traces(reader, ids).flat_map(|found| -> ChunkStream {
+        match found {
+            Ok(trace) => Box::pin(trace_chunks(trace)),
+            Err(e) => Box::pin(futures::stream::iter([Err(storage_status(e))])),
+        }
+    });
     Box::pin(traces)
 }
 

@@ -41,7 +41,7 @@ pub struct ResponseLimits {
     pub bytes: usize,
 }
 
-/// Traces read at once while streaming an answer.
+/// Chunks of an answer queued for the client at once.
 const TRACES_IN_FLIGHT: usize = 4;
 
 /// Jaeger's response envelope.
@@ -55,7 +55,7 @@ struct Envelope<T: Serialize> {
 }
 
 #[derive(Serialize, Debug)]
-struct EnvelopeError {
+pub(crate) struct EnvelopeError {
     code: u16,
     msg: String,
     #[serde(rename = "traceID", skip_serializing_if = "Option::is_none")]
@@ -244,34 +244,78 @@ async fn traces(State(s): State<ApiState>, Query(p): Query<Vec<(String, String)>
     Ok(stream_traces(Arc::clone(&s.reader), ids, s.limits))
 }
 
-/// Jaeger's envelope of traces, written trace by trace as each is read (a
-/// few at a time), so an answer never sits whole in memory; traces past
-/// `limits` are left out and the envelope's `errors` says so.
+/// Jaeger's envelope of traces; traces past `limits` are left out and the
+/// envelope's `errors` says so, as it says which were not found.
 fn stream_traces(
     reader: Arc<dyn SpanReader>,
     ids: Vec<TraceId>,
     limits: ResponseLimits,
 ) -> Response {
+    let render = |trace: &spoor_model::Trace| match serde_json::to_vec(&ui_trace(trace)) {
+        Ok(json) => json,
+        Err(e) => {
+            tracing::error!(error = %e, "trace not serializable");
+            Vec::new()
+        }
+    };
+    let close = move |mut streamed: Streamed| {
+        if streamed.left_out > 0 {
+            streamed.errors.push(EnvelopeError {
+                code: 413,
+                msg: format!(
+                    "response truncated: {} of {} traces left out, over the answer's \
+                     bound of {} spans or {} bytes (--query.max-response-spans, --query.max-response-bytes); \
+                     narrow the search or lower its limit",
+                    streamed.left_out, streamed.total, limits.spans, limits.bytes
+                ),
+                trace_id: None,
+            });
+        }
+        let tail = serde_json::json!({
+            "total": streamed.sent,
+            "limit": 0,
+            "offset": 0,
+            "errors": (!streamed.errors.is_empty()).then_some(streamed.errors),
+        });
+        // the tail object without its opening brace closes the envelope
+        let tail = tail.to_string();
+        let mut end = b"],".to_vec();
+        end.extend_from_slice(&tail.as_bytes()[1..]);
+        end
+    };
+    stream_json(reader, ids, limits, b"{\"data\":[", render, close)
+}
+
+/// What a streamed answer sent and left out, for its closing part.
+pub(crate) struct Streamed {
+    pub sent: usize,
+    pub total: usize,
+    pub left_out: usize,
+    /// traces not found or not read, with their ids
+    pub errors: Vec<EnvelopeError>,
+}
+
+/// A JSON answer of the traces of `ids`: `open`, then each trace as
+/// `render` writes it (empty: left out), comma-separated, then `close`. Written trace by trace as each is read, so an answer never
+/// sits whole in memory; traces past `limits` are left out, the first
+/// always sent whole.
+pub(crate) fn stream_json(
+    reader: Arc<dyn SpanReader>,
+    ids: Vec<TraceId>,
+    limits: ResponseLimits,
+    open: &'static [u8],
+    render: impl Fn(&spoor_model::Trace) -> Vec<u8> + Send + 'static,
+    close: impl FnOnce(Streamed) -> Vec<u8> + Send + 'static,
+) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(TRACES_IN_FLIGHT);
     tokio::spawn(async move {
-        let total_ids = ids.len();
-        let mut traces = futures::stream::iter(ids)
-            .map(|id| {
-                let reader = Arc::clone(&reader);
-                async move { (id, reader.get_trace(id).await) }
-            })
-            .buffered(TRACES_IN_FLIGHT);
-        let (mut sent, mut spans, mut bytes) = (0usize, 0usize, 0usize);
-        let mut errors = Vec::new();
-        let mut first = true;
-        let mut left_out = 0usize;
-        if tx
-            .send(Ok(Bytes::from_static(b"{\"data\":[")))
-            .await
-            .is_err()
-        {
+        let total = ids.len();
+        let mut traces = std::pin::pin!(crate::read::traces_of(reader, ids));
+        if tx.send(Ok(Bytes::from_static(open))).await.is_err() {
             return;
         }
+        let (mut sent, mut spans, mut bytes, mut left_out) = (0usize, 0usize, 0usize, 0usize);
+        let mut errors = Vec::new();
         while let Some((id, found)) = traces.next().await {
             let trace = match found {
                 Ok(Some(trace)) => trace,
@@ -293,13 +337,10 @@ fn stream_traces(
                     continue;
                 }
             };
-            let json = match serde_json::to_vec(&ui_trace(&trace)) {
-                Ok(json) => json,
-                Err(e) => {
-                    tracing::error!(error = %e, "trace not serializable");
-                    continue;
-                }
-            };
+            let json = render(&trace);
+            if json.is_empty() {
+                continue;
+            }
             let over =
                 spans + trace.spans.len() > limits.spans || bytes + json.len() > limits.bytes;
             if over && sent > 0 {
@@ -308,39 +349,22 @@ fn stream_traces(
             }
             spans += trace.spans.len();
             bytes += json.len();
-            sent += 1;
             let mut chunk = Vec::with_capacity(json.len() + 1);
-            if !first {
+            if sent > 0 {
                 chunk.push(b',');
             }
-            first = false;
+            sent += 1;
             chunk.extend_from_slice(&json);
             if tx.send(Ok(chunk.into())).await.is_err() {
                 return; // the client went away
             }
         }
-        if left_out > 0 {
-            errors.push(EnvelopeError {
-                code: 413,
-                msg: format!(
-                    "response truncated: {left_out} of {total_ids} traces left out, over the answer's \
-                     bound of {} spans or {} bytes (--query.max-response-spans, --query.max-response-bytes); \
-                     narrow the search or lower its limit",
-                    limits.spans, limits.bytes
-                ),
-                trace_id: None,
-            });
-        }
-        let tail = serde_json::json!({
-            "total": sent,
-            "limit": 0,
-            "offset": 0,
-            "errors": (!errors.is_empty()).then_some(errors),
+        let end = close(Streamed {
+            sent,
+            total,
+            left_out,
+            errors,
         });
-        // the tail object without its opening brace closes the envelope
-        let tail = tail.to_string();
-        let mut end = b"],".to_vec();
-        end.extend_from_slice(&tail.as_bytes()[1..]);
         let _ = tx.send(Ok(end.into())).await;
     });
     (

@@ -6,6 +6,7 @@ mod api_v3;
 mod grpc;
 mod http;
 mod metrics;
+mod read;
 mod ui;
 pub mod uimodel;
 

@@ -4,10 +4,8 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::StreamExt;
@@ -16,8 +14,9 @@ use spoor_model::{SpanKind, TraceId};
 use spoor_query_params::{self as params, Params};
 use spoor_storage::{OperationQuery, SpanReader, StorageError};
 
-use super::{ApiState, ResponseLimits, TRACES_IN_FLIGHT};
-use crate::api_v3::{parse_trace_id, read_traces, summary};
+use super::{ApiState, ResponseLimits, Streamed, stream_json};
+use crate::api_v3::{parse_trace_id, summary};
+use crate::read::found_traces;
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -144,71 +143,44 @@ async fn find_traces(
     Ok(stream_resource_spans(Arc::clone(&s.reader), ids, s.limits))
 }
 
-/// `{"result":{"resourceSpans":[...]}}` of the traces of `ids`, written
-/// trace by trace as each is read, so an answer never sits whole in memory;
-/// traces past `limits` are left out (the first is always whole).
+/// `{"result":{"resourceSpans":[...]}}` of the traces of `ids`, streamed;
+/// the traces past `limits` are logged (the result has no place to say so).
 fn stream_resource_spans(
     reader: Arc<dyn SpanReader>,
     ids: Vec<TraceId>,
     limits: ResponseLimits,
 ) -> Response {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(TRACES_IN_FLIGHT);
-    tokio::spawn(async move {
-        let total = ids.len();
-        let mut traces = std::pin::pin!(read_traces(reader, ids));
-        if tx
-            .send(Ok(Bytes::from_static(b"{\"result\":{\"resourceSpans\":[")))
-            .await
-            .is_err()
-        {
-            return;
-        }
-        let (mut sent, mut spans, mut bytes, mut left_out) = (0usize, 0usize, 0usize, 0usize);
-        while let Some(found) = traces.next().await {
-            let trace = match found {
-                Ok(trace) => trace,
-                Err(e) => {
-                    tracing::error!(error = %spoor_storage::Chain(&e), "storage read failed");
-                    continue;
-                }
-            };
-            let resource_spans = spoor_codec::otlp::spans_to_otlp(&trace.spans);
-            let mut chunk = Vec::new();
-            for rs in &resource_spans {
-                if sent > 0 || !chunk.is_empty() {
-                    chunk.push(b',');
-                }
-                if let Err(e) = serde_json::to_writer(&mut chunk, rs) {
-                    tracing::error!(error = %e, "trace not serializable");
-                }
+    // a trace's resource spans, comma-separated: the helper separates traces
+    let render = |trace: &spoor_model::Trace| {
+        let mut json = Vec::new();
+        for rs in spoor_codec::otlp::spans_to_otlp(&trace.spans) {
+            if !json.is_empty() {
+                json.push(b',');
             }
-            if sent > 0
-                && (spans + trace.spans.len() > limits.spans || bytes + chunk.len() > limits.bytes)
-            {
-                left_out += 1;
-                continue;
-            }
-            spans += trace.spans.len();
-            bytes += chunk.len();
-            sent += 1;
-            if tx.send(Ok(chunk.into())).await.is_err() {
-                return; // the client went away
+            if let Err(e) = serde_json::to_writer(&mut json, &rs) {
+                tracing::error!(error = %e, "trace not serializable");
             }
         }
-        if left_out > 0 {
+        json
+    };
+    let close = |streamed: Streamed| {
+        if streamed.left_out > 0 {
             tracing::warn!(
-                left_out,
-                total,
+                left_out = streamed.left_out,
+                total = streamed.total,
                 "api_v3 answer truncated at --query.max-response-spans/--query.max-response-bytes"
             );
         }
-        let _ = tx.send(Ok(Bytes::from_static(b"]}}"))).await;
-    });
-    (
-        [(CONTENT_TYPE, "application/json")],
-        axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)),
+        b"]}}".to_vec()
+    };
+    stream_json(
+        reader,
+        ids,
+        limits,
+        b"{\"result\":{\"resourceSpans\":[",
+        render,
+        close,
     )
-        .into_response()
 }
 
 #[derive(Serialize)]
@@ -242,7 +214,7 @@ async fn trace_summaries(
     let query = params::api_v3_query(&Params(p)).map_err(V3Error::bad_request)?;
     let ids = s.reader.find_trace_ids(&query).await?;
     let mut summaries = Vec::with_capacity(ids.len());
-    let mut traces = std::pin::pin!(read_traces(Arc::clone(&s.reader), ids));
+    let mut traces = std::pin::pin!(found_traces(Arc::clone(&s.reader), ids));
     while let Some(trace) = traces.next().await {
         let t = summary(&trace?);
         summaries.push(TraceSummaryJson {

@@ -105,10 +105,9 @@ impl OperatorCli {
                 };
                 let spoor = spoor_operator::parse(&text)
                     .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-                print!(
-                    "{}",
-                    spoor_operator::render::to_yaml(&spoor_operator::render::render(&spoor))
-                );
+                let objects = spoor_operator::render::render(&spoor)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+                print!("{}", spoor_operator::render::to_yaml(&objects));
             }
         }
         Ok(())

@@ -4,13 +4,19 @@
 //! resource deletes its objects through their owner references.
 use std::collections::BTreeSet;
 
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
-use kube::core::{ApiResource, GroupVersionKind};
+use kube::core::ApiResource;
 use kube::{Client, ResourceExt};
 use serde_json::{Value as Json, json};
 
 use crate::crd::{Condition, Spoor, SpoorStatus};
-use crate::render::render;
+use crate::render::{RenderError, render};
 
 pub const FIELD_MANAGER: &str = "spoor-operator";
 
@@ -20,38 +26,32 @@ pub enum ReconcileError {
     Kube(#[from] kube::Error),
     #[error("rendered an object of unknown kind {0}")]
     UnknownKind(String),
+    #[error(transparent)]
+    Render(#[from] RenderError),
 }
 
-/// The kinds an instance is made of, with their plural resource names.
-pub const KINDS: &[(&str, &str, &str)] = &[
-    ("v1", "ServiceAccount", "serviceaccounts"),
-    ("v1", "ConfigMap", "configmaps"),
-    ("v1", "Service", "services"),
-    ("apps/v1", "Deployment", "deployments"),
-    ("apps/v1", "DaemonSet", "daemonsets"),
-    ("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
-    (
-        "autoscaling/v2",
-        "HorizontalPodAutoscaler",
-        "horizontalpodautoscalers",
-    ),
-    ("networking.k8s.io/v1", "Ingress", "ingresses"),
-    ("batch/v1", "Job", "jobs"),
-    ("batch/v1", "CronJob", "cronjobs"),
-];
-
-fn api_resource(api_version: &str, kind: &str, plural: &str) -> ApiResource {
-    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
+/// The kinds an instance is made of, as k8s-openapi names them.
+pub fn kinds() -> Vec<ApiResource> {
+    vec![
+        ApiResource::erase::<ServiceAccount>(&()),
+        ApiResource::erase::<ConfigMap>(&()),
+        ApiResource::erase::<Service>(&()),
+        ApiResource::erase::<Deployment>(&()),
+        ApiResource::erase::<DaemonSet>(&()),
+        ApiResource::erase::<PodDisruptionBudget>(&()),
+        ApiResource::erase::<HorizontalPodAutoscaler>(&()),
+        ApiResource::erase::<Ingress>(&()),
+        ApiResource::erase::<Job>(&()),
+        ApiResource::erase::<CronJob>(&()),
+    ]
 }
 
 fn resource_of(object: &Json) -> Result<ApiResource, ReconcileError> {
     let api_version = object["apiVersion"].as_str().unwrap_or_default();
     let kind = object["kind"].as_str().unwrap_or_default();
-    KINDS
-        .iter()
-        .find(|(v, k, _)| *v == api_version && *k == kind)
-        .map(|(v, k, p)| api_resource(v, k, p))
+    kinds()
+        .into_iter()
+        .find(|r| r.api_version == api_version && r.kind == kind)
         .ok_or_else(|| ReconcileError::UnknownKind(format!("{api_version}/{kind}")))
 }
 
@@ -130,7 +130,7 @@ async fn apply_all(
     let mut outcome = Outcome::default();
     let mut wanted = BTreeSet::new();
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    for object in render(spoor) {
+    for object in render(spoor)? {
         let resource = resource_of(&object)?;
         let object_name = object["metadata"]["name"]
             .as_str()
@@ -146,8 +146,8 @@ async fn apply_all(
     // objects of this instance that the spec no longer calls for
     let selector =
         format!("app.kubernetes.io/instance={name},app.kubernetes.io/managed-by={FIELD_MANAGER}");
-    for (version, kind, plural) in KINDS {
-        let resource = api_resource(version, kind, plural);
+    for resource in kinds() {
+        let kind = &resource.kind;
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
         for existing in api.list(&ListParams::default().labels(&selector)).await? {
             let existing_name = existing.name_any();

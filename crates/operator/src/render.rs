@@ -1,11 +1,40 @@
 //! From a `Spoor` resource to the objects of its instance, as the Jaeger
 //! operator lays them out: Deployments, the agent DaemonSet, Services,
 //! Ingress, ConfigMap, ServiceAccount, HPA, PodDisruptionBudgets, the
-//! Cassandra schema Job and the dependencies CronJob. Pure: the same
-//! resource always renders the same objects (golden-tested).
+//! Cassandra schema Job and the dependencies CronJob. The objects are
+//! k8s-openapi's types; the pod settings the resource passes through
+//! (volumes, tolerations, …) are read into those types here, so a malformed
+//! one is an error naming its field. Pure: the same resource always renders
+//! the same objects (golden-tested).
 use std::collections::BTreeMap;
 
-use serde_json::{Value as Json, json};
+use k8s_openapi::api::apps::v1::{
+    DaemonSet, DaemonSetSpec, Deployment, DeploymentSpec, DeploymentStrategy,
+};
+use k8s_openapi::api::autoscaling::v2::{
+    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
+    MetricTarget, ResourceMetricSource,
+};
+use k8s_openapi::api::batch::v1::{
+    CronJob, CronJobSpec, Job, JobSpec as BatchJobSpec, JobTemplateSpec,
+};
+use k8s_openapi::api::core::v1::{
+    Affinity, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvFromSource, EnvVar,
+    HTTPGetAction, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
+    SecretEnvSource, SecurityContext, Service, ServiceAccount, ServicePort, ServiceSpec,
+    Toleration, Volume, VolumeMount,
+};
+use k8s_openapi::api::networking::v1::{
+    HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
+    IngressServiceBackend, IngressSpec, IngressTLS, ServiceBackendPort,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value as Json;
 
 use crate::crd::{
     AgentStrategy, CommonSpec, Component, JobSpec, Options, Spoor, StorageType, Strategy,
@@ -15,6 +44,16 @@ use crate::crd::{
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 const SAMPLING_DIR: &str = "/etc/spoor/sampling";
+
+/// A pass-through field of the resource that is not what Kubernetes takes.
+#[derive(Debug, thiserror::Error)]
+#[error("spec field {field} is not a valid Kubernetes {kind}: {source}")]
+pub struct RenderError {
+    field: &'static str,
+    kind: &'static str,
+    #[source]
+    source: serde_json::Error,
+}
 
 /// Flattens nested options into sorted `--a.b=value` arguments.
 pub fn args(options: &Options) -> Vec<String> {
@@ -51,27 +90,98 @@ pub fn args(options: &Options) -> Vec<String> {
     out
 }
 
+fn typed<T: DeserializeOwned>(
+    field: &'static str,
+    kind: &'static str,
+    value: &Json,
+) -> Result<T, RenderError> {
+    serde_json::from_value(value.clone()).map_err(|source| RenderError {
+        field,
+        kind,
+        source,
+    })
+}
+
+fn typed_list<T: DeserializeOwned>(
+    field: &'static str,
+    kind: &'static str,
+    values: &[Json],
+) -> Result<Vec<T>, RenderError> {
+    values.iter().map(|v| typed(field, kind, v)).collect()
+}
+
+fn typed_option<T: DeserializeOwned>(
+    field: &'static str,
+    kind: &'static str,
+    value: Option<&Json>,
+) -> Result<Option<T>, RenderError> {
+    value.map(|v| typed(field, kind, v)).transpose()
+}
+
+/// A common spec (merged for one workload) read into Kubernetes' types.
+struct PodSettings {
+    annotations: BTreeMap<String, String>,
+    resources: Option<ResourceRequirements>,
+    volumes: Vec<Volume>,
+    volume_mounts: Vec<VolumeMount>,
+    affinity: Option<Affinity>,
+    tolerations: Vec<Toleration>,
+    security_context: Option<PodSecurityContext>,
+    service_account: Option<String>,
+}
+
+impl PodSettings {
+    fn new(common: &CommonSpec) -> Result<PodSettings, RenderError> {
+        Ok(PodSettings {
+            annotations: common.annotations.clone(),
+            resources: typed_option(
+                "resources",
+                "ResourceRequirements",
+                common.resources.as_ref(),
+            )?,
+            volumes: typed_list("volumes", "Volume", &common.volumes)?,
+            volume_mounts: typed_list("volumeMounts", "VolumeMount", &common.volume_mounts)?,
+            affinity: typed_option("affinity", "Affinity", common.affinity.as_ref())?,
+            tolerations: typed_list("tolerations", "Toleration", &common.tolerations)?,
+            security_context: typed_option(
+                "securityContext",
+                "PodSecurityContext",
+                common.security_context.as_ref(),
+            )?,
+            service_account: common.service_account.clone(),
+        })
+    }
+}
+
 /// What every object of an instance shares.
 struct Instance<'a> {
     name: String,
     namespace: Option<String>,
     spoor: &'a Spoor,
-    owner: Option<Json>,
+    owner: Option<OwnerReference>,
+    /// The resource's own common spec, read.
+    common: PodSettings,
+}
+
+fn some_list<T>(items: Vec<T>) -> Option<Vec<T>> {
+    (!items.is_empty()).then_some(items)
+}
+
+fn some_map(map: BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
+    (!map.is_empty()).then_some(map)
 }
 
 impl<'a> Instance<'a> {
-    fn new(spoor: &'a Spoor) -> Instance<'a> {
-        let owner = spoor.metadata.uid.as_ref().map(|uid| {
-            json!({
-                "apiVersion": "spoor.dev/v1",
-                "kind": "Spoor",
-                "name": spoor.metadata.name,
-                "uid": uid,
-                "controller": true,
-                "blockOwnerDeletion": true,
-            })
+    fn new(spoor: &'a Spoor) -> Result<Instance<'a>, RenderError> {
+        let owner = spoor.metadata.uid.as_ref().map(|uid| OwnerReference {
+            api_version: "spoor.dev/v1".into(),
+            kind: "Spoor".into(),
+            name: spoor.metadata.name.clone().unwrap_or_default(),
+            uid: uid.clone(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
         });
-        Instance {
+        Ok(Instance {
             name: spoor
                 .metadata
                 .name
@@ -80,14 +190,27 @@ impl<'a> Instance<'a> {
             namespace: spoor.metadata.namespace.clone(),
             spoor,
             owner,
+            common: PodSettings::new(&spoor.spec.common)?,
+        })
+    }
+
+    /// The common spec of a component, merged into the resource's and read.
+    fn settings(&self, c: &Component) -> Result<PodSettings, RenderError> {
+        PodSettings::new(&self.spoor.spec.common.merged(&c.common))
+    }
+
+    fn selector(&self, component: &str) -> LabelSelector {
+        LabelSelector {
+            match_labels: Some(BTreeMap::from([
+                ("app.kubernetes.io/instance".into(), self.name.clone()),
+                ("app.kubernetes.io/component".into(), component.into()),
+            ])),
+            ..LabelSelector::default()
         }
     }
 
-    fn selector(&self, component: &str) -> Json {
-        json!({
-            "app.kubernetes.io/instance": self.name,
-            "app.kubernetes.io/component": component,
-        })
+    fn match_labels(&self, component: &str) -> Option<BTreeMap<String, String>> {
+        self.selector(component).match_labels
     }
 
     fn labels(&self, component: &str) -> BTreeMap<String, String> {
@@ -107,60 +230,40 @@ impl<'a> Instance<'a> {
         labels
     }
 
-    fn metadata(&self, name: &str, component: &str, extra: &BTreeMap<String, String>) -> Json {
-        let mut annotations = self.spoor.spec.common.annotations.clone();
-        annotations.extend(extra.clone());
-        let mut meta = json!({"name": name, "labels": self.labels(component)});
-        if !annotations.is_empty() {
-            meta["annotations"] = json!(annotations);
-        }
-        if let Some(ns) = &self.namespace {
-            meta["namespace"] = json!(ns);
-        }
-        if let Some(owner) = &self.owner {
-            meta["ownerReferences"] = json!([owner]);
-        }
-        meta
-    }
-
-    /// A pod spec running `containers` with the common spec's pod settings.
-    fn pod(&self, common: &CommonSpec, containers: Vec<Json>) -> Json {
-        let mut pod = json!({
-            "serviceAccountName": common.service_account.as_deref().unwrap_or(&self.name),
-            "containers": containers,
-        });
-        if !common.volumes.is_empty() {
-            pod["volumes"] = json!(common.volumes);
-        }
-        if let Some(affinity) = &common.affinity {
-            pod["affinity"] = affinity.clone();
-        }
-        if !common.tolerations.is_empty() {
-            pod["tolerations"] = json!(common.tolerations);
-        }
-        if let Some(context) = &common.security_context {
-            pod["securityContext"] = context.clone();
-        }
-        pod
-    }
-
-    fn object(
+    fn metadata(
         &self,
-        api_version: &str,
-        kind: &str,
         name: &str,
         component: &str,
-        body: Json,
-    ) -> Json {
-        let mut object = json!({
-            "apiVersion": api_version,
-            "kind": kind,
-            "metadata": self.metadata(name, component, &BTreeMap::new()),
-        });
-        for (k, v) in body.as_object().expect("object body") {
-            object[k] = v.clone();
+        extra: &BTreeMap<String, String>,
+    ) -> ObjectMeta {
+        let mut annotations = self.spoor.spec.common.annotations.clone();
+        annotations.extend(extra.clone());
+        ObjectMeta {
+            name: Some(name.into()),
+            namespace: self.namespace.clone(),
+            labels: Some(self.labels(component)),
+            annotations: some_map(annotations),
+            owner_references: self.owner.clone().map(|o| vec![o]),
+            ..ObjectMeta::default()
         }
-        object
+    }
+
+    /// A pod spec running `containers` with the settings' pod fields.
+    fn pod(&self, settings: &PodSettings, containers: Vec<Container>) -> PodSpec {
+        PodSpec {
+            service_account_name: Some(
+                settings
+                    .service_account
+                    .clone()
+                    .unwrap_or_else(|| self.name.clone()),
+            ),
+            containers,
+            volumes: some_list(settings.volumes.clone()),
+            affinity: settings.affinity.clone(),
+            tolerations: some_list(settings.tolerations.clone()),
+            security_context: settings.security_context.clone(),
+            ..PodSpec::default()
+        }
     }
 
     fn sampling_configmap(&self) -> Option<String> {
@@ -187,50 +290,87 @@ impl<'a> Instance<'a> {
         storage: Option<&str>,
         ports: &[(&str, i32, &str)],
         admin: i32,
-    ) -> Json {
-        let common = self.spoor.spec.common.merged(&c.common);
+    ) -> Result<Container, RenderError> {
+        let settings = self.settings(c)?;
         let mut arguments = args(&c.options);
-        let mut env: Vec<Json> = Vec::new();
+        let mut env = Vec::new();
         if let Some(kind) = storage {
-            env.push(json!({"name": "SPAN_STORAGE_TYPE", "value": kind}));
+            env.push(env_var("SPAN_STORAGE_TYPE", kind));
             if kind != "kafka" {
                 arguments.extend(args(&self.spoor.spec.storage.options));
             }
         }
-        if matches!(role, "collector" | "all-in-one") && self.sampling_configmap().is_some() {
+        let sampling =
+            matches!(role, "collector" | "all-in-one") && self.sampling_configmap().is_some();
+        if sampling {
             arguments.push(format!(
                 "--sampling.strategies-file={SAMPLING_DIR}/sampling.json"
             ));
         }
         arguments.sort();
         arguments.dedup();
-        env.extend(c.env.iter().cloned());
-        let mut container = json!({
-            "name": format!("spoor-{role}"),
-            "image": c.image.clone().unwrap_or_else(|| format!("spoor/{role}:{VERSION}")),
-            "args": arguments,
-            "env": env,
-            "ports": ports.iter().map(|(name, port, protocol)| json!({
-                "name": name, "containerPort": port, "protocol": protocol,
-            })).collect::<Vec<_>>(),
-            "readinessProbe": {"httpGet": {"path": "/", "port": admin}, "initialDelaySeconds": 1, "periodSeconds": 5},
-            "livenessProbe": {"httpGet": {"path": "/", "port": admin}, "initialDelaySeconds": 5, "periodSeconds": 15, "failureThreshold": 5},
-            "resources": common.resources.clone().unwrap_or_else(default_resources),
-            "securityContext": {"runAsNonRoot": true, "allowPrivilegeEscalation": false},
-        });
-        if storage.is_some()
-            && let Some(secret) = &self.spoor.spec.storage.secret_name
-        {
-            container["envFrom"] = json!([{"secretRef": {"name": secret}}]);
+        env.extend(typed_list::<EnvVar>("env", "EnvVar", &c.env)?);
+        let probe = |initial, period, failures| Probe {
+            http_get: Some(HTTPGetAction {
+                path: Some("/".into()),
+                port: IntOrString::Int(admin),
+                ..HTTPGetAction::default()
+            }),
+            initial_delay_seconds: Some(initial),
+            period_seconds: Some(period),
+            failure_threshold: failures,
+            ..Probe::default()
+        };
+        let mut mounts = settings.volume_mounts.clone();
+        if sampling {
+            mounts.push(VolumeMount {
+                name: "sampling".into(),
+                mount_path: SAMPLING_DIR.into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            });
         }
-        let mut mounts = common.volume_mounts;
-        if matches!(role, "collector" | "all-in-one") && self.sampling_configmap().is_some() {
-            mounts.push(json!({"name": "sampling", "mountPath": SAMPLING_DIR, "readOnly": true}));
-        }
-        if !mounts.is_empty() {
-            container["volumeMounts"] = json!(mounts);
-        }
-        container
+        Ok(Container {
+            name: format!("spoor-{role}"),
+            image: Some(
+                c.image
+                    .clone()
+                    .unwrap_or_else(|| format!("spoor/{role}:{VERSION}")),
+            ),
+            args: Some(arguments),
+            env: Some(env),
+            env_from: storage.and(self.secret_env()),
+            ports: Some(
+                ports
+                    .iter()
+                    .map(|(name, port, protocol)| ContainerPort {
+                        name: Some((*name).into()),
+                        container_port: *port,
+                        protocol: Some((*protocol).into()),
+                        ..ContainerPort::default()
+                    })
+                    .collect(),
+            ),
+            readiness_probe: Some(probe(1, 5, None)),
+            liveness_probe: Some(probe(5, 15, Some(5))),
+            resources: Some(settings.resources.unwrap_or_else(default_resources)),
+            security_context: Some(restricted()),
+            volume_mounts: some_list(mounts),
+            ..Container::default()
+        })
+    }
+
+    /// The storage secret as the container's environment, when there is one.
+    fn secret_env(&self) -> Option<Vec<EnvFromSource>> {
+        self.spoor.spec.storage.secret_name.as_ref().map(|secret| {
+            vec![EnvFromSource {
+                secret_ref: Some(SecretEnvSource {
+                    name: secret.clone(),
+                    ..SecretEnvSource::default()
+                }),
+                ..EnvFromSource::default()
+            }]
+        })
     }
 
     /// `replicas` is the default when the spec names none; `None` leaves the
@@ -239,54 +379,57 @@ impl<'a> Instance<'a> {
         &self,
         component: &str,
         c: &Component,
-        container: Json,
+        container: Container,
         replicas: Option<i32>,
-    ) -> Json {
+    ) -> Result<Deployment, RenderError> {
         let name = format!("{}-{component}", self.name);
-        let common = self.spoor.spec.common.merged(&c.common);
-        let mut pod_spec = self.pod(&common, vec![container]);
-        if matches!(component, "collector" | "all-in-one")
-            && let Some(cm) = self.sampling_configmap()
-        {
-            let mut volumes = common.volumes.clone();
-            volumes.push(json!({"name": "sampling", "configMap": {"name": cm}}));
-            pod_spec["volumes"] = json!(volumes);
+        let mut settings = self.settings(c)?;
+        let sampling = matches!(component, "collector" | "all-in-one");
+        if sampling && let Some(cm) = self.sampling_configmap() {
+            settings.volumes.push(Volume {
+                name: "sampling".into(),
+                config_map: Some(ConfigMapVolumeSource {
+                    name: cm,
+                    ..ConfigMapVolumeSource::default()
+                }),
+                ..Volume::default()
+            });
         }
+        let pod_spec = self.pod(&settings, vec![container]);
         let mut labels = self.labels(component);
         labels.extend(c.common.labels.clone());
-        let mut annotations = common.annotations;
+        let mut annotations = settings.annotations;
         annotations.insert("prometheus.io/scrape".into(), "true".into());
-        if matches!(component, "collector" | "all-in-one")
-            && let Some(file) = self.sampling_file()
-        {
+        if sampling && let Some(file) = self.sampling_file() {
             // the collector reads the file at start: a new checksum rolls the pods
             annotations.insert(
                 "spoor.dev/sampling-checksum".into(),
                 format!("{:016x}", fnv1a(file.as_bytes())),
             );
         }
-        let mut deployment = self.object(
-            "apps/v1",
-            "Deployment",
-            &name,
-            component,
-            json!({
-                "spec": {
-                    "selector": {"matchLabels": self.selector(component)},
-                    "strategy": {"type": "RollingUpdate"},
-                    "template": {
-                        "metadata": {"labels": labels, "annotations": annotations},
-                        "spec": pod_spec,
-                    },
+        let mut metadata = self.metadata(&name, component, &c.common.annotations);
+        metadata.labels = Some(labels.clone());
+        Ok(Deployment {
+            metadata,
+            spec: Some(DeploymentSpec {
+                replicas: c.replicas.or(replicas),
+                selector: self.selector(component),
+                strategy: Some(DeploymentStrategy {
+                    type_: Some("RollingUpdate".into()),
+                    ..DeploymentStrategy::default()
+                }),
+                template: PodTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        labels: Some(labels),
+                        annotations: Some(annotations),
+                        ..ObjectMeta::default()
+                    }),
+                    spec: Some(pod_spec),
                 },
+                ..DeploymentSpec::default()
             }),
-        );
-        deployment["metadata"] = self.metadata(&name, component, &c.common.annotations);
-        deployment["metadata"]["labels"] = json!(labels);
-        if let Some(replicas) = c.replicas.or(replicas) {
-            deployment["spec"]["replicas"] = json!(replicas);
-        }
-        deployment
+            ..Deployment::default()
+        })
     }
 
     fn service(
@@ -295,23 +438,177 @@ impl<'a> Instance<'a> {
         component: &str,
         ports: &[(&str, i32, &str)],
         headless: bool,
-    ) -> Json {
-        let mut spec = json!({
-            "selector": self.selector(component),
-            "ports": ports.iter().map(|(name, port, protocol)| json!({
-                "name": name, "port": port, "targetPort": port, "protocol": protocol,
-            })).collect::<Vec<_>>(),
-        });
-        if headless {
-            spec["clusterIP"] = json!("None");
+    ) -> Service {
+        Service {
+            metadata: self.metadata(name, component, &BTreeMap::new()),
+            spec: Some(ServiceSpec {
+                selector: self.match_labels(component),
+                cluster_ip: headless.then(|| "None".into()),
+                ports: Some(
+                    ports
+                        .iter()
+                        .map(|(name, port, protocol)| ServicePort {
+                            name: Some((*name).into()),
+                            port: *port,
+                            target_port: Some(IntOrString::Int(*port)),
+                            protocol: Some((*protocol).into()),
+                            ..ServicePort::default()
+                        })
+                        .collect(),
+                ),
+                ..ServiceSpec::default()
+            }),
+            ..Service::default()
         }
-        self.object("v1", "Service", name, component, json!({"spec": spec}))
     }
 
-    fn pdb(&self, component: &str) -> Json {
-        self.object("policy/v1", "PodDisruptionBudget", &format!("{}-{component}", self.name), component, json!({
-            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": self.selector(component)}},
-        }))
+    fn pdb(&self, component: &str) -> PodDisruptionBudget {
+        PodDisruptionBudget {
+            metadata: self.metadata(
+                &format!("{}-{component}", self.name),
+                component,
+                &BTreeMap::new(),
+            ),
+            spec: Some(PodDisruptionBudgetSpec {
+                max_unavailable: Some(IntOrString::Int(1)),
+                selector: Some(self.selector(component)),
+                ..PodDisruptionBudgetSpec::default()
+            }),
+            ..PodDisruptionBudget::default()
+        }
+    }
+
+    fn autoscaler(&self, c: &Component) -> HorizontalPodAutoscaler {
+        let name = format!("{}-collector", self.name);
+        HorizontalPodAutoscaler {
+            metadata: self.metadata(&name, "collector", &BTreeMap::new()),
+            spec: Some(HorizontalPodAutoscalerSpec {
+                scale_target_ref: CrossVersionObjectReference {
+                    api_version: Some("apps/v1".into()),
+                    kind: "Deployment".into(),
+                    name,
+                },
+                min_replicas: Some(c.min_replicas.unwrap_or(1)),
+                max_replicas: c.max_replicas.unwrap_or(100),
+                metrics: Some(vec![MetricSpec {
+                    type_: "Resource".into(),
+                    resource: Some(ResourceMetricSource {
+                        name: "cpu".into(),
+                        target: MetricTarget {
+                            type_: "Utilization".into(),
+                            average_utilization: Some(90),
+                            ..MetricTarget::default()
+                        },
+                    }),
+                    ..MetricSpec::default()
+                }]),
+                ..HorizontalPodAutoscalerSpec::default()
+            }),
+            ..HorizontalPodAutoscaler::default()
+        }
+    }
+
+    fn daemonset(&self) -> Result<DaemonSet, RenderError> {
+        let settings = self.settings(&self.spoor.spec.agent.component)?;
+        let mut pod = self.pod(&settings, vec![agent_container(self.spoor, true)?]);
+        pod.dns_policy = Some("ClusterFirstWithHostNet".into());
+        Ok(DaemonSet {
+            metadata: self.metadata(
+                &format!("{}-agent-daemonset", self.name),
+                "agent",
+                &BTreeMap::new(),
+            ),
+            spec: Some(DaemonSetSpec {
+                selector: self.selector("agent"),
+                template: PodTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        labels: Some(self.labels("agent")),
+                        ..ObjectMeta::default()
+                    }),
+                    spec: Some(pod),
+                },
+                ..DaemonSetSpec::default()
+            }),
+            ..DaemonSet::default()
+        })
+    }
+
+    fn ingress(&self) -> Option<Ingress> {
+        let spec = &self.spoor.spec;
+        let ingress = spec.ingress.clone().unwrap_or_default();
+        // Jaeger's default: the query service gets an Ingress
+        if !ingress.enabled.unwrap_or(true) {
+            return None;
+        }
+        let paths = HTTPIngressRuleValue {
+            paths: vec![HTTPIngressPath {
+                path: Some("/".into()),
+                path_type: "Prefix".into(),
+                backend: IngressBackend {
+                    service: Some(IngressServiceBackend {
+                        name: format!("{}-query", self.name),
+                        port: Some(ServiceBackendPort {
+                            number: Some(16686),
+                            ..ServiceBackendPort::default()
+                        }),
+                    }),
+                    ..IngressBackend::default()
+                },
+            }],
+        };
+        let rule = |host: Option<&String>| IngressRule {
+            host: host.cloned(),
+            http: Some(paths.clone()),
+        };
+        let rules = if ingress.hosts.is_empty() {
+            vec![rule(None)]
+        } else {
+            ingress.hosts.iter().map(Some).map(rule).collect()
+        };
+        let tls = ingress
+            .tls
+            .iter()
+            .map(|t| IngressTLS {
+                hosts: Some(t.hosts.clone()),
+                secret_name: t.secret_name.clone(),
+            })
+            .collect();
+        let mut metadata = self.metadata(
+            &format!("{}-query", self.name),
+            "query-ingress",
+            &BTreeMap::new(),
+        );
+        if !ingress.annotations.is_empty() {
+            let mut all = spec.common.annotations.clone();
+            all.extend(ingress.annotations.clone());
+            metadata.annotations = Some(all);
+        }
+        Some(Ingress {
+            metadata,
+            spec: Some(IngressSpec {
+                ingress_class_name: ingress.ingress_class_name.clone(),
+                rules: Some(rules),
+                tls: some_list(tls),
+                ..IngressSpec::default()
+            }),
+            ..Ingress::default()
+        })
+    }
+}
+
+fn env_var(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..EnvVar::default()
+    }
+}
+
+fn restricted() -> SecurityContext {
+    SecurityContext {
+        run_as_non_root: Some(true),
+        allow_privilege_escalation: Some(false),
+        ..SecurityContext::default()
     }
 }
 
@@ -337,8 +634,8 @@ const AGENT_PORTS: &[(&str, i32, &str)] = &[
 ];
 
 /// The agent container: as the DaemonSet's and as the injected sidecar.
-pub fn agent_container(spoor: &Spoor, host_ports: bool) -> Json {
-    let instance = Instance::new(spoor);
+pub fn agent_container(spoor: &Spoor, host_ports: bool) -> Result<Container, RenderError> {
+    let instance = Instance::new(spoor)?;
     let mut agent = spoor.spec.agent.component.clone();
     let collector = format!("{}-collector", instance.name);
     let host = match &instance.namespace {
@@ -348,44 +645,43 @@ pub fn agent_container(spoor: &Spoor, host_ports: bool) -> Json {
     agent
         .options
         .entry("reporter".into())
-        .or_insert_with(|| json!({"grpc": {"host-port": host}}));
-    let mut container = instance.container("agent", &agent, None, AGENT_PORTS, 14271);
+        .or_insert_with(|| serde_json::json!({"grpc": {"host-port": host}}));
+    let mut container = instance.container("agent", &agent, None, AGENT_PORTS, 14271)?;
     if host_ports {
-        for port in container["ports"].as_array_mut().expect("ports") {
-            if port["name"] != "admin" {
-                port["hostPort"] = port["containerPort"].clone();
+        for port in container.ports.iter_mut().flatten() {
+            if port.name.as_deref() != Some("admin") {
+                port.host_port = Some(port.container_port);
             }
         }
-    } else if let Some(c) = container.as_object_mut() {
+    } else {
         // a sidecar joins the application's pod, which has none of the
         // instance's volumes
-        c.remove("volumeMounts");
+        container.volume_mounts = None;
     }
-    container
+    Ok(container)
+}
+
+/// An object as the API server takes it: k8s-openapi writes its apiVersion
+/// and kind.
+fn object(k: impl Serialize) -> Json {
+    serde_json::to_value(k).expect("Kubernetes objects serialize")
 }
 
 /// Every object of the instance, in a stable order.
-pub fn render(spoor: &Spoor) -> Vec<Json> {
-    let i = Instance::new(spoor);
+pub fn render(spoor: &Spoor) -> Result<Vec<Json>, RenderError> {
+    let i = Instance::new(spoor)?;
     let spec = &spoor.spec;
     let storage = spec.storage.kind.as_str();
-    let mut out = vec![i.object(
-        "v1",
-        "ServiceAccount",
-        &i.name,
-        "service-account",
-        json!({}),
-    )];
+    let mut out = vec![object(ServiceAccount {
+        metadata: i.metadata(&i.name, "service-account", &BTreeMap::new()),
+        ..ServiceAccount::default()
+    })];
     if let (Some(cm), Some(file)) = (i.sampling_configmap(), i.sampling_file()) {
-        out.push(i.object(
-            "v1",
-            "ConfigMap",
-            &cm,
-            "sampling-configuration",
-            json!({
-                "data": {"sampling.json": file},
-            }),
-        ));
+        out.push(object(ConfigMap {
+            metadata: i.metadata(&cm, "sampling-configuration", &BTreeMap::new()),
+            data: Some(BTreeMap::from([("sampling.json".into(), file)])),
+            ..ConfigMap::default()
+        }));
     }
     match spec.strategy {
         Strategy::AllInOne => {
@@ -395,30 +691,25 @@ pub fn render(spoor: &Spoor) -> Vec<Json> {
             ports.extend(AGENT_PORTS.iter().filter(|p| p.0 != "admin"));
             ports.push(("admin", 14269, "TCP"));
             let c = &spec.all_in_one;
-            let container = i.container("all-in-one", c, Some(storage), &ports, 14269);
-            let mut deployment = i.deployment("all-in-one", c, container, Some(1));
+            let container = i.container("all-in-one", c, Some(storage), &ports, 14269)?;
+            let mut deployment = i.deployment("all-in-one", c, container, Some(1))?;
             // one process owns the store: never two at once
-            deployment["spec"]["strategy"] = json!({"type": "Recreate"});
-            deployment["metadata"]["name"] = json!(i.name);
-            out.push(deployment);
-            out.push(i.service(
-                &format!("{}-collector", i.name),
-                "all-in-one",
-                &COLLECTOR_PORTS[..5],
-                false,
-            ));
-            out.push(i.service(
-                &format!("{}-query", i.name),
-                "all-in-one",
-                &QUERY_PORTS[..2],
-                false,
-            ));
-            out.push(i.service(
-                &format!("{}-agent", i.name),
-                "all-in-one",
-                &AGENT_PORTS[..4],
-                true,
-            ));
+            if let Some(spec) = deployment.spec.as_mut() {
+                spec.strategy = Some(DeploymentStrategy {
+                    type_: Some("Recreate".into()),
+                    ..DeploymentStrategy::default()
+                });
+            }
+            deployment.metadata.name = Some(i.name.clone());
+            out.push(object(deployment));
+            for (service, ports, headless) in [
+                ("collector", &COLLECTOR_PORTS[..5], false),
+                ("query", &QUERY_PORTS[..2], false),
+                ("agent", &AGENT_PORTS[..4], true),
+            ] {
+                let name = format!("{}-{service}", i.name);
+                out.push(object(i.service(&name, "all-in-one", ports, headless)));
+            }
         }
         Strategy::Production | Strategy::Streaming => {
             let streaming = spec.strategy == Strategy::Streaming;
@@ -430,165 +721,101 @@ pub fn render(spoor: &Spoor) -> Vec<Json> {
                 Some(collector_storage),
                 COLLECTOR_PORTS,
                 14269,
-            );
+            )?;
             let autoscaled = c.autoscale.unwrap_or(true);
-            out.push(i.deployment("collector", c, container, (!autoscaled).then_some(1)));
-            out.push(i.service(
-                &format!("{}-collector", i.name),
+            out.push(object(i.deployment(
+                "collector",
+                c,
+                container,
+                (!autoscaled).then_some(1),
+            )?));
+            let collector = format!("{}-collector", i.name);
+            out.push(object(i.service(
+                &collector,
                 "collector",
                 &COLLECTOR_PORTS[..5],
                 false,
-            ));
-            out.push(i.pdb("collector"));
+            )));
+            out.push(object(i.pdb("collector")));
             if autoscaled {
-                out.push(i.object("autoscaling/v2", "HorizontalPodAutoscaler", &format!("{}-collector", i.name), "collector", json!({
-                    "spec": {
-                        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": format!("{}-collector", i.name)},
-                        "minReplicas": c.min_replicas.unwrap_or(1),
-                        "maxReplicas": c.max_replicas.unwrap_or(100),
-                        "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 90}}}],
-                    },
-                })));
+                out.push(object(i.autoscaler(c)));
             }
             let q = &spec.query;
-            let container = i.container("query", q, Some(storage), QUERY_PORTS, 16687);
-            out.push(i.deployment("query", q, container, Some(1)));
-            out.push(i.service(
-                &format!("{}-query", i.name),
-                "query",
-                &QUERY_PORTS[..2],
-                false,
-            ));
-            out.push(i.pdb("query"));
+            let container = i.container("query", q, Some(storage), QUERY_PORTS, 16687)?;
+            out.push(object(i.deployment("query", q, container, Some(1))?));
+            let query = format!("{}-query", i.name);
+            out.push(object(i.service(&query, "query", &QUERY_PORTS[..2], false)));
+            out.push(object(i.pdb("query")));
             if streaming {
                 let g = &spec.ingester;
-                let container = i.container(
-                    "ingester",
-                    g,
-                    Some(storage),
-                    &[("admin", 14270, "TCP")],
-                    14270,
-                );
-                out.push(i.deployment("ingester", g, container, Some(1)));
+                let admin = [("admin", 14270, "TCP")];
+                let container = i.container("ingester", g, Some(storage), &admin, 14270)?;
+                out.push(object(i.deployment("ingester", g, container, Some(1))?));
             }
             if spec.agent.strategy == AgentStrategy::DaemonSet {
-                let common = spec.common.merged(&spec.agent.component.common);
-                let mut daemon_pod = i.pod(&common, vec![agent_container(spoor, true)]);
-                daemon_pod["dnsPolicy"] = json!("ClusterFirstWithHostNet");
-                out.push(i.object(
-                    "apps/v1",
-                    "DaemonSet",
-                    &format!("{}-agent-daemonset", i.name),
-                    "agent",
-                    json!({
-                        "spec": {
-                            "selector": {"matchLabels": i.selector("agent")},
-                            "template": {
-                                "metadata": {"labels": i.labels("agent")},
-                                "spec": daemon_pod,
-                            },
-                        },
-                    }),
-                ));
+                out.push(object(i.daemonset()?));
             }
             if matches!(
                 spec.storage.kind,
                 StorageType::Cassandra | StorageType::Elasticsearch
             ) && spec.storage.dependencies.enabled.unwrap_or(true)
             {
-                out.push(dependencies_cronjob(&i, storage));
+                out.push(object(dependencies_cronjob(&i, storage)?));
             }
             if spec.storage.kind == StorageType::Cassandra
                 && spec.storage.cassandra_create_schema.enabled.unwrap_or(true)
             {
-                out.push(cassandra_schema_job(&i));
+                out.push(object(cassandra_schema_job(&i)));
             }
             if spec.storage.kind == StorageType::Elasticsearch {
-                out.extend(elasticsearch_jobs(&i));
+                out.extend(elasticsearch_jobs(&i)?);
             }
         }
     }
-    // Jaeger's default: the query service gets an Ingress
-    let ingress = spec.ingress.clone().unwrap_or_default();
-    if ingress.enabled.unwrap_or(true) {
-        let backend =
-            json!({"service": {"name": format!("{}-query", i.name), "port": {"number": 16686}}});
-        let paths = json!([{"path": "/", "pathType": "Prefix", "backend": backend}]);
-        let rules: Vec<Json> = if ingress.hosts.is_empty() {
-            vec![json!({"http": {"paths": paths}})]
-        } else {
-            ingress
-                .hosts
-                .iter()
-                .map(|h| json!({"host": h, "http": {"paths": paths}}))
-                .collect()
-        };
-        let mut spec_json = json!({"rules": rules});
-        if let Some(class) = &ingress.ingress_class_name {
-            spec_json["ingressClassName"] = json!(class);
-        }
-        if !ingress.tls.is_empty() {
-            spec_json["tls"] = json!(
-                ingress
-                    .tls
-                    .iter()
-                    .map(|t| {
-                        let mut tls = json!({"hosts": t.hosts});
-                        if let Some(s) = &t.secret_name {
-                            tls["secretName"] = json!(s);
-                        }
-                        tls
-                    })
-                    .collect::<Vec<_>>()
-            );
-        }
-        let mut object = i.object(
-            "networking.k8s.io/v1",
-            "Ingress",
-            &format!("{}-query", i.name),
-            "query-ingress",
-            json!({"spec": spec_json}),
-        );
-        if !ingress.annotations.is_empty() {
-            let mut all = spec.common.annotations.clone();
-            all.extend(ingress.annotations.clone());
-            object["metadata"]["annotations"] = json!(all);
-        }
-        out.push(object);
-    }
-    out
+    out.extend(i.ingress().map(object));
+    Ok(out)
 }
 
-fn tools_container(i: &Instance, command: &str, extra: Vec<String>, storage: &str) -> Json {
+fn tools_container(i: &Instance, command: &str, extra: Vec<String>, storage: &str) -> Container {
     let mut arguments = args(&i.spoor.spec.storage.options);
     arguments.extend(extra);
-    let mut container = json!({
-        "name": command,
-        "image": format!("spoor/tools:{VERSION}"),
-        "command": [command],
-        "args": arguments,
-        "env": [{"name": "SPAN_STORAGE_TYPE", "value": storage}],
-        "resources": i.spoor.spec.common.resources.clone().unwrap_or_else(default_resources),
-        "securityContext": {"runAsNonRoot": true, "allowPrivilegeEscalation": false},
-    });
-    if let Some(secret) = &i.spoor.spec.storage.secret_name {
-        container["envFrom"] = json!([{"secretRef": {"name": secret}}]);
+    Container {
+        name: command.into(),
+        image: Some(format!("spoor/tools:{VERSION}")),
+        command: Some(vec![command.into()]),
+        args: Some(arguments),
+        env: Some(vec![env_var("SPAN_STORAGE_TYPE", storage)]),
+        env_from: i.secret_env(),
+        resources: Some(i.common.resources.clone().unwrap_or_else(default_resources)),
+        security_context: Some(restricted()),
+        volume_mounts: some_list(i.common.volume_mounts.clone()),
+        ..Container::default()
     }
-    if !i.spoor.spec.common.volume_mounts.is_empty() {
-        container["volumeMounts"] = json!(i.spoor.spec.common.volume_mounts);
-    }
-    container
 }
 
-/// A Job's pod: the resource's pod settings, restarted on failure.
-fn job_pod(i: &Instance, container: Json) -> Json {
-    let mut pod = i.pod(&i.spoor.spec.common, vec![container]);
-    pod["restartPolicy"] = json!("OnFailure");
-    pod
+/// A Job's pod template: the resource's pod settings, restarted on failure.
+fn job_template(i: &Instance, component: &str, container: Container) -> PodTemplateSpec {
+    let mut pod = i.pod(&i.common, vec![container]);
+    pod.restart_policy = Some("OnFailure".into());
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(i.labels(component)),
+            ..ObjectMeta::default()
+        }),
+        spec: Some(pod),
+    }
 }
 
-fn default_resources() -> Json {
-    json!({"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "1Gi"}})
+fn default_resources() -> ResourceRequirements {
+    let quantity = |q: &str| Quantity(q.into());
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".into(), quantity("100m")),
+            ("memory".into(), quantity("128Mi")),
+        ])),
+        limits: Some(BTreeMap::from([("memory".into(), quantity("1Gi"))])),
+        ..ResourceRequirements::default()
+    }
 }
 
 /// A CronJob `<instance>-<component>` running `container` on the job's
@@ -598,42 +825,56 @@ fn cronjob(
     component: &str,
     job: &JobSpec,
     schedule: &str,
-    mut container: Json,
-) -> Json {
+    mut container: Container,
+) -> Result<CronJob, RenderError> {
     if let Some(image) = &job.image {
-        container["image"] = json!(image);
+        container.image = Some(image.clone());
     }
-    if let Some(resources) = &job.resources {
-        container["resources"] = resources.clone();
+    if let Some(resources) =
+        typed_option("resources", "ResourceRequirements", job.resources.as_ref())?
+    {
+        container.resources = Some(resources);
     }
-    let mut job_spec = json!({
-        "backoffLimit": job.backoff_limit.unwrap_or(3),
-        "template": {
-            "metadata": {"labels": i.labels(component)},
-            "spec": job_pod(i, container),
-        },
-    });
-    if let Some(ttl) = job.ttl_seconds_after_finished {
-        job_spec["ttlSecondsAfterFinished"] = json!(ttl);
-    }
-    let mut spec = json!({
-        "schedule": job.schedule.as_deref().unwrap_or(schedule),
-        "concurrencyPolicy": "Forbid",
-        "jobTemplate": {"spec": job_spec},
-    });
-    if let Some(limit) = job.successful_jobs_history_limit {
-        spec["successfulJobsHistoryLimit"] = json!(limit);
-    }
-    i.object(
-        "batch/v1",
-        "CronJob",
-        &format!("{}-{component}", i.name),
-        component,
-        json!({"spec": spec}),
-    )
+    Ok(CronJob {
+        metadata: i.metadata(
+            &format!("{}-{component}", i.name),
+            component,
+            &BTreeMap::new(),
+        ),
+        spec: Some(CronJobSpec {
+            schedule: job.schedule.as_deref().unwrap_or(schedule).into(),
+            concurrency_policy: Some("Forbid".into()),
+            successful_jobs_history_limit: job.successful_jobs_history_limit,
+            job_template: JobTemplateSpec {
+                metadata: None,
+                spec: Some(BatchJobSpec {
+                    backoff_limit: Some(job.backoff_limit.unwrap_or(3)),
+                    ttl_seconds_after_finished: job.ttl_seconds_after_finished,
+                    template: job_template(i, component, container),
+                    ..BatchJobSpec::default()
+                }),
+            },
+            ..CronJobSpec::default()
+        }),
+        ..CronJob::default()
+    })
 }
 
-fn dependencies_cronjob(i: &Instance, storage: &str) -> Json {
+/// A one-off Job `name` of `component`, retried ten times.
+fn job(i: &Instance, name: String, component: &str, container: Container, ttl: Option<i32>) -> Job {
+    Job {
+        metadata: i.metadata(&name, component, &BTreeMap::new()),
+        spec: Some(BatchJobSpec {
+            backoff_limit: Some(10),
+            ttl_seconds_after_finished: ttl,
+            template: job_template(i, component, container),
+            ..BatchJobSpec::default()
+        }),
+        ..Job::default()
+    }
+}
+
+fn dependencies_cronjob(i: &Instance, storage: &str) -> Result<CronJob, RenderError> {
     let container = tools_container(
         i,
         "spoor-dependencies",
@@ -652,7 +893,7 @@ fn dependencies_cronjob(i: &Instance, storage: &str) -> Json {
 /// Index lifecycle as the Jaeger operator runs it: the cleaner CronJob
 /// (unless disabled) and, with `es.use-aliases`, a Job creating the first
 /// rollover indices and aliases plus the rollover and lookback CronJobs.
-fn elasticsearch_jobs(i: &Instance) -> Vec<Json> {
+fn elasticsearch_jobs(i: &Instance) -> Result<Vec<Json>, RenderError> {
     let storage = &i.spoor.spec.storage;
     let es_index =
         |extra: &[String]| tools_container(i, "spoor-es-index", extra.to_vec(), "elasticsearch");
@@ -661,80 +902,69 @@ fn elasticsearch_jobs(i: &Instance) -> Vec<Json> {
     if cleaner.job.enabled.unwrap_or(true) {
         let days = cleaner.number_of_days.unwrap_or(7);
         let container = es_index(&["clean".into(), format!("--days={days}")]);
-        out.push(cronjob(
+        let cron = cronjob(
             i,
             "es-index-cleaner",
             &cleaner.job,
             "55 23 * * *",
             container,
-        ));
+        )?;
+        out.push(object(cron));
     }
     if args(&storage.options)
         .iter()
         .any(|a| a == "--es.use-aliases=true")
     {
         let rollover = &storage.es_rollover;
-        let name = format!("{}-es-rollover-create-mapping", i.name);
-        let init = es_index(&["init".into()]);
-        out.push(i.object(
-            "batch/v1",
-            "Job",
-            &name,
-            "es-rollover-create-mapping",
-            json!({
-                "spec": {"backoffLimit": 10, "template": {
-                    "metadata": {"labels": i.labels("es-rollover-create-mapping")},
-                    "spec": job_pod(i, init),
-                }},
-            }),
-        ));
+        let component = "es-rollover-create-mapping";
+        let name = format!("{}-{component}", i.name);
+        out.push(object(job(
+            i,
+            name,
+            component,
+            es_index(&["init".into()]),
+            None,
+        )));
         let conditions = rollover
             .conditions
             .as_deref()
             .unwrap_or(r#"{"max_age": "1d"}"#);
         let container = es_index(&["rollover".into(), format!("--conditions={conditions}")]);
-        out.push(cronjob(
+        out.push(object(cronjob(
             i,
             "es-rollover",
             &rollover.job,
             "0 0 * * *",
             container,
-        ));
+        )?));
         let read_ttl = rollover.read_ttl.as_deref().unwrap_or("24h");
         let container = es_index(&["lookback".into(), format!("--read-ttl={read_ttl}")]);
-        out.push(cronjob(
+        out.push(object(cronjob(
             i,
             "es-lookback",
             &rollover.job,
             "0 0 * * *",
             container,
-        ));
+        )?));
     }
-    out
+    Ok(out)
 }
 
-fn cassandra_schema_job(i: &Instance) -> Json {
+fn cassandra_schema_job(i: &Instance) -> Job {
     let settings = &i.spoor.spec.storage.cassandra_create_schema;
     let mut container = tools_container(i, "spoor-cassandra-schema", settings.args(), "cassandra");
     if let Some(image) = &settings.image {
-        container["image"] = json!(image);
+        container.image = Some(image.clone());
     }
-    let mut job = i.object(
-        "batch/v1",
-        "Job",
-        &format!("{}-cassandra-schema-job", i.name),
-        "cassandra-schema-job",
-        json!({
-            "spec": {"backoffLimit": 10, "template": {
-                "metadata": {"labels": i.labels("cassandra-schema-job")},
-                "spec": job_pod(i, container),
-            }},
-        }),
-    );
-    if let Some(ttl) = settings.ttl_seconds_after_finished {
-        job["spec"]["ttlSecondsAfterFinished"] = json!(ttl);
-    }
-    job
+    let component = "cassandra-schema-job";
+    let name = format!("{}-{component}", i.name);
+    job(
+        i,
+        name,
+        component,
+        container,
+        settings.ttl_seconds_after_finished,
+    )
 }
 
 /// 64-bit FNV-1a: a checksum that stays the same across builds and
@@ -757,9 +987,18 @@ pub fn to_yaml(objects: &[Json]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn spoor(yaml: &str) -> Spoor {
         crate::parse(yaml).unwrap()
+    }
+
+    fn render_ok(spoor: &Spoor) -> Vec<Json> {
+        render(spoor).unwrap()
+    }
+
+    fn sidecar(spoor: &Spoor) -> Json {
+        serde_json::to_value(agent_container(spoor, false).unwrap()).unwrap()
     }
 
     fn kinds(objects: &[Json]) -> Vec<String> {
@@ -804,7 +1043,7 @@ mod tests {
 
     #[test]
     fn the_simplest_resource_is_an_all_in_one_with_services_and_ingress() {
-        let objects = render(&spoor(
+        let objects = render_ok(&spoor(
             "apiVersion: spoor.dev/v1\nkind: Spoor\nmetadata: {name: simplest}\n",
         ));
         assert_eq!(
@@ -834,7 +1073,7 @@ mod tests {
 
     #[test]
     fn production_splits_components_and_passes_storage_options() {
-        let objects = render(&spoor(
+        let objects = render_ok(&spoor(
             "apiVersion: spoor.dev/v1\nkind: Spoor\nmetadata: {name: p, namespace: obs, uid: u-1}\n\
              spec:\n  strategy: production\n  ingress: {enabled: false}\n  collector: {autoscale: false, replicas: 3}\n\
              \x20 storage: {type: cassandra, secretName: creds, options: {cassandra: {servers: c1}}}\n",
@@ -864,7 +1103,7 @@ mod tests {
 
     #[test]
     fn streaming_collectors_write_to_kafka_and_the_ingester_to_storage() {
-        let objects = render(&spoor(
+        let objects = render_ok(&spoor(
             "apiVersion: spoor.dev/v1\nkind: Spoor\nmetadata: {name: s}\nspec:\n  strategy: streaming\n\
              \x20 collector: {options: {kafka: {producer: {brokers: k:9092}}}}\n\
              \x20 storage: {type: elasticsearch, options: {es: {server-urls: 'http://es:9200'}}}\n",
@@ -886,7 +1125,7 @@ mod tests {
 
     #[test]
     fn sampling_options_become_a_mounted_strategies_file() {
-        let objects = render(&spoor(
+        let objects = render_ok(&spoor(
             "apiVersion: spoor.dev/v1\nkind: Spoor\nmetadata: {name: x}\nspec:\n  sampling:\n    options:\n      default_strategy: {type: probabilistic, param: 0.5}\n",
         ));
         let cm = find(&objects, "ConfigMap", "x-sampling-configuration");
@@ -911,7 +1150,7 @@ mod tests {
     #[test]
     fn a_sampling_change_rolls_the_collector_pods() {
         let checksum = |param: &str| {
-            let objects = render(&spoor(&format!(
+            let objects = render_ok(&spoor(&format!(
                 "apiVersion: spoor.dev/v1\nkind: Spoor\nmetadata: {{name: x}}\nspec:\n  strategy: production\n  sampling:\n    options:\n      default_strategy: {{type: probabilistic, param: {param}}}\n",
             )));
             let annotations = |name: &str| {
@@ -941,7 +1180,7 @@ mod tests {
 
     #[test]
     fn elasticsearch_gets_jaegers_index_cleaner_and_dependencies_jobs() {
-        let objects = render(&spoor(
+        let objects = render_ok(&spoor(
             "apiVersion: spoor.dev/v1\nkind: Spoor\nmetadata: {name: e}\nspec:\n  strategy: production\n\
              \x20 storage: {type: elasticsearch, options: {es: {server-urls: 'http://es:9200'}}}\n",
         ));
@@ -966,7 +1205,7 @@ mod tests {
     #[test]
     fn rollover_aliases_bring_the_rollover_jobs_and_job_settings_apply() {
         // a Jaeger operator resource, apiVersion and kind changed
-        let objects = render(&spoor(
+        let objects = render_ok(&spoor(
             "apiVersion: spoor.dev/v1\nkind: Spoor\nmetadata: {name: r}\nspec:\n  strategy: production\n  storage:\n\
              \x20   type: elasticsearch\n    options: {es.server-urls: 'http://es:9200', es.use-aliases: true}\n\
              \x20   dependencies: {enabled: false}\n\
@@ -1031,7 +1270,7 @@ mod tests {
              \x20   labels: {tier: ingest}\n\
              \x20   resources: {limits: {memory: 2Gi}}\n",
         );
-        let objects = render(&s);
+        let objects = render(&s).unwrap();
         let pod = |kind: &str, name: &str| {
             let o = find(&objects, kind, name);
             if kind == "CronJob" {
@@ -1084,13 +1323,13 @@ mod tests {
             "OnFailure"
         );
         // the injected sidecar cannot mount volumes the application's pod lacks
-        assert_eq!(agent_container(&s, false).get("volumeMounts"), None);
+        assert_eq!(sidecar(&s).get("volumeMounts"), None);
     }
 
     #[test]
     fn the_cassandra_schema_job_follows_jaegers_create_schema_settings() {
         let render_with = |settings: &str| {
-            render(&spoor(&format!(
+            render_ok(&spoor(&format!(
                 "apiVersion: spoor.dev/v1\nkind: Spoor\nmetadata: {{name: k}}\nspec:\n  strategy: production\n\
                  \x20 storage: {{type: cassandra, options: {{cassandra: {{servers: c1}}}}{settings}}}\n",
             )))
@@ -1124,7 +1363,7 @@ mod tests {
 
     #[test]
     fn an_autoscaled_collector_leaves_its_replicas_to_the_autoscaler() {
-        let objects = render(&spoor(
+        let objects = render_ok(&spoor(
             "apiVersion: spoor.dev/v1\nkind: Spoor\nmetadata: {name: a}\nspec: {strategy: production}\n",
         ));
         let collector = find(&objects, "Deployment", "a-collector");
@@ -1148,7 +1387,7 @@ mod tests {
         let s = spoor(
             "apiVersion: spoor.dev/v1\nkind: Spoor\nmetadata: {name: d, namespace: obs}\nspec: {strategy: production, agent: {strategy: DaemonSet}}\n",
         );
-        let objects = render(&s);
+        let objects = render(&s).unwrap();
         let ds = find(&objects, "DaemonSet", "d-agent-daemonset");
         let c = &ds["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(
@@ -1164,7 +1403,7 @@ mod tests {
         assert_eq!(compact["hostPort"], 6831);
         assert_eq!(compact["protocol"], "UDP");
         // the sidecar form has no host ports
-        let sidecar = agent_container(&s, false);
+        let sidecar = sidecar(&s);
         assert!(
             sidecar["ports"]
                 .as_array()
@@ -1172,6 +1411,16 @@ mod tests {
                 .iter()
                 .all(|p| p.get("hostPort").is_none())
         );
+    }
+
+    #[test]
+    fn a_pass_through_field_kubernetes_would_reject_is_an_error_naming_it() {
+        let s = spoor(
+            "apiVersion: spoor.dev/v1\nkind: Spoor\nmetadata: {name: v}\nspec:\n  tolerations: [{key: k, tolerationSeconds: soon}]\n",
+        );
+        let e = render(&s).unwrap_err().to_string();
+        assert!(e.contains("tolerations") && e.contains("Toleration"), "{e}");
+        assert!(agent_container(&s, false).is_err());
     }
 
     #[test]

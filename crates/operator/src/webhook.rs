@@ -8,7 +8,7 @@ use base64::Engine;
 use serde_json::{Value as Json, json};
 
 use crate::crd::Spoor;
-use crate::render::agent_container;
+use crate::render::{RenderError, agent_container};
 
 pub const INJECT: &str = "sidecar.spoor.dev/inject";
 pub const JAEGER_INJECT: &str = "sidecar.jaegertracing.io/inject";
@@ -56,7 +56,11 @@ pub fn select<'a>(request: &str, namespace: &str, instances: &'a [Spoor]) -> Opt
 }
 
 /// JSON patch operations that bring the Deployment in line with its request.
-pub fn patch(deployment: &Json, namespace_annotations: &Json, instances: &[Spoor]) -> Vec<Json> {
+pub fn patch(
+    deployment: &Json,
+    namespace_annotations: &Json,
+    instances: &[Spoor],
+) -> Result<Vec<Json>, RenderError> {
     let namespace = deployment["metadata"]["namespace"]
         .as_str()
         .unwrap_or("default");
@@ -73,7 +77,7 @@ pub fn patch(deployment: &Json, namespace_annotations: &Json, instances: &[Spoor
         INJECTED.replace('~', "~0").replace('/', "~1")
     );
     let has_annotations = deployment["spec"]["template"]["metadata"]["annotations"].is_object();
-    match (wanted, existing) {
+    Ok(match (wanted, existing) {
         (None, None) => Vec::new(),
         (None, Some(i)) => {
             let mut ops = vec![json!({"op": "remove", "path": format!("{base}/{i}")})];
@@ -88,8 +92,9 @@ pub fn patch(deployment: &Json, namespace_annotations: &Json, instances: &[Spoor
             ops
         }
         (Some(instance), existing) => {
-            let mut container = agent_container(instance, false);
-            container["name"] = json!(SIDECAR);
+            let mut container = agent_container(instance, false)?;
+            container.name = SIDECAR.into();
+            let container = serde_json::to_value(container).expect("a container serializes");
             let name = instance.metadata.name.clone().unwrap_or_default();
             let mut ops = match existing {
                 Some(i) if containers[i] == container => Vec::new(),
@@ -111,7 +116,7 @@ pub fn patch(deployment: &Json, namespace_annotations: &Json, instances: &[Spoor
             }
             ops
         }
-    }
+    })
 }
 
 /// Answers an `admission.k8s.io/v1` AdmissionReview for a Deployment.
@@ -124,13 +129,21 @@ pub fn review(request: &Json, namespace_annotations: &Json, instances: &[Spoor])
         if object["metadata"]["namespace"].is_null() {
             object["metadata"]["namespace"] = request["request"]["namespace"].clone();
         }
-        let ops = patch(&object, namespace_annotations, instances);
-        if !ops.is_empty() {
-            response["patchType"] = json!("JSONPatch");
-            response["patch"] = json!(
-                base64::engine::general_purpose::STANDARD
-                    .encode(serde_json::to_vec(&ops).expect("json"))
-            );
+        match patch(&object, namespace_annotations, instances) {
+            Ok(ops) if ops.is_empty() => {}
+            Ok(ops) => {
+                response["patchType"] = json!("JSONPatch");
+                response["patch"] = json!(
+                    base64::engine::general_purpose::STANDARD
+                        .encode(serde_json::to_vec(&ops).expect("json"))
+                );
+            }
+            // the Deployment is let through as it is: a broken instance
+            // must not stop an application from rolling out
+            Err(e) => {
+                tracing::warn!(error = %e, "sidecar not injected");
+                response["warnings"] = json!([format!("spoor sidecar not injected: {e}")]);
+            }
         }
     }
     json!({
@@ -200,7 +213,7 @@ mod tests {
             json!({INJECT: "true"}),
             json!([{"name": "app", "image": "shop"}]),
         );
-        let ops = patch(&d, &json!({}), &instances);
+        let ops = patch(&d, &json!({}), &instances).unwrap();
         let injected = apply(d, &ops);
         let containers = injected["spec"]["template"]["spec"]["containers"]
             .as_array()
@@ -218,7 +231,7 @@ mod tests {
             "tracing"
         );
         // idempotent: a second admission changes nothing
-        assert!(patch(&injected, &json!({}), &instances).is_empty());
+        assert!(patch(&injected, &json!({}), &instances).unwrap().is_empty());
     }
 
     #[test]
@@ -229,7 +242,7 @@ mod tests {
             instance("c", "other"),
         ];
         let by_name = deployment(json!({JAEGER_INJECT: "c"}), json!([]));
-        let ops = patch(&by_name, &json!({}), &instances);
+        let ops = patch(&by_name, &json!({}), &instances).unwrap();
         assert!(
             ops[0]["value"]["args"][0]
                 .as_str()
@@ -238,13 +251,18 @@ mod tests {
         );
         // "true" with two instances in the namespace is ambiguous: nothing
         let ambiguous = deployment(json!({INJECT: "true"}), json!([]));
-        assert!(patch(&ambiguous, &json!({}), &instances).is_empty());
+        assert!(
+            patch(&ambiguous, &json!({}), &instances)
+                .unwrap()
+                .is_empty()
+        );
         // the namespace's annotation names one
         let ops = patch(
             &deployment(json!({}), json!([])),
             &json!({INJECT: "b"}),
             &instances,
-        );
+        )
+        .unwrap();
         assert!(
             ops[0]["value"]["args"][0]
                 .as_str()
@@ -258,6 +276,7 @@ mod tests {
                 &json!({INJECT: "b"}),
                 &instances
             )
+            .unwrap()
             .is_empty()
         );
     }
@@ -266,12 +285,12 @@ mod tests {
     fn removing_the_annotation_removes_the_sidecar() {
         let instances = [instance("tracing", "apps")];
         let d = deployment(json!({INJECT: "true"}), json!([{"name": "app"}]));
-        let injected = apply(d.clone(), &patch(&d, &json!({}), &instances));
+        let injected = apply(d.clone(), &patch(&d, &json!({}), &instances).unwrap());
         let mut unannotated = injected.clone();
         unannotated["metadata"]["annotations"] = json!({});
         let cleaned = apply(
             unannotated.clone(),
-            &patch(&unannotated, &json!({}), &instances),
+            &patch(&unannotated, &json!({}), &instances).unwrap(),
         );
         assert_eq!(
             cleaned["spec"]["template"]["spec"]["containers"],
@@ -322,6 +341,31 @@ mod tests {
             review(&pod, &json!({}), &instances)["response"]
                 .get("patch")
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn a_broken_instance_lets_the_deployment_through_with_a_warning() {
+        let broken = crate::parse(
+            "apiVersion: spoor.dev/v1\nkind: Spoor\nmetadata: {name: tracing, namespace: apps}\n\
+             spec: {strategy: production, volumeMounts: [{name: 7}]}\n",
+        )
+        .unwrap();
+        let request = json!({"request": {
+            "uid": "u", "namespace": "apps",
+            "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+            "object": {"metadata": {"name": "shop", "annotations": {INJECT: "true"}},
+                       "spec": {"template": {"spec": {"containers": [{"name": "app"}]}}}},
+        }});
+        let response = &review(&request, &json!({}), &[broken])["response"];
+        assert_eq!(response["allowed"], true);
+        assert!(response.get("patch").is_none());
+        assert!(
+            response["warnings"][0]
+                .as_str()
+                .unwrap()
+                .contains("volumeMounts"),
+            "{response}"
         );
     }
 }

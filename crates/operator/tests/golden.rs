@@ -38,7 +38,8 @@ fn every_example_renders_its_checked_in_manifests() {
         let spoor =
             spoor_operator::parse(&std::fs::read_to_string(dir.join("spoor.yaml")).unwrap())
                 .unwrap_or_else(|e| panic!("{strategy}/spoor.yaml: {e}"));
-        let objects = spoor_operator::render::render(&spoor);
+        let objects = spoor_operator::render::render(&spoor)
+            .unwrap_or_else(|e| panic!("{strategy}/spoor.yaml: {e}"));
         check(
             &dir.join("manifests.yaml"),
             &spoor_operator::render::to_yaml(&objects),

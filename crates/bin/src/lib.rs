@@ -24,7 +24,7 @@ use spoor_sampling::{Sampling, SamplingConfigType, SamplingOptions};
 use spoor_server::Registry;
 use spoor_server::lifecycle::run_with_admin;
 use spoor_server::net::parse_host_port;
-use spoor_server::serve::ServeOptions;
+use spoor_server::serve::{ServeOptions, Serving};
 use spoor_storage::SamplingStore;
 use spoor_storage_memory::MemorySamplingStore;
 use spoor_storage_select::{StorageOptions, StorageType};
@@ -249,28 +249,37 @@ impl SpmOptions {
             red: Arc::new(red),
             file: Some(path),
         });
-        let weak = Arc::downgrade(&spm);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(spoor_red::STEP);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                let Some(spm) = weak.upgrade() else { return };
-                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || spm.save()).await {
-                    tracing::warn!(error = %e, "RED metrics not saved");
-                }
-            }
-        });
         Ok(Some(spm))
     }
 }
 
-/// Saves the RED metrics at shutdown, where they are kept.
-fn save_at_exit(spm: &Option<Arc<Spm>>) {
-    if let Some(spm) = spm
-        && let Err(e) = spm.save()
-    {
-        tracing::warn!(error = %e, "RED metrics not saved at shutdown");
+impl Spm {
+    /// Saves the metrics every minute and once more at shutdown, where they
+    /// are kept, as a task of the process that shutdown waits for.
+    fn keep(spm: &Option<Arc<Spm>>, serving: &Serving) {
+        let Some(spm) = spm.clone().filter(|s| s.file.is_some()) else {
+            return;
+        };
+        let shutdown = serving.shutdown();
+        serving.spawn(async move {
+            let mut tick = tokio::time::interval(spoor_red::STEP);
+            tick.tick().await;
+            loop {
+                let last = tokio::select! {
+                    _ = tick.tick() => false,
+                    () = shutdown.clone().wait() => true,
+                };
+                let saving = Arc::clone(&spm);
+                match tokio::task::spawn_blocking(move || saving.save()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "RED metrics not saved"),
+                    Err(e) => tracing::warn!(error = %e, "RED metrics not saved"),
+                }
+                if last {
+                    return;
+                }
+            }
+        });
     }
 }
 
@@ -376,11 +385,13 @@ impl CollectorCli {
             admin_addr(&self.admin_host_port)?,
             self.common.serve.clone(),
             registry,
-            |stop| collector.run(stop),
+            |stop| {
+                Spm::keep(&spm, &stop);
+                collector.run(stop)
+            },
         )
         .await;
         sampling.stop().await;
-        save_at_exit(&spm);
         result
     }
 }
@@ -469,6 +480,7 @@ impl AllInOneCli {
             self.common.serve.clone(),
             registry,
             |stop| async move {
+                Spm::keep(&spm, &stop);
                 let ingest = async {
                     match ingester {
                         Some(i) => Ok(i.run(stop.shutdown().wait()).await?),
@@ -486,7 +498,6 @@ impl AllInOneCli {
         )
         .await;
         sampling.stop().await;
-        save_at_exit(&spm);
         result
     }
 }

@@ -1,5 +1,6 @@
 //! The life of a Spoor process: serve the admin port, mark healthy, run the
-//! services until ctrl-c or SIGTERM, then mark unhealthy and stop them.
+//! services until ctrl-c or SIGTERM, then mark unhealthy, stop them and wait
+//! for the background tasks they spawned on [`Serving`].
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,10 +31,14 @@ where
     let trigger = Arc::new(trigger);
     let serving = Serving::new(serve_options, shutdown, &mut registry);
     let app = admin::router(health.clone(), Arc::new(registry));
-    let admin = {
-        let serving = serving.clone();
-        tokio::spawn(async move { serving.http(listener, app, "admin").await })
-    };
+    {
+        let server = serving.clone();
+        serving.spawn(async move {
+            if let Err(e) = server.http(listener, app, "admin").await {
+                tracing::warn!(error = %e, "admin port stopped with an error");
+            }
+        });
+    }
     let on_signal = {
         let (health, trigger) = (health.clone(), Arc::clone(&trigger));
         tokio::spawn(async move {
@@ -44,12 +49,10 @@ where
         })
     };
     health.set_ready(true);
-    let result = services(serving).await;
+    let result = services(serving.clone()).await;
     health.set_ready(false);
     trigger.trigger();
     on_signal.abort();
-    if let Ok(Err(e)) = admin.await {
-        tracing::warn!(error = %e, "admin port stopped with an error");
-    }
+    serving.wait_for_tasks().await;
     result
 }

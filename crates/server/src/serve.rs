@@ -29,6 +29,7 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
+use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::shutdown::Shutdown;
@@ -176,6 +177,8 @@ struct Inner {
     /// Connections one listener may hold: the option, within the descriptors.
     per_listener: usize,
     grpc_budget: Arc<Budget>,
+    /// The process's background tasks, waited for at shutdown.
+    tasks: TaskTracker,
 }
 
 impl Serving {
@@ -197,6 +200,7 @@ impl Serving {
                 metrics,
                 per_listener,
                 grpc_budget,
+                tasks: TaskTracker::new(),
             }),
         }
     }
@@ -204,6 +208,30 @@ impl Serving {
     /// The process's shutdown signal.
     pub fn shutdown(&self) -> Shutdown {
         self.inner.shutdown.clone()
+    }
+
+    /// Runs a background task of the process (a periodic save, a server
+    /// beside the services); shutdown waits for it, up to
+    /// `--shutdown.timeout`, so a task that ends on the shutdown signal gets
+    /// to finish what it does then.
+    pub fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.inner.tasks.spawn(task);
+    }
+
+    /// Waits for the background tasks, up to the shutdown deadline; no task
+    /// may be spawned after.
+    pub(crate) async fn wait_for_tasks(&self) {
+        let tasks = &self.inner.tasks;
+        tasks.close();
+        if tokio::time::timeout(self.inner.options.shutdown_timeout, tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = tasks.len(),
+                "background tasks still running at the shutdown deadline"
+            );
+        }
     }
 
     pub fn options(&self) -> &ServeOptions {

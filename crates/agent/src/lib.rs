@@ -51,20 +51,21 @@ impl Agent {
     pub async fn bind(options: AgentOptions, registry: &mut Registry) -> anyhow::Result<Self> {
         options.validate()?;
         let agent_tags = parse_agent_tags(&options.agent_tags, |v| std::env::var(v).ok())
-            .map_err(anyhow::Error::msg)?;
+            .map_err(anyhow::Error::from)?;
         let mut ports = Vec::new();
         for (format, host_port) in [
             (udp::Format::JaegerCompact, &options.compact_host_port),
             (udp::Format::JaegerBinary, &options.binary_host_port),
             (udp::Format::ZipkinCompact, &options.zipkin_udp_host_port),
         ] {
-            let addr = parse_host_port(host_port).map_err(anyhow::Error::msg)?;
+            let addr = parse_host_port(host_port).map_err(anyhow::Error::from)?;
             ports.push(udp::Port {
                 format,
                 socket: udp::bind(addr, options.udp_socket_buffer_size)?,
             });
         }
-        let http_addr = parse_host_port(&options.sampling_host_port).map_err(anyhow::Error::msg)?;
+        let http_addr =
+            parse_host_port(&options.sampling_host_port).map_err(anyhow::Error::from)?;
         let http = spoor_server::net::bind(http_addr, "agent HTTP").await?;
         let sockets = ports
             .iter()

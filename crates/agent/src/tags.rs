@@ -2,15 +2,20 @@
 use spoor_model::KeyValue;
 
 /// Parses the tag list, resolving `${VAR}` and `${VAR:default}` with `env`.
+/// An agent tag that is not `key=value`.
+#[derive(Debug, PartialEq, thiserror::Error)]
+#[error("agent tag {0:?} is not key=value")]
+pub struct AgentTagError(pub String);
+
 pub fn parse_agent_tags(
     spec: &str,
     env: impl Fn(&str) -> Option<String>,
-) -> Result<Vec<KeyValue>, String> {
+) -> Result<Vec<KeyValue>, AgentTagError> {
     let mut tags = Vec::new();
     for pair in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (key, value) = pair
             .split_once('=')
-            .ok_or_else(|| format!("agent tag {pair:?} is not key=value"))?;
+            .ok_or_else(|| AgentTagError(pair.to_string()))?;
         let value = value.trim();
         let value = match value.strip_prefix("${").and_then(|v| v.strip_suffix('}')) {
             Some(inner) => {

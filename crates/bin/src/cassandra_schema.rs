@@ -24,8 +24,8 @@ pub struct CassandraSchemaCli {
 impl CassandraSchemaCli {
     pub async fn run(self) -> anyhow::Result<()> {
         if self.print {
-            let params = self.cassandra.schema().map_err(|e| anyhow::anyhow!(e))?;
-            for statement in schema::statements(&params).map_err(|e| anyhow::anyhow!(e))? {
+            let params = self.cassandra.schema()?;
+            for statement in schema::statements(&params)? {
                 println!("{statement};\n");
             }
             return Ok(());

@@ -62,8 +62,7 @@ pub enum EsIndexCommand {
 
 impl EsIndexCli {
     pub async fn run(self) -> anyhow::Result<()> {
-        let client =
-            EsClient::connect(&self.es.connect_options().map_err(|e| anyhow::anyhow!(e))?)?;
+        let client = EsClient::connect(&self.es.connect_options()?)?;
         let layout = self.es.layout();
         match self.command {
             EsIndexCommand::Init {

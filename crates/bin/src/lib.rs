@@ -39,6 +39,23 @@ pub struct CommonOptions {
     /// Minimum log level: error, warn, info, debug or trace (RUST_LOG overrides).
     #[arg(long = "log-level", env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+}
+
+/// Options every server binary has: the common ones, the admin port and how
+/// connections are served.
+#[derive(Args, Clone, Debug)]
+pub struct ServerOptions {
+    #[command(flatten)]
+    pub common: CommonOptions,
+
+    /// Admin port: health on /, Prometheus metrics on /metrics (each
+    /// binary's default is Jaeger's for it).
+    #[arg(
+        id = "admin.http.host-port",
+        long = "admin.http.host-port",
+        env = "ADMIN_HTTP_HOST_PORT"
+    )]
+    pub admin_host_port: String,
 
     #[command(flatten)]
     pub serve: ServeOptions,
@@ -48,18 +65,12 @@ pub struct CommonOptions {
 #[command(
     name = "spoor-agent",
     version,
-    about = "Receives spans from Jaeger clients over UDP and forwards them to collectors"
+    about = "Receives spans from Jaeger clients over UDP and forwards them to collectors",
+    mut_arg("admin.http.host-port", |a| a.default_value(":14271").required(false))
 )]
 pub struct AgentCli {
     #[command(flatten)]
-    pub common: CommonOptions,
-    /// Admin port: health on /, Prometheus metrics on /metrics.
-    #[arg(
-        long = "admin.http.host-port",
-        env = "ADMIN_HTTP_HOST_PORT",
-        default_value = ":14271"
-    )]
-    pub admin_host_port: String,
+    pub server: ServerOptions,
     #[command(flatten)]
     pub agent: AgentOptions,
 }
@@ -68,18 +79,12 @@ pub struct AgentCli {
 #[command(
     name = "spoor-collector",
     version,
-    about = "Receives spans (Jaeger gRPC, OTLP) and writes them to storage"
+    about = "Receives spans (Jaeger gRPC, OTLP) and writes them to storage",
+    mut_arg("admin.http.host-port", |a| a.default_value(":14269").required(false))
 )]
 pub struct CollectorCli {
     #[command(flatten)]
-    pub common: CommonOptions,
-    /// Admin port: health on /, Prometheus metrics on /metrics.
-    #[arg(
-        long = "admin.http.host-port",
-        env = "ADMIN_HTTP_HOST_PORT",
-        default_value = ":14269"
-    )]
-    pub admin_host_port: String,
+    pub server: ServerOptions,
     #[command(flatten)]
     pub storage: StorageOptions,
     #[command(flatten)]
@@ -97,18 +102,12 @@ pub struct CollectorCli {
 #[command(
     name = "spoor-ingester",
     version,
-    about = "Consumes spans from Kafka and writes them to storage, at least once"
+    about = "Consumes spans from Kafka and writes them to storage, at least once",
+    mut_arg("admin.http.host-port", |a| a.default_value(":14270").required(false))
 )]
 pub struct IngesterCli {
     #[command(flatten)]
-    pub common: CommonOptions,
-    /// Admin port: health on /, Prometheus metrics on /metrics.
-    #[arg(
-        long = "admin.http.host-port",
-        env = "ADMIN_HTTP_HOST_PORT",
-        default_value = ":14270"
-    )]
-    pub admin_host_port: String,
+    pub server: ServerOptions,
     #[command(flatten)]
     pub storage: StorageOptions,
     #[command(flatten)]
@@ -119,18 +118,12 @@ pub struct IngesterCli {
 #[command(
     name = "spoor-query",
     version,
-    about = "Serves Jaeger's query API over HTTP and gRPC"
+    about = "Serves Jaeger's query API over HTTP and gRPC",
+    mut_arg("admin.http.host-port", |a| a.default_value(":16687").required(false))
 )]
 pub struct QueryCli {
     #[command(flatten)]
-    pub common: CommonOptions,
-    /// Admin port: health on /, Prometheus metrics on /metrics.
-    #[arg(
-        long = "admin.http.host-port",
-        env = "ADMIN_HTTP_HOST_PORT",
-        default_value = ":16687"
-    )]
-    pub admin_host_port: String,
+    pub server: ServerOptions,
     #[command(flatten)]
     pub storage: StorageOptions,
     #[command(flatten)]
@@ -141,18 +134,12 @@ pub struct QueryCli {
 #[command(
     name = "spoor-all-in-one",
     version,
-    about = "Agent, collector and query in one process on an in-process store: the quick start"
+    about = "Agent, collector and query in one process on an in-process store: the quick start",
+    mut_arg("admin.http.host-port", |a| a.default_value(":14269").required(false))
 )]
 pub struct AllInOneCli {
     #[command(flatten)]
-    pub common: CommonOptions,
-    /// Admin port: health on /, Prometheus metrics on /metrics.
-    #[arg(
-        long = "admin.http.host-port",
-        env = "ADMIN_HTTP_HOST_PORT",
-        default_value = ":14269"
-    )]
-    pub admin_host_port: String,
+    pub server: ServerOptions,
     #[command(flatten)]
     pub storage: StorageOptions,
     /// The agent's options; it always reports to this process's own collector.
@@ -311,7 +298,7 @@ async fn bind_query(
 }
 
 fn admin_addr(s: &str) -> anyhow::Result<std::net::SocketAddr> {
-    parse_host_port(s).map_err(anyhow::Error::msg)
+    parse_host_port(s).map_err(anyhow::Error::from)
 }
 
 impl AgentCli {
@@ -320,8 +307,8 @@ impl AgentCli {
         let agent = Agent::bind(self.agent, &mut registry).await?;
         tracing::info!(addrs = ?agent.local_addrs(), "agent listening");
         run_with_admin(
-            admin_addr(&self.admin_host_port)?,
-            self.common.serve.clone(),
+            admin_addr(&self.server.admin_host_port)?,
+            self.server.serve.clone(),
             registry,
             |stop| agent.run(stop),
         )
@@ -382,8 +369,8 @@ impl CollectorCli {
         .await?;
         tracing::info!(addrs = ?collector.local_addrs(), "collector listening");
         let result = run_with_admin(
-            admin_addr(&self.admin_host_port)?,
-            self.common.serve.clone(),
+            admin_addr(&self.server.admin_host_port)?,
+            self.server.serve.clone(),
             registry,
             |stop| {
                 Spm::keep(&spm, &stop);
@@ -402,8 +389,8 @@ impl IngesterCli {
         let storage = self.storage.open(&mut registry).await?;
         let ingester = Ingester::new(&self.kafka, Arc::clone(&storage.writer), &mut registry)?;
         run_with_admin(
-            admin_addr(&self.admin_host_port)?,
-            self.common.serve.clone(),
+            admin_addr(&self.server.admin_host_port)?,
+            self.server.serve.clone(),
             registry,
             |stop| async move { Ok(ingester.run(stop.shutdown().wait()).await?) },
         )
@@ -419,8 +406,8 @@ impl QueryCli {
         let query = bind_query(self.query, &storage, None, &mut registry).await?;
         tracing::info!(addrs = ?query.local_addrs(), "query listening");
         run_with_admin(
-            admin_addr(&self.admin_host_port)?,
-            self.common.serve.clone(),
+            admin_addr(&self.server.admin_host_port)?,
+            self.server.serve.clone(),
             registry,
             |stop| query.run(stop),
         )
@@ -476,8 +463,8 @@ impl AllInOneCli {
             "all-in-one listening"
         );
         let result = run_with_admin(
-            admin_addr(&self.admin_host_port)?,
-            self.common.serve.clone(),
+            admin_addr(&self.server.admin_host_port)?,
+            self.server.serve.clone(),
             registry,
             |stop| async move {
                 Spm::keep(&spm, &stop);
@@ -528,7 +515,18 @@ mod tests {
         assert_eq!(cli.storage.memory_max_traces, 50);
         assert_eq!(cli.collector.queue_size, Some(10));
         assert_eq!(cli.query.base_path, "/jaeger");
-        assert_eq!(cli.admin_host_port, ":14269");
+        assert_eq!(cli.server.admin_host_port, ":14269");
+        let admin = |cli: clap::Command| {
+            cli.try_get_matches_from(["spoor"])
+                .unwrap()
+                .get_one::<String>("admin.http.host-port")
+                .cloned()
+                .unwrap()
+        };
+        assert_eq!(admin(AgentCli::command()), ":14271");
+        assert_eq!(admin(CollectorCli::command()), ":14269");
+        assert_eq!(admin(IngesterCli::command()), ":14270");
+        assert_eq!(admin(QueryCli::command()), ":16687");
         // booleans as Jaeger's users write them
         let args = [
             "spoor-all-in-one",

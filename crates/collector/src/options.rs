@@ -144,22 +144,22 @@ impl CollectorOptions {
         }
     }
     pub fn grpc_addr(&self) -> anyhow::Result<SocketAddr> {
-        parse_host_port(&self.grpc_host_port).map_err(anyhow::Error::msg)
+        parse_host_port(&self.grpc_host_port).map_err(anyhow::Error::from)
     }
     pub fn http_addr(&self) -> anyhow::Result<SocketAddr> {
-        parse_host_port(&self.http_host_port).map_err(anyhow::Error::msg)
+        parse_host_port(&self.http_host_port).map_err(anyhow::Error::from)
     }
     /// The Zipkin address, or None when Zipkin is off.
     pub fn zipkin_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
         match self.zipkin_host_port.trim() {
             "" | "off" => Ok(None),
-            hp => parse_host_port(hp).map(Some).map_err(anyhow::Error::msg),
+            hp => parse_host_port(hp).map(Some).map_err(anyhow::Error::from),
         }
     }
     pub fn otlp_grpc_addr(&self) -> anyhow::Result<SocketAddr> {
-        parse_host_port(&self.otlp_grpc_host_port).map_err(anyhow::Error::msg)
+        parse_host_port(&self.otlp_grpc_host_port).map_err(anyhow::Error::from)
     }
     pub fn otlp_http_addr(&self) -> anyhow::Result<SocketAddr> {
-        parse_host_port(&self.otlp_http_host_port).map_err(anyhow::Error::msg)
+        parse_host_port(&self.otlp_http_host_port).map_err(anyhow::Error::from)
     }
 }

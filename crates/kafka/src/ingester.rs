@@ -41,8 +41,8 @@ const LAG_INTERVAL: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngesterError {
-    #[error("kafka consumer configuration: {0}")]
-    Config(String),
+    #[error("kafka consumer configuration")]
+    Config(#[from] crate::options::OptionsError),
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
 }
@@ -174,16 +174,12 @@ impl Ingester {
         registry: &mut Registry,
     ) -> Result<Ingester, IngesterError> {
         let consumer: KafkaConsumer = options
-            .client_config()
-            .map_err(IngesterError::Config)?
+            .client_config()?
             .create_with_context(RebalanceContext::default())?;
         let dead_letter = if options.dead_letter_topic.is_empty() {
             None
         } else {
-            let producer: FutureProducer = options
-                .dead_letter_config()
-                .map_err(IngesterError::Config)?
-                .create()?;
+            let producer: FutureProducer = options.dead_letter_config()?.create()?;
             Some((producer, options.dead_letter_topic.clone()))
         };
         let metrics = Arc::new(IngesterMetrics::default());

@@ -7,5 +7,5 @@ pub mod writer;
 
 pub use encoding::Encoding;
 pub use ingester::{Ingester, IngesterError, IngesterMetrics};
-pub use options::{ConsumerOptions, ProducerOptions};
+pub use options::{ConsumerOptions, OptionsError, ProducerOptions};
 pub use writer::{KafkaWriter, WriterStats};

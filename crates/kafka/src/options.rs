@@ -8,6 +8,18 @@ use rdkafka::ClientConfig;
 
 use crate::encoding::Encoding;
 
+/// Options that cannot make a working Kafka client; found before any
+/// connection is tried.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum OptionsError {
+    #[error("--{prefix}plaintext.username is required with --{prefix}authentication=plaintext")]
+    MissingUsername { prefix: &'static str },
+    #[error("TLS authentication needs --{prefix}tls.cert and --{prefix}tls.key")]
+    MissingClientCertificate { prefix: &'static str },
+    #[error("--kafka.producer.idempotent needs --kafka.producer.required-acks=all")]
+    IdempotentNeedsAllAcks,
+}
+
 fn key_value(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
@@ -75,7 +87,7 @@ macro_rules! client_options {
         }
 
         impl $name {
-            fn apply(&self, c: &mut ClientConfig) -> Result<(), String> {
+            fn apply(&self, c: &mut ClientConfig) -> Result<(), OptionsError> {
                 c.set("bootstrap.servers", self.brokers.join(","));
                 let tls = self.tls_enabled || self.authentication == Authentication::Tls;
                 let sasl = self.authentication == Authentication::Plaintext;
@@ -90,7 +102,7 @@ macro_rules! client_options {
                 );
                 if sasl {
                     if self.username.is_empty() {
-                        return Err(concat!($p, "plaintext.username is required").into());
+                        return Err(OptionsError::MissingUsername { prefix: $p });
                     }
                     c.set(
                         "sasl.mechanism",
@@ -114,14 +126,7 @@ macro_rules! client_options {
                             c.set("ssl.key.location", path(key));
                         }
                         _ => {
-                            return Err(concat!(
-                                "TLS authentication needs ",
-                                $p,
-                                "tls.cert and ",
-                                $p,
-                                "tls.key"
-                            )
-                            .into());
+                            return Err(OptionsError::MissingClientCertificate { prefix: $p });
                         }
                     }
                 }
@@ -247,7 +252,7 @@ pub struct ProducerOptions {
 }
 
 impl ProducerOptions {
-    pub fn client_config(&self) -> Result<ClientConfig, String> {
+    pub fn client_config(&self) -> Result<ClientConfig, OptionsError> {
         let mut c = ClientConfig::new();
         c.set(
             "acks",
@@ -258,9 +263,7 @@ impl ProducerOptions {
             },
         );
         if self.idempotent && self.required_acks != RequiredAcks::All {
-            return Err(
-                "--kafka.producer.idempotent needs --kafka.producer.required-acks=all".into(),
-            );
+            return Err(OptionsError::IdempotentNeedsAllAcks);
         }
         c.set("enable.idempotence", self.idempotent.to_string());
         c.set(
@@ -357,7 +360,7 @@ pub struct ConsumerOptions {
 }
 
 impl ConsumerOptions {
-    pub fn client_config(&self) -> Result<ClientConfig, String> {
+    pub fn client_config(&self) -> Result<ClientConfig, OptionsError> {
         let mut c = ClientConfig::new();
         c.set("group.id", &self.group_id);
         c.set("client.id", &self.client_id);
@@ -371,7 +374,7 @@ impl ConsumerOptions {
     }
 
     /// A producer for the dead-letter topic, on the consumer's brokers and credentials.
-    pub fn dead_letter_config(&self) -> Result<ClientConfig, String> {
+    pub fn dead_letter_config(&self) -> Result<ClientConfig, OptionsError> {
         let mut c = ClientConfig::new();
         self.client.apply(&mut c)?;
         Ok(c)
@@ -438,16 +441,26 @@ mod tests {
     #[test]
     fn inconsistent_settings_are_refused_with_a_reason() {
         let c = cli(&["--kafka.producer.required-acks=local"]);
-        assert!(
-            c.producer
-                .client_config()
-                .unwrap_err()
-                .contains("idempotent")
+        assert_eq!(
+            c.producer.client_config().unwrap_err(),
+            OptionsError::IdempotentNeedsAllAcks
         );
         let c = cli(&["--kafka.consumer.authentication=tls"]);
-        assert!(c.consumer.client_config().unwrap_err().contains("tls.cert"));
+        assert!(
+            c.consumer
+                .client_config()
+                .unwrap_err()
+                .to_string()
+                .contains("tls.cert")
+        );
         let c = cli(&["--kafka.consumer.authentication=plaintext"]);
-        assert!(c.consumer.client_config().unwrap_err().contains("username"));
+        assert!(
+            c.consumer
+                .client_config()
+                .unwrap_err()
+                .to_string()
+                .contains("username")
+        );
         assert!(Cli::try_parse_from(["t", "--kafka.producer.config=novalue"]).is_err());
     }
 }

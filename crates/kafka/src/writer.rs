@@ -33,7 +33,7 @@ impl KafkaWriter {
     pub fn new(options: &ProducerOptions) -> Result<KafkaWriter, StorageError> {
         let producer: FutureProducer = options
             .client_config()
-            .map_err(StorageError::InvalidQuery)?
+            .map_err(|e| StorageError::backend("kafka producer options", e))?
             .create()
             .map_err(|e| StorageError::backend("creating the kafka producer", e))?;
         Ok(KafkaWriter {

@@ -3,6 +3,7 @@
 //! Jaeger's wire formats are lossless. No I/O and no async here.
 
 mod duration;
+pub mod hex;
 mod ids;
 mod span;
 pub mod time;

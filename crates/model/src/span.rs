@@ -32,7 +32,7 @@ impl Value {
             Value::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
             Value::Int64(i) => Cow::Owned(i.to_string()),
             Value::Float64(f) => Cow::Owned(f.to_string()),
-            Value::Binary(b) => Cow::Owned(b.iter().map(|x| format!("{x:02x}")).collect()),
+            Value::Binary(b) => Cow::Owned(crate::hex::encode(b)),
         }
     }
 }

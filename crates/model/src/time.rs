@@ -23,6 +23,36 @@ pub fn time_from_parts(seconds: i64, nanos: i32, what: &str) -> (SystemTime, Opt
     (UNIX_EPOCH + Duration::from_nanos(total), warning)
 }
 
+/// Nanoseconds since the epoch: 0 before it, `u64::MAX` past 2554.
+pub fn unix_nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// Microseconds since the epoch: 0 before it.
+pub fn unix_micros(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// Microseconds since the epoch as the signed integers Thrift and CQL carry.
+pub fn unix_micros_i64(t: SystemTime) -> i64 {
+    i64::try_from(unix_micros(t)).unwrap_or(i64::MAX)
+}
+
+pub fn from_unix_nanos(ns: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_nanos(ns)
+}
+
+pub fn from_unix_micros(us: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_micros(us)
+}
+
+/// A signed microsecond count (Thrift, CQL); before the epoch is the epoch.
+pub fn from_unix_micros_i64(us: i64) -> SystemTime {
+    from_unix_micros(u64::try_from(us).unwrap_or(0))
+}
+
 /// A duration from seconds and nanoseconds; a negative one becomes zero.
 pub fn duration_from_parts(seconds: i64, nanos: i32) -> (Duration, Option<String>) {
     let total = i128::from(seconds) * i128::from(NANOS_PER_SECOND) + i128::from(nanos);
@@ -96,6 +126,13 @@ mod tests {
             (Duration::from_nanos(2), None)
         );
         assert!(time_from_micros(-1, "start time").1.is_some());
+        let t = UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
+        assert_eq!(unix_nanos(t), 1_700_000_000_123_456_789);
+        assert_eq!(unix_micros(t), 1_700_000_000_123_456);
+        assert_eq!(unix_micros_i64(t), 1_700_000_000_123_456);
+        assert_eq!(from_unix_nanos(unix_nanos(t)), t);
+        let before = UNIX_EPOCH - Duration::from_secs(1);
+        assert_eq!((unix_nanos(before), unix_micros(before)), (0, 0));
         assert!(duration_from_micros(-1).1.is_some());
     }
 }

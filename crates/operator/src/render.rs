@@ -404,7 +404,7 @@ impl<'a> Instance<'a> {
             // the collector reads the file at start: a new checksum rolls the pods
             annotations.insert(
                 "spoor.dev/sampling-checksum".into(),
-                format!("{:016x}", fnv1a(file.as_bytes())),
+                format!("{:016x}", spoor_model::hex::fnv1a(file.as_bytes())),
             );
         }
         let mut metadata = self.metadata(&name, component, &c.common.annotations);
@@ -965,14 +965,6 @@ fn cassandra_schema_job(i: &Instance) -> Job {
         container,
         settings.ttl_seconds_after_finished,
     )
-}
-
-/// 64-bit FNV-1a: a checksum that stays the same across builds and
-/// toolchains, unlike std's hasher.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
-        (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// The objects as one YAML stream.

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 use futures::{Stream, StreamExt};
@@ -24,6 +24,7 @@ use tonic::{Request, Response, Status};
 
 use crate::grpc::{span_kind_param, storage_status};
 use crate::read::found_traces;
+use spoor_model::time::unix_nanos;
 
 /// Spans per streamed `TracesData`: a large trace goes in several, which
 /// clients join by trace id (as Jaeger's own do).
@@ -65,12 +66,6 @@ fn parent(span: &Span) -> Option<spoor_model::SpanId> {
 fn is_error(span: &Span) -> bool {
     span.is_error()
         || matches!(span.tag(spoor_codec::otlp::STATUS_CODE_TAG), Some(Value::String(s)) if s == "ERROR")
-}
-
-fn unix_nanos(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos().min(u64::MAX as u128) as u64)
-        .unwrap_or(0)
 }
 
 /// What a search result row shows of `trace`, computed as Jaeger does: the

@@ -154,12 +154,12 @@ impl QueryServer {
             },
         };
         let http = bind(
-            parse_host_port(&options.query_http_host_port).map_err(anyhow::Error::msg)?,
+            parse_host_port(&options.query_http_host_port).map_err(anyhow::Error::from)?,
             "query HTTP",
         )
         .await?;
         let grpc = bind(
-            parse_host_port(&options.query_grpc_host_port).map_err(anyhow::Error::msg)?,
+            parse_host_port(&options.query_grpc_host_port).map_err(anyhow::Error::from)?,
             "query gRPC",
         )
         .await?;

@@ -32,18 +32,12 @@ impl Asset {
         encoder.write_all(&body).expect("gzip into memory");
         let gzip = encoder.finish().expect("gzip into memory");
         Asset {
-            etag: format!("\"{:016x}\"", fnv1a(&body)),
+            etag: format!("\"{:016x}\"", spoor_model::hex::fnv1a(&body)),
             gzip: (gzip.len() < body.len()).then_some(gzip),
             content_type: content_type(name),
             body,
         }
     }
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
 }
 
 fn content_type(name: &str) -> &'static str {

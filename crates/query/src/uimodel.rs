@@ -2,11 +2,12 @@
 //! microseconds, typed tags, and processes listed once per trace under keys
 //! p1, p2, ... that spans point at.
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine;
 use serde::Serialize;
 
+use spoor_model::time::unix_micros;
 use spoor_model::{DependencyLink, KeyValue, Process, Trace, Value};
 
 /// Integers outside ±(2^53 - 1) lose precision in JavaScript; Jaeger sends them as strings.
@@ -86,12 +87,6 @@ pub struct UiDependencyLink {
     pub source: String,
 }
 
-pub fn micros(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
-}
-
 fn duration_micros(d: Duration) -> u64 {
     d.as_micros() as u64
 }
@@ -155,14 +150,14 @@ pub fn ui_trace(trace: &Trace) -> UiTrace {
                     span_id: r.span_id.to_string(),
                 })
                 .collect(),
-            start_time: micros(span.start_time),
+            start_time: unix_micros(span.start_time),
             duration: duration_micros(span.duration),
             tags: key_values(&span.tags),
             logs: span
                 .logs
                 .iter()
                 .map(|l| UiLog {
-                    timestamp: micros(l.timestamp),
+                    timestamp: unix_micros(l.timestamp),
                     fields: key_values(&l.fields),
                 })
                 .collect(),

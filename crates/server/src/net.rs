@@ -1,17 +1,26 @@
 //! Jaeger's `host:port` syntax, where an empty host (":14250") means every interface.
 use std::net::{SocketAddr, ToSocketAddrs};
 
+/// A `host:port` that names no address.
+#[derive(Debug, thiserror::Error)]
+pub enum HostPortError {
+    #[error("invalid host:port {0:?}")]
+    Invalid(String, #[source] std::io::Error),
+    #[error("host:port {0:?} resolves to no address")]
+    NoAddress(String),
+}
+
 /// Resolves `host:port`; `:port` binds all interfaces, as in Jaeger.
-pub fn parse_host_port(s: &str) -> Result<SocketAddr, String> {
+pub fn parse_host_port(s: &str) -> Result<SocketAddr, HostPortError> {
     let full = if s.starts_with(':') {
         format!("0.0.0.0{s}")
     } else {
         s.to_string()
     };
     full.to_socket_addrs()
-        .map_err(|e| format!("invalid host:port {s:?}: {e}"))?
+        .map_err(|e| HostPortError::Invalid(s.to_string(), e))?
         .next()
-        .ok_or_else(|| format!("host:port {s:?} resolves to no address"))
+        .ok_or_else(|| HostPortError::NoAddress(s.to_string()))
 }
 
 /// Binds a TCP listener, naming the address and what it is for on failure.

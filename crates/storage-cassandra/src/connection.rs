@@ -53,8 +53,9 @@ pub async fn connect(o: &CassandraOptions) -> Result<Session, StorageError> {
 
 /// Creates the keyspace and tables when missing.
 pub async fn create_schema(session: &Session, o: &CassandraOptions) -> Result<(), StorageError> {
-    let params = o.schema().map_err(StorageError::InvalidQuery)?;
-    for statement in schema::statements(&params).map_err(StorageError::InvalidQuery)? {
+    let invalid = |e| StorageError::backend("cassandra schema options", e);
+    let params = o.schema().map_err(invalid)?;
+    for statement in schema::statements(&params).map_err(invalid)? {
         session
             .query_unpaged(statement.clone(), ())
             .await

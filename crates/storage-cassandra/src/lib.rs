@@ -41,11 +41,11 @@ use spoor_storage::{
     SpanWriter, StorageError, TraceQuery, dedupe_spans, span_matches,
 };
 
-pub use options::{CassandraOptions, ConsistencyLevel, DurationIndex};
+pub use options::{CassandraArchiveOptions, CassandraOptions, ConsistencyLevel, DurationIndex};
 pub use sampling::CassandraSamplingStore;
 
 use query::{INDEX_ROWS_PER_TRACE, Plan, SERVICE_BUCKETS};
-use rows::{DependencyUdt, SPAN_COLUMNS, SpanRow, micros, trace_id_bytes};
+use rows::{DependencyUdt, SPAN_COLUMNS, SpanRow, trace_id_bytes};
 
 /// Tag values longer than this are not indexed (they are still stored).
 const MAX_INDEXED_VALUE: usize = 256;
@@ -76,7 +76,8 @@ pub struct CassandraStore {
 
 impl CassandraStore {
     pub async fn open(options: &CassandraOptions) -> Result<CassandraStore, StorageError> {
-        schema::validate_keyspace(&options.keyspace).map_err(StorageError::InvalidQuery)?;
+        schema::validate_keyspace(&options.keyspace)
+            .map_err(|e| StorageError::backend("cassandra options", e))?;
         let session = connect(options).await?;
         if options.schema_create {
             create_schema(&session, options).await?;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use crate::schema::{Replication, SchemaParams};
+use crate::schema::{Replication, SchemaError, SchemaParams};
 
 /// Which spans get `duration_index` rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -28,148 +28,90 @@ pub enum ConsistencyLevel {
     LocalOne,
 }
 
-#[derive(Args, Clone, Debug)]
-pub struct CassandraOptions {
+/// The options of one Cassandra cluster, written once and declared twice:
+/// `--cassandra.*` (`CASSANDRA_*`) for the span store and
+/// `--cassandra-archive.*` (`CASSANDRA_ARCHIVE_*`) for the archive, as in
+/// Jaeger.
+macro_rules! cassandra_options {
+    ($(
+        $(#[doc = $doc:literal])*
+        $field:ident : $ty:ty => $flag:literal, $env:literal [$($arg:tt)*];
+    )*) => {
+        #[derive(Args, Clone, Debug)]
+        pub struct CassandraOptions {
+            $(
+                $(#[doc = $doc])*
+                #[arg(id = concat!("cassandra.", $flag), long = concat!("cassandra.", $flag), env = concat!("CASSANDRA_", $env), $($arg)*)]
+                pub $field: $ty,
+            )*
+        }
+
+        /// The archive's cluster (the UI's Archive button): the same options
+        /// as `--cassandra.*`, for the keyspace archived traces are kept in.
+        #[derive(Args, Clone, Debug)]
+        pub struct CassandraArchiveOptions {
+            /// Keep archived traces in Cassandra, in the keyspace of --cassandra-archive.keyspace.
+            #[arg(id = "cassandra-archive.enabled", long = "cassandra-archive.enabled", env = "CASSANDRA_ARCHIVE_ENABLED", default_value_t = false)]
+            pub enabled: bool,
+            $(
+                $(#[doc = $doc])*
+                #[arg(id = concat!("cassandra-archive.", $flag), long = concat!("cassandra-archive.", $flag), env = concat!("CASSANDRA_ARCHIVE_", $env), $($arg)*)]
+                pub $field: $ty,
+            )*
+        }
+
+        impl From<&CassandraArchiveOptions> for CassandraOptions {
+            fn from(archive: &CassandraArchiveOptions) -> CassandraOptions {
+                CassandraOptions {
+                    $($field: archive.$field.clone(),)*
+                }
+            }
+        }
+    };
+}
+
+cassandra_options! {
     /// Comma-separated contact points (host or host:port).
-    #[arg(
-        id = "cassandra.servers",
-        long = "cassandra.servers",
-        env = "CASSANDRA_SERVERS",
-        default_value = "127.0.0.1",
-        value_delimiter = ','
-    )]
-    pub servers: Vec<String>,
+    servers: Vec<String> => "servers", "SERVERS" [default_value = "127.0.0.1", value_delimiter = ','];
     /// Port of contact points given without one.
-    #[arg(
-        id = "cassandra.port",
-        long = "cassandra.port",
-        env = "CASSANDRA_PORT",
-        default_value_t = 9042
-    )]
-    pub port: u16,
-    #[arg(
-        id = "cassandra.keyspace",
-        long = "cassandra.keyspace",
-        env = "CASSANDRA_KEYSPACE",
-        default_value = "jaeger_v1_test"
-    )]
-    pub keyspace: String,
-    #[arg(
-        id = "cassandra.username",
-        long = "cassandra.username",
-        env = "CASSANDRA_USERNAME",
-        default_value = ""
-    )]
-    pub username: String,
-    #[arg(
-        id = "cassandra.password",
-        long = "cassandra.password",
-        env = "CASSANDRA_PASSWORD",
-        default_value = "",
-        hide_env_values = true
-    )]
-    pub password: String,
+    port: u16 => "port", "PORT" [default_value_t = 9042];
+    keyspace: String => "keyspace", "KEYSPACE" [default_value = "jaeger_v1_test"];
+    username: String => "username", "USERNAME" [default_value = ""];
+    password: String => "password", "PASSWORD" [default_value = "", hide_env_values = true];
     /// Consistency of reads and writes.
-    #[arg(
-        id = "cassandra.consistency",
-        long = "cassandra.consistency",
-        env = "CASSANDRA_CONSISTENCY",
-        value_enum,
-        default_value = "local-one"
-    )]
-    pub consistency: ConsistencyLevel,
+    consistency: ConsistencyLevel => "consistency", "CONSISTENCY" [value_enum, default_value = "local-one"];
     /// Prefer nodes of this datacenter.
-    #[arg(
-        id = "cassandra.local-dc",
-        long = "cassandra.local-dc",
-        env = "CASSANDRA_LOCAL_DC",
-        default_value = ""
-    )]
-    pub local_dc: String,
+    local_dc: String => "local-dc", "LOCAL_DC" [default_value = ""];
     /// Timeout of each request (0s: the driver's).
-    #[arg(id = "cassandra.timeout", long = "cassandra.timeout", env = "CASSANDRA_TIMEOUT", default_value = "0s", value_parser = spoor_model::parse_go_duration)]
-    pub timeout: Duration,
-    #[arg(
-        id = "cassandra.tls.enabled",
-        long = "cassandra.tls.enabled",
-        env = "CASSANDRA_TLS_ENABLED",
-        default_value_t = false
-    )]
-    pub tls_enabled: bool,
+    timeout: Duration => "timeout", "TIMEOUT" [default_value = "0s", value_parser = spoor_model::parse_go_duration];
+    tls_enabled: bool => "tls.enabled", "TLS_ENABLED" [default_value_t = false];
     /// CA certificate (PEM) the servers' certificates are checked against.
-    #[arg(
-        id = "cassandra.tls.ca",
-        long = "cassandra.tls.ca",
-        env = "CASSANDRA_TLS_CA"
-    )]
-    pub tls_ca: Option<std::path::PathBuf>,
-    #[arg(
-        id = "cassandra.tls.skip-host-verify",
-        long = "cassandra.tls.skip-host-verify",
-        env = "CASSANDRA_TLS_SKIP_HOST_VERIFY",
-        default_value_t = false
-    )]
-    pub tls_skip_host_verify: bool,
+    tls_ca: Option<std::path::PathBuf> => "tls.ca", "TLS_CA" [];
+    tls_skip_host_verify: bool => "tls.skip-host-verify", "TLS_SKIP_HOST_VERIFY" [default_value_t = false];
     /// Index span tags in tag_index.
-    #[arg(id = "cassandra.index.tags", long = "cassandra.index.tags", env = "CASSANDRA_INDEX_TAGS", default_value_t = true, action = clap::ArgAction::Set)]
-    pub index_tags: bool,
+    index_tags: bool => "index.tags", "INDEX_TAGS" [default_value_t = true, action = clap::ArgAction::Set];
     /// Index process tags in tag_index.
-    #[arg(id = "cassandra.index.process-tags", long = "cassandra.index.process-tags", env = "CASSANDRA_INDEX_PROCESS_TAGS", default_value_t = true, action = clap::ArgAction::Set)]
-    pub index_process_tags: bool,
+    index_process_tags: bool => "index.process-tags", "INDEX_PROCESS_TAGS" [default_value_t = true, action = clap::ArgAction::Set];
     /// Index log fields in tag_index.
-    #[arg(id = "cassandra.index.logs", long = "cassandra.index.logs", env = "CASSANDRA_INDEX_LOGS", default_value_t = true, action = clap::ArgAction::Set)]
-    pub index_logs: bool,
+    index_logs: bool => "index.logs", "INDEX_LOGS" [default_value_t = true, action = clap::ArgAction::Set];
     /// Comma-separated tag keys never indexed.
-    #[arg(
-        id = "cassandra.index.tag-blacklist",
-        long = "cassandra.index.tag-blacklist",
-        env = "CASSANDRA_INDEX_TAG_BLACKLIST",
-        value_delimiter = ','
-    )]
-    pub tag_blacklist: Vec<String>,
+    tag_blacklist: Vec<String> => "index.tag-blacklist", "INDEX_TAG_BLACKLIST" [value_delimiter = ','];
     /// Comma-separated tag keys indexed; when set, no others are.
-    #[arg(
-        id = "cassandra.index.tag-whitelist",
-        long = "cassandra.index.tag-whitelist",
-        env = "CASSANDRA_INDEX_TAG_WHITELIST",
-        value_delimiter = ','
-    )]
-    pub tag_whitelist: Vec<String>,
+    tag_whitelist: Vec<String> => "index.tag-whitelist", "INDEX_TAG_WHITELIST" [value_delimiter = ','];
     /// Spans that get duration_index rows.
-    #[arg(
-        id = "cassandra.index.duration",
-        long = "cassandra.index.duration",
-        env = "CASSANDRA_INDEX_DURATION",
-        value_enum,
-        default_value = "all"
-    )]
-    pub index_duration: DurationIndex,
+    index_duration: DurationIndex => "index.duration", "INDEX_DURATION" [value_enum, default_value = "all"];
     /// Create the keyspace and tables at startup when missing (else run spoor-cassandra-schema).
-    #[arg(
-        id = "cassandra.schema.create",
-        long = "cassandra.schema.create",
-        env = "CASSANDRA_SCHEMA_CREATE",
-        default_value_t = false
-    )]
-    pub schema_create: bool,
+    schema_create: bool => "schema.create", "SCHEMA_CREATE" [default_value_t = false];
     /// Replication of a created keyspace: a factor (SimpleStrategy) or dc1:3,dc2:3.
-    #[arg(
-        id = "cassandra.schema.replication",
-        long = "cassandra.schema.replication",
-        env = "CASSANDRA_SCHEMA_REPLICATION",
-        default_value = "1"
-    )]
-    pub schema_replication: String,
+    schema_replication: String => "schema.replication", "SCHEMA_REPLICATION" [default_value = "1"];
     /// How long span rows live in a created keyspace.
-    #[arg(id = "cassandra.schema.trace-ttl", long = "cassandra.schema.trace-ttl", env = "CASSANDRA_SCHEMA_TRACE_TTL", default_value = "48h", value_parser = spoor_model::parse_go_duration)]
-    pub schema_trace_ttl: Duration,
+    schema_trace_ttl: Duration => "schema.trace-ttl", "SCHEMA_TRACE_TTL" [default_value = "48h", value_parser = spoor_model::parse_go_duration];
     /// How long dependency rows live in a created keyspace (0s: forever).
-    #[arg(id = "cassandra.schema.dependencies-ttl", long = "cassandra.schema.dependencies-ttl", env = "CASSANDRA_SCHEMA_DEPENDENCIES_TTL", default_value = "0s", value_parser = spoor_model::parse_go_duration)]
-    pub schema_dependencies_ttl: Duration,
+    schema_dependencies_ttl: Duration => "schema.dependencies-ttl", "SCHEMA_DEPENDENCIES_TTL" [default_value = "0s", value_parser = spoor_model::parse_go_duration];
 }
 
 impl CassandraOptions {
-    pub fn schema(&self) -> Result<SchemaParams, String> {
+    pub fn schema(&self) -> Result<SchemaParams, SchemaError> {
         Ok(SchemaParams {
             keyspace: self.keyspace.clone(),
             replication: Replication::parse(&self.schema_replication)?,
@@ -198,5 +140,41 @@ impl CassandraOptions {
             return self.tag_whitelist.iter().any(|k| k == key);
         }
         !self.tag_blacklist.iter().any(|k| k == key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        cassandra: CassandraOptions,
+        #[command(flatten)]
+        archive: CassandraArchiveOptions,
+    }
+
+    #[test]
+    fn the_archive_has_every_option_under_jaegers_archive_names() {
+        let cli = Cli::try_parse_from([
+            "spoor",
+            "--cassandra.keyspace=jaeger_v1_dc1",
+            "--cassandra-archive.enabled",
+            "--cassandra-archive.servers=c1,c2:9142",
+            "--cassandra-archive.keyspace=jaeger_archive",
+            "--cassandra-archive.index.tags=false",
+        ])
+        .unwrap();
+        assert!(cli.archive.enabled);
+        let archive = CassandraOptions::from(&cli.archive);
+        assert_eq!(archive.keyspace, "jaeger_archive");
+        assert_eq!(archive.contact_points(), ["c1:9042", "c2:9142"]);
+        assert!(!archive.index_tags);
+        assert_eq!(cli.cassandra.keyspace, "jaeger_v1_dc1");
+        assert_eq!(cli.cassandra.servers, ["127.0.0.1"]);
+        assert!(cli.cassandra.index_tags);
     }
 }

@@ -1,6 +1,7 @@
 //! Reads: traces by id, searches through the index a plan picks, and
 //! dependencies summed over the days of a window.
 use super::*;
+use spoor_model::time::unix_micros_i64;
 
 impl CassandraStore {
     /// Trace ids from one index query, newest first.
@@ -27,8 +28,8 @@ impl CassandraStore {
         let st = &self.statements;
         let (svc, min, max) = (
             &q.service_name,
-            micros(q.start_time_min),
-            micros(q.start_time_max),
+            unix_micros_i64(q.start_time_min),
+            unix_micros_i64(q.start_time_max),
         );
         let limit = (q.limit() * INDEX_ROWS_PER_TRACE).min(i32::MAX as usize) as i32;
         let mut rows: Vec<(i64, Vec<u8>)> = match query::plan(q) {
@@ -51,7 +52,7 @@ impl CassandraStore {
             } => {
                 let mut out = Vec::new();
                 for b in buckets {
-                    let hour = CqlTimestamp(micros(b) / 1000);
+                    let hour = CqlTimestamp(unix_micros_i64(b) / 1000);
                     out.extend(
                         self.index_ids(
                             &st.by_duration,
@@ -236,8 +237,8 @@ impl DependencyReader for CassandraStore {
     ) -> Result<Vec<DependencyLink>, StorageError> {
         let start = end_time - lookback;
         let (from, to) = (
-            CqlTimestamp(micros(start) / 1000),
-            CqlTimestamp(micros(end_time) / 1000),
+            CqlTimestamp(unix_micros_i64(start) / 1000),
+            CqlTimestamp(unix_micros_i64(end_time) / 1000),
         );
         let mut sums = DependencyCounter::default();
         let mut day = day_bucket(start).0;

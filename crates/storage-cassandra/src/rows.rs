@@ -2,9 +2,10 @@
 //! UDT fields are matched by name, so keyspaces made by older or newer v004
 //! scripts (with or without `span_ref.attributes`) both work.
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use scylla::{DeserializeRow, DeserializeValue, SerializeValue};
+use spoor_model::time::{from_unix_micros_i64, unix_micros_i64};
 use spoor_model::{KeyValue, Log, Process, RefType, Span, SpanId, SpanRef, TraceId, Value};
 
 #[derive(Clone, Debug, PartialEq, SerializeValue, DeserializeValue)]
@@ -69,16 +70,6 @@ pub const SPAN_COLUMNS: &str = "trace_id, span_id, span_hash, parent_id, operati
 #[derive(Debug, thiserror::Error)]
 #[error("traces row: {0}")]
 pub struct RowError(String);
-
-pub fn micros(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
-
-pub fn from_micros(us: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_micros(us.max(0) as u64)
-}
 
 pub fn trace_id_bytes(id: TraceId) -> Vec<u8> {
     id.to_bytes().to_vec()
@@ -185,13 +176,13 @@ pub fn span_values(span: &Span) -> SpanValues {
         span.parent_span_id().map_or(0, |p| p.0 as i64),
         span.operation_name.clone(),
         span.flags as i32,
-        micros(span.start_time),
+        unix_micros_i64(span.start_time),
         span.duration.as_micros() as i64,
         key_values(&span.tags),
         span.logs
             .iter()
             .map(|l| LogUdt {
-                ts: micros(l.timestamp),
+                ts: unix_micros_i64(l.timestamp),
                 fields: Some(key_values(&l.fields)),
             })
             .collect(),
@@ -248,7 +239,7 @@ pub fn span_from_row(row: SpanRow) -> Result<Span, RowError> {
         operation_name: row.operation_name,
         references,
         flags: row.flags as u32,
-        start_time: from_micros(row.start_time),
+        start_time: from_unix_micros_i64(row.start_time),
         duration: Duration::from_micros(row.duration.max(0) as u64),
         tags: from_key_values(row.tags)?,
         logs: row
@@ -257,7 +248,7 @@ pub fn span_from_row(row: SpanRow) -> Result<Span, RowError> {
             .into_iter()
             .map(|l| {
                 Ok(Log {
-                    timestamp: from_micros(l.ts),
+                    timestamp: from_unix_micros_i64(l.ts),
                     fields: from_key_values(l.fields)?,
                 })
             })
@@ -273,6 +264,7 @@ pub fn span_from_row(row: SpanRow) -> Result<Span, RowError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     pub(crate) fn sample_span() -> Span {
         Span {

@@ -14,10 +14,9 @@ use async_trait::async_trait;
 use scylla::client::session::Session;
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::{CqlTimestamp, CqlTimeuuid, CqlValue, Row};
-use spoor_storage::{SamplingStore, ServiceProbabilities, StorageError, Throughput};
+use spoor_model::time::{from_unix_micros_i64, unix_micros_i64};
+use spoor_storage::{Lease, SamplingStore, ServiceProbabilities, StorageError, Throughput};
 use uuid::Uuid;
-
-use crate::rows::micros;
 
 /// Jaeger writes throughput to a random one of ten partitions and reads all
 /// ten; probabilities live in partition 1.
@@ -217,13 +216,17 @@ impl CassandraSamplingStore {
 /// The `owner` column holds `holder@expiry-in-µs`: the lease's end travels
 /// with it, so expiry follows the callers' clock, not the server's.
 fn lease_value(holder: &str, expires: SystemTime) -> String {
-    format!("{holder}@{}", micros(expires))
+    format!("{holder}@{}", unix_micros_i64(expires))
 }
 
-fn parse_lease(value: &str) -> (&str, i64) {
-    match value.rsplit_once('@') {
+fn parse_lease(value: &str) -> Lease {
+    let (holder, expires) = match value.rsplit_once('@') {
         Some((holder, expires)) => (holder, expires.parse().unwrap_or(0)),
         None => (value, 0),
+    };
+    Lease {
+        holder: holder.to_string(),
+        expires: from_unix_micros_i64(expires),
     }
 }
 
@@ -256,7 +259,7 @@ impl SamplingStore for CassandraSamplingStore {
         start: SystemTime,
         end: SystemTime,
     ) -> Result<Vec<(SystemTime, Throughput)>, StorageError> {
-        let ms = |t: SystemTime| CqlTimestamp(micros(t) / 1000);
+        let ms = |t: SystemTime| CqlTimestamp(unix_micros_i64(t) / 1000);
         let result = self
             .session
             .execute_unpaged(&self.select_throughput, (ms(start), ms(end)))
@@ -331,8 +334,7 @@ impl SamplingStore for CassandraSamplingStore {
                     .await
             }
             Some(current) => {
-                let (owner, expires) = parse_lease(&current);
-                if owner != holder && expires > micros(now) {
+                if !Lease::may_take(Some(&parse_lease(&current)), holder, now) {
                     return Ok(false);
                 }
                 self.applied(&self.update_lease, (ttl_secs, &value, name, &current))
@@ -343,7 +345,7 @@ impl SamplingStore for CassandraSamplingStore {
 
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StorageError> {
         if let Some(current) = self.lease_owner(name).await?
-            && parse_lease(&current).0 == holder
+            && parse_lease(&current).holder == holder
         {
             self.applied(&self.delete_lease, (name, &current)).await?;
         }
@@ -429,7 +431,9 @@ mod tests {
     fn lease_values_round_trip_even_with_at_signs_in_holders() {
         let t = UNIX_EPOCH + Duration::from_secs(10);
         let v = lease_value("host@1", t);
-        assert_eq!(parse_lease(&v), ("host@1", 10_000_000));
-        assert_eq!(parse_lease("jaeger-host"), ("jaeger-host", 0));
+        let lease = parse_lease(&v);
+        assert_eq!(lease.holder, "host@1");
+        assert_eq!(lease.expires, UNIX_EPOCH + Duration::from_secs(10));
+        assert_eq!(parse_lease("jaeger-host").expires, UNIX_EPOCH);
     }
 }

@@ -3,6 +3,23 @@
 //! tables Jaeger's schema job does, and Jaeger reads what Spoor writes.
 use std::time::Duration;
 
+/// A keyspace name or replication setting CQL would not take.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum SchemaError {
+    #[error("replication {0:?}: expected a factor or DATACENTER:FACTOR,…")]
+    Replication(String),
+    #[error("replication factor of {datacenter:?}: {source}")]
+    Factor {
+        datacenter: String,
+        #[source]
+        source: std::num::ParseIntError,
+    },
+    #[error("datacenter name {0:?} is not valid")]
+    Datacenter(String),
+    #[error("keyspace {0:?}: use 1 to 48 letters, digits and underscores, starting with a letter")]
+    Keyspace(String),
+}
+
 /// Where the keyspace's replicas go.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Replication {
@@ -14,7 +31,7 @@ pub enum Replication {
 
 impl Replication {
     /// `1` → SimpleStrategy; `dc1:3,dc2:2` → NetworkTopologyStrategy.
-    pub fn parse(s: &str) -> Result<Replication, String> {
+    pub fn parse(s: &str) -> Result<Replication, SchemaError> {
         if let Ok(n) = s.trim().parse::<u32>() {
             return Ok(Replication::Simple(n.max(1)));
         }
@@ -23,22 +40,25 @@ impl Replication {
             .map(|part| {
                 let (dc, n) = part
                     .split_once(':')
-                    .ok_or_else(|| format!("replication {part:?}: expected DATACENTER:FACTOR"))?;
+                    .ok_or_else(|| SchemaError::Replication(part.to_string()))?;
                 let n = n
                     .trim()
                     .parse::<u32>()
-                    .map_err(|e| format!("replication factor of {dc:?}: {e}"))?;
+                    .map_err(|source| SchemaError::Factor {
+                        datacenter: dc.to_string(),
+                        source,
+                    })?;
                 let dc = dc.trim();
                 if dc.is_empty()
                     || !dc
                         .chars()
                         .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
                 {
-                    return Err(format!("datacenter name {dc:?} is not valid"));
+                    return Err(SchemaError::Datacenter(dc.to_string()));
                 }
                 Ok((dc.to_string(), n))
             })
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, SchemaError>>()?;
         Ok(Replication::NetworkTopology(dcs))
     }
 
@@ -70,7 +90,7 @@ pub struct SchemaParams {
 }
 
 /// Keyspace names CQL accepts unquoted.
-pub fn validate_keyspace(name: &str) -> Result<(), String> {
+pub fn validate_keyspace(name: &str) -> Result<(), SchemaError> {
     let ok = !name.is_empty()
         && name.len() <= 48
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -78,14 +98,12 @@ pub fn validate_keyspace(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "keyspace {name:?}: use 1 to 48 letters, digits and underscores, starting with a letter"
-        ))
+        Err(SchemaError::Keyspace(name.to_string()))
     }
 }
 
 /// The statements, in order; each is idempotent (`IF NOT EXISTS`).
-pub fn statements(p: &SchemaParams) -> Result<Vec<String>, String> {
+pub fn statements(p: &SchemaParams) -> Result<Vec<String>, SchemaError> {
     validate_keyspace(&p.keyspace)?;
     let ks = &p.keyspace;
     let ttl = p.trace_ttl.as_secs();

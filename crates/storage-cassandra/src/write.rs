@@ -1,6 +1,7 @@
 //! Writes: a span's row, its index rows, and each service and operation
 //! once per process; dependency rows from the dependencies job.
 use super::*;
+use spoor_model::time::unix_micros_i64;
 
 impl CassandraStore {
     async fn exec(
@@ -61,7 +62,7 @@ impl CassandraStore {
         self.exec(&st.insert_span, rows::span_values(span)).await?;
         let service = &span.process.service_name;
         let trace_id = trace_id_bytes(span.trace_id);
-        let start = micros(span.start_time);
+        let start = unix_micros_i64(span.start_time);
         if self.first_write((service.clone(), String::new(), String::new())) {
             self.exec(&st.insert_service, (service,)).await?;
         }
@@ -87,7 +88,7 @@ impl CassandraStore {
             DurationIndex::None => false,
         };
         if index_duration {
-            let hour = CqlTimestamp(micros(query::hour_bucket(span.start_time)) / 1000);
+            let hour = CqlTimestamp(unix_micros_i64(query::hour_bucket(span.start_time)) / 1000);
             let duration = span.duration.as_micros() as i64;
             for op in ["", span.operation_name.as_str()] {
                 self.exec(
@@ -137,7 +138,7 @@ impl DependencyWriter for CassandraStore {
                 source: Some(l.source.clone()),
             })
             .collect();
-        let ts = CqlTimestamp(micros(at) / 1000);
+        let ts = CqlTimestamp(unix_micros_i64(at) / 1000);
         self.exec(
             &self.statements.insert_dependencies,
             (day_bucket(at), ts, udts),

@@ -49,3 +49,28 @@ async fn sampling_store() -> Option<CassandraSamplingStore> {
 
 spoor_storage::external_storage_conformance_tests!(store);
 spoor_storage::external_sampling_store_conformance_tests!(sampling_store);
+
+/// The archive in a keyspace of its own: a trace archived from the span
+/// store is read back from it by id.
+#[tokio::test]
+#[ignore = "needs its server; scripts/test.sh runs it when SPOOR_CASSANDRA_SERVERS names one"]
+async fn archived_traces_are_read_back_by_id_from_the_archive_keyspace() {
+    use spoor_storage::{Archive, SpanWriter};
+    let primary = store().await.expect("server");
+    let archive = std::sync::Arc::new(store().await.expect("server"));
+    let trace = spoor_storage::testsuite::fixture_trace("example_trace");
+    let id = trace.spans[0].trace_id;
+    primary.write_spans(trace.spans.clone()).await.unwrap();
+    let archive = Archive {
+        writer: archive.clone(),
+        reader: archive,
+    };
+    assert!(archive.archive(&primary, id).await.unwrap());
+    let back = archive
+        .reader
+        .get_trace(id)
+        .await
+        .unwrap()
+        .expect("archived");
+    assert_eq!(back.spans.len(), trace.spans.len());
+}

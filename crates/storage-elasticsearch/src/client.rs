@@ -15,8 +15,12 @@ use crate::mapping::Flavor;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EsError {
-    #[error("elasticsearch configuration: {0}")]
-    Config(String),
+    #[error("elasticsearch configuration: {context}")]
+    Config {
+        context: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     #[error("elasticsearch request {path} failed: {message}")]
     Transport { path: String, message: String },
     #[error("elasticsearch answered {status} to {path}: {body}")]
@@ -28,12 +32,30 @@ pub enum EsError {
 }
 
 impl EsError {
+    /// `context` is wrong, because of `source`.
+    pub fn config(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> EsError {
+        EsError::Config {
+            context: context.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    fn config_msg(context: impl Into<String>) -> EsError {
+        EsError::Config {
+            context: context.into(),
+            source: None,
+        }
+    }
+
     /// Worth trying again: overload, unavailability, network trouble.
     pub fn retryable(&self) -> bool {
         match self {
             EsError::Transport { .. } => true,
             EsError::Status { status, .. } => retryable_status(*status),
-            EsError::Config(_) => false,
+            EsError::Config { .. } => false,
         }
     }
 }
@@ -77,10 +99,10 @@ impl EsClient {
         let urls = o
             .urls
             .iter()
-            .map(|u| Url::parse(u).map_err(|e| EsError::Config(format!("server url {u:?}: {e}"))))
+            .map(|u| Url::parse(u).map_err(|e| EsError::config(format!("server url {u:?}"), e)))
             .collect::<Result<Vec<_>, _>>()?;
         if urls.is_empty() {
-            return Err(EsError::Config("no server urls".into()));
+            return Err(EsError::config_msg("no server urls"));
         }
         let mut builder = TransportBuilder::new(MultiNodeConnectionPool::round_robin(urls, None))
             .enable_meta_header(false);
@@ -96,14 +118,14 @@ impl EsClient {
             builder = builder.cert_validation(CertificateValidation::None);
         } else if let Some(ca) = &o.tls_ca {
             let pem = std::fs::read(ca)
-                .map_err(|e| EsError::Config(format!("CA file {}: {e}", ca.display())))?;
+                .map_err(|e| EsError::config(format!("CA file {}", ca.display()), e))?;
             let cert = Certificate::from_pem(&pem)
-                .map_err(|e| EsError::Config(format!("CA file {}: {e}", ca.display())))?;
+                .map_err(|e| EsError::config(format!("CA file {}", ca.display()), e))?;
             builder = builder.cert_validation(CertificateValidation::Full(cert));
         }
         let transport = builder
             .build()
-            .map_err(|e| EsError::Config(e.to_string()))?;
+            .map_err(|e| EsError::config("HTTP client", e))?;
         Ok(EsClient {
             es: Elasticsearch::new(transport),
             timeout: o.timeout,
@@ -118,7 +140,7 @@ impl EsClient {
             version["number"].as_str().unwrap_or_default(),
             version["distribution"].as_str(),
         )
-        .map_err(EsError::Config)
+        .map_err(|e| EsError::config("server", e))
     }
 
     /// A JSON request; statuses other than 2xx are errors.

@@ -5,10 +5,11 @@
 //! `.` in keys replaced.
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
+use spoor_model::time::{from_unix_micros, unix_micros};
 use spoor_model::{KeyValue, Log, Process, RefType, Span, SpanId, SpanRef, TraceId, Value};
 
 #[derive(Debug, thiserror::Error)]
@@ -174,7 +175,7 @@ impl TagsAsFields {
 
     /// The span as its document.
     pub fn to_doc(&self, span: &Span) -> SpanDoc {
-        let start = micros(span.start_time);
+        let start = unix_micros(span.start_time);
         let (tags, tag) = self.split(&span.tags);
         let (process_tags, process_tag) = self.split(&span.process.tags);
         SpanDoc {
@@ -205,7 +206,7 @@ impl TagsAsFields {
                 .logs
                 .iter()
                 .map(|l| LogDoc {
-                    timestamp: micros(l.timestamp),
+                    timestamp: unix_micros(l.timestamp),
                     fields: l.fields.iter().map(key_value_doc).collect(),
                 })
                 .collect(),
@@ -271,7 +272,7 @@ impl TagsAsFields {
             .into_iter()
             .map(|l| {
                 Ok(Log {
-                    timestamp: from_micros(l.timestamp),
+                    timestamp: from_unix_micros(l.timestamp),
                     fields: l
                         .fields
                         .into_iter()
@@ -289,7 +290,7 @@ impl TagsAsFields {
             operation_name: doc.operation_name,
             references,
             flags: doc.flags,
-            start_time: from_micros(doc.start_time),
+            start_time: from_unix_micros(doc.start_time),
             duration: Duration::from_micros(doc.duration),
             tags: self.join(doc.tags, doc.tag)?,
             logs,
@@ -335,23 +336,13 @@ fn span_id_hex(id: SpanId) -> String {
     format!("{:016x}", id.0)
 }
 
-pub fn micros(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or(0)
-}
-
-pub fn from_micros(us: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_micros(us)
-}
-
 fn field_value(v: &Value) -> Json {
     match v {
         Value::String(s) => Json::String(s.clone()),
         Value::Bool(b) => Json::Bool(*b),
         Value::Int64(i) => Json::from(*i),
         Value::Float64(f) => float_json(*f),
-        Value::Binary(b) => Json::String(hex(b)),
+        Value::Binary(b) => Json::String(spoor_model::hex::encode(b)),
     }
 }
 
@@ -362,17 +353,13 @@ fn float_json(f: f64) -> Json {
         .unwrap_or_else(|| Json::String(f.to_string()))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn key_value_doc(kv: &KeyValue) -> KeyValueDoc {
     let (kind, value) = match &kv.value {
         Value::String(s) => ("string", Json::String(s.clone())),
         Value::Bool(b) => ("bool", Json::Bool(*b)),
         Value::Int64(i) => ("int64", Json::from(*i)),
         Value::Float64(f) => ("float64", float_json(*f)),
-        Value::Binary(b) => ("binary", Json::String(hex(b))),
+        Value::Binary(b) => ("binary", Json::String(spoor_model::hex::encode(b))),
     };
     KeyValueDoc {
         key: kv.key.clone(),
@@ -399,23 +386,15 @@ fn from_key_value_doc(doc: KeyValueDoc) -> Result<KeyValue, DocumentError> {
             Value::Float64(n.as_f64().ok_or_else(|| wrong(&doc.value))?)
         }
         ("float64", Json::String(s)) => Value::Float64(s.parse().map_err(|_| wrong(&doc.value))?),
-        ("binary", Json::String(s)) => Value::Binary(unhex(s).ok_or_else(|| wrong(&doc.value))?),
+        ("binary", Json::String(s)) => {
+            Value::Binary(spoor_model::hex::decode(s).ok_or_else(|| wrong(&doc.value))?)
+        }
         (kind, _) if !["string", "bool", "int64", "float64", "binary"].contains(&kind) => {
             return Err(bad("tags", format!("{:?}: unknown type {kind:?}", doc.key)));
         }
         _ => return Err(wrong(&doc.value)),
     };
     Ok(KeyValue::new(doc.key, value))
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]

@@ -33,6 +33,10 @@ pub struct IndexLayout {
     pub date_separator: String,
     pub span_frequency: Frequency,
     pub service_frequency: Frequency,
+    /// The archive's layout: spans in one `<prefix>jaeger-span-archive`
+    /// index (or its `-read`/`-write` aliases), no service index, as
+    /// Jaeger's archive storage keeps them.
+    pub archive: bool,
 }
 
 impl Default for IndexLayout {
@@ -43,6 +47,7 @@ impl Default for IndexLayout {
             date_separator: "-".into(),
             span_frequency: Frequency::Day,
             service_frequency: Frequency::Day,
+            archive: false,
         }
     }
 }
@@ -78,8 +83,21 @@ impl IndexLayout {
         format!("{}write", self.base(kind))
     }
 
+    /// The archive's one span index, `<prefix>jaeger-span-archive`.
+    pub fn archive_index(&self) -> String {
+        format!("{}{}-archive", self.prefix, IndexKind::Span.name())
+    }
+
     /// The index a document written at `at` goes to.
     pub fn write_index(&self, kind: IndexKind, at: SystemTime) -> String {
+        if self.archive && kind == IndexKind::Span {
+            let index = self.archive_index();
+            return if self.use_aliases {
+                format!("{index}-write")
+            } else {
+                index
+            };
+        }
         if self.use_aliases {
             self.write_alias(kind)
         } else {
@@ -101,6 +119,14 @@ impl IndexLayout {
     /// The indices that can hold documents from `start` to `end`, newest
     /// first; one alias in rollover mode.
     pub fn read_indices(&self, kind: IndexKind, start: SystemTime, end: SystemTime) -> Vec<String> {
+        if self.archive && kind == IndexKind::Span {
+            let index = self.archive_index();
+            return vec![if self.use_aliases {
+                format!("{index}-read")
+            } else {
+                index
+            }];
+        }
         if self.use_aliases {
             return vec![self.read_alias(kind)];
         }
@@ -202,6 +228,37 @@ mod tests {
         assert_eq!(
             l.write_index(IndexKind::Service, at("2026-11-24T07:59:00Z")),
             "jaeger-service-2026.11.24"
+        );
+    }
+
+    #[test]
+    fn the_archive_is_one_index_or_its_aliases_as_in_jaeger() {
+        let now = SystemTime::now();
+        let day = Duration::from_secs(86_400);
+        let l = IndexLayout {
+            prefix: IndexLayout::normalize_prefix("prod"),
+            archive: true,
+            ..IndexLayout::default()
+        };
+        assert_eq!(
+            l.write_index(IndexKind::Span, now),
+            "prod-jaeger-span-archive"
+        );
+        assert_eq!(
+            l.read_indices(IndexKind::Span, now - 30 * day, now),
+            ["prod-jaeger-span-archive"]
+        );
+        let aliased = IndexLayout {
+            use_aliases: true,
+            ..l
+        };
+        assert_eq!(
+            aliased.write_index(IndexKind::Span, now),
+            "prod-jaeger-span-archive-write"
+        );
+        assert_eq!(
+            aliased.read_indices(IndexKind::Span, now - day, now),
+            ["prod-jaeger-span-archive-read"]
         );
     }
 

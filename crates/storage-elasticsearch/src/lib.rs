@@ -31,7 +31,7 @@ use spoor_storage::{
 
 pub use bulk::{BulkConfig, BulkStats};
 pub use client::{ConnectOptions, EsClient, EsError};
-pub use options::EsOptions;
+pub use options::{EsArchiveOptions, EsConfig, EsOptions};
 pub use sampling::EsSamplingStore;
 
 use bulk::{BulkWriter, Doc};
@@ -57,25 +57,30 @@ pub struct EsStore {
 impl EsStore {
     /// Connects, learns the server family and, when configured, puts the
     /// index templates.
-    pub async fn open(options: &EsOptions) -> Result<EsStore, EsError> {
-        let client = EsClient::connect(&options.connect_options().map_err(EsError::Config)?)?;
+    pub async fn open(config: &EsConfig) -> Result<EsStore, EsError> {
+        let client = EsClient::connect(&config.connect)?;
         let flavor = client.flavor().await?;
-        if options.create_index_templates {
-            admin::put_templates(&client, flavor, &options.template_params()).await?;
+        if let Some(templates) = &config.templates {
+            admin::put_templates(&client, flavor, templates).await?;
         }
-        tracing::info!(?flavor, urls = ?options.server_urls, "elasticsearch storage ready");
-        Ok(EsStore::new(client, options))
+        tracing::info!(
+            ?flavor,
+            urls = ?config.connect.urls,
+            archive = config.layout.archive,
+            "elasticsearch storage ready"
+        );
+        Ok(EsStore::new(client, config))
     }
 
-    fn new(client: EsClient, options: &EsOptions) -> EsStore {
+    fn new(client: EsClient, config: &EsConfig) -> EsStore {
         EsStore {
-            bulk: BulkWriter::start(client.clone(), options.bulk()),
+            bulk: BulkWriter::start(client.clone(), config.bulk.clone()),
             client,
-            layout: options.layout(),
-            tags: options.tags_as_fields(),
-            max_span_age: options.max_span_age,
-            max_doc_count: options.max_doc_count.max(1),
-            max_span_count: options.max_span_count.max(1),
+            layout: config.layout.clone(),
+            tags: config.tags.clone(),
+            max_span_age: config.max_span_age,
+            max_doc_count: config.max_doc_count,
+            max_span_count: config.max_span_count,
             services_written: Mutex::new(HashSet::new()),
         }
     }
@@ -98,6 +103,10 @@ impl EsStore {
     }
 
     fn service_docs(&self, spans: &[Span]) -> Vec<Doc> {
+        if self.layout.archive {
+            // the archive is read by trace id only
+            return Vec::new();
+        }
         let mut written = self.services_written.lock().expect("not poisoned");
         if written.len() > SERVICE_CACHE_LIMIT {
             written.clear();
@@ -377,5 +386,89 @@ impl DependencyReader for EsStore {
             }
         }
         Ok(sums.into_links())
+    }
+}
+
+/// What the store sends, against a small HTTP endpoint that takes `_bulk`
+/// requests and keeps the index of every action (the store against a real
+/// cluster: tests/conformance.rs with `SPOOR_ES_URL`).
+#[cfg(test)]
+mod over_http {
+    use std::sync::Arc;
+
+    use axum::Router;
+    use axum::routing::post;
+    use spoor_model::{Process, SpanId};
+
+    use super::*;
+    use crate::options::EsArchiveOptions;
+
+    async fn serve(indices: Arc<Mutex<Vec<String>>>) -> String {
+        let app = Router::new().route(
+            "/_bulk",
+            post(move |body: String| {
+                let indices = Arc::clone(&indices);
+                async move {
+                    let mut items = Vec::new();
+                    for line in body.lines().step_by(2) {
+                        let action: Json = serde_json::from_str(line).unwrap();
+                        let index = action["index"]["_index"].as_str().unwrap().to_string();
+                        indices.lock().unwrap().push(index);
+                        items.push(serde_json::json!({"index": {"status": 201}}));
+                    }
+                    axum::Json(serde_json::json!({"errors": false, "items": items}))
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}")
+    }
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        archive: EsArchiveOptions,
+    }
+
+    #[tokio::test]
+    async fn the_archive_writes_spans_to_jaegers_archive_index_and_no_services() {
+        let indices = Arc::new(Mutex::new(Vec::new()));
+        let url = serve(Arc::clone(&indices)).await;
+        let cli = <Cli as clap::Parser>::try_parse_from([
+            "spoor",
+            "--es-archive.enabled",
+            "--es-archive.server-urls",
+            &url,
+            "--es-archive.index-prefix=prod",
+            "--es-archive.bulk.flush-interval=1ms",
+        ])
+        .unwrap();
+        assert!(cli.archive.enabled);
+        let config = cli.archive.config().unwrap();
+        let store = EsStore::new(EsClient::connect(&config.connect).unwrap(), &config);
+        let process = Arc::new(Process {
+            service_name: "svc".into(),
+            tags: vec![],
+        });
+        let span = |id| Span {
+            trace_id: TraceId(7),
+            span_id: SpanId(id),
+            operation_name: "op".into(),
+            references: vec![],
+            flags: 1,
+            start_time: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            duration: Duration::from_millis(1),
+            tags: vec![],
+            logs: vec![],
+            process: Arc::clone(&process),
+            warnings: vec![],
+        };
+        store.write_spans(vec![span(1), span(2)]).await.unwrap();
+        assert_eq!(
+            *indices.lock().unwrap(),
+            ["prod-jaeger-span-archive", "prod-jaeger-span-archive"]
+        );
     }
 }

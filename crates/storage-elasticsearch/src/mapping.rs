@@ -11,9 +11,18 @@ pub enum Flavor {
     OpenSearch,
 }
 
+/// A server this backend does not speak to.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum FlavorError {
+    #[error("unreadable server version {0:?}")]
+    UnreadableVersion(String),
+    #[error("Elasticsearch {0} is not supported (7 or newer, or OpenSearch)")]
+    Unsupported(String),
+}
+
 impl Flavor {
     /// From `GET /` : `version.number` and `version.distribution`.
-    pub fn detect(version_number: &str, distribution: Option<&str>) -> Result<Flavor, String> {
+    pub fn detect(version_number: &str, distribution: Option<&str>) -> Result<Flavor, FlavorError> {
         if distribution == Some("opensearch") {
             return Ok(Flavor::OpenSearch);
         }
@@ -21,13 +30,11 @@ impl Flavor {
             .split('.')
             .next()
             .and_then(|m| m.parse().ok())
-            .ok_or_else(|| format!("unreadable server version {version_number:?}"))?;
+            .ok_or_else(|| FlavorError::UnreadableVersion(version_number.to_string()))?;
         match major {
             7 => Ok(Flavor::Elasticsearch7),
             8.. => Ok(Flavor::Elasticsearch8),
-            _ => Err(format!(
-                "Elasticsearch {version_number} is not supported (7 or newer, or OpenSearch)"
-            )),
+            _ => Err(FlavorError::Unsupported(version_number.to_string())),
         }
     }
 
@@ -304,10 +311,9 @@ mod tests {
             Flavor::detect("2.11.0", Some("opensearch")),
             Ok(Flavor::OpenSearch)
         );
-        assert!(
-            Flavor::detect("6.8.0", None)
-                .unwrap_err()
-                .contains("not supported")
+        assert_eq!(
+            Flavor::detect("6.8.0", None),
+            Err(FlavorError::Unsupported("6.8.0".into()))
         );
         assert!(Flavor::detect("x", None).is_err());
     }

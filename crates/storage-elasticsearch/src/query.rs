@@ -1,10 +1,9 @@
 //! Search bodies in Jaeger's shape, and the readers of their answers.
 //! Pure functions: the shapes are unit-tested here without a server.
 use serde_json::{Value as Json, json};
+use spoor_model::time::unix_micros;
 use spoor_model::{SpanKind, TraceId};
 use spoor_storage::TraceQuery;
-
-use crate::document::micros;
 
 const TRACE_IDS_AGG: &str = "traceIDs";
 const SERVICES_AGG: &str = "distinct_services";
@@ -40,8 +39,8 @@ fn span_conditions(q: &TraceQuery, dot_replacement: &str) -> Json {
     if let Some(op) = &q.operation_name {
         must.push(json!({"term": {"operationName": op}}));
     }
-    let min_us = micros(q.start_time_min);
-    let max_us = micros(q.start_time_max);
+    let min_us = unix_micros(q.start_time_min);
+    let max_us = unix_micros(q.start_time_max);
     // the millisecond field is indexed as a date: cheap to range over; the
     // exact microsecond bounds follow on `startTime`
     must.push(

@@ -8,12 +8,12 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use elasticsearch::http::{Method, StatusCode};
 use serde_json::{Value as Json, json};
-use spoor_storage::{SamplingStore, ServiceProbabilities, StorageError, Throughput};
+use spoor_storage::{Lease, SamplingStore, ServiceProbabilities, StorageError, Throughput};
 
 use crate::client::EsClient;
-use crate::document::{from_micros, micros};
 use crate::indices::IndexLayout;
 use crate::mapping::IndexKind;
+use spoor_model::time::{from_unix_micros, unix_micros};
 
 pub struct EsSamplingStore {
     client: EsClient,
@@ -92,7 +92,7 @@ impl SamplingStore for EsSamplingStore {
             .collect();
         self.index(
             bucket,
-            json!({"timestamp": micros(bucket), "throughput": items}),
+            json!({"timestamp": unix_micros(bucket), "throughput": items}),
         )
         .await
     }
@@ -110,7 +110,7 @@ impl SamplingStore for EsSamplingStore {
                     "size": 10_000,
                     "query": {"bool": {"must": [
                         {"exists": {"field": "throughput"}},
-                        {"range": {"timestamp": {"gte": micros(start), "lt": micros(end)}}},
+                        {"range": {"timestamp": {"gte": unix_micros(start), "lt": unix_micros(end)}}},
                     ]}},
                     "sort": [{"timestamp": "asc"}],
                 }),
@@ -118,7 +118,7 @@ impl SamplingStore for EsSamplingStore {
             .await?;
         let mut out = Vec::new();
         for doc in docs {
-            let at = from_micros(
+            let at = from_unix_micros(
                 doc["timestamp"]
                     .as_u64()
                     .ok_or_else(|| bad("timestamp", &doc))?,
@@ -156,7 +156,7 @@ impl SamplingStore for EsSamplingStore {
     ) -> Result<(), StorageError> {
         self.index(
             at,
-            json!({"timestamp": micros(at), "probabilities": probabilities}),
+            json!({"timestamp": unix_micros(at), "probabilities": probabilities}),
         )
         .await
     }
@@ -191,7 +191,7 @@ impl SamplingStore for EsSamplingStore {
         now: SystemTime,
     ) -> Result<bool, StorageError> {
         let path = format!("/{}/_doc/{name}", self.lease_index());
-        let doc = json!({"holder": holder, "expires": micros(now + ttl)});
+        let doc = json!({"holder": holder, "expires": unix_micros(now + ttl)});
         let (status, current) = self
             .client
             .request_status(Method::Get, &path, &[], None)
@@ -200,9 +200,11 @@ impl SamplingStore for EsSamplingStore {
             vec![("op_type", "create".into())]
         } else if status.is_success() {
             let source = &current["_source"];
-            let mine = source["holder"] == holder;
-            let expired = source["expires"].as_u64().unwrap_or(0) <= micros(now);
-            if !mine && !expired {
+            let held = Lease {
+                holder: source["holder"].as_str().unwrap_or_default().to_string(),
+                expires: from_unix_micros(source["expires"].as_u64().unwrap_or(0)),
+            };
+            if !Lease::may_take(Some(&held), holder, now) {
                 return Ok(false);
             }
             vec![

@@ -6,12 +6,15 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::SystemTime;
 
 use clap::Parser;
-use spoor_storage_elasticsearch::{EsOptions, EsSamplingStore, EsStore};
+use spoor_storage::Archive;
+use spoor_storage_elasticsearch::{EsArchiveOptions, EsOptions, EsSamplingStore, EsStore};
 
 #[derive(Parser)]
 struct Cli {
     #[command(flatten)]
     es: EsOptions,
+    #[command(flatten)]
+    archive: EsArchiveOptions,
 }
 
 fn unique_prefix() -> String {
@@ -45,7 +48,7 @@ async fn store() -> Option<EsStore> {
         "0",
     ]);
     Some(
-        EsStore::open(&cli.es)
+        EsStore::open(&cli.es.config().expect("options"))
             .await
             .expect("open the elasticsearch store"),
     )
@@ -57,3 +60,47 @@ async fn sampling_store() -> Option<EsSamplingStore> {
 
 spoor_storage::external_storage_conformance_tests!(store);
 spoor_storage::external_sampling_store_conformance_tests!(sampling_store);
+
+/// The archive on its own index: a trace archived from the span store is
+/// read back from `jaeger-span-archive` by id.
+#[tokio::test]
+#[ignore = "needs its server; scripts/test.sh runs it when SPOOR_ES_URL names one"]
+async fn archived_traces_are_read_back_by_id_from_the_archive_index() {
+    let url = std::env::var("SPOOR_ES_URL").expect("SPOOR_ES_URL names no server");
+    let primary = store().await.expect("server");
+    let cli = Cli::parse_from([
+        "test",
+        "--es-archive.enabled",
+        "--es-archive.server-urls",
+        &url,
+        "--es-archive.index-prefix",
+        &unique_prefix(),
+        "--es-archive.bulk.refresh",
+        "--es-archive.num-shards",
+        "1",
+        "--es-archive.num-replicas",
+        "0",
+    ]);
+    let archive = std::sync::Arc::new(
+        EsStore::open(&cli.archive.config().expect("options"))
+            .await
+            .expect("open the archive"),
+    );
+    let trace = spoor_storage::testsuite::fixture_trace("example_trace");
+    let id = trace.spans[0].trace_id;
+    spoor_storage::SpanWriter::write_spans(&primary, trace.spans.clone())
+        .await
+        .unwrap();
+    let archive = Archive {
+        writer: archive.clone(),
+        reader: archive,
+    };
+    assert!(archive.archive(&primary, id).await.unwrap());
+    let back = archive
+        .reader
+        .get_trace(id)
+        .await
+        .unwrap()
+        .expect("archived");
+    assert_eq!(back.spans.len(), trace.spans.len());
+}

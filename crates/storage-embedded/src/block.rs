@@ -48,6 +48,7 @@ use crate::backend;
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 use crate::objects::{ObjectReader, ObjectWriter, Objects};
+use spoor_model::time::unix_nanos;
 
 /// At most this many tag keys get a column of their own in one block.
 const MAX_DEDICATED: usize = 64;
@@ -440,12 +441,6 @@ struct Columns {
     placed: Vec<bool>,
 }
 
-fn nanos(t: std::time::SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos().min(u64::MAX as u128) as u64)
-        .unwrap_or(0)
-}
-
 impl Columns {
     fn new(dedicated: Vec<(String, ValueType)>) -> Self {
         let other = StructBuilder::from_fields(other_tag_fields(), 0);
@@ -495,7 +490,7 @@ impl Columns {
             .expect("8 bytes");
         self.processes.append(&span.process);
         self.operation.append_value(&span.operation_name);
-        self.start.append_value(nanos(span.start_time) as i64);
+        self.start.append_value(unix_nanos(span.start_time) as i64);
         self.duration
             .append_value(span.duration.as_nanos().min(i64::MAX as u128) as i64);
         self.flags.append_value(span.flags as i32);
@@ -805,7 +800,7 @@ impl BlockWriter {
 impl Summary {
     fn add(&mut self, span: &Span, kind: SpanKind) {
         self.spans += 1;
-        let start = nanos(span.start_time);
+        let start = unix_nanos(span.start_time);
         self.min_start_ns = self.min_start_ns.min(start);
         self.max_start_ns = self.max_start_ns.max(start);
         let kind = kind.as_str();
@@ -1090,7 +1085,7 @@ impl Block {
         let Some(ops) = self.summary.operations.get(&q.service_name) else {
             return false;
         };
-        let (min, max) = (nanos(q.start_time_min), nanos(q.start_time_max));
+        let (min, max) = (unix_nanos(q.start_time_min), unix_nanos(q.start_time_max));
         max >= self.summary.min_start_ns
             && min <= self.summary.max_start_ns
             && q.operation_name
@@ -1109,8 +1104,8 @@ impl Block {
             return Ok(Vec::new());
         }
         let (min, max) = (
-            nanos(q.start_time_min) as i64,
-            nanos(q.start_time_max) as i64,
+            unix_nanos(q.start_time_min) as i64,
+            unix_nanos(q.start_time_max) as i64,
         );
         let (dmin, dmax) = (
             q.duration_min
@@ -1200,7 +1195,7 @@ impl Block {
         max: SystemTime,
         counter: &mut spoor_storage::DependencyCounter,
     ) -> Result<(), StorageError> {
-        let (min, max) = (nanos(min), nanos(max));
+        let (min, max) = (unix_nanos(min), unix_nanos(max));
         if max < self.summary.min_start_ns || min > self.summary.max_start_ns {
             return Ok(());
         }
@@ -1299,17 +1294,6 @@ enum Matcher<'a> {
     Bytes(&'a BinaryArray, Vec<u8>),
 }
 
-fn hex_bytes(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2)
-        || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    {
-        return None;
-    }
-    (0..text.len() / 2)
-        .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok())
-        .collect()
-}
-
 impl<'a> Matcher<'a> {
     fn new(t: ValueType, array: &'a ArrayRef, text: &'a str) -> Matcher<'a> {
         let any = array.as_any();
@@ -1338,9 +1322,8 @@ impl<'a> Matcher<'a> {
                     }
                     _ => None,
                 }),
-            ValueType::Bytes => {
-                hex_bytes(text).and_then(|b| any.downcast_ref().map(|a| Matcher::Bytes(a, b)))
-            }
+            ValueType::Bytes => spoor_model::hex::decode(text)
+                .and_then(|b| any.downcast_ref().map(|a| Matcher::Bytes(a, b))),
         };
         m.unwrap_or(Matcher::Never)
     }

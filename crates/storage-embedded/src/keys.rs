@@ -1,15 +1,8 @@
 //! Byte keys whose order is the order queries need. Integers are big-endian;
 //! names are length-prefixed; start times in the service indexes are
 //! inverted so that ascending keys run newest first.
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use spoor_model::SpanKind;
-
-pub fn nanos(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
 
 #[derive(Default)]
 pub struct Key(Vec<u8>);

@@ -34,7 +34,8 @@ use spoor_storage::{
     StorageError, TraceQuery, dedupe_spans, span_matches,
 };
 
-use keys::{Key, nanos};
+use keys::Key;
+use spoor_model::time::unix_nanos;
 
 pub use blocks::{BlockOptions, BlockStats, BlockStore};
 pub use migrate::migrate_redb;
@@ -269,7 +270,7 @@ fn indexed_tags(span: &Span, with_process_tags: bool) -> Vec<(&str, std::borrow:
 }
 
 fn tag_keys(span: &Span, with_process_tags: bool) -> Vec<Vec<u8>> {
-    let (trace, start) = (span.trace_id.0, nanos(span.start_time));
+    let (trace, start) = (span.trace_id.0, unix_nanos(span.start_time));
     let service = span.process.service_name.as_str();
     indexed_tags(span, with_process_tags)
         .into_iter()
@@ -282,7 +283,7 @@ fn duration_key(span: &Span) -> Vec<u8> {
     Key::by_duration(
         &span.process.service_name,
         duration,
-        nanos(span.start_time),
+        unix_nanos(span.start_time),
         span.trace_id.0,
     )
 }
@@ -347,7 +348,7 @@ fn purge(db: &Database, cutoff: SystemTime) -> Result<u64, StorageError> {
         let mut by_operation = tx.open_table(BY_OPERATION).map_err(backend)?;
         let mut by_tag = tx.open_table(BY_TAG).map_err(backend)?;
         let mut by_duration = tx.open_table(BY_DURATION).map_err(backend)?;
-        let end = Key::new().u64(nanos(cutoff)).bytes();
+        let end = Key::new().u64(unix_nanos(cutoff)).bytes();
         let old: Vec<(Vec<u8>, Vec<u8>)> = by_time
             .range::<&[u8]>(..end.as_slice())
             .map_err(backend)?
@@ -427,7 +428,7 @@ fn write(
                 }
             }
             let trace = span.trace_id.0;
-            let start = nanos(span.start_time);
+            let start = unix_nanos(span.start_time);
             let service = span.process.service_name.as_str();
             let operation = span.operation_name.as_str();
             let body = spoor_proto::span_to_proto(span).encode_to_vec();
@@ -517,7 +518,7 @@ fn search(
     q.validate()?;
     let tx = db.begin_read().map_err(backend)?;
     let spans = tx.open_table(SPANS).map_err(backend)?;
-    let (min, max) = (nanos(q.start_time_min), nanos(q.start_time_max));
+    let (min, max) = (unix_nanos(q.start_time_min), unix_nanos(q.start_time_max));
     let svc = q.service_name.as_str();
     let mut seen = HashSet::new();
     let mut found = Vec::new();
@@ -663,8 +664,8 @@ impl DependencyReader for EmbeddedStore {
             let by_time = tx.open_table(BY_TIME).map_err(backend)?;
             let spans = tx.open_table(SPANS).map_err(backend)?;
             let (from, to) = (
-                Key::new().u64(nanos(start)).bytes(),
-                Key::new().u64(nanos(end_time)).u128(u128::MAX).bytes(),
+                Key::new().u64(unix_nanos(start)).bytes(),
+                Key::new().u64(unix_nanos(end_time)).u128(u128::MAX).bytes(),
             );
             let mut traces = BTreeSet::new();
             for row in by_time

@@ -5,10 +5,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-use spoor_storage::{SamplingStore, ServiceProbabilities, StorageError, Throughput};
+use spoor_storage::{Lease, SamplingStore, ServiceProbabilities, StorageError, Throughput};
 
-use crate::keys::{Key, nanos};
+use crate::keys::Key;
 use crate::{EmbeddedStore, backend};
+use spoor_model::time::{from_unix_nanos, unix_nanos};
 
 /// bucket start ++ sequence -> [service, operation, count, probabilities]
 const THROUGHPUT: TableDefinition<&[u8], &str> = TableDefinition::new("sampling_throughput");
@@ -32,7 +33,7 @@ pub(crate) fn purge_throughput(
     cutoff: SystemTime,
 ) -> Result<(), StorageError> {
     let mut table = tx.open_table(THROUGHPUT).map_err(backend)?;
-    let end = Key::new().u64(nanos(cutoff)).bytes();
+    let end = Key::new().u64(unix_nanos(cutoff)).bytes();
     table
         .retain_in::<&[u8], _>(..end.as_slice(), |_, _| false)
         .map_err(backend)?;
@@ -78,7 +79,7 @@ impl SamplingStore for EmbeddedStore {
         self.blocking(move |db| {
             write_tx(db, |tx| {
                 let mut table = tx.open_table(THROUGHPUT).map_err(backend)?;
-                let start = Key::new().u64(nanos(bucket)).bytes();
+                let start = Key::new().u64(unix_nanos(bucket)).bytes();
                 // rows already in the bucket (from other collectors) come first
                 let taken = table
                     .range::<&[u8]>(start.as_slice()..)
@@ -87,7 +88,7 @@ impl SamplingStore for EmbeddedStore {
                     .take_while(|(k, _)| k.value().starts_with(&start))
                     .count() as u64;
                 for (seq, t) in (taken..).zip(&throughput) {
-                    let key = Key::new().u64(nanos(bucket)).u64(seq).bytes();
+                    let key = Key::new().u64(unix_nanos(bucket)).u64(seq).bytes();
                     table
                         .insert(key.as_slice(), to_json(t).as_str())
                         .map_err(backend)?;
@@ -107,8 +108,8 @@ impl SamplingStore for EmbeddedStore {
             let tx = db.begin_read().map_err(backend)?;
             let table = tx.open_table(THROUGHPUT).map_err(backend)?;
             let (from, to) = (
-                Key::new().u64(nanos(start)).bytes(),
-                Key::new().u64(nanos(end)).bytes(),
+                Key::new().u64(unix_nanos(start)).bytes(),
+                Key::new().u64(unix_nanos(end)).bytes(),
             );
             let mut out = Vec::new();
             for row in table
@@ -135,11 +136,11 @@ impl SamplingStore for EmbeddedStore {
                 let newer = table
                     .get("latest")
                     .map_err(backend)?
-                    .is_some_and(|v| v.value().0 > nanos(at));
+                    .is_some_and(|v| v.value().0 > unix_nanos(at));
                 if !newer {
                     let json = serde_json::to_string(&probabilities).map_err(backend)?;
                     table
-                        .insert("latest", (nanos(at), json.as_str()))
+                        .insert("latest", (unix_nanos(at), json.as_str()))
                         .map_err(backend)?;
                 }
                 Ok(())
@@ -171,16 +172,17 @@ impl SamplingStore for EmbeddedStore {
         self.blocking(move |db| {
             write_tx(db, |tx| {
                 let mut table = tx.open_table(LEASES).map_err(backend)?;
-                let free = match table.get(name.as_str()).map_err(backend)? {
-                    None => true,
-                    Some(v) => {
-                        let (owner, until) = v.value();
-                        owner == holder || until <= nanos(now)
+                let current = table.get(name.as_str()).map_err(backend)?.map(|v| {
+                    let (holder, expires) = v.value();
+                    Lease {
+                        holder: holder.to_string(),
+                        expires: from_unix_nanos(expires),
                     }
-                };
+                });
+                let free = Lease::may_take(current.as_ref(), &holder, now);
                 if free {
                     table
-                        .insert(name.as_str(), (holder.as_str(), nanos(now + ttl)))
+                        .insert(name.as_str(), (holder.as_str(), unix_nanos(now + ttl)))
                         .map_err(backend)?;
                 }
                 Ok(free)

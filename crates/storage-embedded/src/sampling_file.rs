@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -15,6 +15,7 @@ use spoor_storage::{SamplingStore, ServiceProbabilities, StorageError, Throughpu
 use spoor_storage_memory::MemorySamplingStore;
 
 use crate::backend;
+use spoor_model::time::{from_unix_nanos, unix_nanos};
 
 /// Buckets of throughput kept; older ones are dropped (the leader reads the
 /// last few only).
@@ -41,15 +42,6 @@ pub struct FileSamplingStore {
     saved: Mutex<Saved>,
     /// Leases only: the memory store's, as one process owns the directory.
     leases: MemorySamplingStore,
-}
-
-fn nanos(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
-fn time(ns: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_nanos(ns)
 }
 
 impl FileSamplingStore {
@@ -90,7 +82,7 @@ impl SamplingStore for FileSamplingStore {
     ) -> Result<(), StorageError> {
         self.change(|s| {
             s.throughput
-                .entry(nanos(bucket))
+                .entry(unix_nanos(bucket))
                 .or_default()
                 .extend(throughput.into_iter().map(|t| Count {
                     service: t.service,
@@ -111,11 +103,11 @@ impl SamplingStore for FileSamplingStore {
     ) -> Result<Vec<(SystemTime, Throughput)>, StorageError> {
         let s = self.saved.lock().expect("sampling state lock poisoned");
         Ok(s.throughput
-            .range(nanos(start)..nanos(end))
+            .range(unix_nanos(start)..unix_nanos(end))
             .flat_map(|(bucket, counts)| {
                 counts.iter().map(|c| {
                     (
-                        time(*bucket),
+                        from_unix_nanos(*bucket),
                         Throughput {
                             service: c.service.clone(),
                             operation: c.operation.clone(),
@@ -136,9 +128,9 @@ impl SamplingStore for FileSamplingStore {
         self.change(|s| {
             if s.probabilities
                 .as_ref()
-                .is_none_or(|(t, _)| *t <= nanos(at))
+                .is_none_or(|(t, _)| *t <= unix_nanos(at))
             {
-                s.probabilities = Some((nanos(at), probabilities));
+                s.probabilities = Some((unix_nanos(at), probabilities));
             }
         })
     }
@@ -166,6 +158,7 @@ impl SamplingStore for FileSamplingStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     /// A store with the directory it writes to, deleted at the end.
     struct Held {

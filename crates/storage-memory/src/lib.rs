@@ -28,6 +28,7 @@ use spoor_storage::{
 
 use intern::{Interner, Sym};
 use record::{StoredSpan, TagValue, process_bytes};
+use spoor_model::time::unix_nanos;
 
 /// Bounds of a [`MemoryStore`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -207,12 +208,6 @@ fn process_hash(p: &Process) -> u64 {
     h.finish()
 }
 
-fn nanos(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
 impl MemoryStore {
     pub fn new(config: MemoryConfig) -> Self {
         let shards = if config.max_traces == 0 {
@@ -334,7 +329,10 @@ impl MemoryStore {
     /// Ids of the newest matching traces, newest first.
     fn search(&self, query: &TraceQuery) -> Vec<TraceId> {
         let limit = query.limit();
-        let (min_ns, max_ns) = (nanos(query.start_time_min), nanos(query.start_time_max));
+        let (min_ns, max_ns) = (
+            unix_nanos(query.start_time_min),
+            unix_nanos(query.start_time_max),
+        );
         let (dmin, dmax) = (
             query.duration_min.map_or(0, |d| d.as_nanos() as u64),
             query.duration_max.map_or(u64::MAX, |d| d.as_nanos() as u64),
@@ -534,8 +532,8 @@ impl DependencyReader for MemoryStore {
 impl MemoryStore {
     /// Calls between services over every shard's traces in the window.
     fn dependencies(&self, end_time: SystemTime, lookback: Duration) -> Vec<DependencyLink> {
-        let end_ns = nanos(end_time);
-        let start_ns = nanos(end_time.checked_sub(lookback).unwrap_or(UNIX_EPOCH));
+        let end_ns = unix_nanos(end_time);
+        let start_ns = unix_nanos(end_time.checked_sub(lookback).unwrap_or(UNIX_EPOCH));
         let mut counts = DependencyCounter::default();
         for shard in self.shards.iter() {
             let shard = shard.read().expect("shard lock poisoned");

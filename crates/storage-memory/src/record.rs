@@ -3,11 +3,12 @@
 //! third the size of a model span; converted back to the model on read.
 use std::mem::size_of;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use spoor_model::{KeyValue, Log, Process, Span, SpanId, SpanRef, TraceId, Value};
 
 use crate::intern::{Interner, Sym};
+use spoor_model::time::unix_nanos;
 
 /// The type of a stored value; the value itself is packed into 8 bytes.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -48,12 +49,6 @@ pub struct StoredSpan {
     warnings: Box<[Box<str>]>,
 }
 
-fn nanos(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
 fn intern_kvs(kvs: &[KeyValue], strings: &mut Interner) -> Box<[StoredKeyValue]> {
     kvs.iter()
         .map(|kv| {
@@ -76,12 +71,6 @@ fn intern_kvs(kvs: &[KeyValue], strings: &mut Interner) -> Box<[StoredKeyValue]>
         .collect()
 }
 
-fn from_hex(hex: &str) -> Vec<u8> {
-    (0..hex.len() / 2)
-        .filter_map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok())
-        .collect()
-}
-
 fn release_kvs(kvs: &[StoredKeyValue], strings: &mut Interner) {
     for kv in kvs {
         strings.release(kv.key);
@@ -100,7 +89,10 @@ fn resolve_kvs(kvs: &[StoredKeyValue], strings: &Interner) -> Vec<KeyValue> {
                 Kind::Bool => Value::Bool(kv.bits != 0),
                 Kind::Int64 => Value::Int64(kv.bits as i64),
                 Kind::Float64 => Value::Float64(f64::from_bits(kv.bits)),
-                Kind::Binary => Value::Binary(from_hex(strings.resolve(Sym::from_bits(kv.bits)))),
+                Kind::Binary => Value::Binary(
+                    spoor_model::hex::decode(strings.resolve(Sym::from_bits(kv.bits)))
+                        .unwrap_or_default(),
+                ),
             },
         })
         .collect()
@@ -114,7 +106,7 @@ impl StoredSpan {
     pub fn new(span: &Span, process: Arc<Process>, strings: &mut Interner) -> Self {
         StoredSpan {
             span_id: span.span_id,
-            start_ns: nanos(span.start_time),
+            start_ns: unix_nanos(span.start_time),
             duration_ns: span.duration.as_nanos() as u64,
             flags: span.flags,
             operation: strings.intern(&span.operation_name),
@@ -124,7 +116,7 @@ impl StoredSpan {
                 .logs
                 .iter()
                 .map(|l| StoredLog {
-                    timestamp_ns: nanos(l.timestamp),
+                    timestamp_ns: unix_nanos(l.timestamp),
                     fields: intern_kvs(&l.fields, strings),
                 })
                 .collect(),

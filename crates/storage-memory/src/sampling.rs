@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use spoor_storage::{SamplingStore, ServiceProbabilities, StorageError, Throughput};
+use spoor_storage::{Lease, SamplingStore, ServiceProbabilities, StorageError, Throughput};
 
 /// Buckets of throughput kept; older ones are dropped (the leader reads the
 /// last few only).
@@ -15,7 +15,7 @@ const MAX_BUCKETS: usize = 1_000;
 struct State {
     throughput: BTreeMap<SystemTime, Vec<Throughput>>,
     probabilities: Option<(SystemTime, ServiceProbabilities)>,
-    leases: HashMap<String, (String, SystemTime)>,
+    leases: HashMap<String, Lease>,
 }
 
 /// In-process sampling store: collectors in one process share it.
@@ -81,20 +81,20 @@ impl SamplingStore for MemorySamplingStore {
         now: SystemTime,
     ) -> Result<bool, StorageError> {
         let mut s = self.state();
-        let free = match s.leases.get(name) {
-            None => true,
-            Some((owner, until)) => owner == holder || *until <= now,
-        };
+        let free = Lease::may_take(s.leases.get(name), holder, now);
         if free {
-            s.leases
-                .insert(name.to_string(), (holder.to_string(), now + ttl));
+            let lease = Lease {
+                holder: holder.to_string(),
+                expires: now + ttl,
+            };
+            s.leases.insert(name.to_string(), lease);
         }
         Ok(free)
     }
 
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StorageError> {
         let mut s = self.state();
-        if s.leases.get(name).is_some_and(|(owner, _)| owner == holder) {
+        if s.leases.get(name).is_some_and(|l| l.holder == holder) {
             s.leases.remove(name);
         }
         Ok(())

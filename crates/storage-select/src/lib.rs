@@ -2,6 +2,7 @@
 //! handed to the servers as trait objects.
 use std::sync::Arc;
 
+use anyhow::Context;
 use clap::{Args, ValueEnum};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -16,8 +17,8 @@ use spoor_storage::decorators::{CallObserver, Guarded, Outcome, Policy};
 use spoor_storage::{
     Archive, DependencyReader, DependencyWriter, SamplingStore, SpanReader, SpanWriter,
 };
-use spoor_storage_cassandra::{CassandraOptions, CassandraStore};
-use spoor_storage_elasticsearch::{EsOptions, EsStore};
+use spoor_storage_cassandra::{CassandraArchiveOptions, CassandraOptions, CassandraStore};
+use spoor_storage_elasticsearch::{EsArchiveOptions, EsOptions, EsStore};
 use spoor_storage_embedded::{
     BlockOptions, BlockStore, EmbeddedOptions, EmbeddedStore, FileSamplingStore, migrate_redb,
 };
@@ -122,7 +123,13 @@ pub struct StorageOptions {
     pub elasticsearch: EsOptions,
 
     #[command(flatten)]
+    pub elasticsearch_archive: EsArchiveOptions,
+
+    #[command(flatten)]
     pub cassandra: CassandraOptions,
+
+    #[command(flatten)]
+    pub cassandra_archive: CassandraArchiveOptions,
 }
 
 /// The opened store, as the servers use it.
@@ -136,10 +143,11 @@ pub struct Storage {
     /// Where `spoor-dependencies` writes links, for stores that keep them
     /// (Elasticsearch, Cassandra); None where links are derived from spans.
     pub dependency_writer: Option<Arc<dyn DependencyWriter>>,
-    /// Where archived traces go: a second memory store, or `archive/` in
-    /// the embedded store's directory, which retention and the disk quota
-    /// leave alone. None for Elasticsearch and Cassandra (not yet offered)
-    /// and the redb engine.
+    /// Where archived traces go: a second memory store, `archive/` in the
+    /// embedded store's directory (which retention and the disk quota leave
+    /// alone), with `--es-archive.enabled` Jaeger's `jaeger-span-archive`
+    /// index, with `--cassandra-archive.enabled` a keyspace of its own. None
+    /// otherwise (and for the redb engine).
     pub archive: Option<Archive>,
 }
 
@@ -297,33 +305,63 @@ impl StorageOptions {
                 })
             }
             StorageType::Elasticsearch => {
-                let store =
-                    Arc::new(EsStore::open(&self.elasticsearch).await.map_err(|e| {
-                        anyhow::anyhow!("while opening elasticsearch storage: {e}")
-                    })?);
+                let config = self.elasticsearch.config()?;
+                let store = Arc::new(
+                    EsStore::open(&config)
+                        .await
+                        .context("while opening elasticsearch storage")?,
+                );
                 registry.register_collector(Box::new(EsMetrics(Arc::clone(&store))));
+                let archive = if self.elasticsearch_archive.enabled {
+                    let config = self.elasticsearch_archive.config()?;
+                    let archive = Arc::new(
+                        EsStore::open(&config)
+                            .await
+                            .context("while opening the elasticsearch archive")?,
+                    );
+                    Some(Archive {
+                        writer: archive.clone(),
+                        reader: archive,
+                    })
+                } else {
+                    None
+                };
                 Ok(Storage {
                     sampling: Arc::new(store.sampling_store()),
                     writer: store.clone(),
                     reader: store.clone(),
                     dependencies: store.clone(),
                     dependency_writer: Some(store),
-                    archive: None,
+                    archive,
                 })
             }
             StorageType::Cassandra => {
                 let store = Arc::new(
                     CassandraStore::open(&self.cassandra)
                         .await
-                        .map_err(|e| anyhow::anyhow!("while opening cassandra storage: {e}"))?,
+                        .context("while opening cassandra storage")?,
                 );
+                let archive = if self.cassandra_archive.enabled {
+                    let options = CassandraOptions::from(&self.cassandra_archive);
+                    let archive = Arc::new(
+                        CassandraStore::open(&options)
+                            .await
+                            .context("while opening the cassandra archive")?,
+                    );
+                    Some(Archive {
+                        writer: archive.clone(),
+                        reader: archive,
+                    })
+                } else {
+                    None
+                };
                 Ok(Storage {
                     sampling: Arc::new(store.sampling_store().await?),
                     writer: store.clone(),
                     reader: store.clone(),
                     dependencies: store.clone(),
                     dependency_writer: Some(store),
-                    archive: None,
+                    archive,
                 })
             }
         }

@@ -17,7 +17,7 @@ pub use archive::{Archive, WithArchive};
 pub use dependencies::{DependencyCounter, compute_dependencies};
 pub use error::{BoxError, Chain, StorageError};
 pub use query::{DEFAULT_NUM_TRACES, Operation, OperationQuery, TraceQuery, span_matches};
-pub use sampling::{SamplingStore, ServiceProbabilities, Throughput};
+pub use sampling::{Lease, SamplingStore, ServiceProbabilities, Throughput};
 pub use traits::{DependencyReader, DependencyWriter, SpanReader, SpanWriter};
 
 pub use dedupe::dedupe_spans;

@@ -18,6 +18,21 @@ pub struct Throughput {
     pub probabilities: Vec<String>,
 }
 
+/// Who holds a lease and until when, as a store keeps it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lease {
+    pub holder: String,
+    pub expires: SystemTime,
+}
+
+impl Lease {
+    /// The one rule of every store: `holder` may take the lease at `now`
+    /// when nobody holds it, it holds it already, or the lease has expired.
+    pub fn may_take(current: Option<&Lease>, holder: &str, now: SystemTime) -> bool {
+        current.is_none_or(|l| l.holder == holder || l.expires <= now)
+    }
+}
+
 /// service -> operation -> probability.
 pub type ServiceProbabilities = BTreeMap<String, BTreeMap<String, f64>>;
 
@@ -60,4 +75,22 @@ pub trait SamplingStore: Send + Sync + 'static {
 
     /// Gives the lease up if `holder` has it, so another can take it at once.
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StorageError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_may_be_taken_when_free_own_or_expired() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
+        let held = |holder: &str, secs| Lease {
+            holder: holder.into(),
+            expires: SystemTime::UNIX_EPOCH + Duration::from_secs(secs),
+        };
+        assert!(Lease::may_take(None, "a", now));
+        assert!(Lease::may_take(Some(&held("a", 200)), "a", now));
+        assert!(!Lease::may_take(Some(&held("b", 200)), "a", now));
+        assert!(Lease::may_take(Some(&held("b", 100)), "a", now));
+    }
 }

@@ -3,6 +3,6 @@ use spoor_bin::IngesterCli;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli: IngesterCli = spoor_server::config::parse()?;
-    spoor_server::telemetry::init_logging(&cli.common.log_level);
+    spoor_server::telemetry::init_logging(&cli.server.common.log_level);
     cli.run().await
 }

@@ -24,6 +24,7 @@ use opentelemetry_proto::tonic::trace::v1::{
     span::{Event, Link, SpanKind as OtlpKind},
     status::StatusCode,
 };
+use spoor_model::time::unix_nanos;
 use spoor_model::{
     KeyValue, Log, Process, RefType, SPAN_KIND_TAG, Span, SpanId, SpanKind, SpanRef, TraceId, Value,
 };
@@ -107,12 +108,6 @@ fn kvs_from_otlp(kvs: Vec<OtlpKeyValue>) -> Vec<KeyValue> {
 
 fn time_from_nanos(ns: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_nanos(ns)
-}
-
-fn nanos(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
 }
 
 fn process_from_resource(resource: Option<Resource>) -> Result<Process, OtlpError> {
@@ -482,7 +477,7 @@ fn span_to_otlp(span: &Span) -> OtlpSpan {
         }
         let name = log.fields.iter().find(|f| f.key == EVENT_FIELD);
         events.push(Event {
-            time_unix_nano: nanos(log.timestamp),
+            time_unix_nano: unix_nanos(log.timestamp),
             name: name
                 .map(|f| f.value.as_string().into_owned())
                 .unwrap_or_default(),
@@ -505,8 +500,8 @@ fn span_to_otlp(span: &Span) -> OtlpSpan {
         flags: span.flags & 0xff,
         name: span.operation_name.clone(),
         kind: kind_to_otlp(span.kind()) as i32,
-        start_time_unix_nano: nanos(span.start_time),
-        end_time_unix_nano: nanos(span.end_time()),
+        start_time_unix_nano: unix_nanos(span.start_time),
+        end_time_unix_nano: unix_nanos(span.end_time()),
         attributes,
         events,
         links,

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use spoor_model::time::unix_micros_i64;
 use spoor_model::{KeyValue, Log, Process, RefType, Span, SpanId, SpanRef, TraceId, Value};
 
 use super::protocol::{
@@ -50,12 +51,6 @@ fn unexpected(what: &'static str, value: impl ToString) -> ThriftError {
 
 fn time_from_micros(us: i64) -> SystemTime {
     UNIX_EPOCH + Duration::from_micros(us.max(0) as u64)
-}
-
-fn micros(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }
 
 fn read_tag<'a, R: Reader<'a>>(r: &mut R) -> Result<KeyValue, ThriftError> {
@@ -346,7 +341,7 @@ fn write_span<W: Writer>(w: &mut W, s: &Span) {
     w.write_field_begin(TType::I32, 7);
     w.write_i32(s.flags as i32);
     w.write_field_begin(TType::I64, 8);
-    w.write_i64(micros(s.start_time));
+    w.write_i64(unix_micros_i64(s.start_time));
     w.write_field_begin(TType::I64, 9);
     w.write_i64(s.duration.as_micros() as i64);
     write_tags(w, 10, &s.tags);
@@ -355,7 +350,7 @@ fn write_span<W: Writer>(w: &mut W, s: &Span) {
     for log in &s.logs {
         w.write_struct_begin();
         w.write_field_begin(TType::I64, 1);
-        w.write_i64(micros(log.timestamp));
+        w.write_i64(unix_micros_i64(log.timestamp));
         write_tags(w, 2, &log.fields);
         w.write_field_stop();
         w.write_struct_end();

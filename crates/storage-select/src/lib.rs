@@ -1,18 +1,16 @@
 //! Storage selection from configuration. Every backend is built here and
 //! handed to the servers as trait objects.
+mod scrape;
+
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use prometheus_client::collector::Collector;
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use spoor_kafka::{KafkaWriter, ProducerOptions, WriterStats};
+use spoor_kafka::{KafkaWriter, ProducerOptions};
 use spoor_storage::decorators::{CallObserver, Guarded, Outcome, Policy};
 use spoor_storage::{
     Archive, DependencyReader, DependencyWriter, SamplingStore, SpanReader, SpanWriter,
@@ -180,7 +178,7 @@ impl StorageOptions {
     ) -> anyhow::Result<Arc<dyn SpanWriter>> {
         let writer = KafkaWriter::new(producer)
             .map_err(|e| anyhow::anyhow!("while creating the kafka producer: {e}"))?;
-        registry.register_collector(Box::new(KafkaMetrics(writer.stats())));
+        registry.register_collector(scrape::kafka(writer.stats()));
         let (policy, observer) = self.decorators(registry);
         let writer: Arc<dyn SpanWriter> = Arc::new(writer);
         Ok(Arc::new(Guarded::new(writer, policy, Some(observer))))
@@ -222,7 +220,7 @@ impl StorageOptions {
                     max_traces: self.memory_max_traces,
                     max_bytes: self.memory_max_bytes,
                 }));
-                registry.register_collector(Box::new(MemoryMetrics(Arc::clone(&store))));
+                registry.register_collector(scrape::memory(Arc::clone(&store)));
                 // Jaeger's memory archive: a store of its own, with the same bounds
                 let archive = Arc::new(MemoryStore::new(MemoryConfig {
                     max_traces: self.memory_max_traces,
@@ -255,7 +253,7 @@ impl StorageOptions {
                 let sampling = FileSamplingStore::open(dir).map_err(opened)?;
                 // lives as long as the process
                 let _ = store.spawn_retention(self.embedded_retention);
-                registry.register_collector(Box::new(BlockMetrics(Arc::clone(&store))));
+                registry.register_collector(scrape::blocks(Arc::clone(&store)));
                 // archived traces: a store of their own, kept until deleted by hand
                 let archive = BlockStore::open(
                     &dir.join("archive"),
@@ -311,7 +309,7 @@ impl StorageOptions {
                         .await
                         .context("while opening elasticsearch storage")?,
                 );
-                registry.register_collector(Box::new(EsMetrics(Arc::clone(&store))));
+                registry.register_collector(scrape::elasticsearch(Arc::clone(&store)));
                 let archive = if self.elasticsearch_archive.enabled {
                     let config = self.elasticsearch_archive.config()?;
                     let archive = Arc::new(
@@ -374,190 +372,6 @@ pub enum EmbeddedEngine {
     Redb,
 }
 
-/// Exports the block store's counters at scrape time.
-struct BlockMetrics(Arc<BlockStore>);
-
-impl std::fmt::Debug for BlockMetrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("BlockMetrics")
-    }
-}
-
-impl Collector for BlockMetrics {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let s = self.0.stats();
-        let gauges = [
-            (
-                "spoor_embedded_blocks",
-                "Parquet blocks of the embedded store",
-                s.blocks,
-            ),
-            (
-                "spoor_embedded_frozen_heads",
-                "Cut heads waiting to be written as blocks",
-                s.frozen_heads,
-            ),
-            (
-                "spoor_embedded_head_spans",
-                "Spans in memory (head and cut heads), not yet in a block",
-                s.head_spans,
-            ),
-            (
-                "spoor_embedded_head_bytes",
-                "Estimated bytes of the spans in memory, not yet in a block",
-                s.head_bytes,
-            ),
-            (
-                "spoor_embedded_block_spans",
-                "Spans in blocks",
-                s.block_spans,
-            ),
-            (
-                "spoor_embedded_block_disk_bytes",
-                "Bytes of the block files",
-                s.block_disk_bytes,
-            ),
-            (
-                "spoor_embedded_block_memory_bytes",
-                "Memory the blocks' indexes and Parquet metadata take",
-                s.block_memory_bytes,
-            ),
-        ];
-        for (name, help, value) in gauges {
-            let g = ConstGauge::new(value as i64);
-            g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
-        }
-        let counters = [
-            (
-                "spoor_embedded_deleted_spans_retention",
-                "Spans deleted with their blocks past --embedded.retention",
-                s.deleted_by_retention,
-            ),
-            (
-                "spoor_embedded_deleted_spans_quota",
-                "Spans deleted with their blocks over --embedded.max-disk-bytes",
-                s.deleted_by_quota,
-            ),
-            (
-                "spoor_embedded_object_reads",
-                "Read requests to the object store the blocks are kept in",
-                s.object_reads,
-            ),
-            (
-                "spoor_embedded_object_read_bytes",
-                "Bytes read from the object store the blocks are kept in",
-                s.object_read_bytes,
-            ),
-        ];
-        for (name, help, value) in counters {
-            let c = ConstCounter::new(value);
-            c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
-        }
-        Ok(())
-    }
-}
-
-/// Exports the memory store's own counters at scrape time.
-struct MemoryMetrics(Arc<MemoryStore>);
-
-impl std::fmt::Debug for MemoryMetrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MemoryMetrics")
-    }
-}
-
-impl Collector for MemoryMetrics {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let s = self.0.stats();
-        let gauges = [
-            (
-                "spoor_memory_traces",
-                "Traces held by the memory store",
-                s.traces,
-            ),
-            (
-                "spoor_memory_spans",
-                "Spans held by the memory store",
-                s.spans,
-            ),
-            (
-                "spoor_memory_bytes",
-                "Estimated bytes of span data held by the memory store",
-                s.bytes,
-            ),
-        ];
-        for (name, help, value) in gauges {
-            let g = ConstGauge::new(value as i64);
-            g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
-        }
-        let counters = [
-            (
-                "spoor_memory_evicted_traces",
-                "Traces evicted from the memory store to stay within its bounds",
-                s.evicted_traces,
-            ),
-            (
-                "spoor_memory_evicted_spans",
-                "Spans evicted from the memory store to stay within its bounds",
-                s.evicted_spans,
-            ),
-            (
-                "spoor_memory_dropped_spans",
-                "Spans refused because their trace alone would outgrow the memory budget",
-                s.dropped_spans,
-            ),
-        ];
-        for (name, help, value) in counters {
-            let c = ConstCounter::new(value);
-            c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
-        }
-        Ok(())
-    }
-}
-
-/// Exports the Elasticsearch bulk writer's counters at scrape time.
-struct EsMetrics(Arc<EsStore>);
-
-impl std::fmt::Debug for EsMetrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("EsMetrics")
-    }
-}
-
-impl Collector for EsMetrics {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        use std::sync::atomic::Ordering::Relaxed;
-        let s = self.0.bulk_stats();
-        let counters = [
-            (
-                "spoor_es_bulk_requests",
-                "Bulk requests sent to Elasticsearch",
-                s.requests.load(Relaxed),
-            ),
-            (
-                "spoor_es_bulk_indexed_documents",
-                "Documents Elasticsearch stored",
-                s.indexed.load(Relaxed),
-            ),
-            (
-                "spoor_es_bulk_retried_documents",
-                "Documents sent again after Elasticsearch refused them for now",
-                s.retried.load(Relaxed),
-            ),
-            (
-                "spoor_es_bulk_failed_documents",
-                "Documents Elasticsearch refused for good or after every retry",
-                s.failed.load(Relaxed),
-            ),
-        ];
-        for (name, help, value) in counters {
-            let c = ConstCounter::new(value);
-            c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
-        }
-        Ok(())
-    }
-}
-
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CallLabels {
     operation: &'static str,
@@ -577,37 +391,5 @@ impl CallObserver for StorageCalls {
         self.0
             .get_or_create(&CallLabels { operation, outcome })
             .observe(elapsed.as_secs_f64());
-    }
-}
-
-/// Exports the Kafka writer's delivery counters at scrape time.
-struct KafkaMetrics(Arc<WriterStats>);
-
-impl std::fmt::Debug for KafkaMetrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("KafkaMetrics")
-    }
-}
-
-impl Collector for KafkaMetrics {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        use std::sync::atomic::Ordering::Relaxed;
-        let counters = [
-            (
-                "spoor_kafka_spans_delivered",
-                "Spans the Kafka brokers acknowledged",
-                self.0.delivered.load(Relaxed),
-            ),
-            (
-                "spoor_kafka_spans_failed",
-                "Spans Kafka did not acknowledge (the write failed and the client is told)",
-                self.0.failed.load(Relaxed),
-            ),
-        ];
-        for (name, help, value) in counters {
-            let c = ConstCounter::new(value);
-            c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)?;
-        }
-        Ok(())
     }
 }

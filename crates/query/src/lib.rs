@@ -15,6 +15,8 @@ pub use metrics::QueryMetrics;
 
 use std::sync::Arc;
 
+use anyhow::Context;
+
 use clap::Args;
 use prometheus_client::registry::Registry;
 use spoor_proto::api_v2::query_service_server::QueryServiceServer;
@@ -66,6 +68,13 @@ pub struct QueryOptions {
     /// `/api/ui-config`.
     #[arg(long = "query.ui-config", env = "QUERY_UI_CONFIG")]
     pub ui_config: Option<std::path::PathBuf>,
+
+    /// Serve the UI build in this directory instead of Spoor's own: the
+    /// Jaeger UI (`npm run build` of jaegertracing/jaeger-ui), its page told
+    /// the settings of --query.ui-config and what the stores offer, as
+    /// Jaeger's query tells it.
+    #[arg(long = "query.static-files", env = "QUERY_STATIC_FILES")]
+    pub static_files: Option<std::path::PathBuf>,
 }
 
 impl QueryOptions {
@@ -103,13 +112,14 @@ impl QueryOptions {
 pub struct QueryServer {
     options: QueryOptions,
     state: ApiState,
+    ui: Arc<ui::Ui>,
     http: tokio::net::TcpListener,
     grpc: tokio::net::TcpListener,
 }
 
 /// The HTTP API and the web UI under `base_path`.
-pub fn app(state: ApiState, base_path: &str) -> axum::Router {
-    let ui = std::sync::Arc::new(ui::Ui::new(base_path));
+pub fn app(state: ApiState, base_path: &str, ui: Arc<ui::Ui>) -> axum::Router {
+    let csp = ui.csp();
     let api = http::router(state).fallback(move |uri, headers| ui::serve(ui, uri, headers));
     let app = match base_path.trim_end_matches('/') {
         "" => api,
@@ -117,7 +127,9 @@ pub fn app(state: ApiState, base_path: &str) -> axum::Router {
             .nest(prefix, api)
             .fallback(http::not_found),
     };
-    app.layer(axum::middleware::map_response(ui::security_headers))
+    app.layer(axum::middleware::map_response(move |r| {
+        ui::security_headers(csp.clone(), r)
+    }))
 }
 
 impl QueryServer {
@@ -153,6 +165,18 @@ impl QueryServer {
                 bytes: options.max_response_bytes,
             },
         };
+        let ui = Arc::new(match &options.static_files {
+            None => ui::Ui::new(&options.base_path),
+            Some(dir) => {
+                let page = ui::JaegerPage {
+                    config: &state.ui_config,
+                    archive: state.archive.is_some(),
+                    metrics: state.red.is_some(),
+                };
+                ui::Ui::from_dir(dir, &options.base_path, &page)
+                    .context("while reading --query.static-files")?
+            }
+        });
         let http = bind(
             parse_host_port(&options.query_http_host_port).map_err(anyhow::Error::from)?,
             "query HTTP",
@@ -166,6 +190,7 @@ impl QueryServer {
         Ok(QueryServer {
             options,
             state,
+            ui,
             http,
             grpc,
         })
@@ -183,6 +208,7 @@ impl QueryServer {
         let QueryServer {
             options,
             state,
+            ui,
             http,
             grpc,
         } = self;
@@ -197,7 +223,7 @@ impl QueryServer {
                 dependencies: Arc::clone(&state.dependencies),
             },
         );
-        let app = app(state, &options.base_path);
+        let app = app(state, &options.base_path, ui);
         let http_task = serving.http(http, app, "query HTTP");
         let routes = Routes::new(grpc_service).add_service(v3_service);
         let grpc_task = serving.grpc(grpc, routes, "query gRPC");

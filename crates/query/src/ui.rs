@@ -1,12 +1,17 @@
 //! The web UI: hand-written ES modules and CSS from `crates/query/ui/`,
-//! embedded in the binary at build time (docs/decisions/web-ui.md). Assets
+//! embedded in the binary at build time (docs/decisions/web-ui.md), or with
+//! `--query.static-files` a build of the Jaeger UI from a directory. Assets
 //! are gzip-compressed once at startup and served with ETags; any other
 //! path outside `/api` gets the app's page, so deep links work after a
 //! reload. The base path (`QUERY_BASE_PATH`) is written into the page's
 //! `<base href>`, and every asset and API URL in the app is relative to it.
 use std::collections::HashMap;
 use std::io::Write;
+use std::path::Path;
 use std::sync::Arc;
+
+use base64::Engine;
+use sha2::{Digest, Sha256};
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
@@ -53,15 +58,45 @@ fn content_type(name: &str) -> &'static str {
 }
 
 pub struct Ui {
-    assets: HashMap<&'static str, Asset>,
+    assets: HashMap<String, Asset>,
     page: Asset,
+    /// The Content-Security-Policy of every answer of the query port.
+    csp: HeaderValue,
+}
+
+/// What the Jaeger UI's page is told at start, by the search and replace
+/// Jaeger's query service does on its `index.html`.
+pub struct JaegerPage<'a> {
+    pub config: &'a serde_json::Value,
+    pub archive: bool,
+    pub metrics: bool,
+}
+
+/// Most files and bytes a `--query.static-files` directory may hold: a
+/// Jaeger UI build is about 200 files and 20 MB.
+const MAX_FILES: usize = 10_000;
+const MAX_BYTES: u64 = 256 << 20;
+
+/// A `--query.static-files` directory that cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum StaticFilesError {
+    #[error("reading {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0} has no index.html: not a UI build")]
+    NoIndex(String),
+    #[error("{0} holds more than {MAX_FILES} files or {MAX_BYTES} bytes: not a UI build")]
+    TooLarge(String),
 }
 
 impl Ui {
     pub fn new(base_path: &str) -> Ui {
-        let mut assets: HashMap<&'static str, Asset> = embedded::ASSETS
+        let mut assets: HashMap<String, Asset> = embedded::ASSETS
             .iter()
-            .map(|(name, bytes)| (*name, Asset::new(name, bytes.to_vec())))
+            .map(|(name, bytes)| (name.to_string(), Asset::new(name, bytes.to_vec())))
             .collect();
         let template = assets
             .remove("index.html")
@@ -73,13 +108,67 @@ impl Ui {
         Ui {
             assets,
             page: Asset::new("index.html", html.into_bytes()),
+            csp: HeaderValue::from_static(CONTENT_SECURITY_POLICY),
         }
+    }
+
+    /// A build of the Jaeger UI from `dir` (its `index.html` and assets, read
+    /// once), its page told the UI settings, the storage capabilities and
+    /// the version as Jaeger's query tells it. Its inline scripts are allowed
+    /// by their hashes, no others; its styles may be inline (the UI's
+    /// component library writes them).
+    pub fn from_dir(
+        dir: &Path,
+        base_path: &str,
+        page: &JaegerPage,
+    ) -> Result<Ui, StaticFilesError> {
+        let mut files = Vec::new();
+        let mut total = 0;
+        read_tree(dir, "", &mut files, &mut total)
+            .map_err(|(path, source)| StaticFilesError::Read { path, source })?;
+        if files.len() > MAX_FILES || total > MAX_BYTES {
+            return Err(StaticFilesError::TooLarge(dir.display().to_string()));
+        }
+        let mut assets: HashMap<String, Asset> = files
+            .into_iter()
+            .map(|(name, bytes)| {
+                let asset = Asset::new(&name, bytes);
+                (name, asset)
+            })
+            .collect();
+        let index = assets
+            .remove("index.html")
+            .ok_or_else(|| StaticFilesError::NoIndex(dir.display().to_string()))?;
+        let html = jaeger_page(&String::from_utf8_lossy(&index.body), base_path, page);
+        let hashes: Vec<String> = inline_scripts(&html)
+            .map(|script| {
+                let digest = Sha256::digest(script.as_bytes());
+                let b64 = base64::engine::general_purpose::STANDARD.encode(digest);
+                format!("'sha256-{b64}'")
+            })
+            .collect();
+        let csp = format!(
+            "default-src 'self'; script-src 'self' {}; style-src 'self' 'unsafe-inline'; \
+             img-src 'self' data:; font-src 'self' data:; connect-src 'self'; object-src 'none'; \
+             base-uri 'self'; form-action 'self'; frame-ancestors 'none'",
+            hashes.join(" ")
+        );
+        Ok(Ui {
+            assets,
+            page: Asset::new("index.html", html.into_bytes()),
+            csp: HeaderValue::from_str(&csp).expect("hashes are base64"),
+        })
+    }
+
+    /// The Content-Security-Policy this UI is served with.
+    pub fn csp(&self) -> HeaderValue {
+        self.csp.clone()
     }
 
     /// The asset at `path`, or the app's page for the app's own routes.
     pub fn response(&self, path: &str, request: &HeaderMap) -> Response {
         let name = path.trim_start_matches('/');
-        if name == "index.html" {
+        if name == "index.html" || name.is_empty() {
             return send(&self.page, request, "no-cache");
         }
         if let Some(asset) = self.assets.get(name) {
@@ -134,12 +223,9 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; st
      img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; \
      form-action 'self'; frame-ancestors 'none'";
 
-pub async fn security_headers(mut response: Response) -> Response {
+pub async fn security_headers(csp: HeaderValue, mut response: Response) -> Response {
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
+    headers.insert(header::CONTENT_SECURITY_POLICY, csp);
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -150,6 +236,80 @@ pub async fn security_headers(mut response: Response) -> Response {
         HeaderValue::from_static("same-origin"),
     );
     response
+}
+
+/// Every file under `dir`, named by its path with `/`; symbolic links are
+/// not followed out of it.
+fn read_tree(
+    dir: &Path,
+    prefix: &str,
+    out: &mut Vec<(String, Vec<u8>)>,
+    total: &mut u64,
+) -> Result<(), (String, std::io::Error)> {
+    let failed = |e| (dir.display().to_string(), e);
+    for entry in std::fs::read_dir(dir).map_err(failed)? {
+        let entry = entry.map_err(failed)?;
+        let kind = entry.file_type().map_err(failed)?;
+        let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+        if kind.is_dir() {
+            read_tree(&entry.path(), &format!("{name}/"), out, total)?;
+        } else if kind.is_file() {
+            let bytes =
+                std::fs::read(entry.path()).map_err(|e| (entry.path().display().to_string(), e))?;
+            *total += bytes.len() as u64;
+            out.push((name, bytes));
+        }
+        if out.len() > MAX_FILES || *total > MAX_BYTES {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Jaeger's search and replace on the UI's page: the settings, the storage
+/// capabilities and the version, and the base path into `<base href="/"`.
+/// JSON put into a script cannot close it (`</` is written `<\/`).
+fn jaeger_page(html: &str, base_path: &str, page: &JaegerPage) -> String {
+    let script_json = |v: &serde_json::Value| v.to_string().replace("</", "<\\/");
+    let capabilities =
+        serde_json::json!({"archiveStorage": page.archive, "metricsStorage": page.metrics});
+    let version = serde_json::json!({"gitCommit": "", "gitVersion": env!("CARGO_PKG_VERSION"), "buildDate": ""});
+    let mut html = html.replacen(
+        "const JAEGER_STORAGE_CAPABILITIES = DEFAULT_STORAGE_CAPABILITIES;",
+        &format!(
+            "const JAEGER_STORAGE_CAPABILITIES = {};",
+            script_json(&capabilities)
+        ),
+        1,
+    );
+    html = html.replacen(
+        "const JAEGER_VERSION = DEFAULT_VERSION;",
+        &format!("const JAEGER_VERSION = {};", script_json(&version)),
+        1,
+    );
+    if page.config.as_object().is_some_and(|c| !c.is_empty()) {
+        html = html.replacen(
+            "const JAEGER_CONFIG = DEFAULT_CONFIG;",
+            &format!("const JAEGER_CONFIG = {};", script_json(page.config)),
+            1,
+        );
+    }
+    let base = base_path.trim_end_matches('/');
+    if !base.is_empty() {
+        html = html.replacen(r#"<base href="/""#, &format!(r#"<base href="{base}/""#), 1);
+    }
+    html
+}
+
+/// The bodies of the page's inline `<script>` elements (those without `src`).
+fn inline_scripts(html: &str) -> impl Iterator<Item = &str> {
+    html.split("<script").skip(1).filter_map(|rest| {
+        let (attributes, body) = rest.split_once('>')?;
+        if attributes.contains("src=") {
+            return None;
+        }
+        body.split_once("</script>").map(|(script, _)| script)
+    })
 }
 
 /// The fallback of the HTTP API router: unknown `/api` paths (and the
@@ -208,7 +368,8 @@ mod tests {
 
     #[tokio::test]
     async fn every_answer_forbids_framing_sniffing_and_foreign_scripts() {
-        let page = security_headers(Ui::new("").response("/", &HeaderMap::new())).await;
+        let ui = Ui::new("");
+        let page = security_headers(ui.csp(), ui.response("/", &HeaderMap::new())).await;
         let csp = page.headers()[header::CONTENT_SECURITY_POLICY]
             .to_str()
             .unwrap();
@@ -272,5 +433,92 @@ mod tests {
                 .unwrap()
                 .contains("\"errors\"")
         );
+    }
+
+    /// A page with the placeholders a Jaeger UI build carries (written
+    /// here, in their exact form: the UI's index.html says not to alter them).
+    const JAEGER_INDEX: &str = r#"<!doctype html><html><head>
+<base href="/" data-inject-target="BASE_URL" />
+<script>
+  function getJaegerUiConfig() {
+    const DEFAULT_CONFIG = null;
+    const JAEGER_CONFIG = DEFAULT_CONFIG;
+    return JAEGER_CONFIG;
+  }
+  function getJaegerStorageCapabilities() {
+    const DEFAULT_STORAGE_CAPABILITIES = { archiveStorage: false, metricsStorage: false };
+    const JAEGER_STORAGE_CAPABILITIES = DEFAULT_STORAGE_CAPABILITIES;
+    return JAEGER_STORAGE_CAPABILITIES;
+  }
+  function getJaegerVersion() {
+    const DEFAULT_VERSION = { gitCommit: '', gitVersion: '', buildDate: '' };
+    const JAEGER_VERSION = DEFAULT_VERSION;
+    return JAEGER_VERSION;
+  }
+</script>
+<script type="module" crossorigin src="./static/index-1.js"></script>
+</head><body><div id="jaeger-ui-root"></div></body></html>"#;
+
+    #[tokio::test]
+    async fn a_jaeger_ui_build_is_served_told_what_jaegers_query_tells_it() {
+        let dir = std::env::temp_dir().join(format!("spoor-static-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("static")).unwrap();
+        std::fs::write(dir.join("index.html"), JAEGER_INDEX).unwrap();
+        std::fs::write(dir.join("static/index-1.js"), "console.log(1)").unwrap();
+        let config = serde_json::json!({"menu": [{"label": "</script><b>", "url": "x"}]});
+        let page = JaegerPage {
+            config: &config,
+            archive: true,
+            metrics: false,
+        };
+        let ui = Ui::from_dir(&dir, "/jaeger", &page).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let html =
+            String::from_utf8(body(ui.response("/search", &HeaderMap::new())).await).unwrap();
+        assert!(
+            html.contains(r#"<base href="/jaeger/" data-inject-target"#),
+            "{html}"
+        );
+        assert!(html.contains(
+            r#"const JAEGER_STORAGE_CAPABILITIES = {"archiveStorage":true,"metricsStorage":false};"#
+        ));
+        assert!(
+            html.contains(r#"const JAEGER_CONFIG = {"menu":[{"label":"<\/script><b>""#),
+            "{html}"
+        );
+        assert!(html.contains(&format!(r#""gitVersion":"{}""#, env!("CARGO_PKG_VERSION"))));
+        let js = ui.response("/static/index-1.js", &HeaderMap::new());
+        assert_eq!(js.status(), StatusCode::OK);
+        assert_eq!(body(js).await, b"console.log(1)");
+
+        // the one inline script is allowed by its hash, and nothing else is
+        let csp = ui.csp().to_str().unwrap().to_string();
+        let script = inline_scripts(&html).next().unwrap();
+        let hash =
+            base64::engine::general_purpose::STANDARD.encode(Sha256::digest(script.as_bytes()));
+        assert!(
+            csp.contains(&format!("script-src 'self' 'sha256-{hash}';")),
+            "{csp}"
+        );
+        assert!(csp.contains("style-src 'self' 'unsafe-inline'"), "{csp}");
+        assert!(!csp.contains("script-src 'self' 'unsafe-inline'"));
+        assert_eq!(inline_scripts(&html).count(), 1);
+    }
+
+    #[test]
+    fn a_directory_without_a_page_is_refused() {
+        let dir = std::env::temp_dir().join(format!("spoor-static-empty-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = serde_json::json!({});
+        let page = JaegerPage {
+            config: &config,
+            archive: false,
+            metrics: false,
+        };
+        let e = Ui::from_dir(&dir, "/", &page).err().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(e.to_string().contains("no index.html"), "{e}");
+        assert!(Ui::from_dir(Path::new("/nonexistent/spoor"), "/", &page).is_err());
     }
 }

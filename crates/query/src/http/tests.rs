@@ -82,6 +82,7 @@ async fn app_with_limits(base: &str, limits: ResponseLimits) -> (axum::Router, A
                 limits,
             },
             base,
+            Arc::new(crate::ui::Ui::new(base)),
         ),
         metrics,
     )
@@ -537,7 +538,7 @@ async fn an_archived_trace_outlives_the_primary_store() {
             bytes: 1 << 20,
         },
     };
-    let app = crate::app(state(Some(archive)), "/");
+    let app = crate::app(state(Some(archive)), "/", Arc::new(crate::ui::Ui::new("/")));
     primary
         .write_spans(vec![
             span(7, 1, &web, "GET /", None),
@@ -569,7 +570,7 @@ async fn an_archived_trace_outlives_the_primary_store() {
     let (status, _) = get(&app, "/api/v3/traces/00000000000000000000000000000007").await;
     assert_eq!(status, StatusCode::OK);
 
-    let without = crate::app(state(None), "/");
+    let without = crate::app(state(None), "/", Arc::new(crate::ui::Ui::new("/")));
     let (status, body) = send(&without, post("/api/archive/0000000000000008")).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(

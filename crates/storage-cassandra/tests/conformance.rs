@@ -55,22 +55,9 @@ spoor_storage::external_sampling_store_conformance_tests!(sampling_store);
 #[tokio::test]
 #[ignore = "needs its server; scripts/test.sh runs it when SPOOR_CASSANDRA_SERVERS names one"]
 async fn archived_traces_are_read_back_by_id_from_the_archive_keyspace() {
-    use spoor_storage::{Archive, SpanWriter};
+    use spoor_storage::Archive;
     let primary = store().await.expect("server");
     let archive = std::sync::Arc::new(store().await.expect("server"));
-    let trace = spoor_storage::testsuite::fixture_trace("example_trace");
-    let id = trace.spans[0].trace_id;
-    primary.write_spans(trace.spans.clone()).await.unwrap();
-    let archive = Archive {
-        writer: archive.clone(),
-        reader: archive,
-    };
-    assert!(archive.archive(&primary, id).await.unwrap());
-    let back = archive
-        .reader
-        .get_trace(id)
-        .await
-        .unwrap()
-        .expect("archived");
-    assert_eq!(back.spans.len(), trace.spans.len());
+    spoor_storage::testsuite::archived_traces_are_read_back_by_id(&primary, &Archive::of(archive))
+        .await;
 }

@@ -86,21 +86,6 @@ async fn archived_traces_are_read_back_by_id_from_the_archive_index() {
             .await
             .expect("open the archive"),
     );
-    let trace = spoor_storage::testsuite::fixture_trace("example_trace");
-    let id = trace.spans[0].trace_id;
-    spoor_storage::SpanWriter::write_spans(&primary, trace.spans.clone())
-        .await
-        .unwrap();
-    let archive = Archive {
-        writer: archive.clone(),
-        reader: archive,
-    };
-    assert!(archive.archive(&primary, id).await.unwrap());
-    let back = archive
-        .reader
-        .get_trace(id)
-        .await
-        .unwrap()
-        .expect("archived");
-    assert_eq!(back.spans.len(), trace.spans.len());
+    spoor_storage::testsuite::archived_traces_are_read_back_by_id(&primary, &Archive::of(archive))
+        .await;
 }

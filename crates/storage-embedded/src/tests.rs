@@ -311,6 +311,15 @@ mod block_store {
         spoor_storage::storage_conformance_tests!(super::in_merged_blocks);
     }
 
+    /// The embedded archive: a block store of its own, the trace cut into
+    /// a block there.
+    #[tokio::test]
+    async fn archived_traces_are_read_back_by_id() {
+        let archive = spoor_storage::Archive::of(std::sync::Arc::new(in_blocks().await));
+        spoor_storage::testsuite::archived_traces_are_read_back_by_id(&in_head().await, &archive)
+            .await;
+    }
+
     #[tokio::test]
     async fn merged_blocks_keep_traces_split_over_them_and_a_cut_short_merge_is_finished() {
         let (a, b) = (dir(), dir());

@@ -311,3 +311,11 @@ async fn computed_dependencies_match_the_stores_own() {
         [("api", "cache", 10), ("api", "db", 20), ("web", "api", 20)]
     );
 }
+
+/// The all-in-one's memory archive: a second memory store.
+#[tokio::test]
+async fn archived_traces_are_read_back_by_id() {
+    let archive = spoor_storage::Archive::of(Arc::new(unbounded().await));
+    spoor_storage::testsuite::archived_traces_are_read_back_by_id(&unbounded().await, &archive)
+        .await;
+}

@@ -232,10 +232,7 @@ impl StorageOptions {
                     dependencies: store,
                     sampling: Arc::new(MemorySamplingStore::default()),
                     dependency_writer: None,
-                    archive: Some(Archive {
-                        writer: archive.clone(),
-                        reader: archive,
-                    }),
+                    archive: Some(Archive::of(archive)),
                 })
             }
             StorageType::Embedded if self.embedded_engine == EmbeddedEngine::Blocks => {
@@ -270,10 +267,7 @@ impl StorageOptions {
                     dependencies: store,
                     sampling: Arc::new(sampling),
                     dependency_writer: None,
-                    archive: Some(Archive {
-                        writer: archive.clone(),
-                        reader: archive,
-                    }),
+                    archive: Some(Archive::of(archive)),
                 })
             }
             StorageType::Embedded => {
@@ -317,10 +311,7 @@ impl StorageOptions {
                             .await
                             .context("while opening the elasticsearch archive")?,
                     );
-                    Some(Archive {
-                        writer: archive.clone(),
-                        reader: archive,
-                    })
+                    Some(Archive::of(archive))
                 } else {
                     None
                 };
@@ -346,10 +337,7 @@ impl StorageOptions {
                             .await
                             .context("while opening the cassandra archive")?,
                     );
-                    Some(Archive {
-                        writer: archive.clone(),
-                        reader: archive,
-                    })
+                    Some(Archive::of(archive))
                 } else {
                     None
                 };

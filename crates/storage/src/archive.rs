@@ -17,6 +17,14 @@ pub struct Archive {
 }
 
 impl Archive {
+    /// An archive kept in one store that both writes and reads.
+    pub fn of<S: SpanWriter + SpanReader>(store: Arc<S>) -> Archive {
+        Archive {
+            writer: store.clone(),
+            reader: store,
+        }
+    }
+
     /// Copies trace `id` from `from` to the archive; `Ok(false)` when `from`
     /// has no span of it.
     pub async fn archive(&self, from: &dyn SpanReader, id: TraceId) -> Result<bool, StorageError> {

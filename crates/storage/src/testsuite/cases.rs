@@ -402,3 +402,23 @@ pub async fn dependencies_written_by_a_job_are_read_and_summed(
         .unwrap();
     assert_eq!(hour, [link("a", "b", 3), link("b", "c", 1)]);
 }
+
+/// A trace archived from `primary` is read back from the archive by id, whole.
+pub async fn archived_traces_are_read_back_by_id(primary: &impl Backend, archive: &crate::Archive) {
+    let trace = fixtures::trace("example_trace");
+    let id = trace.spans[0].trace_id;
+    primary.write_spans(trace.spans.clone()).await.unwrap();
+    assert!(archive.archive(primary, id).await.unwrap());
+    let back = archive
+        .reader
+        .get_trace(id)
+        .await
+        .unwrap()
+        .expect("archived");
+    assert_eq!(normalized(&back), normalized(&trace));
+    let unknown = spoor_model::TraceId(0xdead_beef);
+    assert!(
+        !archive.archive(primary, unknown).await.unwrap(),
+        "nothing to archive"
+    );
+}

@@ -11,8 +11,6 @@ mod fixtures;
 mod sampling_cases;
 
 pub use cases::*;
-/// One of Jaeger's fixture traces, dated as its suite dates them.
-pub use fixtures::trace as fixture_trace;
 pub use sampling_cases::*;
 
 /// Expands to one `#[tokio::test]` per conformance case.

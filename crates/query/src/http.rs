@@ -27,7 +27,7 @@ pub struct ApiState {
     pub archive: Option<Archive>,
     /// RED metrics for `/api/metrics/*`; None: Jaeger's 501 (no metrics
     /// backend), as in a query process apart from the collector.
-    pub red: Option<Arc<spoor_red::Red>>,
+    pub red: Option<RedSource>,
     /// `--query.ui-config`, for the UI (`/api/ui-config`).
     pub ui_config: Arc<serde_json::Value>,
     pub metrics: Arc<QueryMetrics>,
@@ -75,6 +75,15 @@ fn ok<T: Serialize>(data: Vec<T>, errors: Vec<EnvelopeError>) -> Response {
     .into_response()
 }
 
+/// Where `/api/metrics/*` reads RED metrics from.
+#[derive(Clone)]
+pub enum RedSource {
+    /// The collector in this process.
+    Local(Arc<spoor_red::Red>),
+    /// Prometheus, scraping the collectors (`--metrics-storage.type=prometheus`).
+    Prometheus(Arc<crate::prometheus::PrometheusReader>),
+}
+
 #[derive(Debug)]
 pub enum ApiError {
     BadRequest(String),
@@ -85,6 +94,8 @@ pub enum ApiError {
     /// configured, which its UI's Monitor tab shows as its start page: a
     /// query process without a collector beside it.
     NoMetrics,
+    /// Prometheus could not answer: Jaeger's 500, the cause in the log.
+    Metrics(crate::prometheus::PrometheusError),
     Storage(StorageError),
 }
 
@@ -110,6 +121,13 @@ impl IntoResponse for ApiError {
                 StatusCode::NOT_IMPLEMENTED,
                 "trace metrics are currently disabled - no metrics backend configured".to_string(),
             ),
+            ApiError::Metrics(e) => {
+                tracing::error!(error = %spoor_storage::Chain(&e), "metrics read failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "metrics read failed".to_string(),
+                )
+            }
             ApiError::Storage(e) => {
                 tracing::error!(error = %spoor_storage::Chain(&e), "storage read failed");
                 (
@@ -410,6 +428,7 @@ async fn latencies(State(s): State<ApiState>, Query(p): Query<Vec<(String, Strin
         "service_latencies",
         &format!("{quantile:.2}th quantile latency, grouped by service"),
     )
+    .await
 }
 
 async fn calls(State(s): State<ApiState>, Query(p): Query<Vec<(String, String)>>) -> ApiResult {
@@ -422,6 +441,7 @@ async fn calls(State(s): State<ApiState>, Query(p): Query<Vec<(String, String)>>
         "service_call_rate",
         "calls/sec, grouped by service",
     )
+    .await
 }
 
 async fn errors(State(s): State<ApiState>, Query(p): Query<Vec<(String, String)>>) -> ApiResult {
@@ -434,24 +454,33 @@ async fn errors(State(s): State<ApiState>, Query(p): Query<Vec<(String, String)>
         "service_error_rate",
         "error rate, computed as a fraction of errors/sec over calls/sec, grouped by service",
     )
+    .await
 }
 
-fn metric_family(
+async fn metric_family(
     s: &ApiState,
     q: &params::MetricsQuery,
     figure: spoor_red::Figure,
     name: &str,
     help: &str,
 ) -> ApiResult {
-    let red = s.red.as_ref().ok_or(ApiError::NoMetrics)?;
-    let window = spoor_red::Window {
-        services: &q.services,
-        span_kinds: &q.span_kinds,
-        group_by_operation: q.group_by_operation,
-        end: q.end,
-        lookback: q.lookback,
-        step: q.step,
-        rate_per: q.rate_per,
+    let series = match s.red.as_ref().ok_or(ApiError::NoMetrics)? {
+        RedSource::Local(red) => {
+            let window = spoor_red::Window {
+                services: &q.services,
+                span_kinds: &q.span_kinds,
+                group_by_operation: q.group_by_operation,
+                end: q.end,
+                lookback: q.lookback,
+                step: q.step,
+                rate_per: q.rate_per,
+            };
+            red.query(&window, figure)
+        }
+        RedSource::Prometheus(prometheus) => prometheus
+            .query(q, figure)
+            .await
+            .map_err(ApiError::Metrics)?,
     };
     let (name, help) = if q.group_by_operation {
         (
@@ -461,8 +490,7 @@ fn metric_family(
     } else {
         (name.to_string(), help.to_string())
     };
-    let metrics: Vec<serde_json::Value> = red
-        .query(&window, figure)
+    let metrics: Vec<serde_json::Value> = series
         .into_iter()
         .map(|series| {
             let mut labels = vec![serde_json::json!({"name": "service_name", "value": series.service})];
@@ -489,9 +517,13 @@ fn rfc3339(t: SystemTime) -> String {
 
 /// The RED metrics' step, in milliseconds, in Jaeger's envelope.
 async fn min_step(State(s): State<ApiState>) -> ApiResult {
-    s.red.as_ref().ok_or(ApiError::NoMetrics)?;
+    // Prometheus can step as finely as it scraped: Jaeger's reader says 1 ms
+    let step = match s.red.as_ref().ok_or(ApiError::NoMetrics)? {
+        RedSource::Local(_) => spoor_red::STEP.as_millis() as u64,
+        RedSource::Prometheus(_) => 1,
+    };
     let body = serde_json::json!({
-        "data": spoor_red::STEP.as_millis() as u64, "total": 0, "limit": 0, "offset": 0, "errors": null
+        "data": step, "total": 0, "limit": 0, "offset": 0, "errors": null
     });
     Ok(Json(body).into_response())
 }

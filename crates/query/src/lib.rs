@@ -6,6 +6,7 @@ mod api_v3;
 mod grpc;
 mod http;
 mod metrics;
+mod prometheus;
 mod read;
 mod ui;
 pub mod uimodel;
@@ -68,6 +69,15 @@ pub struct QueryOptions {
     /// `/api/ui-config`.
     #[arg(long = "query.ui-config", env = "QUERY_UI_CONFIG")]
     pub ui_config: Option<std::path::PathBuf>,
+
+    /// Where `/api/metrics/*` reads RED metrics: empty for the collector in
+    /// this process (none in a query of its own: 501), `prometheus` for a
+    /// Prometheus scraping the collectors (--prometheus.*).
+    #[arg(long = "metrics-storage.type", env = "METRICS_STORAGE_TYPE", default_value = "", value_parser = ["", "prometheus"])]
+    pub metrics_storage: String,
+
+    #[command(flatten)]
+    pub prometheus: prometheus::PrometheusOptions,
 
     /// Serve the UI build in this directory instead of Spoor's own: the
     /// Jaeger UI (`npm run build` of jaegertracing/jaeger-ui), its page told
@@ -152,6 +162,13 @@ impl QueryServer {
                 archive: Arc::clone(&a.reader),
             }),
             None => reader,
+        };
+        let red = if options.metrics_storage == "prometheus" {
+            let reader = prometheus::PrometheusReader::new(&options.prometheus)
+                .context("while setting up --metrics-storage.type=prometheus")?;
+            Some(http::RedSource::Prometheus(Arc::new(reader)))
+        } else {
+            red.map(http::RedSource::Local)
         };
         let state = ApiState {
             ui_config: Arc::new(options.ui_config()?),

@@ -193,9 +193,19 @@ try {
     const edges = await page.locator("[data-edge]").evaluateAll((es) => es.map((e) => e.dataset.edge).sort());
     assert.deepEqual(edges, ["cart->mysql", "frontend->cart", "frontend->payment"]);
     await shot("dependencies");
+    const shown = () => page.locator("[data-edge]").evaluateAll((es) => es.map((e) => e.dataset.edge).sort());
     await page.getByTestId("focus").selectOption("cart");
-    const focused = await page.locator("[data-edge]").evaluateAll((es) => es.map((e) => e.dataset.edge).sort());
-    assert.deepEqual(focused, ["cart->mysql", "frontend->cart"]);
+    assert.deepEqual(await shown(), ["cart->mysql", "frontend->cart"]);
+    // one hop around mysql is its caller; two reach the caller's caller, not its other callee
+    await page.getByTestId("focus").selectOption("mysql");
+    assert.deepEqual(await shown(), ["cart->mysql"]);
+    await page.getByTestId("depth").selectOption("2");
+    assert.deepEqual(await shown(), ["cart->mysql", "frontend->cart"]);
+    assert.match(page.url(), /focus=mysql&depth=2|depth=2&focus=mysql/);
+    // a click on a service focuses it
+    await page.locator('[data-service="frontend"]').click();
+    assert.equal(await page.getByTestId("focus").inputValue(), "frontend");
+    assert.deepEqual(await shown(), ["cart->mysql", "frontend->cart", "frontend->payment"]);
   });
 
   await check("compare shows a structural diff", async () => {

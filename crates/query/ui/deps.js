@@ -1,6 +1,8 @@
 // The service dependency graph: services in columns by their longest
 // distance from a caller-less service, edges labelled with call counts; a
-// service can be focused to see only its callers and callees.
+// service can be focused (from the list or by a click on it) to see what
+// calls it and what it calls, to a depth of hops, as Jaeger's deep
+// dependency graph shows them.
 import * as api from "./api.js";
 import { h, setQuery } from "./shell.js";
 
@@ -10,14 +12,26 @@ export async function dependenciesPage(container, params) {
   const lookback = h("select", { "aria-label": "Lookback" }, LOOKBACKS.map(([l, ms]) => h("option", { value: ms }, `Last ${l}`)));
   lookback.value = params.get("lookback") ?? String(86400e3);
   const focus = h("select", { "aria-label": "Focus on a service", "data-testid": "focus" });
+  const depth = h("select", { "aria-label": "Hops from the focused service", "data-testid": "depth" },
+    [1, 2, 3, 4, 5].map((d) => h("option", { value: d }, String(d))));
+  depth.value = params.get("depth") ?? "1";
   const graph = h("div", { class: "graph", "data-testid": "graph" });
   container.append(h("h1", {}, "Dependencies"),
-    h("div", { class: "toolbar" }, h("label", {}, "Lookback ", lookback), h("label", {}, "Focus ", focus)), graph);
+    h("div", { class: "toolbar" }, h("label", {}, "Lookback ", lookback), h("label", {}, "Focus ", focus),
+      h("label", {}, "Hops ", depth)), graph);
   let links = [];
   const draw = () => {
-    setQuery({ lookback: lookback.value, ...(focus.value ? { focus: focus.value } : {}) });
-    drawGraph(graph, links, focus.value);
+    depth.disabled = !focus.value;
+    setQuery({ lookback: lookback.value, ...(focus.value ? { focus: focus.value, depth: depth.value } : {}) });
+    const shown = focus.value ? around(links, focus.value, Number(depth.value)) : links;
+    drawGraph(graph, shown, focus.value);
   };
+  graph.addEventListener("click", (e) => {
+    const node = e.target.closest("[data-service]");
+    if (!node) return;
+    focus.value = node.dataset.service;
+    draw();
+  });
   const load = async () => {
     links = await api.dependencies(Date.now(), lookback.value);
     const services = [...new Set(links.flatMap((l) => [l.parent, l.child]))].sort();
@@ -28,7 +42,33 @@ export async function dependenciesPage(container, params) {
   };
   lookback.addEventListener("change", load);
   focus.addEventListener("change", draw);
+  depth.addEventListener("change", draw);
   await load();
+}
+
+/** The edges within `depth` hops of `focus`: its callers' chains upstream
+ * and its callees' downstream, not the other branches of those services. */
+export function around(links, focus, depth) {
+  const kept = new Set();
+  const walk = (from, to) => {
+    let frontier = new Set([focus]);
+    const seen = new Set(frontier);
+    for (let hop = 0; hop < depth && frontier.size; hop++) {
+      const next = new Set();
+      for (const l of links) {
+        if (!frontier.has(l[from])) continue;
+        kept.add(l);
+        if (!seen.has(l[to])) {
+          seen.add(l[to]);
+          next.add(l[to]);
+        }
+      }
+      frontier = next;
+    }
+  };
+  walk("parent", "child");
+  walk("child", "parent");
+  return links.filter((l) => kept.has(l));
 }
 
 function layers(nodes, links) {
@@ -49,10 +89,9 @@ function layers(nodes, links) {
   return rank;
 }
 
-/** Draws `allLinks` ({parent, child, callCount}) as a layered graph; with
- * `focus`, only that node's edges. Also the trace page's span graph. */
-export function drawGraph(container, allLinks, focus, label = "Service dependency graph") {
-  const links = focus ? allLinks.filter((l) => l.parent === focus || l.child === focus) : allLinks;
+/** Draws `links` ({parent, child, callCount}) as a layered graph, `focus`
+ * marked. Also the trace page's span graph. */
+export function drawGraph(container, links, focus, label = "Service dependency graph") {
   if (!links.length) {
     container.replaceChildren(h("p", { class: "muted" }, "No dependencies in this window."));
     return;

@@ -10,7 +10,7 @@ use crate::encoding::Encoding;
 
 /// Options that cannot make a working Kafka client; found before any
 /// connection is tried.
-#[derive(Debug, PartialEq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum OptionsError {
     #[error("--{prefix}plaintext.username is required with --{prefix}authentication=plaintext")]
     MissingUsername { prefix: &'static str },
@@ -18,6 +18,8 @@ pub enum OptionsError {
     MissingClientCertificate { prefix: &'static str },
     #[error("--kafka.producer.idempotent needs --kafka.producer.required-acks=all")]
     IdempotentNeedsAllAcks,
+    #[error(transparent)]
+    Tls(#[from] spoor_tls::TlsError),
 }
 
 fn key_value(s: &str) -> Result<(String, String), String> {
@@ -89,7 +91,16 @@ macro_rules! client_options {
         impl $name {
             fn apply(&self, c: &mut ClientConfig) -> Result<(), OptionsError> {
                 c.set("bootstrap.servers", self.brokers.join(","));
-                let tls = self.tls_enabled || self.authentication == Authentication::Tls;
+                let settings = spoor_tls::ClientTls {
+                    enabled: self.tls_enabled || self.authentication == Authentication::Tls,
+                    ca: self.tls_ca.clone(),
+                    cert: self.tls_cert.clone(),
+                    key: self.tls_key.clone(),
+                    server_name: None,
+                    skip_host_verify: self.tls_skip_host_verify,
+                }
+                .checked($p, false)?;
+                let tls = settings.enabled;
                 let sasl = self.authentication == Authentication::Plaintext;
                 c.set(
                     "security.protocol",
@@ -116,23 +127,21 @@ macro_rules! client_options {
                     c.set("sasl.password", &self.password);
                 }
                 let path = |p: &std::path::PathBuf| p.display().to_string();
-                if let Some(ca) = &self.tls_ca {
-                    c.set("ssl.ca.location", path(ca));
+                if self.authentication == Authentication::Tls && settings.cert.is_none() {
+                    return Err(OptionsError::MissingClientCertificate { prefix: $p });
                 }
-                if self.authentication == Authentication::Tls {
-                    match (&self.tls_cert, &self.tls_key) {
-                        (Some(cert), Some(key)) => {
-                            c.set("ssl.certificate.location", path(cert));
-                            c.set("ssl.key.location", path(key));
-                        }
-                        _ => {
-                            return Err(OptionsError::MissingClientCertificate { prefix: $p });
-                        }
+                if tls {
+                    if let Some(ca) = &settings.ca {
+                        c.set("ssl.ca.location", path(ca));
                     }
-                }
-                if self.tls_skip_host_verify {
-                    c.set("ssl.endpoint.identification.algorithm", "none");
-                    c.set("enable.ssl.certificate.verification", "false");
+                    if let (Some(cert), Some(key)) = (&settings.cert, &settings.key) {
+                        c.set("ssl.certificate.location", path(cert));
+                        c.set("ssl.key.location", path(key));
+                    }
+                    if settings.skip_host_verify {
+                        c.set("ssl.endpoint.identification.algorithm", "none");
+                        c.set("enable.ssl.certificate.verification", "false");
+                    }
                 }
                 for (k, v) in &self.config {
                     c.set(k, v);
@@ -441,10 +450,10 @@ mod tests {
     #[test]
     fn inconsistent_settings_are_refused_with_a_reason() {
         let c = cli(&["--kafka.producer.required-acks=local"]);
-        assert_eq!(
+        assert!(matches!(
             c.producer.client_config().unwrap_err(),
             OptionsError::IdempotentNeedsAllAcks
-        );
+        ));
         let c = cli(&["--kafka.consumer.authentication=tls"]);
         assert!(
             c.consumer

@@ -31,19 +31,9 @@ pub async fn connect(o: &CassandraOptions) -> Result<Session, StorageError> {
     if !o.username.is_empty() {
         builder = builder.user(o.username.clone(), o.password.clone());
     }
-    if o.tls_enabled {
-        use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
-        let mut tls = SslConnector::builder(SslMethod::tls()).map_err(|e| backend("TLS", e))?;
-        if let Some(ca) = &o.tls_ca {
-            tls.set_ca_file(ca)
-                .map_err(|e| backend(&format!("CA file {}", ca.display()), e))?;
-        }
-        tls.set_verify(if o.tls_skip_host_verify {
-            SslVerifyMode::NONE
-        } else {
-            SslVerifyMode::PEER
-        });
-        builder = builder.tls_context(Some(tls));
+    let settings = o.tls().map_err(|e| backend("TLS options", e))?;
+    if settings.enabled {
+        builder = builder.tls_context(Some(tls_context(&settings)?));
     }
     builder
         .build()
@@ -66,4 +56,63 @@ pub async fn create_schema(session: &Session, o: &CassandraOptions) -> Result<()
         .await
         .map_err(|e| backend("schema agreement", e))?;
     Ok(())
+}
+
+/// An OpenSSL context from the TLS settings (scylla's TLS is OpenSSL's).
+fn tls_context(
+    settings: &spoor_tls::ClientTls,
+) -> Result<openssl::ssl::SslConnectorBuilder, StorageError> {
+    use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVerifyMode};
+    let mut tls = SslConnector::builder(SslMethod::tls()).map_err(|e| backend("TLS", e))?;
+    if let Some(ca) = &settings.ca {
+        tls.set_ca_file(ca)
+            .map_err(|e| backend(&format!("CA file {}", ca.display()), e))?;
+    }
+    if let (Some(cert), Some(key)) = (&settings.cert, &settings.key) {
+        tls.set_certificate_chain_file(cert)
+            .map_err(|e| backend(&format!("certificate {}", cert.display()), e))?;
+        tls.set_private_key_file(key, SslFiletype::PEM)
+            .map_err(|e| backend(&format!("key {}", key.display()), e))?;
+        tls.check_private_key()
+            .map_err(|e| backend("the key does not match the certificate", e))?;
+    }
+    if let Some(name) = &settings.server_name {
+        tls.verify_param_mut()
+            .set_host(name)
+            .map_err(|e| backend("TLS server name", e))?;
+    }
+    tls.set_verify(if settings.skip_host_verify {
+        SslVerifyMode::NONE
+    } else {
+        SslVerifyMode::PEER
+    });
+    Ok(tls)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_settings_become_an_openssl_context_or_an_error_naming_the_file() {
+        let settings = spoor_tls::ClientTls {
+            enabled: true,
+            server_name: Some("cassandra.internal".into()),
+            ..spoor_tls::ClientTls::default()
+        };
+        assert!(tls_context(&settings).is_ok());
+        let missing = spoor_tls::ClientTls {
+            ca: Some("/nonexistent/ca.pem".into()),
+            ..settings.clone()
+        };
+        let e = tls_context(&missing).err().unwrap().to_string();
+        assert!(e.contains("/nonexistent/ca.pem"), "{e}");
+        let identity = spoor_tls::ClientTls {
+            cert: Some("/nonexistent/client.pem".into()),
+            key: Some("/nonexistent/client.key".into()),
+            ..settings
+        };
+        let e = tls_context(&identity).err().unwrap().to_string();
+        assert!(e.contains("/nonexistent/client.pem"), "{e}");
+    }
 }

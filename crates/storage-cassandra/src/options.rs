@@ -84,9 +84,17 @@ cassandra_options! {
     local_dc: String => "local-dc", "LOCAL_DC" [default_value = ""];
     /// Timeout of each request (0s: the driver's).
     timeout: Duration => "timeout", "TIMEOUT" [default_value = "0s", value_parser = spoor_model::parse_go_duration];
+    /// Connect with TLS.
     tls_enabled: bool => "tls.enabled", "TLS_ENABLED" [default_value_t = false];
-    /// CA certificate (PEM) the servers' certificates are checked against.
+    /// CA certificates (PEM) the servers' certificates are checked against.
     tls_ca: Option<std::path::PathBuf> => "tls.ca", "TLS_CA" [];
+    /// Client certificate (PEM), for servers that ask for one.
+    tls_cert: Option<std::path::PathBuf> => "tls.cert", "TLS_CERT" [];
+    /// The client certificate's key (PEM).
+    tls_key: Option<std::path::PathBuf> => "tls.key", "TLS_KEY" [];
+    /// The name the servers' certificates must carry, when not the host dialled.
+    tls_server_name: Option<String> => "tls.server-name", "TLS_SERVER_NAME" [];
+    /// Accept any server certificate (testing only).
     tls_skip_host_verify: bool => "tls.skip-host-verify", "TLS_SKIP_HOST_VERIFY" [default_value_t = false];
     /// Index span tags in tag_index.
     index_tags: bool => "index.tags", "INDEX_TAGS" [default_value_t = true, action = clap::ArgAction::Set];
@@ -111,6 +119,19 @@ cassandra_options! {
 }
 
 impl CassandraOptions {
+    /// The connection's TLS settings, checked.
+    pub fn tls(&self) -> Result<spoor_tls::ClientTls, spoor_tls::TlsError> {
+        spoor_tls::ClientTls {
+            enabled: self.tls_enabled,
+            ca: self.tls_ca.clone(),
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+            server_name: self.tls_server_name.clone(),
+            skip_host_verify: self.tls_skip_host_verify,
+        }
+        .checked("cassandra.", false)
+    }
+
     pub fn schema(&self) -> Result<SchemaParams, SchemaError> {
         Ok(SchemaParams {
             keyspace: self.keyspace.clone(),
@@ -176,5 +197,27 @@ mod tests {
         assert_eq!(cli.cassandra.keyspace, "jaeger_v1_dc1");
         assert_eq!(cli.cassandra.servers, ["127.0.0.1"]);
         assert!(cli.cassandra.index_tags);
+    }
+
+    #[test]
+    fn tls_takes_jaegers_flags_and_refuses_half_an_identity() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["spoor"];
+            all.extend(args);
+            Cli::try_parse_from(all).unwrap().cassandra.tls()
+        };
+        let tls = parse(&[
+            "--cassandra.tls.enabled",
+            "--cassandra.tls.ca=/ca.pem",
+            "--cassandra.tls.cert=/c.pem",
+            "--cassandra.tls.key=/k.pem",
+            "--cassandra.tls.server-name=db.internal",
+        ])
+        .unwrap();
+        assert!(tls.enabled);
+        assert_eq!(tls.server_name.as_deref(), Some("db.internal"));
+        assert!(parse(&["--cassandra.tls.enabled", "--cassandra.tls.cert=/c.pem"]).is_err());
+        assert!(!parse(&["--cassandra.tls.ca=/ca.pem"]).unwrap().enabled);
+        assert!(!parse(&[]).unwrap().enabled);
     }
 }

@@ -74,6 +74,60 @@ impl From<EsError> for spoor_storage::StorageError {
     }
 }
 
+/// The client certificate of `--es.tls.cert`/`.key` as the transport takes
+/// it (PKCS#12, which native TLS reads), when both are named.
+fn client_certificate(tls: &spoor_tls::ClientTls) -> Result<Option<Credentials>, EsError> {
+    use openssl::pkcs12::Pkcs12;
+    use openssl::pkey::PKey;
+    use openssl::x509::X509;
+    let Some(identity) = tls
+        .identity()
+        .map_err(|e| EsError::config("client certificate", e))?
+    else {
+        return Ok(None);
+    };
+    let invalid = |e| EsError::config("client certificate", e);
+    let mut chain = X509::stack_from_pem(&identity.cert)
+        .map_err(invalid)?
+        .into_iter();
+    let leaf = chain
+        .next()
+        .ok_or_else(|| EsError::config_msg("client certificate: no certificate in the PEM file"))?;
+    let key = PKey::private_key_from_pem(&identity.key).map_err(invalid)?;
+    let mut rest = openssl::stack::Stack::new().map_err(invalid)?;
+    for ca in chain {
+        rest.push(ca).map_err(invalid)?;
+    }
+    let archive = Pkcs12::builder()
+        .name("spoor")
+        .pkey(&key)
+        .cert(&leaf)
+        .ca(rest)
+        .build2("")
+        .map_err(invalid)?;
+    let der = archive.to_der().map_err(invalid)?;
+    Ok(Some(Credentials::Certificate(
+        elasticsearch::auth::ClientCertificate::Pkcs12(der, Some(String::new())),
+    )))
+}
+
+/// The `Authorization` header of a user or a token.
+fn authorization_header(credentials: Credentials) -> Result<HeaderValue, EsError> {
+    use base64::Engine;
+    let text = match credentials {
+        Credentials::Basic(user, password) => format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        ),
+        Credentials::Bearer(token) => format!("Bearer {token}"),
+        _ => return Err(EsError::config_msg("unsupported credentials")),
+    };
+    let mut value =
+        HeaderValue::from_str(&text).map_err(|e| EsError::config("authorization header", e))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
 /// How to reach the cluster.
 #[derive(Clone, Debug, Default)]
 pub struct ConnectOptions {
@@ -82,9 +136,8 @@ pub struct ConnectOptions {
     pub password: String,
     /// Sent as `Authorization: Bearer …`; read from a file when configured.
     pub bearer_token: String,
-    /// PEM file of the CA that signed the servers' certificates.
-    pub tls_ca: Option<std::path::PathBuf>,
-    pub tls_skip_host_verify: bool,
+    /// CA, client certificate and verification (`--es.tls.*`).
+    pub tls: spoor_tls::ClientTls,
     pub timeout: Duration,
 }
 
@@ -109,18 +162,31 @@ impl EsClient {
         if !o.timeout.is_zero() {
             builder = builder.timeout(o.timeout);
         }
-        if !o.bearer_token.is_empty() {
-            builder = builder.auth(Credentials::Bearer(o.bearer_token.clone()));
+        let authorization = if !o.bearer_token.is_empty() {
+            Some(Credentials::Bearer(o.bearer_token.clone()))
         } else if !o.username.is_empty() {
-            builder = builder.auth(Credentials::Basic(o.username.clone(), o.password.clone()));
+            Some(Credentials::Basic(o.username.clone(), o.password.clone()))
+        } else {
+            None
+        };
+        match (client_certificate(&o.tls)?, authorization) {
+            (Some(cert), authorization) => {
+                // the transport takes one credential: the certificate, and a
+                // user or token as the header it would have written
+                builder = builder.auth(cert);
+                if let Some(header) = authorization.map(authorization_header) {
+                    let mut headers = HeaderMap::new();
+                    headers.insert(elasticsearch::http::headers::AUTHORIZATION, header?);
+                    builder = builder.headers(headers);
+                }
+            }
+            (None, Some(authorization)) => builder = builder.auth(authorization),
+            (None, None) => {}
         }
-        if o.tls_skip_host_verify {
+        if o.tls.skip_host_verify {
             builder = builder.cert_validation(CertificateValidation::None);
-        } else if let Some(ca) = &o.tls_ca {
-            let pem = std::fs::read(ca)
-                .map_err(|e| EsError::config(format!("CA file {}", ca.display()), e))?;
-            let cert = Certificate::from_pem(&pem)
-                .map_err(|e| EsError::config(format!("CA file {}", ca.display()), e))?;
+        } else if let Some(pem) = o.tls.ca_pem().map_err(|e| EsError::config("CA file", e))? {
+            let cert = Certificate::from_pem(&pem).map_err(|e| EsError::config("CA file", e))?;
             builder = builder.cert_validation(CertificateValidation::Full(cert));
         }
         let transport = builder
@@ -275,5 +341,87 @@ fn status_error(path: &str, status: StatusCode, body: &Json) -> EsError {
         path: path.to_string(),
         status: status.as_u16(),
         body,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openssl::asn1::Asn1Time;
+    use openssl::hash::MessageDigest;
+    use openssl::pkey::PKey;
+    use openssl::rsa::Rsa;
+    use openssl::x509::{X509, X509NameBuilder};
+
+    use super::*;
+
+    /// A self-signed certificate and its key, PEM.
+    fn self_signed() -> (Vec<u8>, Vec<u8>) {
+        let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+        let mut name = X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", "spoor-client").unwrap();
+        let name = name.build();
+        let mut cert = X509::builder().unwrap();
+        cert.set_version(2).unwrap();
+        cert.set_subject_name(&name).unwrap();
+        cert.set_issuer_name(&name).unwrap();
+        cert.set_pubkey(&key).unwrap();
+        cert.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        cert.set_not_after(&Asn1Time::days_from_now(1).unwrap())
+            .unwrap();
+        cert.sign(&key, MessageDigest::sha256()).unwrap();
+        (
+            cert.build().to_pem().unwrap(),
+            key.private_key_to_pem_pkcs8().unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_pem_client_certificate_becomes_the_transports_pkcs12() {
+        let dir = std::env::temp_dir().join(format!("spoor-es-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key) = self_signed();
+        std::fs::write(dir.join("c.pem"), &cert).unwrap();
+        std::fs::write(dir.join("k.pem"), &key).unwrap();
+        std::fs::write(dir.join("bad.pem"), "not a key").unwrap();
+        let tls = |key: &str| spoor_tls::ClientTls {
+            enabled: true,
+            cert: Some(dir.join("c.pem")),
+            key: Some(dir.join(key)),
+            ..spoor_tls::ClientTls::default()
+        };
+        match client_certificate(&tls("k.pem")).unwrap() {
+            Some(Credentials::Certificate(elasticsearch::auth::ClientCertificate::Pkcs12(
+                der,
+                _,
+            ))) => {
+                let parsed = openssl::pkcs12::Pkcs12::from_der(&der)
+                    .unwrap()
+                    .parse2("")
+                    .unwrap();
+                assert_eq!(parsed.cert.unwrap().to_pem().unwrap(), cert);
+            }
+            _ => panic!("no client certificate"),
+        }
+        assert!(client_certificate(&tls("bad.pem")).is_err());
+        assert!(
+            client_certificate(&spoor_tls::ClientTls::default())
+                .unwrap()
+                .is_none()
+        );
+        // a client certificate and a user: the transport holds both
+        let both = ConnectOptions {
+            urls: vec!["https://127.0.0.1:9200".into()],
+            username: "elastic".into(),
+            password: "changeme".into(),
+            tls: tls("k.pem"),
+            ..ConnectOptions::default()
+        };
+        assert!(EsClient::connect(&both).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            authorization_header(Credentials::Basic("elastic".into(), "changeme".into())).unwrap(),
+            "Basic ZWxhc3RpYzpjaGFuZ2VtZQ=="
+        );
     }
 }

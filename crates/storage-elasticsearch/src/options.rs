@@ -43,9 +43,18 @@ macro_rules! es_options {
             /// File holding a bearer token sent with every request.
             #[arg(id = concat!($p, "token-file"), long = concat!($p, "token-file"), env = concat!($e, "TOKEN_FILE"))]
             pub token_file: Option<std::path::PathBuf>,
+            /// Connect with TLS (an `https` URL does too).
+            #[arg(id = concat!($p, "tls.enabled"), long = concat!($p, "tls.enabled"), env = concat!($e, "TLS_ENABLED"), default_value_t = false)]
+            pub tls_enabled: bool,
             /// Verify the servers' certificates against this CA (PEM).
             #[arg(id = concat!($p, "tls.ca"), long = concat!($p, "tls.ca"), env = concat!($e, "TLS_CA"))]
             pub tls_ca: Option<std::path::PathBuf>,
+            /// Client certificate (PEM), for clusters that ask for one.
+            #[arg(id = concat!($p, "tls.cert"), long = concat!($p, "tls.cert"), env = concat!($e, "TLS_CERT"))]
+            pub tls_cert: Option<std::path::PathBuf>,
+            /// The client certificate's key (PEM).
+            #[arg(id = concat!($p, "tls.key"), long = concat!($p, "tls.key"), env = concat!($e, "TLS_KEY"))]
+            pub tls_key: Option<std::path::PathBuf>,
             /// Accept any server certificate (testing only).
             #[arg(id = concat!($p, "tls.skip-host-verify"), long = concat!($p, "tls.skip-host-verify"), env = concat!($e, "TLS_SKIP_HOST_VERIFY"), default_value_t = false)]
             pub tls_skip_host_verify: bool,
@@ -148,8 +157,16 @@ macro_rules! es_options {
                     username: self.username.clone(),
                     password: self.password.clone(),
                     bearer_token,
-                    tls_ca: self.tls_ca.clone(),
-                    tls_skip_host_verify: self.tls_skip_host_verify,
+                    tls: spoor_tls::ClientTls {
+                        enabled: self.tls_enabled,
+                        ca: self.tls_ca.clone(),
+                        cert: self.tls_cert.clone(),
+                        key: self.tls_key.clone(),
+                        server_name: None,
+                        skip_host_verify: self.tls_skip_host_verify,
+                    }
+                    .checked($p, self.server_urls.iter().any(|u| u.starts_with("https:")))
+                    .map_err(|e| EsError::config("TLS options", e))?,
                     timeout: self.timeout,
                 })
             }

@@ -28,7 +28,7 @@ use spoor_model::time::unix_nanos;
 
 /// Spans per streamed `TracesData`: a large trace goes in several, which
 /// clients join by trace id (as Jaeger's own do).
-const SPANS_PER_CHUNK: usize = 1_000;
+pub(crate) const SPANS_PER_CHUNK: usize = 1_000;
 /// Summaries per streamed `FindTraceSummariesResponse`.
 const SUMMARIES_PER_CHUNK: usize = 20;
 

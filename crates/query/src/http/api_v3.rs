@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -15,7 +16,7 @@ use spoor_query_params::{self as params, Params};
 use spoor_storage::{OperationQuery, SpanReader, StorageError};
 
 use super::{ApiState, ResponseLimits, Streamed, stream_json};
-use crate::api_v3::{parse_trace_id, summary};
+use crate::api_v3::{SPANS_PER_CHUNK, parse_trace_id, summary};
 use crate::read::found_traces;
 
 pub fn routes() -> Router<ApiState> {
@@ -125,10 +126,37 @@ async fn get_trace(
         }
     }
     let trace = s.reader.get_trace(id).await?.ok_or_else(no_traces)?;
-    let body = serde_json::json!({
-        "result": { "resourceSpans": spoor_codec::otlp::spans_to_otlp(&trace.spans) }
+    Ok(stream_trace(trace))
+}
+
+/// One trace as `{"result":{"resourceSpans":[...]}}`, written
+/// [`SPANS_PER_CHUNK`] spans at a time as the client reads, as gRPC sends
+/// it: a trace of a million spans never sits whole in memory as OTLP or JSON.
+pub(super) fn stream_trace(trace: spoor_model::Trace) -> Response {
+    let trace = Arc::new(trace);
+    let chunks = trace.spans.len().div_ceil(SPANS_PER_CHUNK);
+    let open = futures::stream::once(async {
+        Ok::<_, std::convert::Infallible>(Bytes::from_static(b"{\"result\":{\"resourceSpans\":["))
     });
-    Ok(json(&body))
+    let body = futures::stream::iter(0..chunks).map(move |i| {
+        let end = ((i + 1) * SPANS_PER_CHUNK).min(trace.spans.len());
+        let mut json = Vec::new();
+        for rs in spoor_codec::otlp::spans_to_otlp(&trace.spans[i * SPANS_PER_CHUNK..end]) {
+            if i > 0 || !json.is_empty() {
+                json.push(b',');
+            }
+            if let Err(e) = serde_json::to_writer(&mut json, &rs) {
+                tracing::error!(error = %e, "trace not serializable");
+            }
+        }
+        Ok(Bytes::from(json))
+    });
+    let close = futures::stream::once(async { Ok(Bytes::from_static(b"]}}")) });
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::from_stream(open.chain(body).chain(close)),
+    )
+        .into_response()
 }
 
 async fn find_traces(

@@ -605,3 +605,30 @@ async fn metrics_answer_as_jaeger_without_a_metrics_backend() {
         (StatusCode::OK, json!({"linkPatterns": []}))
     );
 }
+
+#[tokio::test]
+async fn api_v3_trace_by_id_is_written_in_chunks_that_make_one_document() {
+    let web = Arc::new(Process {
+        service_name: "web".into(),
+        tags: vec![],
+    });
+    let spans: Vec<Span> = (1..=2_500)
+        .map(|i| span(9, i, &web, "op", (i > 1).then_some(1)))
+        .collect();
+    let response = super::api_v3::stream_trace(spoor_model::Trace {
+        spans,
+        warnings: vec![],
+    });
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let body: Json = serde_json::from_slice(&bytes).unwrap();
+    let resources = body["result"]["resourceSpans"].as_array().unwrap();
+    assert_eq!(resources.len(), 3, "one resource group per 1,000 spans");
+    let count: usize = resources
+        .iter()
+        .map(|rs| rs["scopeSpans"][0]["spans"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(count, 2_500);
+}

@@ -397,9 +397,54 @@ async fn trace_by_id(State(s): State<ApiState>, Path(id): Path<String>) -> ApiRe
         .parse()
         .map_err(|e| ApiError::BadRequest(format!("unable to parse param 'traceID': {e}")))?;
     match s.reader.get_trace(id).await? {
-        Some(t) => Ok(ok(vec![ui_trace(&t)], vec![])),
+        Some(t) => Ok(stream_ui_trace(t)),
         None => Err(ApiError::NotFound("trace not found".into())),
     }
+}
+
+/// Spans of the UI's JSON written at once while streaming a trace.
+const UI_SPANS_PER_CHUNK: usize = 1_000;
+
+/// One trace in Jaeger's envelope, the same JSON as `ok(vec![ui_trace(&t)])`,
+/// written a thousand spans at a time as the client reads: a trace of a
+/// million spans is never whole in memory as the UI's model or its JSON.
+fn stream_ui_trace(trace: spoor_model::Trace) -> Response {
+    let (processes, of_span) = crate::uimodel::trace_processes(&trace);
+    let processes = serde_json::to_string(&crate::uimodel::ui_processes(&processes))
+        .expect("processes serialize");
+    let trace_id = trace.spans.first().map(|s| s.trace_id.to_string());
+    let warnings = (!trace.warnings.is_empty()).then(|| trace.warnings.clone());
+    let open = format!(
+        r#"{{"data":[{{"traceID":{},"spans":["#,
+        serde_json::to_string(&trace_id.unwrap_or_default()).expect("a string serializes")
+    );
+    let close = format!(
+        r#"],"processes":{processes},"warnings":{}}}],"total":1,"limit":0,"offset":0,"errors":null}}"#,
+        serde_json::to_string(&warnings).expect("strings serialize")
+    );
+    let trace = Arc::new(trace);
+    let chunks = trace.spans.len().div_ceil(UI_SPANS_PER_CHUNK);
+    let body = futures::stream::iter(0..chunks).map(move |i| {
+        let start = i * UI_SPANS_PER_CHUNK;
+        let end = (start + UI_SPANS_PER_CHUNK).min(trace.spans.len());
+        let mut json = Vec::new();
+        for (n, span) in trace.spans[start..end].iter().enumerate() {
+            if start + n > 0 {
+                json.push(b',');
+            }
+            let ui = crate::uimodel::ui_span(span, of_span[start + n]);
+            serde_json::to_writer(&mut json, &ui).expect("a UI span serializes");
+        }
+        Ok::<_, std::convert::Infallible>(Bytes::from(json))
+    });
+    let stream = futures::stream::once(async move { Ok(Bytes::from(open)) })
+        .chain(body)
+        .chain(futures::stream::once(async move { Ok(Bytes::from(close)) }));
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response()
 }
 
 /// Copies a trace into the archive store; Jaeger's answer is an empty list.

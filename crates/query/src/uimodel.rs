@@ -8,7 +8,7 @@ use base64::Engine;
 use serde::Serialize;
 
 use spoor_model::time::unix_micros;
-use spoor_model::{DependencyLink, KeyValue, Process, Trace, Value};
+use spoor_model::{DependencyLink, KeyValue, Process, Span, Trace, Value};
 
 /// Integers outside ±(2^53 - 1) lose precision in JavaScript; Jaeger sends them as strings.
 const MAX_SAFE_INT: i64 = (1 << 53) - 1;
@@ -122,69 +122,95 @@ fn warnings(w: &[String]) -> Option<Vec<String>> {
 
 /// Converts a trace, numbering distinct processes p1, p2, ... in order of
 /// first appearance. Spans keep their stored order.
-pub fn ui_trace(trace: &Trace) -> UiTrace {
+/// A trace's processes, each once (equal processes of different batches
+/// too), and the index of each span's: `p{index + 1}` in the UI's JSON.
+pub fn trace_processes(trace: &Trace) -> (Vec<&Process>, Vec<usize>) {
     let mut processes: Vec<&Process> = Vec::new();
-    let mut spans = Vec::with_capacity(trace.spans.len());
-    for span in &trace.spans {
-        let index = match processes
+    // spans of a batch share their process: most lookups are by address
+    let mut by_address: std::collections::HashMap<*const Process, usize> = Default::default();
+    let of_span = trace
+        .spans
+        .iter()
+        .map(|span| {
+            let address: *const Process = &*span.process;
+            *by_address.entry(address).or_insert_with(|| {
+                processes
+                    .iter()
+                    .position(|p| **p == *span.process)
+                    .unwrap_or_else(|| {
+                        processes.push(&span.process);
+                        processes.len() - 1
+                    })
+            })
+        })
+        .collect();
+    (processes, of_span)
+}
+
+/// The UI's `processes` object of [`trace_processes`].
+pub fn ui_processes(processes: &[&Process]) -> BTreeMap<String, UiProcess> {
+    processes
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            (
+                format!("p{}", i + 1),
+                UiProcess {
+                    service_name: p.service_name.clone(),
+                    tags: key_values(&p.tags),
+                },
+            )
+        })
+        .collect()
+}
+
+/// One span as the UI reads it; `process` its index in [`trace_processes`].
+pub fn ui_span(span: &Span, process: usize) -> UiSpan {
+    UiSpan {
+        trace_id: span.trace_id.to_string(),
+        span_id: span.span_id.to_string(),
+        flags: span.flags,
+        operation_name: span.operation_name.clone(),
+        references: span
+            .references
             .iter()
-            .position(|p| std::ptr::eq(*p, &*span.process) || **p == *span.process)
-        {
-            Some(i) => i,
-            None => {
-                processes.push(&span.process);
-                processes.len() - 1
-            }
-        };
-        spans.push(UiSpan {
-            trace_id: span.trace_id.to_string(),
-            span_id: span.span_id.to_string(),
-            flags: span.flags,
-            operation_name: span.operation_name.clone(),
-            references: span
-                .references
-                .iter()
-                .map(|r| UiReference {
-                    ref_type: r.ref_type.as_str().to_string(),
-                    trace_id: r.trace_id.to_string(),
-                    span_id: r.span_id.to_string(),
-                })
-                .collect(),
-            start_time: unix_micros(span.start_time),
-            duration: duration_micros(span.duration),
-            tags: key_values(&span.tags),
-            logs: span
-                .logs
-                .iter()
-                .map(|l| UiLog {
-                    timestamp: unix_micros(l.timestamp),
-                    fields: key_values(&l.fields),
-                })
-                .collect(),
-            process_id: format!("p{}", index + 1),
-            warnings: warnings(&span.warnings),
-        });
+            .map(|r| UiReference {
+                ref_type: r.ref_type.as_str().to_string(),
+                trace_id: r.trace_id.to_string(),
+                span_id: r.span_id.to_string(),
+            })
+            .collect(),
+        start_time: unix_micros(span.start_time),
+        duration: duration_micros(span.duration),
+        tags: key_values(&span.tags),
+        logs: span
+            .logs
+            .iter()
+            .map(|l| UiLog {
+                timestamp: unix_micros(l.timestamp),
+                fields: key_values(&l.fields),
+            })
+            .collect(),
+        process_id: format!("p{}", process + 1),
+        warnings: warnings(&span.warnings),
     }
+}
+
+pub fn ui_trace(trace: &Trace) -> UiTrace {
+    let (processes, of_span) = trace_processes(trace);
     UiTrace {
         trace_id: trace
             .spans
             .first()
             .map(|s| s.trace_id.to_string())
             .unwrap_or_default(),
-        spans,
-        processes: processes
-            .into_iter()
-            .enumerate()
-            .map(|(i, p)| {
-                (
-                    format!("p{}", i + 1),
-                    UiProcess {
-                        service_name: p.service_name.clone(),
-                        tags: key_values(&p.tags),
-                    },
-                )
-            })
+        spans: trace
+            .spans
+            .iter()
+            .zip(of_span)
+            .map(|(span, process)| ui_span(span, process))
             .collect(),
+        processes: ui_processes(&processes),
         warnings: warnings(&trace.warnings),
     }
 }

@@ -632,3 +632,47 @@ async fn api_v3_trace_by_id_is_written_in_chunks_that_make_one_document() {
         .sum();
     assert_eq!(count, 2_500);
 }
+
+#[tokio::test]
+async fn a_trace_by_id_is_streamed_as_the_same_json_the_whole_answer_was() {
+    let web = Arc::new(Process {
+        service_name: "web".into(),
+        tags: vec![KeyValue::string("host", "a")],
+    });
+    // the same process again in another batch, and a second one
+    let web_again = Arc::new((*web).clone());
+    let db = Arc::new(Process {
+        service_name: "db".into(),
+        tags: vec![],
+    });
+    let spans: Vec<Span> = (1..=2_500)
+        .map(|i| {
+            let process = [&web, &web_again, &db][i as usize % 3];
+            span(9, i, process, "op", (i > 1).then_some(1))
+        })
+        .collect();
+    let trace = spoor_model::Trace {
+        spans,
+        warnings: vec!["clock skew".into()],
+    };
+    let whole = axum::body::to_bytes(
+        super::ok(vec![crate::uimodel::ui_trace(&trace)], vec![]).into_body(),
+        usize::MAX,
+    )
+    .await
+    .unwrap();
+    let streamed = axum::body::to_bytes(super::stream_ui_trace(trace).into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let whole: Json = serde_json::from_slice(&whole).unwrap();
+    let streamed: Json = serde_json::from_slice(&streamed).unwrap();
+    assert_eq!(streamed, whole);
+    assert_eq!(
+        streamed["data"][0]["processes"].as_object().unwrap().len(),
+        2
+    );
+    assert_eq!(
+        streamed["data"][0]["spans"].as_array().unwrap().len(),
+        2_500
+    );
+}

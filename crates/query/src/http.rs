@@ -422,20 +422,42 @@ fn stream_ui_trace(trace: spoor_model::Trace) -> Response {
         r#"],"processes":{processes},"warnings":{}}}],"total":1,"limit":0,"offset":0,"errors":null}}"#,
         serde_json::to_string(&warnings).expect("strings serialize")
     );
-    let trace = Arc::new(trace);
-    let chunks = trace.spans.len().div_ceil(UI_SPANS_PER_CHUNK);
-    let body = futures::stream::iter(0..chunks).map(move |i| {
-        let start = i * UI_SPANS_PER_CHUNK;
-        let end = (start + UI_SPANS_PER_CHUNK).min(trace.spans.len());
+    let render = move |start: usize, spans: &[spoor_model::Span]| {
         let mut json = Vec::new();
-        for (n, span) in trace.spans[start..end].iter().enumerate() {
+        for (n, span) in spans.iter().enumerate() {
             if start + n > 0 {
                 json.push(b',');
             }
             let ui = crate::uimodel::ui_span(span, of_span[start + n]);
             serde_json::to_writer(&mut json, &ui).expect("a UI span serializes");
         }
-        Ok::<_, std::convert::Infallible>(Bytes::from(json))
+        json
+    };
+    stream_spans(
+        trace,
+        UI_SPANS_PER_CHUNK,
+        open.into_bytes(),
+        render,
+        close.into_bytes(),
+    )
+}
+
+/// A JSON answer written as `open`, then `render(index of the first span,
+/// spans)` for each run of `per_chunk` spans of `trace` as the client reads,
+/// then `close`: a large trace is never whole in memory as JSON.
+pub(crate) fn stream_spans(
+    trace: spoor_model::Trace,
+    per_chunk: usize,
+    open: Vec<u8>,
+    render: impl Fn(usize, &[spoor_model::Span]) -> Vec<u8> + Send + 'static,
+    close: Vec<u8>,
+) -> Response {
+    let trace = Arc::new(trace);
+    let chunks = trace.spans.len().div_ceil(per_chunk);
+    let body = futures::stream::iter(0..chunks).map(move |i| {
+        let start = i * per_chunk;
+        let end = (start + per_chunk).min(trace.spans.len());
+        Ok::<_, std::convert::Infallible>(Bytes::from(render(start, &trace.spans[start..end])))
     });
     let stream = futures::stream::once(async move { Ok(Bytes::from(open)) })
         .chain(body)

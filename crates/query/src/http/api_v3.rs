@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -15,7 +14,7 @@ use spoor_model::{SpanKind, TraceId};
 use spoor_query_params::{self as params, Params};
 use spoor_storage::{OperationQuery, SpanReader, StorageError};
 
-use super::{ApiState, ResponseLimits, Streamed, stream_json};
+use super::{ApiState, ResponseLimits, Streamed, stream_json, stream_spans};
 use crate::api_v3::{SPANS_PER_CHUNK, parse_trace_id, summary};
 use crate::read::found_traces;
 
@@ -133,30 +132,25 @@ async fn get_trace(
 /// [`SPANS_PER_CHUNK`] spans at a time as the client reads, as gRPC sends
 /// it: a trace of a million spans never sits whole in memory as OTLP or JSON.
 pub(super) fn stream_trace(trace: spoor_model::Trace) -> Response {
-    let trace = Arc::new(trace);
-    let chunks = trace.spans.len().div_ceil(SPANS_PER_CHUNK);
-    let open = futures::stream::once(async {
-        Ok::<_, std::convert::Infallible>(Bytes::from_static(b"{\"result\":{\"resourceSpans\":["))
-    });
-    let body = futures::stream::iter(0..chunks).map(move |i| {
-        let end = ((i + 1) * SPANS_PER_CHUNK).min(trace.spans.len());
+    let render = |start: usize, spans: &[spoor_model::Span]| {
         let mut json = Vec::new();
-        for rs in spoor_codec::otlp::spans_to_otlp(&trace.spans[i * SPANS_PER_CHUNK..end]) {
-            if i > 0 || !json.is_empty() {
+        for rs in spoor_codec::otlp::spans_to_otlp(spans) {
+            if start > 0 || !json.is_empty() {
                 json.push(b',');
             }
             if let Err(e) = serde_json::to_writer(&mut json, &rs) {
                 tracing::error!(error = %e, "trace not serializable");
             }
         }
-        Ok(Bytes::from(json))
-    });
-    let close = futures::stream::once(async { Ok(Bytes::from_static(b"]}}")) });
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        axum::body::Body::from_stream(open.chain(body).chain(close)),
+        json
+    };
+    stream_spans(
+        trace,
+        SPANS_PER_CHUNK,
+        b"{\"result\":{\"resourceSpans\":[".to_vec(),
+        render,
+        b"]}}".to_vec(),
     )
-        .into_response()
 }
 
 async fn find_traces(

@@ -18,6 +18,12 @@ pub struct EsIndexCli {
     pub common: CommonOptions,
     #[command(flatten)]
     pub es: EsOptions,
+    /// Manage the archive's rollover index and aliases
+    /// (`<prefix>jaeger-span-archive-000001`, `-read`, `-write`) instead of
+    /// the span store's, as Jaeger's es-rollover `--archive`; for
+    /// `--es-archive.use-aliases`.
+    #[arg(long, env = "ARCHIVE", default_value_t = false)]
+    pub archive: bool,
     #[command(subcommand)]
     pub command: EsIndexCommand,
 }
@@ -63,7 +69,8 @@ pub enum EsIndexCommand {
 impl EsIndexCli {
     pub async fn run(self) -> anyhow::Result<()> {
         let client = EsClient::connect(&self.es.connect_options()?)?;
-        let layout = self.es.layout();
+        let mut layout = self.es.layout();
+        layout.archive = self.archive;
         match self.command {
             EsIndexCommand::Init {
                 rollover_age,

@@ -87,7 +87,7 @@ pub async fn put_lifecycle_policy(
 /// The first index of each rollover family, `<base>000001`, with the read
 /// alias and the write alias pointing at it; kept when it already exists.
 pub async fn init_rollover(client: &EsClient, layout: &IndexLayout) -> Result<(), EsError> {
-    for kind in IndexKind::ALL {
+    for &kind in layout.families() {
         let (read, write) = (layout.read_alias(kind), layout.write_alias(kind));
         let (status, _) = client
             .request_status(Method::Get, &format!("/_alias/{write}"), &[], None)
@@ -121,7 +121,7 @@ pub async fn rollover(
     conditions: Option<&Json>,
 ) -> Result<Vec<String>, EsError> {
     let mut rolled = Vec::new();
-    for kind in IndexKind::ALL {
+    for &kind in layout.families() {
         let write = layout.write_alias(kind);
         let body = match conditions {
             Some(c) => json!({"conditions": c}),
@@ -165,7 +165,7 @@ pub fn expired_indices(
     names
         .iter()
         .filter(|name| {
-            IndexKind::ALL.iter().any(|&kind| {
+            layout.families().iter().any(|&kind| {
                 layout
                     .index_date(kind, name)
                     .is_some_and(|date| date < cutoff)
@@ -215,7 +215,7 @@ pub fn old_rollover_indices(
         .filter(|(name, at)| {
             *at < cutoff
                 && !write_indices.contains(name)
-                && IndexKind::ALL.iter().any(|&kind| {
+                && layout.families().iter().any(|&kind| {
                     name.strip_prefix(&layout.base(kind))
                         .is_some_and(|n| n.len() == 6 && n.bytes().all(|b| b.is_ascii_digit()))
                 })
@@ -268,7 +268,7 @@ async fn write_indices(
     layout: &IndexLayout,
 ) -> Result<BTreeSet<String>, EsError> {
     let mut out = BTreeSet::new();
-    for kind in IndexKind::ALL {
+    for &kind in layout.families() {
         out.extend(alias_members(client, &layout.write_alias(kind)).await?);
     }
     Ok(out)
@@ -286,7 +286,7 @@ pub async fn lookback(
     let writes = write_indices(client, layout).await?;
     let old = old_rollover_indices(layout, &created, &writes, read_ttl, SystemTime::now());
     let mut removed = Vec::new();
-    for kind in IndexKind::ALL {
+    for &kind in layout.families() {
         let read = layout.read_alias(kind);
         let members = alias_members(client, &read).await?;
         let actions: Vec<Json> = old
@@ -513,6 +513,26 @@ mod over_http {
                         }
                         axum::Json(json!({"acknowledged": true}))
                     },
+                )
+                .put(
+                    |State(c): State<Shared>,
+                     Path(index): Path<String>,
+                     axum::Json(body): axum::Json<Json>| async move {
+                        let mut c = c.lock().unwrap();
+                        c.created.insert(index.clone(), days_ago(0));
+                        for alias in body["aliases"]
+                            .as_object()
+                            .into_iter()
+                            .flatten()
+                            .map(|(a, _)| a)
+                        {
+                            c.aliases
+                                .entry(alias.clone())
+                                .or_default()
+                                .insert(index.clone());
+                        }
+                        axum::Json(json!({"acknowledged": true}))
+                    },
                 ),
             )
             .with_state(cluster);
@@ -618,6 +638,27 @@ mod over_http {
                 "jaeger-span-000002",
                 "jaeger-span-000003"
             ]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_archive_gets_jaegers_one_rollover_family() {
+        let c = Shared::default();
+        let client = serve(Arc::clone(&c)).await;
+        let layout = IndexLayout {
+            use_aliases: true,
+            archive: true,
+            ..IndexLayout::default()
+        };
+        init_rollover(&client, &layout).await.unwrap();
+        let c = c.lock().unwrap();
+        assert_eq!(
+            c.created.keys().collect::<Vec<_>>(),
+            ["jaeger-span-archive-000001"]
+        );
+        assert_eq!(
+            c.aliases.keys().collect::<Vec<_>>(),
+            ["jaeger-span-archive-read", "jaeger-span-archive-write"]
         );
     }
 }

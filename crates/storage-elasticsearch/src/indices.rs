@@ -72,7 +72,20 @@ impl IndexLayout {
 
     /// `<prefix>jaeger-span-`, the start of every index of that kind.
     pub fn base(&self, kind: IndexKind) -> String {
+        if self.archive && kind == IndexKind::Span {
+            return format!("{}-", self.archive_index());
+        }
         format!("{}{}-", self.prefix, kind.name())
+    }
+
+    /// The index families this layout manages: the archive's spans alone,
+    /// or all four.
+    pub fn families(&self) -> &'static [IndexKind] {
+        if self.archive {
+            &[IndexKind::Span]
+        } else {
+            &IndexKind::ALL
+        }
     }
 
     pub fn read_alias(&self, kind: IndexKind) -> String {
@@ -91,11 +104,10 @@ impl IndexLayout {
     /// The index a document written at `at` goes to.
     pub fn write_index(&self, kind: IndexKind, at: SystemTime) -> String {
         if self.archive && kind == IndexKind::Span {
-            let index = self.archive_index();
             return if self.use_aliases {
-                format!("{index}-write")
+                self.write_alias(kind)
             } else {
-                index
+                self.archive_index()
             };
         }
         if self.use_aliases {
@@ -120,11 +132,10 @@ impl IndexLayout {
     /// first; one alias in rollover mode.
     pub fn read_indices(&self, kind: IndexKind, start: SystemTime, end: SystemTime) -> Vec<String> {
         if self.archive && kind == IndexKind::Span {
-            let index = self.archive_index();
             return vec![if self.use_aliases {
-                format!("{index}-read")
+                self.read_alias(kind)
             } else {
-                index
+                self.archive_index()
             }];
         }
         if self.use_aliases {
@@ -260,6 +271,10 @@ mod tests {
             aliased.read_indices(IndexKind::Span, now - day, now),
             ["prod-jaeger-span-archive-read"]
         );
+        // what `spoor-es-index --archive` manages: the first index is
+        // Jaeger's `jaeger-span-archive-000001`
+        assert_eq!(aliased.base(IndexKind::Span), "prod-jaeger-span-archive-");
+        assert_eq!(aliased.families(), [IndexKind::Span]);
     }
 
     #[test]

@@ -46,7 +46,7 @@ mod tests {
         .unwrap();
         let pairs: Vec<(String, String)> = tags
             .iter()
-            .map(|t| (t.key.clone(), t.value.as_string().into_owned()))
+            .map(|t| (t.key.to_string(), t.value.as_string().into_owned()))
             .collect();
         let want = [
             ("zone", "eu-1"),

@@ -11,6 +11,6 @@ pub mod time;
 pub use duration::{DurationParseError, parse_go_duration};
 pub use ids::{IdParseError, SpanId, TraceId};
 pub use span::{
-    DependencyLink, KeyValue, Log, Process, RefType, SPAN_KIND_TAG, Span, SpanKind, SpanRef, Trace,
-    Value,
+    DependencyLink, Key, KeyValue, Log, Process, RefType, SPAN_KIND_TAG, Span, SpanKind, SpanRef,
+    Trace, Value,
 };

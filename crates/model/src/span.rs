@@ -37,20 +37,24 @@ impl Value {
     }
 }
 
+/// A tag key: held inline up to 23 bytes (nearly every key), so a span's
+/// keys sit in its tag vector rather than one allocation each.
+pub type Key = smol_str::SmolStr;
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct KeyValue {
-    pub key: String,
+    pub key: Key,
     pub value: Value,
 }
 
 impl KeyValue {
-    pub fn new(key: impl Into<String>, value: Value) -> Self {
+    pub fn new(key: impl Into<Key>, value: Value) -> Self {
         KeyValue {
             key: key.into(),
             value,
         }
     }
-    pub fn string(key: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn string(key: impl Into<Key>, value: impl Into<String>) -> Self {
         Self::new(key, Value::String(value.into()))
     }
 }
@@ -190,7 +194,14 @@ impl Span {
         use std::mem::size_of;
         let kvs = |kvs: &[KeyValue]| -> usize {
             kvs.iter()
-                .map(|kv| size_of::<KeyValue>() + kv.key.len() + kv.value.heap_bytes())
+                .map(|kv| {
+                    let key = if kv.key.is_heap_allocated() {
+                        kv.key.len()
+                    } else {
+                        0
+                    };
+                    size_of::<KeyValue>() + key + kv.value.heap_bytes()
+                })
                 .sum()
         };
         size_of::<Span>()

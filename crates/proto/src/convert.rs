@@ -47,7 +47,7 @@ pub fn duration_to_proto(d: Duration) -> prost_types::Duration {
 
 fn kv_to_proto(kv: &KeyValue) -> api_v2::KeyValue {
     let mut out = api_v2::KeyValue {
-        key: kv.key.clone(),
+        key: kv.key.to_string(),
         ..Default::default()
     };
     match &kv.value {
@@ -89,7 +89,10 @@ fn kv_from_proto(kv: api_v2::KeyValue) -> Result<KeyValue, ConvertError> {
             });
         }
     };
-    Ok(KeyValue { key: kv.key, value })
+    Ok(KeyValue {
+        key: kv.key.into(),
+        value,
+    })
 }
 
 pub fn kvs_from_proto(kvs: Vec<api_v2::KeyValue>) -> Result<Vec<KeyValue>, ConvertError> {

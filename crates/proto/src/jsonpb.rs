@@ -158,7 +158,10 @@ fn key_value(kv: JsonKeyValue) -> Result<KeyValue, JsonError> {
         "BINARY" => Value::Binary(decode_b64("vBinary", kv.v_binary.as_deref().unwrap_or(""))?),
         other => return Err(field_err("vType", other, "unknown value type")),
     };
-    Ok(KeyValue { key: kv.key, value })
+    Ok(KeyValue {
+        key: kv.key.into(),
+        value,
+    })
 }
 
 fn key_values(kvs: Option<Vec<JsonKeyValue>>) -> Result<Vec<KeyValue>, JsonError> {

@@ -58,7 +58,7 @@ pub struct UiReference {
 
 #[derive(Serialize, Debug)]
 pub struct UiKeyValue {
-    pub key: String,
+    pub key: spoor_model::Key,
     #[serde(rename = "type")]
     pub value_type: String,
     pub value: serde_json::Value,

@@ -9,8 +9,8 @@
 //! bounded, and the spans of series past the bound are counted, not kept.
 //! Cumulative totals of the same series are exported for Prometheus.
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use spoor_model::{Span, SpanKind, Value};
@@ -146,7 +146,10 @@ impl Default for RedOptions {
 }
 
 /// service -> per span kind: operation -> series
-type Services = HashMap<String, [HashMap<String, Series>; 6]>;
+type Services = Map<String, Kinds>;
+/// per span kind: operation -> series
+type Kinds = [Map<String, Series>; 6];
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// RED metrics of the spans recorded, queryable for a window.
 pub struct Red {
@@ -216,7 +219,7 @@ impl Red {
     pub fn new(options: RedOptions) -> Self {
         Red {
             options,
-            services: Mutex::new(HashMap::new()),
+            services: Mutex::new(Services::default()),
             series: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
         }
@@ -230,52 +233,59 @@ impl Red {
                 .unwrap_or(UNIX_EPOCH),
         );
         let mut services = self.services.lock().expect("red lock poisoned");
-        for span in spans {
-            let kinds = match services.get_mut(&span.process.service_name) {
+        // a batch's spans come in runs of one process: its service is
+        // looked up once a run
+        for run in spans.chunk_by(|a, b| Arc::ptr_eq(&a.process, &b.process)) {
+            let service = &run[0].process.service_name;
+            let kinds = match services.get_mut(service) {
                 Some(kinds) => kinds,
                 None => {
                     if self.series.load(Ordering::Relaxed) as usize >= self.options.max_series {
-                        self.dropped.fetch_add(1, Ordering::Relaxed);
+                        self.dropped.fetch_add(run.len() as u64, Ordering::Relaxed);
                         continue;
                     }
-                    services
-                        .entry(span.process.service_name.clone())
-                        .or_default()
+                    services.entry(service.clone()).or_default()
                 }
             };
-            let operations = &mut kinds[kind_index(span.kind())];
-            let series = match operations.get_mut(&span.operation_name) {
-                Some(series) => series,
-                None => {
-                    if self.series.load(Ordering::Relaxed) as usize >= self.options.max_series {
-                        self.dropped.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                    self.series.fetch_add(1, Ordering::Relaxed);
-                    operations.entry(span.operation_name.clone()).or_default()
-                }
-            };
-            let (bin, error) = (bin_of(span.duration), is_error(span));
-            while series.buckets.front().is_some_and(|(m, _)| *m < oldest) {
-                series.buckets.pop_front();
+            for span in run {
+                self.record_one(kinds, span, at, oldest);
             }
-            match series.buckets.back_mut() {
-                Some((m, counts)) if *m >= at => counts.add(bin, error),
-                _ => {
-                    let mut counts = Counts::default();
-                    counts.add(bin, error);
-                    series.buckets.push_back((at, counts));
-                }
-            }
-            series.total.add(bin, error);
-            series.sum_micros += span.duration.as_micros().min(u64::MAX.into()) as u64;
-            let last = if error {
-                &mut series.last_error
-            } else {
-                &mut series.last_ok
-            };
-            *last = Some(span.trace_id.0);
         }
+    }
+
+    fn record_one(&self, kinds: &mut Kinds, span: &Span, at: u64, oldest: u64) {
+        let operations = &mut kinds[kind_index(span.kind())];
+        let series = match operations.get_mut(&span.operation_name) {
+            Some(series) => series,
+            None => {
+                if self.series.load(Ordering::Relaxed) as usize >= self.options.max_series {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                self.series.fetch_add(1, Ordering::Relaxed);
+                operations.entry(span.operation_name.clone()).or_default()
+            }
+        };
+        let (bin, error) = (bin_of(span.duration), is_error(span));
+        while series.buckets.front().is_some_and(|(m, _)| *m < oldest) {
+            series.buckets.pop_front();
+        }
+        match series.buckets.back_mut() {
+            Some((m, counts)) if *m >= at => counts.add(bin, error),
+            _ => {
+                let mut counts = Counts::default();
+                counts.add(bin, error);
+                series.buckets.push_back((at, counts));
+            }
+        }
+        series.total.add(bin, error);
+        series.sum_micros += span.duration.as_micros().min(u64::MAX.into()) as u64;
+        let last = if error {
+            &mut series.last_error
+        } else {
+            &mut series.last_ok
+        };
+        *last = Some(span.trace_id.0);
     }
 
     /// The buckets and totals as JSON, for [`Red::restore`]: what a

@@ -77,7 +77,7 @@ pub fn trace_id_bytes(id: TraceId) -> Vec<u8> {
 
 fn key_value(kv: &KeyValue) -> KeyValueUdt {
     let mut udt = KeyValueUdt {
-        key: kv.key.clone(),
+        key: kv.key.to_string(),
         value_type: String::new(),
         value_string: None,
         value_bool: None,

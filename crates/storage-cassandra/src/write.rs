@@ -37,7 +37,7 @@ impl CassandraStore {
                 if value.len() > MAX_INDEXED_VALUE {
                     continue;
                 }
-                let pair = (kv.key.clone(), value.into_owned());
+                let pair = (kv.key.to_string(), value.into_owned());
                 if !out.contains(&pair) {
                     out.push(pair);
                 }

@@ -145,7 +145,7 @@ pub struct TagsAsFields {
 
 impl TagsAsFields {
     fn as_field(&self, kv: &KeyValue) -> bool {
-        !matches!(kv.value, Value::Binary(_)) && (self.all || self.keys.contains(&kv.key))
+        !matches!(kv.value, Value::Binary(_)) && (self.all || self.keys.contains(kv.key.as_str()))
     }
 
     pub fn field_name(&self, key: &str) -> String {
@@ -362,7 +362,7 @@ fn key_value_doc(kv: &KeyValue) -> KeyValueDoc {
         Value::Binary(b) => ("binary", Json::String(spoor_model::hex::encode(b))),
     };
     KeyValueDoc {
-        key: kv.key.clone(),
+        key: kv.key.to_string(),
         kind: kind.to_string(),
         value,
     }

@@ -528,7 +528,7 @@ impl Columns {
                 });
             }
             let column = column_of
-                .get(&kv.key)
+                .get(kv.key.as_str())
                 .copied()
                 .filter(|&i| dedicated[i].1 == type_of(&kv.value) && !placed[i]);
             match column {

@@ -83,7 +83,7 @@ fn release_kvs(kvs: &[StoredKeyValue], strings: &mut Interner) {
 fn resolve_kvs(kvs: &[StoredKeyValue], strings: &Interner) -> Vec<KeyValue> {
     kvs.iter()
         .map(|kv| KeyValue {
-            key: strings.resolve(kv.key).to_string(),
+            key: strings.resolve(kv.key).into(),
             value: match kv.kind {
                 Kind::Str => Value::String(strings.resolve(Sym::from_bits(kv.bits)).to_string()),
                 Kind::Bool => Value::Bool(kv.bits != 0),

@@ -100,7 +100,7 @@ fn any_to_json(v: &any_value::Value) -> serde_json::Value {
 fn kvs_from_otlp(kvs: Vec<OtlpKeyValue>) -> Vec<KeyValue> {
     kvs.into_iter()
         .map(|kv| KeyValue {
-            key: kv.key,
+            key: kv.key.into(),
             value: value_from_otlp(kv.value),
         })
         .collect()
@@ -116,7 +116,7 @@ fn process_from_resource(resource: Option<Resource>) -> Result<Process, OtlpErro
     for kv in resource.map(|r| r.attributes).unwrap_or_default() {
         match (kv.key.as_str(), value_from_otlp(kv.value)) {
             (SERVICE_NAME, Value::String(s)) if !s.is_empty() => service_name = Some(s),
-            (_, value) => tags.push(KeyValue { key: kv.key, value }),
+            (_, value) => tags.push(KeyValue::new(kv.key, value)),
         }
     }
     Ok(Process {
@@ -380,7 +380,7 @@ fn value_to_otlp(v: &Value) -> AnyValue {
 
 fn kv_to_otlp(kv: &KeyValue) -> OtlpKeyValue {
     OtlpKeyValue {
-        key: kv.key.clone(),
+        key: kv.key.to_string(),
         value: Some(value_to_otlp(&kv.value)),
         ..Default::default()
     }

@@ -77,7 +77,7 @@ fn read_tag<'a, R: Reader<'a>>(r: &mut R) -> Result<KeyValue, ThriftError> {
         TAG_BINARY => Value::Binary(bin.unwrap_or_default()),
         other => return Err(unexpected("tag type", other)),
     };
-    Ok(KeyValue { key, value })
+    Ok(KeyValue::new(key, value))
 }
 
 fn read_tags<'a, R: Reader<'a>>(r: &mut R) -> Result<Vec<KeyValue>, ThriftError> {

@@ -24,6 +24,8 @@ command -v make >/dev/null || debs+=(make)
 # OpenSSL, zstd and librdkafka are built from bundled sources: perl and make
 # for OpenSSL's build, nothing from the system's -dev packages
 command -v perl >/dev/null || debs+=(perl)
+# the security tests make their certificates with the openssl command
+command -v openssl >/dev/null || debs+=(openssl)
 command -v python3 >/dev/null || debs+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || debs+=(python3-venv)
 command -v node >/dev/null || debs+=(nodejs)

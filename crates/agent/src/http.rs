@@ -17,9 +17,9 @@ use spoor_proto::api_v2::sampling_manager_client::SamplingManagerClient;
 use spoor_proto::api_v2::{SamplingStrategyParameters, SamplingStrategyResponse};
 use spoor_proto::sampling_json::{EnumStyle, strategy_to_json};
 use spoor_server::http::single_param;
-use tonic::transport::Channel;
 
 use crate::metrics::AgentMetrics;
+use crate::reporter::CollectorChannel;
 
 /// How long a fetched strategy is served before asking again.
 const CACHE_TTL: Duration = Duration::from_secs(10);
@@ -27,14 +27,14 @@ const CACHE_TTL: Duration = Duration::from_secs(10);
 const CACHE_SERVICES: usize = 10_000;
 
 pub struct SamplingProxy {
-    channels: Vec<Channel>,
+    channels: Vec<CollectorChannel>,
     next: AtomicUsize,
     cache: Mutex<HashMap<String, (Instant, SamplingStrategyResponse)>>,
     metrics: Arc<AgentMetrics>,
 }
 
 impl SamplingProxy {
-    pub fn new(channels: Vec<Channel>, metrics: Arc<AgentMetrics>) -> Self {
+    pub fn new(channels: Vec<CollectorChannel>, metrics: Arc<AgentMetrics>) -> Self {
         SamplingProxy {
             channels,
             next: AtomicUsize::new(0),

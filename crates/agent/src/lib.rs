@@ -42,6 +42,7 @@ pub struct Agent {
     metrics: Arc<AgentMetrics>,
     ports: Vec<udp::Port>,
     http: tokio::net::TcpListener,
+    http_tls: Option<Arc<spoor_tls::Acceptor>>,
     agent_tags: Vec<spoor_model::KeyValue>,
     /// Where batches go; None: the collectors of `options` over gRPC.
     sink: Option<Arc<dyn SpanSink>>,
@@ -66,6 +67,7 @@ impl Agent {
         }
         let http_addr =
             parse_host_port(&options.sampling_host_port).map_err(anyhow::Error::from)?;
+        let http_tls = options.sampling_tls.acceptor()?;
         let http = spoor_server::net::bind(http_addr, "agent HTTP").await?;
         let sockets = ports
             .iter()
@@ -77,6 +79,7 @@ impl Agent {
             options,
             ports,
             http,
+            http_tls,
             agent_tags,
             sink: None,
         })
@@ -115,10 +118,11 @@ impl Agent {
             metrics,
             ports,
             http,
+            http_tls,
             agent_tags,
             sink,
         } = self;
-        let channels = reporter::channels(&options.collectors, options.reporter_timeout)?;
+        let channels = reporter::channels(&options)?;
         let proxy = Arc::new(http::SamplingProxy::new(
             channels.clone(),
             Arc::clone(&metrics),
@@ -150,6 +154,7 @@ impl Agent {
             );
         }
         drop(reporter);
+        let http = spoor_server::serve::Listener::new(http, http_tls);
         let http_server = serving.http(http, http::router(proxy), "agent HTTP");
         // receivers stop at shutdown; workers finish the queued packets
         let udp = async { while tasks.join_next().await.is_some() {} };

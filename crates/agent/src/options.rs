@@ -4,8 +4,13 @@ use clap::Args;
 
 pub const DEFAULT_MAX_PACKET_SIZE: usize = 65_000;
 
+spoor_tls::server_tls_options!(SamplingHttpTls, "http-server", "HTTP_SERVER");
+
 #[derive(Args, Clone, Debug)]
 pub struct AgentOptions {
+    #[command(flatten)]
+    pub sampling_tls: SamplingHttpTls,
+
     /// UDP address for Jaeger Thrift compact (Agent.emitBatch), what most Jaeger clients send.
     #[arg(
         long = "processor.jaeger-compact.server-host-port",
@@ -100,9 +105,48 @@ pub struct AgentOptions {
     /// may be ${ENV_VAR} or ${ENV_VAR:default}.
     #[arg(long = "agent.tags", env = "AGENT_TAGS", default_value = "")]
     pub agent_tags: String,
+
+    /// Connect to the collectors with TLS.
+    #[arg(
+        long = "reporter.grpc.tls.enabled",
+        env = "REPORTER_GRPC_TLS_ENABLED",
+        default_value_t = false
+    )]
+    pub tls_enabled: bool,
+    /// CA certificates (PEM) the collectors' certificates are checked against (the system's when unset).
+    #[arg(long = "reporter.grpc.tls.ca", env = "REPORTER_GRPC_TLS_CA")]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// Client certificate (PEM), for collectors that ask for one (mutual TLS).
+    #[arg(long = "reporter.grpc.tls.cert", env = "REPORTER_GRPC_TLS_CERT")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The client certificate's key (PEM).
+    #[arg(long = "reporter.grpc.tls.key", env = "REPORTER_GRPC_TLS_KEY")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// The name the collectors' certificate must carry, when not the host dialled.
+    #[arg(
+        long = "reporter.grpc.tls.server-name",
+        env = "REPORTER_GRPC_TLS_SERVER_NAME"
+    )]
+    pub tls_server_name: Option<String>,
+    /// File holding the bearer token sent to the collectors (an ingest token).
+    #[arg(long = "reporter.grpc.token-file", env = "REPORTER_GRPC_TOKEN_FILE")]
+    pub token_file: Option<std::path::PathBuf>,
 }
 
 impl AgentOptions {
+    /// The TLS settings of the connection to the collectors, checked.
+    pub fn client_tls(&self) -> Result<spoor_tls::ClientTls, spoor_tls::TlsError> {
+        spoor_tls::ClientTls {
+            enabled: self.tls_enabled,
+            ca: self.tls_ca.clone(),
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+            server_name: self.tls_server_name.clone(),
+            skip_host_verify: false,
+        }
+        .checked("reporter.grpc.", false)
+    }
+
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
             !self.collectors.iter().all(|c| c.trim().is_empty()),

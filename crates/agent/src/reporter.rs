@@ -9,7 +9,12 @@ use std::time::Duration;
 use anyhow::Context;
 use spoor_server::shutdown::Shutdown;
 use tokio::task::JoinSet;
-use tonic::transport::{Channel, Endpoint};
+use tonic::Status;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::{InterceptedService, Interceptor};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+use crate::options::AgentOptions;
 
 use crate::metrics::AgentMetrics;
 use crate::sink::{ModelBatch, SendError, SpanSink};
@@ -136,22 +141,88 @@ impl ReporterTasks {
 
 /// Lazily connected channels to the collectors, shared by forwarding and the
 /// sampling proxy.
-pub fn channels(collectors: &[String], timeout: Duration) -> anyhow::Result<Vec<Channel>> {
-    collectors
+/// A channel to a collector, each call carrying the agent's token.
+pub type CollectorChannel = InterceptedService<Channel, Credentials>;
+
+/// Adds `authorization: Bearer <token>` to every call when a token is set.
+#[derive(Clone)]
+pub struct Credentials(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for Credentials {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        if let Some(token) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", token.clone());
+        }
+        Ok(request)
+    }
+}
+
+fn credentials(options: &AgentOptions) -> anyhow::Result<Credentials> {
+    let Some(path) = &options.token_file else {
+        return Ok(Credentials(None));
+    };
+    let token = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "while reading --reporter.grpc.token-file {}",
+            path.display()
+        )
+    })?;
+    let mut value: MetadataValue<Ascii> = format!("Bearer {}", token.trim())
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{}: the token is not printable ASCII", path.display()))?;
+    value.set_sensitive(true);
+    Ok(Credentials(Some(value)))
+}
+
+fn tls_config(tls: &spoor_tls::ClientTls) -> anyhow::Result<ClientTlsConfig> {
+    let mut config = ClientTlsConfig::new();
+    config = match tls.ca_pem()? {
+        Some(ca) => config.ca_certificate(Certificate::from_pem(ca)),
+        None => config.with_native_roots(),
+    };
+    if let Some(id) = tls.identity()? {
+        config = config.identity(Identity::from_pem(id.cert, id.key));
+    }
+    if let Some(name) = &tls.server_name {
+        config = config.domain_name(name.clone());
+    }
+    Ok(config)
+}
+
+/// One lazily connecting channel per collector of `--reporter.grpc.host-port`,
+/// with TLS and the token as configured.
+pub fn channels(options: &AgentOptions) -> anyhow::Result<Vec<CollectorChannel>> {
+    let tls = options.client_tls()?;
+    let tls = tls.enabled.then(|| tls_config(&tls)).transpose()?;
+    let credentials = credentials(options)?;
+    let timeout = options.reporter_timeout;
+    options
+        .collectors
         .iter()
         .map(|c| c.trim())
         .filter(|c| !c.is_empty())
         .map(|c| {
+            let scheme = if tls.is_some() { "https" } else { "http" };
             let url = if c.contains("://") {
                 c.to_string()
             } else {
-                format!("http://{c}")
+                format!("{scheme}://{c}")
             };
-            Ok(Endpoint::from_shared(url)
+            let mut endpoint = Endpoint::from_shared(url)
                 .with_context(|| format!("while parsing collector address {c:?}"))?
                 .connect_timeout(timeout)
-                .timeout(timeout)
-                .connect_lazy())
+                .timeout(timeout);
+            if let Some(tls) = &tls {
+                endpoint = endpoint
+                    .tls_config(tls.clone())
+                    .context("while setting up TLS to the collectors")?;
+            }
+            Ok(InterceptedService::new(
+                endpoint.connect_lazy(),
+                credentials.clone(),
+            ))
         })
         .collect()
 }

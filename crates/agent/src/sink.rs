@@ -9,7 +9,8 @@ use spoor_model::{Process, Span};
 use spoor_proto::api_v2::PostSpansRequest;
 use spoor_proto::api_v2::collector_service_client::CollectorServiceClient;
 use tonic::Code;
-use tonic::transport::Channel;
+
+use crate::reporter::CollectorChannel;
 
 /// Spans of one process, as the agent forwards them.
 #[derive(Clone, Debug)]
@@ -44,12 +45,12 @@ pub trait SpanSink: Send + Sync + 'static {
 
 /// Collectors over gRPC, round-robin over a static list.
 pub struct GrpcSink {
-    channels: Vec<Channel>,
+    channels: Vec<CollectorChannel>,
     next: AtomicUsize,
 }
 
 impl GrpcSink {
-    pub fn new(channels: Vec<Channel>) -> GrpcSink {
+    pub fn new(channels: Vec<CollectorChannel>) -> GrpcSink {
         GrpcSink {
             channels,
             next: AtomicUsize::new(0),

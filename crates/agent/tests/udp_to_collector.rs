@@ -474,4 +474,5 @@ async fn zipkin_thrift_datagrams_reach_the_collector() {
 
 fn serving(shutdown: spoor_server::shutdown::Shutdown) -> spoor_server::serve::Serving {
     spoor_server::serve::Serving::new(Default::default(), shutdown, &mut Registry::default())
+        .expect("no tokens file to read")
 }

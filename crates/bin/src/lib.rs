@@ -22,7 +22,7 @@ use std::sync::Arc;
 use spoor_kafka::{ConsumerOptions, Ingester, ProducerOptions};
 use spoor_sampling::{Sampling, SamplingConfigType, SamplingOptions};
 use spoor_server::Registry;
-use spoor_server::lifecycle::run_with_admin;
+use spoor_server::lifecycle::{AdminHttpTls, AdminPort, run_with_admin};
 use spoor_server::net::parse_host_port;
 use spoor_server::serve::{ServeOptions, Serving};
 use spoor_storage::SamplingStore;
@@ -58,7 +58,19 @@ pub struct ServerOptions {
     pub admin_host_port: String,
 
     #[command(flatten)]
+    pub admin_tls: AdminHttpTls,
+
+    #[command(flatten)]
     pub serve: ServeOptions,
+}
+
+impl ServerOptions {
+    fn admin(&self) -> anyhow::Result<AdminPort> {
+        Ok(AdminPort {
+            addr: parse_host_port(&self.admin_host_port)?,
+            tls: self.admin_tls.acceptor()?,
+        })
+    }
 }
 
 #[derive(Parser, Debug)]
@@ -297,17 +309,13 @@ async fn bind_query(
     .await
 }
 
-fn admin_addr(s: &str) -> anyhow::Result<std::net::SocketAddr> {
-    parse_host_port(s).map_err(anyhow::Error::from)
-}
-
 impl AgentCli {
     pub async fn run(self) -> anyhow::Result<()> {
         let mut registry = Registry::default();
         let agent = Agent::bind(self.agent, &mut registry).await?;
         tracing::info!(addrs = ?agent.local_addrs(), "agent listening");
         run_with_admin(
-            admin_addr(&self.server.admin_host_port)?,
+            self.server.admin()?,
             self.server.serve.clone(),
             registry,
             |stop| agent.run(stop),
@@ -369,7 +377,7 @@ impl CollectorCli {
         .await?;
         tracing::info!(addrs = ?collector.local_addrs(), "collector listening");
         let result = run_with_admin(
-            admin_addr(&self.server.admin_host_port)?,
+            self.server.admin()?,
             self.server.serve.clone(),
             registry,
             |stop| {
@@ -389,7 +397,7 @@ impl IngesterCli {
         let storage = self.storage.open(&mut registry).await?;
         let ingester = Ingester::new(&self.kafka, Arc::clone(&storage.writer), &mut registry)?;
         run_with_admin(
-            admin_addr(&self.server.admin_host_port)?,
+            self.server.admin()?,
             self.server.serve.clone(),
             registry,
             |stop| async move { Ok(ingester.run(stop.shutdown().wait()).await?) },
@@ -406,7 +414,7 @@ impl QueryCli {
         let query = bind_query(self.query, &storage, None, &mut registry).await?;
         tracing::info!(addrs = ?query.local_addrs(), "query listening");
         run_with_admin(
-            admin_addr(&self.server.admin_host_port)?,
+            self.server.admin()?,
             self.server.serve.clone(),
             registry,
             |stop| query.run(stop),
@@ -463,7 +471,7 @@ impl AllInOneCli {
             "all-in-one listening"
         );
         let result = run_with_admin(
-            admin_addr(&self.server.admin_host_port)?,
+            self.server.admin()?,
             self.server.serve.clone(),
             registry,
             |stop| async move {

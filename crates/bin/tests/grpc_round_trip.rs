@@ -94,7 +94,8 @@ async fn jaeger_grpc_spans_come_back_through_grpc_query() {
     let collector_addr = collector.local_addrs().grpc;
     let query_addr = query.local_addrs()[1];
     let (trigger, shutdown) = ShutdownTrigger::new();
-    let serving = spoor_server::serve::Serving::new(Default::default(), shutdown, &mut registry);
+    let serving = spoor_server::serve::Serving::new(Default::default(), shutdown, &mut registry)
+        .expect("no tokens file to read");
     let c = tokio::spawn(collector.run(serving.clone()));
     let q = tokio::spawn(query.run(serving));
 

@@ -21,14 +21,15 @@ mod spill;
 mod zipkin_http;
 
 pub use metrics::{CollectorMetrics, Transport};
-pub use options::{CollectorOptions, QueueFullAction};
+pub use options::{CollectorOptions, PortsTls, QueueFullAction};
 pub use processor::{Outcome, ProcessError, SpanProcessor};
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use prometheus_client::registry::Registry;
-use spoor_server::serve::Serving;
+use spoor_server::auth::Role;
+use spoor_server::serve::{Listener, Serving};
 use spoor_storage::SpanWriter;
 
 /// Where a collector listens.
@@ -48,6 +49,7 @@ pub struct Collector {
     processor: Arc<SpanProcessor>,
     strategies: Arc<sampling::Strategies>,
     workers: queue::Workers,
+    tls: PortsTls,
     grpc: tokio::net::TcpListener,
     http: tokio::net::TcpListener,
     zipkin: Option<tokio::net::TcpListener>,
@@ -63,6 +65,7 @@ impl Collector {
         registry: &mut Registry,
     ) -> anyhow::Result<Self> {
         options.validate()?;
+        let tls = options.ports_tls()?;
         if let Some(dir) = &options.spill_dir {
             let replayed = spill::replay(dir, writer.as_ref()).await?;
             if replayed > 0 {
@@ -113,6 +116,7 @@ impl Collector {
             processor,
             strategies,
             workers,
+            tls,
             grpc,
             http,
             zipkin,
@@ -146,11 +150,18 @@ impl Collector {
             processor,
             strategies,
             workers,
+            tls,
             grpc,
             http,
             zipkin,
             otlp,
         } = self;
+        let port = |tcp, tls: &Option<Arc<spoor_tls::Acceptor>>| {
+            Listener::new(tcp, tls.clone()).role(Role::Ingest)
+        };
+        let (grpc, http) = (port(grpc, &tls.grpc), port(http, &tls.http));
+        let zipkin = zipkin.map(|z| port(z, &tls.zipkin));
+        let otlp = otlp.map(|(g, h)| (port(g, &tls.otlp_grpc), port(h, &tls.otlp_http)));
         let max_message = options.grpc_max_message_size;
         let mut servers = tokio::task::JoinSet::new();
         let jaeger =

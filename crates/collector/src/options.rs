@@ -1,4 +1,5 @@
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use clap::{ArgAction, Args, ValueEnum};
 use spoor_server::net::parse_host_port;
@@ -19,8 +20,35 @@ pub enum QueueFullAction {
     Drop,
 }
 
+spoor_tls::server_tls_options!(GrpcTls, "collector.grpc", "COLLECTOR_GRPC");
+spoor_tls::server_tls_options!(HttpTls, "collector.http", "COLLECTOR_HTTP");
+spoor_tls::server_tls_options!(ZipkinTls, "collector.zipkin", "COLLECTOR_ZIPKIN");
+spoor_tls::server_tls_options!(OtlpGrpcTls, "collector.otlp.grpc", "COLLECTOR_OTLP_GRPC");
+spoor_tls::server_tls_options!(OtlpHttpTls, "collector.otlp.http", "COLLECTOR_OTLP_HTTP");
+
+/// The TLS of each collector port, `None` where it serves clear text.
+#[derive(Clone, Default)]
+pub struct PortsTls {
+    pub grpc: Option<Arc<spoor_tls::Acceptor>>,
+    pub http: Option<Arc<spoor_tls::Acceptor>>,
+    pub zipkin: Option<Arc<spoor_tls::Acceptor>>,
+    pub otlp_grpc: Option<Arc<spoor_tls::Acceptor>>,
+    pub otlp_http: Option<Arc<spoor_tls::Acceptor>>,
+}
+
 #[derive(Args, Clone, Debug)]
 pub struct CollectorOptions {
+    #[command(flatten)]
+    pub grpc_tls: GrpcTls,
+    #[command(flatten)]
+    pub http_tls: HttpTls,
+    #[command(flatten)]
+    pub zipkin_tls: ZipkinTls,
+    #[command(flatten)]
+    pub otlp_grpc_tls: OtlpGrpcTls,
+    #[command(flatten)]
+    pub otlp_http_tls: OtlpHttpTls,
+
     /// Jaeger gRPC (api_v2 CollectorService) listen address.
     #[arg(
         long = "collector.grpc-server.host-port",
@@ -118,6 +146,17 @@ pub struct CollectorOptions {
 }
 
 impl CollectorOptions {
+    /// The ports' TLS acceptors; an error names the flag that cannot serve.
+    pub fn ports_tls(&self) -> Result<PortsTls, spoor_tls::ServerTlsError> {
+        Ok(PortsTls {
+            grpc: self.grpc_tls.acceptor()?,
+            http: self.http_tls.acceptor()?,
+            zipkin: self.zipkin_tls.acceptor()?,
+            otlp_grpc: self.otlp_grpc_tls.acceptor()?,
+            otlp_http: self.otlp_http_tls.acceptor()?,
+        })
+    }
+
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
             self.queue_size != Some(0),

@@ -21,13 +21,22 @@ use anyhow::Context;
 use clap::Args;
 use prometheus_client::registry::Registry;
 use spoor_proto::api_v2::query_service_server::QueryServiceServer;
+use spoor_server::auth::Role;
 use spoor_server::net::{bind, parse_host_port};
-use spoor_server::serve::Serving;
+use spoor_server::serve::{Listener, Serving};
 use spoor_storage::{Archive, DependencyReader, SpanReader, WithArchive};
 use tonic::service::Routes;
 
+spoor_tls::server_tls_options!(HttpTls, "query.http", "QUERY_HTTP");
+spoor_tls::server_tls_options!(GrpcTls, "query.grpc", "QUERY_GRPC");
+
 #[derive(Args, Clone, Debug)]
 pub struct QueryOptions {
+    #[command(flatten)]
+    pub http_tls: HttpTls,
+    #[command(flatten)]
+    pub grpc_tls: GrpcTls,
+
     /// HTTP API (and later UI) listen address.
     #[arg(
         long = "query.http-server.host-port",
@@ -123,8 +132,9 @@ pub struct QueryServer {
     options: QueryOptions,
     state: ApiState,
     ui: Arc<ui::Ui>,
-    http: tokio::net::TcpListener,
-    grpc: tokio::net::TcpListener,
+    http: Listener,
+    grpc: Listener,
+    addrs: Vec<std::net::SocketAddr>,
 }
 
 /// The HTTP API and the web UI under `base_path`.
@@ -194,6 +204,7 @@ impl QueryServer {
                     .context("while reading --query.static-files")?
             }
         });
+        let (http_tls, grpc_tls) = (options.http_tls.acceptor()?, options.grpc_tls.acceptor()?);
         let http = bind(
             parse_host_port(&options.query_http_host_port).map_err(anyhow::Error::from)?,
             "query HTTP",
@@ -204,21 +215,20 @@ impl QueryServer {
             "query gRPC",
         )
         .await?;
+        let addrs = vec![http.local_addr()?, grpc.local_addr()?];
         Ok(QueryServer {
             options,
             state,
             ui,
-            http,
-            grpc,
+            http: Listener::new(http, http_tls).role(Role::Read),
+            grpc: Listener::new(grpc, grpc_tls).role(Role::Read),
+            addrs,
         })
     }
 
     /// HTTP, then gRPC.
     pub fn local_addrs(&self) -> Vec<std::net::SocketAddr> {
-        vec![
-            self.http.local_addr().expect("bound"),
-            self.grpc.local_addr().expect("bound"),
-        ]
+        self.addrs.clone()
     }
 
     pub async fn run(self, serving: Serving) -> anyhow::Result<()> {
@@ -228,6 +238,7 @@ impl QueryServer {
             ui,
             http,
             grpc,
+            addrs: _,
         } = self;
         let grpc_service = QueryServiceServer::new(grpc::GrpcQuery {
             reader: Arc::clone(&state.reader),

@@ -4,6 +4,7 @@
 //! storage backend: selection lives in `spoor-storage-select`.
 
 pub mod admin;
+pub mod auth;
 pub mod config;
 pub mod http;
 pub mod lifecycle;

@@ -11,11 +11,19 @@ use crate::admin::{self, Health};
 use crate::serve::{ServeOptions, Serving};
 use crate::shutdown::{ShutdownTrigger, os_signal};
 
+spoor_tls::server_tls_options!(AdminHttpTls, "admin.http", "ADMIN_HTTP");
+
+/// Where the admin port listens, and its TLS.
+pub struct AdminPort {
+    pub addr: SocketAddr,
+    pub tls: Option<Arc<spoor_tls::Acceptor>>,
+}
+
 /// Runs `services` (given the process's [`Serving`], which carries the
-/// shutdown signal) with the admin port on `admin_addr`. Returns when the
+/// shutdown signal) with the admin port on `admin`. Returns when the
 /// services have stopped, after a signal or on their own failure.
 pub async fn run_with_admin<F, Fut>(
-    admin_addr: SocketAddr,
+    admin: AdminPort,
     serve_options: ServeOptions,
     mut registry: Registry,
     services: F,
@@ -24,16 +32,18 @@ where
     F: FnOnce(Serving) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let listener = crate::net::bind(admin_addr, "admin").await?;
+    let listener = crate::net::bind(admin.addr, "admin").await?;
     tracing::info!(addr = %listener.local_addr()?, "admin port serving health and metrics");
     let health = Health::default();
     let (trigger, shutdown) = ShutdownTrigger::new();
     let trigger = Arc::new(trigger);
-    let serving = Serving::new(serve_options, shutdown, &mut registry);
+    let serving = Serving::new(serve_options, shutdown, &mut registry)?;
     let app = admin::router(health.clone(), Arc::new(registry));
     {
         let server = serving.clone();
         serving.spawn(async move {
+            let listener =
+                crate::serve::Listener::new(listener, admin.tls).role(crate::auth::Role::Admin);
             if let Err(e) = server.http(listener, app, "admin").await {
                 tracing::warn!(error = %e, "admin port stopped with an error");
             }

@@ -1,4 +1,4 @@
-//! Serving HTTP/1 and HTTP/2 (gRPC included) on bound listeners with the
+//! Serving HTTP/1 and HTTP/2 (gRPC included), in clear or over TLS, on bound listeners with the
 //! limits that keep one client, or one flooded port, from taking the process
 //! down: a connection cap per listener (refusals counted), a deadline for
 //! request headers, a deadline between request body frames, a cap on
@@ -26,12 +26,14 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use spoor_tls::Acceptor;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+use crate::auth::{Auth, AuthOptions, PeerAddr, Role};
 use crate::shutdown::Shutdown;
 
 /// Descriptors kept for everything that is not an accepted connection
@@ -78,6 +80,9 @@ pub struct ServeOptions {
     /// their connections, and then for queued spans to be written.
     #[arg(long = "shutdown.timeout", env = "SHUTDOWN_TIMEOUT", value_parser = spoor_model::parse_go_duration, default_value = "10s")]
     pub shutdown_timeout: Duration,
+
+    #[command(flatten)]
+    pub auth: AuthOptions,
 }
 
 impl Default for ServeOptions {
@@ -91,6 +96,38 @@ impl Default for ServeOptions {
         <Defaults as clap::Parser>::try_parse_from(["spoor"])
             .expect("the defaults parse")
             .options
+    }
+}
+
+/// A bound port, its TLS acceptor when it serves TLS, and the role whose
+/// tokens it takes when authentication is on (none: open to all).
+pub struct Listener {
+    tcp: TcpListener,
+    tls: Option<Arc<Acceptor>>,
+    role: Option<Role>,
+}
+
+impl Listener {
+    pub fn new(tcp: TcpListener, tls: Option<Arc<Acceptor>>) -> Listener {
+        Listener {
+            tcp,
+            tls,
+            role: None,
+        }
+    }
+
+    /// Asks for tokens of `role` when authentication is on.
+    pub fn role(self, role: Role) -> Listener {
+        Listener {
+            role: Some(role),
+            ..self
+        }
+    }
+}
+
+impl From<TcpListener> for Listener {
+    fn from(tcp: TcpListener) -> Listener {
+        Listener::new(tcp, None)
     }
 }
 
@@ -113,6 +150,7 @@ struct ServeMetrics {
     accept_errors: Family<ListenerLabel, Counter>,
     closed_at_deadline: Family<ListenerLabel, Counter>,
     bodies_stalled: Family<ListenerLabel, Counter>,
+    handshakes_failed: Family<ListenerLabel, Counter>,
     grpc_over_budget: Family<ListenerLabel, Counter>,
     grpc_buffered: Gauge,
 }
@@ -144,6 +182,11 @@ impl ServeMetrics {
             "request_bodies_stalled",
             "Requests failed because their body stalled longer than --server.body-idle-timeout",
             self.bodies_stalled.clone(),
+        );
+        r.register(
+            "tls_handshakes_failed",
+            "TLS handshakes that failed or did not finish within --server.read-header-timeout",
+            self.handshakes_failed.clone(),
         );
         r.register(
             "grpc_buffer_refusals",
@@ -179,10 +222,16 @@ struct Inner {
     grpc_budget: Arc<Budget>,
     /// The process's background tasks, waited for at shutdown.
     tasks: TaskTracker,
+    auth: Option<Arc<Auth>>,
 }
 
 impl Serving {
-    pub fn new(options: ServeOptions, shutdown: Shutdown, registry: &mut Registry) -> Serving {
+    pub fn new(
+        options: ServeOptions,
+        shutdown: Shutdown,
+        registry: &mut Registry,
+    ) -> Result<Serving, crate::auth::AuthError> {
+        let auth = Auth::new(&options.auth, registry)?;
         let metrics = ServeMetrics::default();
         metrics.register(registry);
         let per_listener = options
@@ -193,7 +242,7 @@ impl Serving {
             used: AtomicUsize::new(0),
             gauge: metrics.grpc_buffered.clone(),
         });
-        Serving {
+        Ok(Serving {
             inner: Arc::new(Inner {
                 options,
                 shutdown,
@@ -201,8 +250,9 @@ impl Serving {
                 per_listener,
                 grpc_budget,
                 tasks: TaskTracker::new(),
+                auth,
             }),
-        }
+        })
     }
 
     /// The process's shutdown signal.
@@ -239,14 +289,19 @@ impl Serving {
     }
 
     /// Serves an HTTP router on `listener` until shutdown.
-    pub async fn http(&self, listener: TcpListener, app: Router, what: &str) -> anyhow::Result<()> {
-        self.serve(listener, app, what, false).await
+    pub async fn http(
+        &self,
+        listener: impl Into<Listener>,
+        app: Router,
+        what: &str,
+    ) -> anyhow::Result<()> {
+        self.serve(listener.into(), app, what, false).await
     }
 
     /// Serves gRPC services on `listener` until shutdown.
     pub async fn grpc(
         &self,
-        listener: TcpListener,
+        listener: impl Into<Listener>,
         routes: tonic::service::Routes,
         what: &str,
     ) -> anyhow::Result<()> {
@@ -270,23 +325,37 @@ impl Serving {
             .layer(axum::middleware::map_response(move |response| {
                 spec_status_codes(response, refusals.clone())
             }));
-        self.serve(listener, app, what, true).await
+        self.serve(listener.into(), app, what, true).await
     }
 
     async fn serve(
         &self,
-        listener: TcpListener,
+        Listener {
+            tcp: listener,
+            tls,
+            role,
+        }: Listener,
         app: Router,
         what: &str,
         grpc: bool,
     ) -> anyhow::Result<()> {
         let inner = &self.inner;
+        let app = match (&inner.auth, role) {
+            (Some(auth), Some(role)) => auth.protect(app, role),
+            _ => app,
+        };
         let label = ListenerLabel {
             listener: what.to_string(),
         };
         let open = inner.metrics.open.get_or_create(&label).clone();
         let refused = inner.metrics.refused.get_or_create(&label).clone();
         let accept_errors = inner.metrics.accept_errors.get_or_create(&label).clone();
+        let handshakes_failed = inner
+            .metrics
+            .handshakes_failed
+            .get_or_create(&label)
+            .clone();
+        let handshake_timeout = inner.options.read_header_timeout;
         let guard = Arc::new(BodyGuard {
             idle: inner.options.body_idle_timeout,
             stalled: inner.metrics.bodies_stalled.get_or_create(&label).clone(),
@@ -302,7 +371,7 @@ impl Serving {
         let stop = inner.shutdown.clone().wait();
         tokio::pin!(stop);
         loop {
-            let (stream, _peer) = tokio::select! {
+            let (stream, peer) = tokio::select! {
                 () = &mut stop => break,
                 Some(_) = connections.join_next(), if !connections.is_empty() => continue,
                 accepted = listener.accept() => match accepted {
@@ -325,17 +394,40 @@ impl Serving {
             let app = app.clone();
             let guard = Arc::clone(&guard);
             let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
-                let request = request.map(|body| axum::body::Body::new(guard.wrap(body)));
+                let mut request = request.map(|body| axum::body::Body::new(guard.wrap(body)));
+                request.extensions_mut().insert(PeerAddr(peer));
                 app.clone().oneshot(request)
             });
-            let connection = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .into_owned();
-            let connection = graceful.watch(connection);
             let open = open.clone();
             open.inc();
+            let (builder, watcher, tls) = (builder.clone(), graceful.watcher(), tls.clone());
+            let handshakes_failed = handshakes_failed.clone();
+            let what = what.to_string();
             connections.spawn(async move {
-                let _ = connection.await;
+                match tls {
+                    None => {
+                        let connection = builder.serve_connection(TokioIo::new(stream), service);
+                        let _ = watcher.watch(connection.into_owned()).await;
+                    }
+                    // the handshake runs in the connection's task, under the header deadline
+                    Some(tls) => {
+                        match tokio::time::timeout(handshake_timeout, tls.accept(stream)).await {
+                            Ok(Ok(stream)) => {
+                                let connection =
+                                    builder.serve_connection(TokioIo::new(stream), service);
+                                let _ = watcher.watch(connection.into_owned()).await;
+                            }
+                            Ok(Err(e)) => {
+                                handshakes_failed.inc();
+                                tracing::debug!(listener = what, error = %e, "TLS handshake failed");
+                            }
+                            Err(_) => {
+                                handshakes_failed.inc();
+                                tracing::debug!(listener = what, "TLS handshake timed out");
+                            }
+                        }
+                    }
+                }
                 open.dec();
                 drop(slot);
             });

@@ -2,9 +2,72 @@
 //! Kafka), one dialect for every backend: Jaeger's `<prefix>.tls.enabled`,
 //! `.ca`, `.cert`, `.key`, `.server-name` and `.skip-host-verify`. Each
 //! backend declares the flags under its prefix and hands this type to its
-//! connector, so the rules below are the same everywhere. The servers'
-//! TLS (issue 17) extends the same settings.
+//! connector, so the rules below are the same everywhere. A server port's
+//! TLS ([`ServerTls`], declared with [`server_tls_options!`]) uses the same
+//! dialect with Jaeger's server names (`.client-ca`, `.min-version`,
+//! `.reload-interval`).
 use std::path::{Path, PathBuf};
+
+mod server;
+#[cfg(test)]
+mod server_tests;
+pub use server::{Acceptor, ServerTls, ServerTlsError};
+
+/// Declares the clap options of one server port's TLS under a flag prefix
+/// and an environment prefix, as Jaeger names them:
+/// `server_tls_options!(QueryHttpTls, "query.http", "QUERY_HTTP")` gives
+/// `--query.http.tls.enabled` (`QUERY_HTTP_TLS_ENABLED`), `.cert`, `.key`,
+/// `.client-ca`, `.min-version` and `.reload-interval`.
+#[macro_export]
+macro_rules! server_tls_options {
+    ($name:ident, $p:literal, $e:literal) => {
+        #[derive(clap::Args, Clone, Debug)]
+        #[group(id = concat!($p, ".tls"))]
+        pub struct $name {
+            /// Serve this port with TLS.
+            #[arg(id = concat!($p, ".tls.enabled"), long = concat!($p, ".tls.enabled"), env = concat!($e, "_TLS_ENABLED"), default_value_t = false)]
+            pub tls_enabled: bool,
+            /// The server's certificate chain (PEM).
+            #[arg(id = concat!($p, ".tls.cert"), long = concat!($p, ".tls.cert"), env = concat!($e, "_TLS_CERT"))]
+            pub tls_cert: Option<std::path::PathBuf>,
+            /// The certificate's private key (PEM).
+            #[arg(id = concat!($p, ".tls.key"), long = concat!($p, ".tls.key"), env = concat!($e, "_TLS_KEY"))]
+            pub tls_key: Option<std::path::PathBuf>,
+            /// CA certificates (PEM); clients must present a certificate signed by one (mutual TLS).
+            #[arg(id = concat!($p, ".tls.client-ca"), long = concat!($p, ".tls.client-ca"), env = concat!($e, "_TLS_CLIENT_CA"))]
+            pub tls_client_ca: Option<std::path::PathBuf>,
+            /// Lowest TLS version accepted: 1.2 or 1.3 (empty: both).
+            #[arg(id = concat!($p, ".tls.min-version"), long = concat!($p, ".tls.min-version"), env = concat!($e, "_TLS_MIN_VERSION"), default_value = "")]
+            pub tls_min_version: String,
+            /// How often the certificate files are checked for a change and reloaded (0s: never).
+            #[arg(id = concat!($p, ".tls.reload-interval"), long = concat!($p, ".tls.reload-interval"), env = concat!($e, "_TLS_RELOAD_INTERVAL"), default_value = "5s", value_parser = spoor_model::parse_go_duration)]
+            pub tls_reload_interval: std::time::Duration,
+        }
+
+        impl $name {
+            /// The flag prefix, for errors.
+            pub const PREFIX: &'static str = $p;
+
+            pub fn tls(&self) -> $crate::ServerTls {
+                $crate::ServerTls {
+                    enabled: self.tls_enabled,
+                    cert: self.tls_cert.clone(),
+                    key: self.tls_key.clone(),
+                    client_ca: self.tls_client_ca.clone(),
+                    min_version: self.tls_min_version.clone(),
+                    reload_interval: self.tls_reload_interval,
+                }
+            }
+
+            /// The port's acceptor, `None` without TLS.
+            pub fn acceptor(
+                &self,
+            ) -> Result<Option<std::sync::Arc<$crate::Acceptor>>, $crate::ServerTlsError> {
+                self.tls().acceptor(Self::PREFIX)
+            }
+        }
+    };
+}
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ClientTls {

@@ -266,3 +266,25 @@ def test_the_agent_forwards_over_tls_with_a_token_and_a_bad_token_is_refused(pki
         for a in agents:
             assert a.stop() == 0
         assert s.stop() == 0
+
+
+def test_the_query_api_takes_htpasswd_users_with_basic_auth(tmp_path):
+    import bcrypt
+    hashed = bcrypt.hashpw(b"correct horse", bcrypt.gensalt(rounds=4)).decode()
+    (tmp_path / "htpasswd").write_text(f"# htpasswd -B\nalice:{hashed}\n")
+    s = Spoor([f"--auth.htpasswd-file={tmp_path / 'htpasswd'}"])
+    try:
+        url = s.query + "/api/services"
+        ok = requests.get(url, auth=("alice", "correct horse"), timeout=5)
+        assert ok.status_code == 200 and "data" in ok.json()
+        wrong = requests.get(url, auth=("alice", "battery staple"), timeout=5)
+        assert wrong.status_code == 401
+        # a browser shows its sign-in dialog for this challenge
+        assert wrong.headers["www-authenticate"] == 'Basic realm="spoor"'
+        assert requests.get(url, timeout=5).status_code == 401
+        # alice has the read role: the collector's ports refuse her
+        r = requests.post(s.otlp_http + "/v1/traces", data=b"", auth=("alice", "correct horse"),
+                          headers={"content-type": "application/x-protobuf"}, timeout=5)
+        assert r.status_code == 403
+    finally:
+        assert s.stop() == 0

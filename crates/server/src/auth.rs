@@ -1,8 +1,9 @@
 //! Authentication shared by every HTTP and gRPC port: bearer tokens from a
-//! file, each with a name, a role and optionally a tenant. A port serves one
-//! role (collector ports ingest, query ports read, the admin port admin);
-//! an admin token may use every port. The file is re-read when it changes,
-//! so a token is added or revoked without a restart.
+//! file, each with a name, a role and optionally a tenant, and HTTP basic
+//! auth from an htpasswd file (bcrypt). A port serves one role (collector
+//! ports ingest, query ports read, the admin port admin); an admin
+//! identity may use every port. Both files are re-read when they change, so
+//! a credential is added or revoked without a restart.
 //!
 //! A request without a known token is answered 401 (gRPC UNAUTHENTICATED),
 //! a known token on a port of another role 403 (PERMISSION_DENIED), both
@@ -38,6 +39,12 @@ pub struct AuthOptions {
     /// port but the admin port's health check asks for a token.
     #[arg(long = "auth.tokens-file", env = "AUTH_TOKENS_FILE")]
     pub tokens_file: Option<PathBuf>,
+
+    /// htpasswd file of users for HTTP basic auth: `user:bcrypt-hash`, with
+    /// `:role[:tenant]` after the hash (role read when left out). When set,
+    /// every port but the admin port's health check asks for credentials.
+    #[arg(long = "auth.htpasswd-file", env = "AUTH_HTPASSWD_FILE")]
+    pub htpasswd_file: Option<PathBuf>,
 
     /// Serve the admin port's /metrics without a token.
     #[arg(
@@ -110,12 +117,62 @@ struct RefusalLabel {
     reason: &'static str,
 }
 
-/// The tokens in force, re-read when their file changes.
-pub struct Auth {
+/// A credentials file and what it says, re-read when it changes (looked
+/// at once per [`RELOAD_EVERY`] at most); a version that does not parse
+/// leaves the previous one in force.
+struct Watched<T> {
     path: PathBuf,
-    open_metrics: bool,
-    tokens: RwLock<Arc<Digests>>,
+    parse: fn(&Path, &str) -> Result<T, AuthError>,
+    current: RwLock<Arc<T>>,
     looked: Mutex<(Instant, Option<SystemTime>)>,
+}
+
+impl<T> Watched<T> {
+    fn open(
+        path: &Path,
+        parse: fn(&Path, &str) -> Result<T, AuthError>,
+    ) -> Result<Self, AuthError> {
+        Ok(Watched {
+            path: path.to_path_buf(),
+            current: RwLock::new(Arc::new(read(path, parse)?)),
+            looked: Mutex::new((Instant::now(), modified(path))),
+            parse,
+        })
+    }
+
+    fn get(&self) -> Arc<T> {
+        {
+            let mut looked = self.looked.lock().expect("auth lock poisoned");
+            if looked.0.elapsed() >= RELOAD_EVERY {
+                looked.0 = Instant::now();
+                let now = modified(&self.path);
+                if now != looked.1 {
+                    match read(&self.path, self.parse) {
+                        Ok(value) => {
+                            *self.current.write().expect("auth lock poisoned") = Arc::new(value);
+                            looked.1 = now;
+                            tracing::info!(file = %self.path.display(), "credentials file reloaded");
+                        }
+                        Err(e) => tracing::warn!(
+                            error = format!("{:#}", anyhow::Error::new(e)),
+                            "credentials file changed but does not parse; the previous version stays in force"
+                        ),
+                    }
+                }
+            }
+        }
+        Arc::clone(&self.current.read().expect("auth lock poisoned"))
+    }
+}
+
+/// The credentials in force.
+pub struct Auth {
+    open_metrics: bool,
+    tokens: Option<Watched<Digests>>,
+    users: Option<Watched<htpasswd::Users>>,
+    /// Passwords already checked against the users file in force, so that
+    /// bcrypt runs once per (user, password) and not per request.
+    verified: htpasswd::Verified,
     refused: Family<RefusalLabel, Counter>,
 }
 
@@ -161,7 +218,7 @@ fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-fn read(path: &Path) -> Result<Digests, AuthError> {
+fn read<T>(path: &Path, parse: fn(&Path, &str) -> Result<T, AuthError>) -> Result<T, AuthError> {
     let text = std::fs::read_to_string(path).map_err(|source| AuthError::Read {
         path: path.display().to_string(),
         source,
@@ -175,10 +232,19 @@ impl Auth {
         options: &AuthOptions,
         registry: &mut Registry,
     ) -> Result<Option<Arc<Auth>>, AuthError> {
-        let Some(path) = &options.tokens_file else {
+        if options.tokens_file.is_none() && options.htpasswd_file.is_none() {
             return Ok(None);
-        };
-        let tokens = read(path)?;
+        }
+        let tokens = options
+            .tokens_file
+            .as_deref()
+            .map(|p| Watched::open(p, parse))
+            .transpose()?;
+        let users = options
+            .htpasswd_file
+            .as_deref()
+            .map(|p| Watched::open(p, htpasswd::parse))
+            .transpose()?;
         let refused = Family::default();
         registry.register(
             "spoor_auth_refused",
@@ -186,50 +252,38 @@ impl Auth {
             refused.clone(),
         );
         Ok(Some(Arc::new(Auth {
-            path: path.clone(),
             open_metrics: options.open_metrics,
-            tokens: RwLock::new(Arc::new(tokens)),
-            looked: Mutex::new((Instant::now(), modified(path))),
+            tokens,
+            users,
+            verified: htpasswd::Verified::default(),
             refused,
         })))
     }
 
-    fn tokens(&self) -> Arc<Digests> {
-        {
-            let mut looked = self.looked.lock().expect("auth lock poisoned");
-            if looked.0.elapsed() >= RELOAD_EVERY {
-                looked.0 = Instant::now();
-                let now = modified(&self.path);
-                if now != looked.1 {
-                    match read(&self.path) {
-                        Ok(tokens) => {
-                            *self.tokens.write().expect("auth lock poisoned") = Arc::new(tokens);
-                            looked.1 = now;
-                            tracing::info!(file = %self.path.display(), "tokens file reloaded");
-                        }
-                        Err(e) => tracing::warn!(
-                            error = format!("{:#}", anyhow::Error::new(e)),
-                            "tokens file changed but does not parse; the previous tokens stay in force"
-                        ),
-                    }
-                }
-            }
+    /// The schemes a refused client may use (a browser offers its login
+    /// dialog for Basic).
+    fn challenge(&self) -> &'static str {
+        match (self.tokens.is_some(), self.users.is_some()) {
+            (true, true) => "Basic realm=\"spoor\", Bearer",
+            (false, true) => "Basic realm=\"spoor\"",
+            _ => "Bearer",
         }
-        Arc::clone(&self.tokens.read().expect("auth lock poisoned"))
     }
 
-    /// Who sent `request`, if its token is known.
-    fn identify(&self, request: &Request) -> Option<Identity> {
-        let value = request
-            .headers()
-            .get(header::AUTHORIZATION)?
-            .to_str()
-            .ok()?;
-        let (scheme, token) = value.split_once(' ')?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return None;
+    /// Who sent `request`, if its bearer token or basic credentials are known.
+    async fn identify(&self, authorization: Option<String>) -> Option<Identity> {
+        let value = authorization?;
+        let (scheme, credentials) = value.split_once(' ')?;
+        let credentials = credentials.trim();
+        if scheme.eq_ignore_ascii_case("bearer") {
+            let tokens = self.tokens.as_ref()?.get();
+            return tokens.get(&digest(credentials.as_bytes())).cloned();
         }
-        self.tokens().get(&digest(token.trim().as_bytes())).cloned()
+        if scheme.eq_ignore_ascii_case("basic") {
+            let users = self.users.as_ref()?.get();
+            return self.verified.check(users, credentials).await;
+        }
+        None
     }
 
     /// `app` with every request checked for a token of `role`; on the
@@ -256,7 +310,12 @@ impl Auth {
             .headers()
             .get(header::CONTENT_TYPE)
             .is_some_and(|t| t.as_bytes().starts_with(b"application/grpc"));
-        let reason = match self.identify(&request) {
+        let authorization = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let reason = match self.identify(authorization).await {
             Some(identity) if identity.role.allows(role) => {
                 request.extensions_mut().insert(identity);
                 return next.run(request).await;
@@ -273,12 +332,12 @@ impl Auth {
         self.refused
             .get_or_create(&RefusalLabel { role, reason })
             .inc();
-        refusal(reason == "forbidden", grpc)
+        refusal(reason == "forbidden", grpc, self.challenge())
     }
 }
 
 /// The answer to a refused request, for HTTP or gRPC clients.
-fn refusal(forbidden: bool, grpc: bool) -> Response {
+fn refusal(forbidden: bool, grpc: bool, challenge: &'static str) -> Response {
     let (status, code, message) = if forbidden {
         (StatusCode::FORBIDDEN, "7", "permission denied")
     } else {
@@ -307,12 +366,14 @@ fn refusal(forbidden: bool, grpc: bool) -> Response {
     )
         .into_response();
     if !forbidden {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(challenge),
+        );
     }
     response
 }
 
+mod htpasswd;
 #[cfg(test)]
 mod tests;

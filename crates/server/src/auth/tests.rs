@@ -24,6 +24,7 @@ fn auth(name: &str, text: &str, open_metrics: bool) -> (Arc<Auth>, Registry) {
     let options = AuthOptions {
         tokens_file: Some(tokens_file(name, text)),
         open_metrics,
+        ..AuthOptions::default()
     };
     let auth = Auth::new(&options, &mut registry).unwrap().unwrap();
     (auth, registry)
@@ -174,7 +175,7 @@ async fn refusals_are_counted_by_role_and_reason() {
 }
 
 fn as_if_time_and_the_file_moved_on(auth: &Auth) {
-    let mut looked = auth.looked.lock().unwrap();
+    let mut looked = auth.tokens.as_ref().unwrap().looked.lock().unwrap();
     looked.0 -= RELOAD_EVERY;
     looked.1 = None;
 }
@@ -188,7 +189,7 @@ async fn a_changed_tokens_file_is_read_again_and_a_broken_one_ignored() {
         StatusCode::OK
     );
     // revoke the reader, add another; looked at once per RELOAD_EVERY
-    let path = auth.path.clone();
+    let path = auth.tokens.as_ref().unwrap().path.clone();
     std::fs::write(
         &path,
         format!("{ADMIN} ops admin\nnew-reader-0123456789 dash read\n"),
@@ -238,7 +239,7 @@ fn bad_lines_are_errors_naming_the_line_and_never_the_token() {
     }
     let missing = AuthOptions {
         tokens_file: Some("/nonexistent/tokens".into()),
-        open_metrics: false,
+        ..AuthOptions::default()
     };
     let e = Auth::new(&missing, &mut Registry::default()).err().unwrap();
     assert!(e.to_string().contains("/nonexistent/tokens"), "{e}");
@@ -247,4 +248,97 @@ fn bad_lines_are_errors_naming_the_line_and_never_the_token() {
             .unwrap()
             .is_none()
     );
+}
+
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {encoded}")
+}
+
+#[tokio::test]
+async fn htpasswd_users_sign_in_with_basic_auth_and_their_role() {
+    // cost 4: the lowest bcrypt allows, for a quick test
+    let hash = |p: &str| bcrypt::hash(p, 4).unwrap();
+    let text = format!(
+        "# htpasswd -B, with roles\nalice:{}\nbob:{}:admin:acme\ncarol:{}:ingest\n",
+        hash("wonderland"),
+        hash("builder"),
+        hash("singer")
+    );
+    let mut registry = Registry::default();
+    let options = AuthOptions {
+        htpasswd_file: Some(tokens_file("htpasswd", &text)),
+        ..AuthOptions::default()
+    };
+    let auth = Auth::new(&options, &mut registry).unwrap().unwrap();
+    let query = auth.protect(app(), Role::Read);
+    let ask = |authorization: String| {
+        let query = query.clone();
+        async move {
+            let request = Request::get("/who")
+                .header("authorization", authorization)
+                .body(Body::empty())
+                .unwrap();
+            let response = query.oneshot(request).await.unwrap();
+            let status = response.status();
+            let challenge = response
+                .headers()
+                .get("www-authenticate")
+                .map(|v| v.to_str().unwrap().to_string());
+            let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (
+                status,
+                challenge,
+                String::from_utf8_lossy(&body).to_string(),
+            )
+        }
+    };
+    assert_eq!(
+        ask(basic("alice", "wonderland")).await,
+        (StatusCode::OK, None, "alice None".into())
+    );
+    // remembered: the same answer again without a second bcrypt check
+    assert_eq!(auth.verified.remembered(), 1);
+    assert_eq!(ask(basic("alice", "wonderland")).await.0, StatusCode::OK);
+    assert_eq!(auth.verified.remembered(), 1);
+    assert_eq!(ask(basic("bob", "builder")).await.2, "bob Some(\"acme\")");
+    let (status, challenge, _) = ask(basic("alice", "wrong")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(challenge.as_deref(), Some("Basic realm=\"spoor\""));
+    assert_eq!(
+        ask(basic("mallory", "wonderland")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(ask(basic("carol", "singer")).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        ask("Basic !!not-base64".into()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // no tokens file: a bearer token is no way in
+    assert_eq!(
+        ask(format!("Bearer {READER}")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[test]
+fn htpasswd_lines_that_are_not_bcrypt_or_name_no_role_are_errors() {
+    let bad = [
+        ("alice:$apr1$abc$def\n", "not a bcrypt hash"),
+        ("alice:{SHA}abcdef\n", "not a bcrypt hash"),
+        ("alice\n", "expected"),
+        ("alice:$2y$04$abcdefghijklmnopqrstuu:boss\n", "role must be"),
+        ("a:$2y$04$x\na:$2y$04$y\n", "twice"),
+    ];
+    for (text, want) in bad {
+        let e = htpasswd::parse(Path::new("users"), text)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains(want), "{e}");
+        assert!(e.contains("users line"), "{e}");
+    }
 }

@@ -68,7 +68,8 @@ def tls_flags(prefix, pki, client_ca=False):
 @pytest.fixture(scope="module")
 def secured(pki):
     s = Spoor([*tls_flags("collector.otlp.grpc", pki), *tls_flags("collector.otlp.http", pki),
-               *tls_flags("query.http", pki), f"--auth.tokens-file={pki / 'tokens'}"])
+               *tls_flags("query.http", pki), f"--auth.tokens-file={pki / 'tokens'}",
+               f"--audit.log-file={pki / 'audit.log'}"])
     s.query = s.query.replace("http://", "https://")
     s.otlp_http = s.otlp_http.replace("http://", "https://")
     yield s
@@ -169,6 +170,15 @@ def test_the_query_api_asks_for_a_read_token_and_says_nothing_more(secured, pki)
     # health on the admin port stays open for probes; metrics do not
     assert requests.get(secured.admin + "/", timeout=5).status_code == 200
     assert requests.get(secured.admin + "/metrics", timeout=5).status_code == 401
+    # the audit trail: who read what, and each refusal; never a token
+    import json
+    text = (pki / "audit.log").read_text()
+    lines = [json.loads(line) for line in text.splitlines()]
+    reads = [l["fields"] for l in lines if l["fields"]["message"] == "read"]
+    assert {"name": "dash", "path": "/api/services"}.items() <= reads[-1].items(), reads
+    assert any(l["fields"]["message"].startswith("refused") and l["fields"].get("path") == "/api/traces"
+               and l["fields"].get("name") == "sdk" for l in lines), lines
+    assert READER not in text and INGEST not in text
 
 
 def test_clear_text_is_refused_on_a_tls_port(secured):

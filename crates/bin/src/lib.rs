@@ -60,6 +60,12 @@ pub struct ServerOptions {
     #[command(flatten)]
     pub admin_tls: AdminHttpTls,
 
+    /// File the audit trail is appended to, one JSON object a line: every
+    /// refused request, and each read (path and query) with who made it
+    /// when authentication is on. Without it those lines go to stderr.
+    #[arg(long = "audit.log-file", env = "AUDIT_LOG_FILE")]
+    pub audit_log_file: Option<PathBuf>,
+
     #[command(flatten)]
     pub serve: ServeOptions,
 }

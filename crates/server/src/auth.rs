@@ -317,6 +317,11 @@ impl Auth {
             .map(str::to_string);
         let reason = match self.identify(authorization).await {
             Some(identity) if identity.role.allows(role) => {
+                // what an identity reads is audited; writes are too many to log
+                if role != Role::Ingest {
+                    let uri = request.uri();
+                    tracing::info!(target: "audit", name = identity.name, tenant = identity.tenant, peer = ?peer, method = %request.method(), path = uri.path(), query = uri.query().unwrap_or_default(), "read");
+                }
                 request.extensions_mut().insert(identity);
                 return next.run(request).await;
             }

@@ -160,6 +160,8 @@ def test_the_query_api_asks_for_a_read_token_and_says_nothing_more(secured, pki)
     plain = requests.get(secured.query + "/api/services", verify=pki / "ca.pem", timeout=5)
     assert plain.status_code == 401
     assert plain.headers["www-authenticate"] == "Bearer"
+    assert plain.headers["x-content-type-options"] == "nosniff"
+    assert plain.headers["cache-control"] == "no-store"
     assert plain.json()["errors"][0]["msg"] == "authentication required"
     wrong_role = traces(secured, pki, "x", token=INGEST)
     assert wrong_role.status_code == 403

@@ -370,8 +370,15 @@ fn refusal(forbidden: bool, grpc: bool, challenge: &'static str) -> Response {
         })),
     )
         .into_response();
+    let headers = response.headers_mut();
+    // answered before the query port's own headers: the same hardening here
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if !forbidden {
-        response.headers_mut().insert(
+        headers.insert(
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static(challenge),
         );

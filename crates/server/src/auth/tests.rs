@@ -36,16 +36,18 @@ fn standard() -> String {
     )
 }
 
-/// Status, grpc-status and the body of `path` asked with `token`.
-async fn ask(
-    app: &Router,
-    path: &str,
-    token: Option<&str>,
-    grpc: bool,
-) -> (StatusCode, Option<String>, String) {
+/// What a request of `path` with this `authorization` header got.
+struct Answer {
+    status: StatusCode,
+    grpc_status: Option<String>,
+    challenge: Option<String>,
+    body: String,
+}
+
+async fn send(app: &Router, path: &str, authorization: Option<String>, grpc: bool) -> Answer {
     let mut request = Request::get(path);
-    if let Some(t) = token {
-        request = request.header("authorization", format!("Bearer {t}"));
+    if let Some(a) = authorization {
+        request = request.header("authorization", a);
     }
     if grpc {
         request = request.header("content-type", "application/grpc");
@@ -55,15 +57,37 @@ async fn ask(
         .oneshot(request.body(Body::empty()).unwrap())
         .await
         .unwrap();
-    let status = response.status();
-    let grpc_status = response
-        .headers()
-        .get("grpc-status")
-        .map(|v| v.to_str().unwrap().to_string());
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    let (status, grpc_status, challenge) = (
+        response.status(),
+        header("grpc-status"),
+        header("www-authenticate"),
+    );
     let body = axum::body::to_bytes(response.into_body(), 1 << 20)
         .await
         .unwrap();
-    (status, grpc_status, String::from_utf8_lossy(&body).into())
+    Answer {
+        status,
+        grpc_status,
+        challenge,
+        body: String::from_utf8_lossy(&body).into(),
+    }
+}
+
+/// Status, grpc-status and the body of `path` asked with bearer `token`.
+async fn ask(
+    app: &Router,
+    path: &str,
+    token: Option<&str>,
+    grpc: bool,
+) -> (StatusCode, Option<String>, String) {
+    let a = send(app, path, token.map(|t| format!("Bearer {t}")), grpc).await;
+    (a.status, a.grpc_status, a.body)
 }
 
 fn app() -> Router {
@@ -109,11 +133,9 @@ async fn a_port_takes_its_roles_tokens_and_admin_tokens_only() {
 }
 
 async fn app_request_with(app: &Router, authorization: &str) -> StatusCode {
-    let request = Request::get("/who")
-        .header("authorization", authorization)
-        .body(Body::empty())
-        .unwrap();
-    app.clone().oneshot(request).await.unwrap().status()
+    send(app, "/who", Some(authorization.to_string()), false)
+        .await
+        .status
 }
 
 #[tokio::test]
@@ -276,24 +298,8 @@ async fn htpasswd_users_sign_in_with_basic_auth_and_their_role() {
     let ask = |authorization: String| {
         let query = query.clone();
         async move {
-            let request = Request::get("/who")
-                .header("authorization", authorization)
-                .body(Body::empty())
-                .unwrap();
-            let response = query.oneshot(request).await.unwrap();
-            let status = response.status();
-            let challenge = response
-                .headers()
-                .get("www-authenticate")
-                .map(|v| v.to_str().unwrap().to_string());
-            let body = axum::body::to_bytes(response.into_body(), 1 << 20)
-                .await
-                .unwrap();
-            (
-                status,
-                challenge,
-                String::from_utf8_lossy(&body).to_string(),
-            )
+            let a = send(&query, "/who", Some(authorization), false).await;
+            (a.status, a.challenge, a.body)
         }
     };
     assert_eq!(

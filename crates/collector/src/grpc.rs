@@ -1,17 +1,23 @@
 //! gRPC receivers: Jaeger api_v2 CollectorService and OTLP TraceService.
 use std::sync::Arc;
 
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
 use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
+use prost::bytes::Buf;
+use spoor_codec::otlp::Converted;
 use spoor_proto::api_v2::collector_service_server::{CollectorService, CollectorServiceServer};
 use spoor_proto::api_v2::{PostSpansRequest, PostSpansResponse};
-use tonic::codec::CompressionEncoding;
+use tonic::body::Body;
+use tonic::codec::{BufferSettings, Codec, CompressionEncoding, DecodeBuf, Decoder};
+use tonic::codegen::{BoxFuture, Service, http};
+use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::service::Routes;
 use tonic::{Code, Request, Response, Status};
+use tonic_prost::ProstEncoder;
 
 use crate::retry::RpcStatus;
 use crate::sampling::Strategies;
@@ -59,16 +65,100 @@ impl CollectorService for JaegerCollector {
     }
 }
 
-struct OtlpCollector(Arc<SpanProcessor>);
+/// The OTLP TraceService. Its codec reads a request straight into model
+/// spans (`spoor_codec::otlp::decode_export_request`) rather than through
+/// prost's message structs, which cost a fifth of the collector's CPU.
+#[derive(Clone)]
+struct OtlpTraceService {
+    processor: Arc<SpanProcessor>,
+    max_message_size: usize,
+}
 
-#[tonic::async_trait]
-impl TraceService for OtlpCollector {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let outcome = process_otlp(&self.0, Transport::OtlpGrpc, request.into_inner()).await?;
-        Ok(Response::new(outcome))
+impl NamedService for OtlpTraceService {
+    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+}
+
+const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+impl Service<http::Request<Body>> for OtlpTraceService {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Infallible>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            if request.uri().path() != EXPORT_PATH {
+                return Ok(Status::unimplemented("unknown method").into_http());
+            }
+            let codec = OtlpCodec(Arc::clone(&this.processor));
+            let mut grpc = Grpc::new(codec)
+                .accept_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Gzip)
+                .max_decoding_message_size(this.max_message_size);
+            Ok(grpc.unary(Export(this.processor), request).await)
+        })
+    }
+}
+
+struct Export(Arc<SpanProcessor>);
+
+impl UnaryService<Converted> for Export {
+    type Response = ExportTraceServiceResponse;
+    type Future = BoxFuture<Response<Self::Response>, Status>;
+
+    fn call(&mut self, request: Request<Converted>) -> Self::Future {
+        let processor = Arc::clone(&self.0);
+        Box::pin(async move {
+            let outcome =
+                process_otlp(&processor, Transport::OtlpGrpc, request.into_inner()).await?;
+            Ok(Response::new(outcome))
+        })
+    }
+}
+
+/// Responses through prost; requests through the span reader.
+struct OtlpCodec(Arc<SpanProcessor>);
+
+impl Codec for OtlpCodec {
+    type Encode = ExportTraceServiceResponse;
+    type Decode = Converted;
+    type Encoder = ProstEncoder<ExportTraceServiceResponse>;
+    type Decoder = OtlpDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ProstEncoder::new(BufferSettings::default())
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        OtlpDecoder(Arc::clone(&self.0))
+    }
+}
+
+struct OtlpDecoder(Arc<SpanProcessor>);
+
+impl Decoder for OtlpDecoder {
+    type Item = Converted;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Converted>, Status> {
+        let message = buf.copy_to_bytes(buf.remaining());
+        match spoor_codec::otlp::decode_export_request(&message) {
+            Ok(converted) => Ok(Some(converted)),
+            Err(e) => {
+                self.0
+                    .metrics()
+                    .reject_request(Transport::OtlpGrpc, "undecodable");
+                // INTERNAL, as gRPC's status codes document for a parse error
+                Err(Status::internal(format!(
+                    "failed to decode Protobuf message: {e}"
+                )))
+            }
+        }
     }
 }
 
@@ -77,9 +167,8 @@ impl TraceService for OtlpCollector {
 pub async fn process_otlp(
     processor: &SpanProcessor,
     transport: Transport,
-    request: ExportTraceServiceRequest,
+    (spans, errors): Converted,
 ) -> Result<ExportTraceServiceResponse, ProcessError> {
-    let (spans, errors) = spoor_codec::otlp::spans_from_otlp(request.resource_spans);
     let errors = errors.into_iter().map(|e| e.to_string()).collect();
     let outcome = processor.process(transport, spans, errors).await?;
     Ok(ExportTraceServiceResponse {
@@ -107,19 +196,110 @@ pub fn jaeger_routes(
 
 /// The OTLP TraceService.
 pub fn otlp_routes(processor: Arc<SpanProcessor>, max_message_size: usize) -> Routes {
-    Routes::new(
-        TraceServiceServer::new(OtlpCollector(processor))
-            .max_decoding_message_size(max_message_size)
-            .accept_compressed(CompressionEncoding::Gzip)
-            .send_compressed(CompressionEncoding::Gzip),
-    )
+    Routes::new(OtlpTraceService {
+        processor,
+        max_message_size,
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
     use prost::Message;
+    use tower::ServiceExt;
 
     use super::*;
+    use crate::test_support::{processor, request_with, stored};
+
+    const MAX: usize = 64 * 1024;
+
+    /// The OTLP routes on a socket, for a real client.
+    async fn serve(processor: Arc<SpanProcessor>) -> TraceServiceClient<tonic::transport::Channel> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_routes(otlp_routes(processor, MAX))
+                .serve_with_incoming(incoming),
+        );
+        TraceServiceClient::connect(format!("http://{addr}"))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_real_client_exports_plain_and_gzip() {
+        let (processor, store, _) = processor(100);
+        let mut client = serve(processor).await;
+        let answer = client
+            .export(request_with(&[1]))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(answer.partial_success, None);
+        assert!(stored(&store, 1).await);
+
+        let mut client = client
+            .send_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Gzip);
+        client.export(request_with(&[2])).await.unwrap();
+        assert!(stored(&store, 2).await);
+
+        // a span with a zero trace id is refused by name, its neighbour kept
+        let answer = client
+            .export(request_with(&[0, 3]))
+            .await
+            .unwrap()
+            .into_inner();
+        let partial = answer.partial_success.expect("partial success");
+        assert_eq!(partial.rejected_spans, 1);
+        assert!(
+            partial.error_message.contains("trace id is zero"),
+            "{}",
+            partial.error_message
+        );
+        assert!(stored(&store, 3).await);
+    }
+
+    /// A gRPC frame: uncompressed, its length, the message.
+    fn frame(message: &[u8]) -> Vec<u8> {
+        let mut out = vec![0];
+        out.extend((message.len() as u32).to_be_bytes());
+        out.extend(message);
+        out
+    }
+
+    #[tokio::test]
+    async fn an_undecodable_request_is_refused_and_counted() {
+        let (processor, store, metrics) = processor(100);
+        let app = otlp_routes(processor, MAX).into_axum_router();
+        // a span whose name is not UTF-8, beside a good request's bytes
+        let mut bytes = request_with(&[5]).encode_to_vec();
+        let at = bytes.windows(5).position(|w| w == b"GET /").unwrap();
+        bytes[at] = 0xff;
+        let request = http::Request::post(EXPORT_PATH)
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(axum::body::Body::from(frame(&bytes)))
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.headers()["grpc-status"], "13");
+        let message = response.headers()["grpc-message"].to_str().unwrap();
+        assert!(
+            message.starts_with("failed%20to%20decode%20Protobuf%20message"),
+            "{message}"
+        );
+        let undecodable = crate::metrics::RejectLabel {
+            transport: Transport::OtlpGrpc,
+            reason: "undecodable",
+        };
+        assert_eq!(
+            metrics.requests_rejected.get_or_create(&undecodable).get(),
+            1
+        );
+        assert!(!stored(&store, 5).await);
+    }
 
     #[test]
     fn a_full_queue_asks_the_client_to_retry_later() {

@@ -216,3 +216,92 @@ impl Collector {
         result
     }
 }
+
+#[cfg(test)]
+mod test_support {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    use prometheus_client::registry::Registry;
+    use spoor_model::TraceId;
+    use spoor_storage::SpanReader;
+    use spoor_storage_memory::{MemoryConfig, MemoryStore};
+
+    use crate::SpanProcessor;
+    use crate::metrics::CollectorMetrics;
+    use crate::options::QueueFullAction;
+
+    /// A processor writing to a memory store through a queue of `queue_size` spans.
+    pub fn processor(
+        queue_size: usize,
+    ) -> (Arc<SpanProcessor>, Arc<MemoryStore>, Arc<CollectorMetrics>) {
+        let store = Arc::new(MemoryStore::new(MemoryConfig {
+            max_traces: 0,
+            max_bytes: 1 << 30,
+        }));
+        let metrics = Arc::new(CollectorMetrics::new(&mut Registry::default()));
+        let (queue, workers) = crate::queue::start(
+            crate::queue::QueueBounds::spans(queue_size),
+            2,
+            store.clone(),
+            Arc::clone(&metrics),
+            false,
+        );
+        std::mem::forget(workers); // the workers live as long as the test's runtime
+        let processor = Arc::new(SpanProcessor::new(
+            queue,
+            QueueFullAction::Reject,
+            Arc::clone(&metrics),
+        ));
+        (processor, store, metrics)
+    }
+
+    /// A request of one span (of service `web`) per trace id; id 0 is invalid.
+    pub fn request_with(trace_ids: &[u128]) -> ExportTraceServiceRequest {
+        let spans = trace_ids
+            .iter()
+            .map(|t| Span {
+                trace_id: t.to_be_bytes().to_vec(),
+                span_id: 7u64.to_be_bytes().to_vec(),
+                name: "GET /".into(),
+                start_time_unix_nano: 1_700_000_000_000_000_000,
+                end_time_unix_nano: 1_700_000_000_001_000_000,
+                ..Default::default()
+            })
+            .collect();
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![KeyValue {
+                        key: "service.name".into(),
+                        value: Some(AnyValue {
+                            value: Some(any_value::Value::StringValue("web".into())),
+                        }),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                schema_url: String::new(),
+            }],
+        }
+    }
+
+    /// Whether trace `id` reaches the store within a second.
+    pub async fn stored(store: &MemoryStore, id: u128) -> bool {
+        for _ in 0..200 {
+            if store.get_trace(TraceId(id)).await.unwrap().is_some() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        false
+    }
+}

@@ -160,10 +160,14 @@ async fn handle(
         };
         fail(e.status(), code, e.reason(), e.to_string())
     })?;
-    let request = match encoding {
-        Encoding::Protobuf => ExportTraceServiceRequest::decode(body.as_ref())
+    let converted = match encoding {
+        Encoding::Protobuf => spoor_codec::otlp::decode_export_request(&body)
             .map_err(|e| format!("undecodable protobuf body: {e}")),
         Encoding::Json => serde_json::from_slice::<ExportTraceServiceRequest>(&body)
+            .map_err(|e| e.to_string())
+            .and_then(|r| {
+                spoor_codec::otlp::spans_from_otlp(r.resource_spans).map_err(|e| e.to_string())
+            })
             .map_err(|e| format!("undecodable json body: {e}")),
     }
     .map_err(|m| {
@@ -174,7 +178,7 @@ async fn handle(
             m,
         )
     })?;
-    let response = process_otlp(&state.processor, Transport::OtlpHttp, request)
+    let response = process_otlp(&state.processor, Transport::OtlpHttp, converted)
         .await
         .map_err(|e| match e {
             ProcessError::QueueFull => fail(

@@ -55,8 +55,9 @@ impl Encoding {
                 .map(|s| vec![s])
                 .map_err(|e| fail(e.to_string())),
             Encoding::OtlpProto => {
-                let data = TracesData::decode(payload).map_err(|e| fail(e.to_string()))?;
-                let (spans, errors) = spoor_codec::otlp::spans_from_otlp(data.resource_spans);
+                // TracesData has ExportTraceServiceRequest's fields
+                let (spans, errors) = spoor_codec::otlp::decode_export_request(payload)
+                    .map_err(|e| fail(e.to_string()))?;
                 match errors.first() {
                     Some(e) => Err(fail(e.to_string())),
                     None => Ok(spans),

@@ -68,7 +68,7 @@ fn request(spans: Vec<OtlpSpan>) -> Vec<ResourceSpans> {
 
 #[test]
 fn maps_otlp_to_jaeger_model() {
-    let (spans, errors) = spans_from_otlp(request(vec![sample_span()]));
+    let (spans, errors) = spans_from_otlp(request(vec![sample_span()])).unwrap();
     assert_eq!(errors, vec![]);
     let s = &spans[0];
     assert_eq!(s.trace_id, TraceId::new(1, 2));
@@ -109,7 +109,7 @@ fn arrays_become_json_text() {
         ],
     });
     span.attributes = vec![kv("list", array)];
-    let (spans, _) = spans_from_otlp(request(vec![span]));
+    let (spans, _) = spans_from_otlp(request(vec![span])).unwrap();
     assert_eq!(
         spans[0].tag("list"),
         Some(&Value::String(r#"[1,"a"]"#.into()))
@@ -122,7 +122,8 @@ fn bad_spans_are_reported_and_the_rest_kept() {
     bad_trace.trace_id = vec![1, 2];
     let mut bad_span = sample_span();
     bad_span.span_id = vec![];
-    let (spans, errors) = spans_from_otlp(request(vec![bad_trace, sample_span(), bad_span]));
+    let (spans, errors) =
+        spans_from_otlp(request(vec![bad_trace, sample_span(), bad_span])).unwrap();
     assert_eq!(spans.len(), 1);
     assert_eq!(
         errors,
@@ -131,7 +132,7 @@ fn bad_spans_are_reported_and_the_rest_kept() {
 
     let mut no_service = request(vec![sample_span(), sample_span()]);
     no_service[0].resource = None;
-    let (spans, errors) = spans_from_otlp(no_service);
+    let (spans, errors) = spans_from_otlp(no_service).unwrap();
     assert!(spans.is_empty());
     assert_eq!(
         errors,
@@ -142,7 +143,7 @@ fn bad_spans_are_reported_and_the_rest_kept() {
 #[test]
 fn otlp_round_trips_through_the_model() {
     let original = request(vec![sample_span()]);
-    let (spans, _) = spans_from_otlp(original.clone());
+    let (spans, _) = spans_from_otlp(original.clone()).unwrap();
     assert_eq!(spans_to_otlp(&spans), original);
 }
 
@@ -181,7 +182,7 @@ proptest! {
             ..Default::default()
         };
         let original = request(vec![span]);
-        let (spans, errors) = spans_from_otlp(original.clone());
+        let (spans, errors) = spans_from_otlp(original.clone()).unwrap();
         prop_assert!(errors.is_empty());
         prop_assert_eq!(spans_to_otlp(&spans), original);
     }
@@ -213,7 +214,7 @@ fn link_attributes_travel_as_a_link_log_and_come_back() {
         },
     ];
     let original = request(vec![span]);
-    let (spans, errors) = spans_from_otlp(original.clone());
+    let (spans, errors) = spans_from_otlp(original.clone()).unwrap();
     assert_eq!(errors, vec![]);
     let s = &spans[0];
     assert_eq!(s.references[1].ref_type, RefType::FollowsFrom);
@@ -255,6 +256,183 @@ fn a_link_log_naming_no_link_stays_an_event() {
         dropped_attributes_count: 0,
     });
     let original = request(vec![span]);
-    let (spans, _) = spans_from_otlp(original.clone());
+    let (spans, _) = spans_from_otlp(original.clone()).unwrap();
     assert_eq!(spans_to_otlp(&spans), original);
+}
+
+/// The protobuf bytes of a request holding `resource_spans`.
+fn encoded(resource_spans: Vec<ResourceSpans>) -> Vec<u8> {
+    ExportTraceServiceRequest { resource_spans }.encode_to_vec()
+}
+
+/// A length-delimited field `tag` holding `bytes`.
+fn field(tag: u32, bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    prost::encoding::bytes::encode(tag, &bytes.to_vec(), &mut out);
+    out
+}
+
+#[test]
+fn fields_are_read_in_any_order() {
+    let rs = request(vec![sample_span()]).remove(0);
+    let ordered = decode_export_request(&encoded(vec![rs.clone()])).unwrap();
+    // the resource after the spans, the scope after its spans, and the
+    // span's lists before its ids
+    let span = sample_span();
+    let lists = OtlpSpan {
+        attributes: span.attributes.clone(),
+        events: span.events.clone(),
+        links: span.links.clone(),
+        ..Default::default()
+    };
+    let scalars = OtlpSpan {
+        attributes: vec![],
+        events: vec![],
+        links: vec![],
+        ..span
+    };
+    let span_bytes = [lists.encode_to_vec(), scalars.encode_to_vec()].concat();
+    let scope = rs.scope_spans[0].scope.clone().unwrap();
+    let scope_spans = [field(2, &span_bytes), field(1, &scope.encode_to_vec())].concat();
+    let resource_spans = [
+        field(2, &scope_spans),
+        field(1, &rs.resource.clone().unwrap().encode_to_vec()),
+    ]
+    .concat();
+    let shuffled = decode_export_request(&field(1, &resource_spans)).unwrap();
+    assert_eq!(shuffled, ordered);
+    assert_eq!(shuffled.0.len(), 1);
+}
+
+#[test]
+fn a_message_given_twice_is_merged() {
+    let span = sample_span();
+    let (first, second) = span.attributes.split_at(1);
+    let a = OtlpSpan {
+        attributes: first.to_vec(),
+        ..span.clone()
+    };
+    let b = OtlpSpan {
+        attributes: second.to_vec(),
+        name: "renamed".into(),
+        ..Default::default()
+    };
+    let merged = OtlpSpan {
+        name: "renamed".into(),
+        ..span
+    };
+    let scope_spans = [
+        field(
+            1,
+            &request(vec![]).remove(0).scope_spans[0]
+                .scope
+                .clone()
+                .unwrap()
+                .encode_to_vec(),
+        ),
+        field(2, &[a.encode_to_vec(), b.encode_to_vec()].concat()),
+    ]
+    .concat();
+    let mut rs = request(vec![]).remove(0);
+    rs.scope_spans.clear();
+    let bytes = field(1, &[rs.encode_to_vec(), field(2, &scope_spans)].concat());
+    let got = decode_export_request(&bytes).unwrap();
+    let want = spans_from_otlp(request(vec![merged])).unwrap();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn malformed_requests_are_refused_whole() {
+    let good = encoded(request(vec![sample_span()]));
+    assert!(decode_export_request(&good).is_ok());
+    // cut short
+    assert!(matches!(
+        decode_export_request(&good[..good.len() - 3]),
+        Err(WireError::Truncated | WireError::Malformed(_))
+    ));
+    // a key that is not UTF-8
+    let mut span = sample_span();
+    span.attributes[0].key = "KEY-X".into();
+    let mut bytes = encoded(request(vec![span]));
+    let at = bytes.windows(5).position(|w| w == b"KEY-X").unwrap();
+    bytes[at] = 0xff;
+    assert!(matches!(
+        decode_export_request(&bytes),
+        Err(WireError::Utf8)
+    ));
+    // a span name sent as a number
+    let mut span_bytes = sample_span().encode_to_vec();
+    prost::encoding::uint64::encode(5, &7, &mut span_bytes);
+    let scope_spans = field(2, &span_bytes);
+    let mut rs = request(vec![]).remove(0);
+    rs.scope_spans.clear();
+    let bytes = field(1, &[rs.encode_to_vec(), field(2, &scope_spans)].concat());
+    assert!(matches!(
+        decode_export_request(&bytes),
+        Err(WireError::WireType { field: 5, .. })
+    ));
+}
+
+fn nested_array(depth: usize) -> AnyValue {
+    let mut v = AnyValue {
+        value: Some(any_value::Value::IntValue(1)),
+    };
+    for _ in 0..depth {
+        v = AnyValue {
+            value: Some(any_value::Value::ArrayValue(
+                opentelemetry_proto::tonic::common::v1::ArrayValue { values: vec![v] },
+            )),
+        };
+    }
+    v
+}
+
+#[test]
+fn nesting_is_bounded() {
+    let with = |depth| {
+        let mut span = sample_span();
+        span.attributes = vec![OtlpKeyValue {
+            key: "deep".into(),
+            value: Some(nested_array(depth)),
+            ..Default::default()
+        }];
+        decode_export_request(&encoded(request(vec![span])))
+    };
+    let (spans, _) = with(wire::MAX_VALUE_DEPTH).unwrap();
+    let text = spans[0].tag("deep").unwrap().as_string().into_owned();
+    assert_eq!(text.matches('[').count(), wire::MAX_VALUE_DEPTH);
+    assert!(matches!(
+        with(wire::MAX_VALUE_DEPTH + 1),
+        Err(WireError::TooDeep)
+    ));
+}
+
+#[test]
+fn unknown_fields_and_groups_are_skipped() {
+    let mut span_bytes = sample_span().encode_to_vec();
+    prost::encoding::uint64::encode(99, &7, &mut span_bytes);
+    prost::encoding::string::encode(100, &"future".to_string(), &mut span_bytes);
+    // a group: start (wire type 3) and end (4) of field 101
+    span_bytes.extend([0xab, 0x06, 0x08, 0x01, 0xac, 0x06]);
+    let mut rs = request(vec![]).remove(0);
+    let scope = rs.scope_spans[0].scope.clone().unwrap();
+    rs.scope_spans.clear();
+    let scope_spans = [field(1, &scope.encode_to_vec()), field(2, &span_bytes)].concat();
+    let bytes = field(1, &[rs.encode_to_vec(), field(2, &scope_spans)].concat());
+    let got = decode_export_request(&bytes).unwrap();
+    assert_eq!(got, spans_from_otlp(request(vec![sample_span()])).unwrap());
+}
+
+proptest! {
+    #[test]
+    fn any_bytes_are_decoded_or_refused_without_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = decode_export_request(&bytes);
+        // and inside a well-formed envelope, so the span reader sees them
+        let rs = request(vec![]).remove(0);
+        let scope = rs.scope_spans[0].scope.clone().unwrap();
+        let scope_spans = [field(1, &scope.encode_to_vec()), field(2, &bytes)].concat();
+        let mut rs = rs;
+        rs.scope_spans.clear();
+        let _ = decode_export_request(&field(1, &[rs.encode_to_vec(), field(2, &scope_spans)].concat()));
+    }
 }

@@ -5,9 +5,6 @@ use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prometheus_client::registry::Registry;
 use spoor_model::TraceId;
 use spoor_storage::SpanReader;
@@ -17,62 +14,13 @@ use tower::ServiceExt;
 use super::*;
 use crate::metrics::CollectorMetrics;
 use crate::options::QueueFullAction;
+use crate::test_support::{request_with, stored};
 
 const MAX: usize = 64 * 1024;
 
 fn setup(queue_size: usize) -> (Router, Arc<MemoryStore>, Arc<CollectorMetrics>) {
-    let store = Arc::new(MemoryStore::new(MemoryConfig {
-        max_traces: 0,
-        max_bytes: 1 << 30,
-    }));
-    let metrics = Arc::new(CollectorMetrics::new(&mut Registry::default()));
-    let (queue, workers) = crate::queue::start(
-        crate::queue::QueueBounds::spans(queue_size),
-        2,
-        store.clone(),
-        Arc::clone(&metrics),
-        false,
-    );
-    std::mem::forget(workers); // the workers live as long as the test's runtime
-    let processor = Arc::new(SpanProcessor::new(
-        queue,
-        QueueFullAction::Reject,
-        Arc::clone(&metrics),
-    ));
+    let (processor, store, metrics) = crate::test_support::processor(queue_size);
     (router(processor, MAX), store, metrics)
-}
-
-fn request_with(trace_ids: &[u128]) -> ExportTraceServiceRequest {
-    let spans = trace_ids
-        .iter()
-        .map(|t| Span {
-            trace_id: t.to_be_bytes().to_vec(),
-            span_id: 7u64.to_be_bytes().to_vec(),
-            name: "GET /".into(),
-            start_time_unix_nano: 1_700_000_000_000_000_000,
-            end_time_unix_nano: 1_700_000_000_001_000_000,
-            ..Default::default()
-        })
-        .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![KeyValue {
-                    key: "service.name".into(),
-                    value: Some(AnyValue {
-                        value: Some(any_value::Value::StringValue("web".into())),
-                    }),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            schema_url: String::new(),
-        }],
-    }
 }
 
 fn post(content_type: &str, encoding: Option<&str>, body: Vec<u8>) -> Request<Body> {
@@ -96,16 +44,6 @@ async fn body(resp: Response) -> Vec<u8> {
         .unwrap()
         .to_bytes()
         .to_vec()
-}
-
-async fn stored(store: &MemoryStore, id: u128) -> bool {
-    for _ in 0..200 {
-        if store.get_trace(TraceId(id)).await.unwrap().is_some() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    false
 }
 
 #[tokio::test]

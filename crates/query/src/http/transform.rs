@@ -51,7 +51,8 @@ async fn transform(body: Bytes) -> ApiResult {
     let mut index: HashMap<TraceId, usize> = HashMap::new();
     let mut errors = Vec::new();
     for request in requests {
-        let (spans, failed) = spoor_codec::otlp::spans_from_otlp(request.resource_spans);
+        let (spans, failed) = spoor_codec::otlp::spans_from_otlp(request.resource_spans)
+            .map_err(|e| ApiError::BadRequest(format!("not OTLP: {e}")))?;
         errors.extend(failed.into_iter().map(|e| EnvelopeError {
             code: 400,
             msg: e.to_string(),

@@ -6,6 +6,27 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's `mi_option_purge_delay` (its bindings name no constant for it).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Memory freed and unused this long is given back to the OS. mimalloc's
+/// default, 1 s, is shorter than a span's life in the queue and head: the
+/// pages went back and were faulted in again, zeroed by the kernel (9 % of
+/// the collector's CPU, docs/benchmarks.md). Ten seconds keeps them for reuse
+/// and still returns what a burst left behind.
+const PURGE_DELAY_MS: std::ffi::c_long = 10_000;
+
+/// Sets the allocator's options; called first thing by the binaries that
+/// carry spans (collector, ingester, query, all-in-one).
+pub fn tune_allocator() {
+    // SAFETY: mi_option_set stores a value in mimalloc's option table; it
+    // takes no pointers and is safe to call at any time from any thread.
+    #[allow(unsafe_code)]
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS);
+    }
+}
+
 pub mod cassandra_schema;
 pub mod dependencies_job;
 pub mod es_index;

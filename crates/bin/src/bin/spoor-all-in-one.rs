@@ -2,6 +2,7 @@ use spoor_bin::AllInOneCli;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    spoor_bin::tune_allocator();
     let cli: AllInOneCli = spoor_server::config::parse()?;
     spoor_server::telemetry::init_logging(
         &cli.server.common.log_level,

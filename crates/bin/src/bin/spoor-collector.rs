@@ -2,6 +2,7 @@ use spoor_bin::CollectorCli;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    spoor_bin::tune_allocator();
     let cli: CollectorCli = spoor_server::config::parse()?;
     spoor_server::telemetry::init_logging(
         &cli.server.common.log_level,

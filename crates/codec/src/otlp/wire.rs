@@ -5,7 +5,7 @@
 //! a message field given twice is merged, as protobuf defines it (the
 //! occurrences are read in order into one value).
 use prost::bytes::Buf;
-use prost::encoding::{DecodeContext, WireType, decode_key, decode_varint, skip_field};
+use prost::encoding::{DecodeContext, WireType, decode_varint, skip_field};
 
 /// A malformed request: the whole request is refused, as prost refuses it.
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +14,8 @@ pub enum WireError {
     Malformed(#[from] prost::DecodeError),
     #[error("malformed protobuf: field {field} has wire type {found:?}")]
     WireType { field: u32, found: WireType },
+    #[error("malformed protobuf: invalid field key {0}")]
+    Key(u64),
     #[error("malformed protobuf: a field runs past the end of its message")]
     Truncated,
     #[error("invalid string: data is not UTF-8 encoded")]
@@ -52,6 +54,7 @@ impl<'a> Field<'a> {
         }
     }
 
+    #[inline]
     pub fn bytes(self, field: u32) -> Result<&'a [u8], WireError> {
         match self {
             Field::Bytes(b) => Ok(b),
@@ -59,10 +62,12 @@ impl<'a> Field<'a> {
         }
     }
 
+    #[inline]
     pub fn str(self, field: u32) -> Result<&'a str, WireError> {
         std::str::from_utf8(self.bytes(field)?).map_err(|_| WireError::Utf8)
     }
 
+    #[inline]
     pub fn varint(self, field: u32) -> Result<u64, WireError> {
         match self {
             Field::Varint(v) => Ok(v),
@@ -70,6 +75,7 @@ impl<'a> Field<'a> {
         }
     }
 
+    #[inline]
     pub fn fixed64(self, field: u32) -> Result<u64, WireError> {
         match self {
             Field::Fixed64(v) => Ok(v),
@@ -77,6 +83,7 @@ impl<'a> Field<'a> {
         }
     }
 
+    #[inline]
     pub fn fixed32(self, field: u32) -> Result<u32, WireError> {
         match self {
             Field::Fixed32(v) => Ok(v),
@@ -96,18 +103,23 @@ impl<'a> Fields<'a> {
         Fields { buf }
     }
 
+    #[inline]
     fn read(&mut self) -> Result<Option<(u32, Field<'a>)>, WireError> {
         loop {
             if self.buf.is_empty() {
                 return Ok(None);
             }
-            let (tag, wire_type) = decode_key(&mut self.buf)?;
-            let field = match wire_type {
-                WireType::Varint => Field::Varint(decode_varint(&mut self.buf)?),
-                WireType::SixtyFourBit => Field::Fixed64(self.take_fixed::<8>()?),
-                WireType::ThirtyTwoBit => Field::Fixed32(self.take_fixed::<4>()? as u32),
-                WireType::LengthDelimited => {
-                    let len = decode_varint(&mut self.buf)?;
+            let key = varint(&mut self.buf)?;
+            let tag = match u32::try_from(key >> 3) {
+                Ok(tag) if tag > 0 => tag,
+                _ => return Err(WireError::Key(key)),
+            };
+            let field = match key & 7 {
+                0 => Field::Varint(varint(&mut self.buf)?),
+                1 => Field::Fixed64(self.take_fixed::<8>()?),
+                5 => Field::Fixed32(self.take_fixed::<4>()? as u32),
+                2 => {
+                    let len = varint(&mut self.buf)?;
                     if len > self.buf.len() as u64 {
                         return Err(WireError::Truncated);
                     }
@@ -115,15 +127,18 @@ impl<'a> Fields<'a> {
                     self.buf = rest;
                     Field::Bytes(value)
                 }
-                WireType::StartGroup | WireType::EndGroup => {
+                wire @ (3 | 4) => {
+                    let wire_type = WireType::try_from(wire).map_err(WireError::Malformed)?;
                     skip_field(wire_type, tag, &mut self.buf, DecodeContext::default())?;
                     continue;
                 }
+                _ => return Err(WireError::Key(key)),
             };
             return Ok(Some((tag, field)));
         }
     }
 
+    #[inline]
     fn take_fixed<const N: usize>(&mut self) -> Result<u64, WireError> {
         if self.buf.len() < N {
             return Err(WireError::Truncated);
@@ -135,9 +150,22 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// A varint; most are one byte.
+#[inline]
+fn varint(buf: &mut &[u8]) -> Result<u64, WireError> {
+    if let Some((&b, rest)) = buf.split_first()
+        && b < 0x80
+    {
+        *buf = rest;
+        return Ok(b.into());
+    }
+    Ok(decode_varint(buf)?)
+}
+
 impl<'a> Iterator for Fields<'a> {
     type Item = Result<(u32, Field<'a>), WireError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         let item = self.read();
         if item.is_err() {

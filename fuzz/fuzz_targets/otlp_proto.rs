@@ -1,14 +1,11 @@
-//! OTLP protobuf request bodies (gRPC and HTTP), converted to the model and
-//! back.
+//! OTLP protobuf request bodies (gRPC, HTTP and Kafka), read into the model
+//! as the collector reads them, and back.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use prost::Message;
-use spoor_codec::otlp::{spans_from_otlp, spans_to_otlp};
+use spoor_codec::otlp::{decode_export_request, spans_to_otlp};
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(request) = ExportTraceServiceRequest::decode(data) {
-        let (spans, _) = spans_from_otlp(request.resource_spans);
+    if let Ok((spans, _)) = decode_export_request(data) {
         let _ = spans_to_otlp(&spans);
     }
 });

@@ -209,7 +209,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::test_support::{processor, request_with, stored};
+    use crate::test_support::{assert_zero_id_refused, processor, request_with, stored};
 
     const MAX: usize = 64 * 1024;
 
@@ -252,14 +252,7 @@ mod tests {
             .await
             .unwrap()
             .into_inner();
-        let partial = answer.partial_success.expect("partial success");
-        assert_eq!(partial.rejected_spans, 1);
-        assert!(
-            partial.error_message.contains("trace id is zero"),
-            "{}",
-            partial.error_message
-        );
-        assert!(stored(&store, 3).await);
+        assert_zero_id_refused(answer, &store).await;
     }
 
     /// A gRPC frame: uncompressed, its length, the message.

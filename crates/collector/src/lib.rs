@@ -222,7 +222,9 @@ mod test_support {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+    };
     use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
@@ -292,6 +294,19 @@ mod test_support {
                 schema_url: String::new(),
             }],
         }
+    }
+
+    /// The answer to `request_with(&[0, 3])`: the zero trace id refused by
+    /// name as a partial success, and trace 3 stored.
+    pub async fn assert_zero_id_refused(answer: ExportTraceServiceResponse, store: &MemoryStore) {
+        let partial = answer.partial_success.expect("partial success");
+        assert_eq!(partial.rejected_spans, 1);
+        assert!(
+            partial.error_message.contains("trace id is zero"),
+            "{}",
+            partial.error_message
+        );
+        assert!(stored(store, 3).await);
     }
 
     /// Whether trace `id` reaches the store within a second.

@@ -14,7 +14,7 @@ use tower::ServiceExt;
 use super::*;
 use crate::metrics::CollectorMetrics;
 use crate::options::QueueFullAction;
-use crate::test_support::{request_with, stored};
+use crate::test_support::{assert_zero_id_refused, request_with, stored};
 
 const MAX: usize = 64 * 1024;
 
@@ -82,14 +82,7 @@ async fn invalid_spans_are_reported_and_the_rest_kept() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let answer = ExportTraceServiceResponse::decode(body(resp).await.as_slice()).unwrap();
-    let partial = answer.partial_success.expect("partial success");
-    assert_eq!(partial.rejected_spans, 1);
-    assert!(
-        partial.error_message.contains("trace id is zero"),
-        "{}",
-        partial.error_message
-    );
-    assert!(stored(&store, 3).await);
+    assert_zero_id_refused(answer, &store).await;
     let label = crate::metrics::RejectLabel {
         transport: Transport::OtlpHttp,
         reason: "invalid_trace_id",

@@ -21,7 +21,7 @@ for n in map(int, sys.argv[2:]):
     json.dump(big_trace(n, n), open(f"{sys.argv[1]}/big-{n}.json", "w"))
 PY
 # room for one trace of a million spans (a trace may hold 1/64 of the store)
-"$bin/spoor-all-in-one" --log-level=warn --memory.max-traces=0 --memory.max-bytes=16GiB &
+"$bin/spoor-all-in-one" --log-level=warn --memory.max-traces=0 --memory.max-bytes=17179869184 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
 until curl -sf localhost:14269/ >/dev/null; do sleep 0.1; done

@@ -21,8 +21,8 @@ pub struct CassandraSchemaCli {
     pub print: bool,
 }
 
-impl CassandraSchemaCli {
-    pub async fn run(self) -> anyhow::Result<()> {
+impl crate::Tool for CassandraSchemaCli {
+    async fn run(self) -> anyhow::Result<()> {
         if self.print {
             let params = self.cassandra.schema()?;
             for statement in schema::statements(&params)? {
@@ -34,5 +34,9 @@ impl CassandraSchemaCli {
         create_schema(&session, &self.cassandra).await?;
         println!("keyspace {} is ready", self.cassandra.keyspace);
         Ok(())
+    }
+
+    fn logging(&self) -> (&str, Option<&std::path::Path>) {
+        (&self.common.log_level, None)
     }
 }

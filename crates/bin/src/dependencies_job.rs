@@ -36,8 +36,8 @@ pub struct DependenciesCli {
     pub per_service: usize,
 }
 
-impl DependenciesCli {
-    pub async fn run(self) -> anyhow::Result<()> {
+impl crate::Tool for DependenciesCli {
+    async fn run(self) -> anyhow::Result<()> {
         let end = match &self.end {
             Some(text) => chrono::DateTime::parse_from_rfc3339(text)
                 .map_err(|e| anyhow::anyhow!("--dependencies.end {text:?}: {e}"))?
@@ -67,5 +67,9 @@ impl DependenciesCli {
             self.window.as_secs()
         );
         Ok(())
+    }
+
+    fn logging(&self) -> (&str, Option<&std::path::Path>) {
+        (&self.common.log_level, None)
     }
 }

@@ -66,8 +66,8 @@ pub enum EsIndexCommand {
     },
 }
 
-impl EsIndexCli {
-    pub async fn run(self) -> anyhow::Result<()> {
+impl crate::Tool for EsIndexCli {
+    async fn run(self) -> anyhow::Result<()> {
         let client = EsClient::connect(&self.es.connect_options()?)?;
         let mut layout = self.es.layout();
         layout.archive = self.archive;
@@ -116,6 +116,10 @@ impl EsIndexCli {
             }
         }
         Ok(())
+    }
+
+    fn logging(&self) -> (&str, Option<&std::path::Path>) {
+        (&self.common.log_level, None)
     }
 }
 

@@ -27,6 +27,30 @@ pub fn tune_allocator() {
     }
 }
 
+/// A Spoor binary: its command line, how it logs, and what it does. Every
+/// `main` is `spoor_bin::main::<ItsCli>()`.
+pub trait Tool: clap::Parser {
+    /// Carries spans, so its allocator is tuned for them.
+    const CARRIES_SPANS: bool = false;
+
+    fn run(self) -> impl std::future::Future<Output = anyhow::Result<()>>;
+
+    /// The log level, and the file of the audit trail where there is one.
+    fn logging(&self) -> (&str, Option<&std::path::Path>);
+}
+
+/// Parses `T`'s flags, environment and config file, starts logging and runs
+/// it on a multi-threaded runtime.
+pub fn main<T: Tool>() -> anyhow::Result<()> {
+    if T::CARRIES_SPANS {
+        tune_allocator();
+    }
+    let cli: T = spoor_server::config::parse()?;
+    let (level, audit_file) = cli.logging();
+    spoor_server::telemetry::init_logging(level, audit_file)?;
+    tokio::runtime::Runtime::new()?.block_on(cli.run())
+}
+
 pub mod cassandra_schema;
 pub mod dependencies_job;
 pub mod es_index;
@@ -92,6 +116,10 @@ pub struct ServerOptions {
 }
 
 impl ServerOptions {
+    fn logging(&self) -> (&str, Option<&std::path::Path>) {
+        (&self.common.log_level, self.audit_log_file.as_deref())
+    }
+
     fn admin(&self) -> anyhow::Result<AdminPort> {
         Ok(AdminPort {
             addr: parse_host_port(&self.admin_host_port)?,
@@ -336,8 +364,8 @@ async fn bind_query(
     .await
 }
 
-impl AgentCli {
-    pub async fn run(self) -> anyhow::Result<()> {
+impl Tool for AgentCli {
+    async fn run(self) -> anyhow::Result<()> {
         let mut registry = Registry::default();
         let agent = Agent::bind(self.agent, &mut registry).await?;
         tracing::info!(addrs = ?agent.local_addrs(), "agent listening");
@@ -348,6 +376,10 @@ impl AgentCli {
             |stop| agent.run(stop),
         )
         .await
+    }
+
+    fn logging(&self) -> (&str, Option<&std::path::Path>) {
+        self.server.logging()
     }
 }
 
@@ -371,8 +403,10 @@ fn ack_after_write_by_default(
     options
 }
 
-impl CollectorCli {
-    pub async fn run(self) -> anyhow::Result<()> {
+impl Tool for CollectorCli {
+    const CARRIES_SPANS: bool = true;
+
+    async fn run(self) -> anyhow::Result<()> {
         let mut registry = Registry::default();
         let (writer, sampling_store): (_, Arc<dyn SamplingStore>) = if self.storage.storage_type
             == StorageType::Kafka
@@ -416,10 +450,16 @@ impl CollectorCli {
         sampling.stop().await;
         result
     }
+
+    fn logging(&self) -> (&str, Option<&std::path::Path>) {
+        self.server.logging()
+    }
 }
 
-impl IngesterCli {
-    pub async fn run(self) -> anyhow::Result<()> {
+impl Tool for IngesterCli {
+    const CARRIES_SPANS: bool = true;
+
+    async fn run(self) -> anyhow::Result<()> {
         let mut registry = Registry::default();
         let storage = self.storage.open(&mut registry).await?;
         let ingester = Ingester::new(&self.kafka, Arc::clone(&storage.writer), &mut registry)?;
@@ -431,10 +471,16 @@ impl IngesterCli {
         )
         .await
     }
+
+    fn logging(&self) -> (&str, Option<&std::path::Path>) {
+        self.server.logging()
+    }
 }
 
-impl QueryCli {
-    pub async fn run(self) -> anyhow::Result<()> {
+impl Tool for QueryCli {
+    const CARRIES_SPANS: bool = true;
+
+    async fn run(self) -> anyhow::Result<()> {
         let mut registry = Registry::default();
         let storage = self.storage.open(&mut registry).await?;
         // no collector here: /api/metrics/* answers as Jaeger without a metrics backend
@@ -448,10 +494,16 @@ impl QueryCli {
         )
         .await
     }
+
+    fn logging(&self) -> (&str, Option<&std::path::Path>) {
+        self.server.logging()
+    }
 }
 
-impl AllInOneCli {
-    pub async fn run(self) -> anyhow::Result<()> {
+impl Tool for AllInOneCli {
+    const CARRIES_SPANS: bool = true;
+
+    async fn run(self) -> anyhow::Result<()> {
         let mut registry = Registry::default();
         let storage = self.storage.open(&mut registry).await?;
         let mut collector_options = ack_after_write_by_default(self.collector, &self.storage);
@@ -521,6 +573,10 @@ impl AllInOneCli {
         .await;
         sampling.stop().await;
         result
+    }
+
+    fn logging(&self) -> (&str, Option<&std::path::Path>) {
+        self.server.logging()
     }
 }
 

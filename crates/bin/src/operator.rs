@@ -75,8 +75,8 @@ pub struct RunArgs {
     pub lease_duration: std::time::Duration,
 }
 
-impl OperatorCli {
-    pub async fn run(self) -> anyhow::Result<()> {
+impl crate::Tool for OperatorCli {
+    async fn run(self) -> anyhow::Result<()> {
         match self.command {
             OperatorCommand::Run(a) => {
                 let client = kube::Client::try_default().await?;
@@ -111,5 +111,9 @@ impl OperatorCli {
             }
         }
         Ok(())
+    }
+
+    fn logging(&self) -> (&str, Option<&std::path::Path>) {
+        ("info", None)
     }
 }

@@ -55,12 +55,15 @@ fn go_style_booleans(command: Command) -> Command {
         .mut_subcommands(go_style_booleans)
 }
 
-/// Parses the process's arguments and environment, then the config file.
+/// Parses the process's arguments and environment, then the config file
+/// when `T` has a `--config-file` option.
 /// `--help` and bad flags print and exit as clap does.
 pub fn parse<T: Parser>() -> anyhow::Result<T> {
     let args: Vec<OsString> = std::env::args_os().collect();
     let matches = command::<T>().get_matches_from(args.clone());
-    let file_values = match matches.get_one::<std::path::PathBuf>(CONFIG_FILE_ARG) {
+    // a command without --config-file (the operator's) has no file to read
+    let config_file = matches.try_get_one::<std::path::PathBuf>(CONFIG_FILE_ARG);
+    let file_values = match config_file.ok().flatten() {
         Some(path) => read_file(path)?,
         None => BTreeMap::new(),
     };

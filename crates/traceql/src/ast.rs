@@ -1,0 +1,263 @@
+//! What a query says, as the parser reads it.
+use std::time::Duration;
+
+/// A whole query: a spanset expression, then aggregate filters (`| count() > 2`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Query {
+    pub spansets: Spanset,
+    pub pipeline: Vec<Aggregate>,
+}
+
+/// An expression whose value, per trace, is a set of its spans.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Spanset {
+    /// `{ ... }`: the spans the filter holds for; `{}` is every span.
+    Selector(Option<Filter>),
+    /// Both sides match: the spans of both; else none.
+    And(Box<Spanset>, Box<Spanset>),
+    /// The spans of either side.
+    Or(Box<Spanset>, Box<Spanset>),
+    /// The right side's spans related to a span of the left side.
+    Structural(Relation, Box<Spanset>, Box<Spanset>),
+}
+
+/// How the right side's spans relate to the left side's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Relation {
+    /// `>`: its parent is on the left.
+    Child,
+    /// `>>`: one of its ancestors is on the left.
+    Descendant,
+    /// `~`: another span of the left has its parent.
+    Sibling,
+}
+
+/// A condition on one span.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Filter {
+    Compare(Field, Op, Literal),
+    And(Box<Filter>, Box<Filter>),
+    Or(Box<Filter>, Box<Filter>),
+    Not(Box<Filter>),
+}
+
+/// What a comparison reads of a span.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Field {
+    Name,
+    Status,
+    Kind,
+    Duration,
+    /// `resource.service.name`
+    ServiceName,
+    /// `span.<key>`
+    Span(String),
+    /// `resource.<key>`
+    Resource(String),
+    /// `.<key>`: the span's attribute, else the resource's.
+    Any(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Ne,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+    Match,
+    NotMatch,
+}
+
+#[derive(Clone, Debug)]
+pub enum Literal {
+    String(String),
+    /// A string with `=~`/`!~`, compiled once; it must match the whole value.
+    Regex(regex::Regex),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Duration(Duration),
+    Status(Status),
+    Kind(Kind),
+    /// `nil`: `!= nil` is "present", `= nil` "absent".
+    Nil,
+}
+
+impl PartialEq for Literal {
+    fn eq(&self, other: &Self) -> bool {
+        use Literal::*;
+        match (self, other) {
+            (String(a), String(b)) => a == b,
+            (Regex(a), Regex(b)) => a.as_str() == b.as_str(),
+            (Int(a), Int(b)) => a == b,
+            (Float(a), Float(b)) => a == b,
+            (Bool(a), Bool(b)) => a == b,
+            (Duration(a), Duration(b)) => a == b,
+            (Status(a), Status(b)) => a == b,
+            (Kind(a), Kind(b)) => a == b,
+            (Nil, Nil) => true,
+            _ => false,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Error,
+    Ok,
+    Unset,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Unspecified,
+    Internal,
+    Server,
+    Client,
+    Producer,
+    Consumer,
+}
+
+/// `| count() > 2`, `| avg(duration) >= 1s`, `| max(duration) < 10ms`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Aggregate {
+    pub function: AggregateFn,
+    pub op: Op,
+    pub value: Literal,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AggregateFn {
+    Count,
+    AvgDuration,
+    MaxDuration,
+    MinDuration,
+}
+
+/// The query written back as text the parser reads to the same AST, every
+/// compound in parentheses.
+impl std::fmt::Display for Query {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.spansets)?;
+        for a in &self.pipeline {
+            let function = match a.function {
+                AggregateFn::Count => "count()",
+                AggregateFn::AvgDuration => "avg(duration)",
+                AggregateFn::MaxDuration => "max(duration)",
+                AggregateFn::MinDuration => "min(duration)",
+            };
+            write!(f, " | {function} {} {}", a.op, a.value)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for Spanset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Spanset::Selector(None) => write!(f, "{{ }}"),
+            Spanset::Selector(Some(filter)) => write!(f, "{{ {filter} }}"),
+            Spanset::And(a, b) => write!(f, "({a} && {b})"),
+            Spanset::Or(a, b) => write!(f, "({a} || {b})"),
+            Spanset::Structural(r, a, b) => {
+                let op = match r {
+                    Relation::Child => ">",
+                    Relation::Descendant => ">>",
+                    Relation::Sibling => "~",
+                };
+                write!(f, "({a} {op} {b})")
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Filter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Filter::Compare(field, op, literal) => write!(f, "{field} {op} {literal}"),
+            Filter::And(a, b) => write!(f, "({a} && {b})"),
+            Filter::Or(a, b) => write!(f, "({a} || {b})"),
+            Filter::Not(inner) => write!(f, "!({inner})"),
+        }
+    }
+}
+
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Field::Name => write!(f, "name"),
+            Field::Status => write!(f, "status"),
+            Field::Kind => write!(f, "kind"),
+            Field::Duration => write!(f, "duration"),
+            Field::ServiceName => write!(f, "resource.service.name"),
+            Field::Span(k) => write!(f, "span.{k}"),
+            Field::Resource(k) => write!(f, "resource.{k}"),
+            Field::Any(k) => write!(f, ".{k}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Op::Eq => "=",
+            Op::Ne => "!=",
+            Op::Gt => ">",
+            Op::Ge => ">=",
+            Op::Lt => "<",
+            Op::Le => "<=",
+            Op::Match => "=~",
+            Op::NotMatch => "!~",
+        })
+    }
+}
+
+impl std::fmt::Display for Literal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let quoted = |f: &mut std::fmt::Formatter<'_>, s: &str| {
+            f.write_str("\"")?;
+            for c in s.chars() {
+                match c {
+                    '\\' => f.write_str("\\\\")?,
+                    '"' => f.write_str("\\\"")?,
+                    '\n' => f.write_str("\\n")?,
+                    '\t' => f.write_str("\\t")?,
+                    c => write!(f, "{c}")?,
+                }
+            }
+            f.write_str("\"")
+        };
+        match self {
+            Literal::String(s) => quoted(f, s),
+            Literal::Regex(re) => quoted(f, regex_source(re)),
+            Literal::Int(i) => write!(f, "{i}"),
+            Literal::Float(x) => write!(f, "{x:?}"),
+            Literal::Bool(b) => write!(f, "{b}"),
+            Literal::Duration(d) => write!(f, "{}ns", d.as_nanos()),
+            Literal::Status(s) => f.write_str(match s {
+                Status::Error => "error",
+                Status::Ok => "ok",
+                Status::Unset => "unset",
+            }),
+            Literal::Kind(k) => f.write_str(match k {
+                Kind::Unspecified => "unspecified",
+                Kind::Internal => "internal",
+                Kind::Server => "server",
+                Kind::Client => "client",
+                Kind::Producer => "producer",
+                Kind::Consumer => "consumer",
+            }),
+            Literal::Nil => f.write_str("nil"),
+        }
+    }
+}
+
+/// The pattern as written: the parser anchors it as `^(?:pattern)$`.
+fn regex_source(re: &regex::Regex) -> &str {
+    let s = re.as_str();
+    s.strip_prefix("^(?:")
+        .and_then(|s| s.strip_suffix(")$"))
+        .unwrap_or(s)
+}

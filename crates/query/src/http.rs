@@ -177,6 +177,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/ui-config", get(ui_config))
         .route("/api/transform", transform::route())
         .merge(api_v3::routes())
+        .merge(search::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(metrics, record))
         .with_state(state)
@@ -610,6 +611,7 @@ async fn dependencies(
 }
 
 mod api_v3;
+mod search;
 mod transform;
 
 #[cfg(test)]

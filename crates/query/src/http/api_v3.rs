@@ -31,7 +31,7 @@ pub fn routes() -> Router<ApiState> {
 pub struct V3Error(StatusCode, String);
 
 impl V3Error {
-    fn bad_request(message: String) -> Self {
+    pub(super) fn bad_request(message: String) -> Self {
         V3Error(StatusCode::BAD_REQUEST, message)
     }
 }

@@ -676,3 +676,92 @@ async fn a_trace_by_id_is_streamed_as_the_same_json_the_whole_answer_was() {
         2_500
     );
 }
+
+/// `q` percent-encoded for a URI.
+fn encoded(q: &str) -> String {
+    q.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn search(app: &axum::Router, q: &str, more: &str) -> (StatusCode, Json) {
+    get(app, &format!("/api/v3/search?q={}{more}", encoded(q))).await
+}
+
+#[tokio::test]
+async fn traceql_search_returns_the_traces_and_the_spans_it_matched() {
+    let (app, _) = app("/").await;
+    let (status, body) = search(
+        &app,
+        r#"{ resource.service.name = "web" } > { resource.service.name = "db" && name = "SELECT" }"#,
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["matches"],
+        json!([{"traceId": "00000000000000000000000000000001", "spanIds": ["0000000000000002"]}])
+    );
+    let spans: usize = body["result"]["resourceSpans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|rs| rs["scopeSpans"][0]["spans"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(spans, 2, "the whole trace");
+    let progress = &body["search"];
+    assert_eq!(progress["tracesReturned"], 1);
+    assert_eq!(progress["limitReached"], false);
+    assert_eq!(progress["complete"], true, "{progress}");
+    // a numeric range on a tag: both web traces; limit cuts and says so
+    let q = r#"{ resource.service.name = "web" && span.http.status_code >= 500 && span.http.status_code < 600 }"#;
+    let (_, body) = search(&app, q, "").await;
+    assert_eq!(body["matches"].as_array().unwrap().len(), 2, "{body}");
+    let (_, body) = search(&app, q, "&limit=1").await;
+    assert_eq!(body["matches"].as_array().unwrap().len(), 1);
+    assert_eq!(body["search"]["limitReached"], true);
+    // negation and regex: nothing matches, and the search says it looked at everything
+    let (status, body) = search(
+        &app,
+        r#"{ resource.service.name = "web" && name !~ "(GET|POST) /" }"#,
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (body["matches"].clone(), body["search"]["complete"].clone()),
+        (json!([]), json!(true))
+    );
+}
+
+#[tokio::test]
+async fn traceql_search_errors_name_the_column_or_what_is_missing() {
+    let (app, _) = app("/").await;
+    let (status, body) = search(
+        &app,
+        r#"{ resource.service.name = "web" && duration > 10 }"#,
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["error"]["message"],
+        "q: column 47: duration is compared with a duration (10ms, 1.5s)"
+    );
+    let (status, body) = search(&app, "{ status = error }", "").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("resource.service.name"),
+        "{body}"
+    );
+    let (status, _) = get(&app, "/api/v3/search").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = search(&app, r#"{ resource.service.name = "web" }"#, "&limit=0").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

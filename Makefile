@@ -26,7 +26,7 @@ bench:
 # the stable toolchain take the sanitizer flags).
 FUZZ_SECONDS ?= 10
 FUZZ_TARGETS = jaeger_compact jaeger_binary zipkin_thrift zipkin_json zipkin_proto \
-	otlp_proto otlp_json api_v2_json query_params
+	otlp_proto otlp_json api_v2_json query_params traceql
 
 fuzz:
 	for t in $(FUZZ_TARGETS); do \

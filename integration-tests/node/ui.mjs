@@ -67,6 +67,34 @@ try {
     await shot("search");
   });
 
+  await check("a TraceQL query finds the trace, marks the spans it matched, and errors point at their column", async () => {
+    await page.goto(`${base}search?lookback=48h`);
+    await page.getByTestId("traceql").fill('{ resource.service.name = "frontend" } > { name = "charge" && status = error }');
+    await page.getByTestId("find").click();
+    const result = page.locator("[data-testid=results] .result");
+    await result.first().waitFor();
+    assert.equal(await result.count(), 1);
+    assert.match(await result.first().innerText(), /frontend: GET \/checkout/);
+    assert.equal(await result.first().getByTestId("matched").innerText(), "1 matched");
+    assert.match(page.url(), /q=/);
+    // the trace opens with the matched span found
+    await result.first().locator("a.result-title").click();
+    await page.getByTestId("find-count").waitFor();
+    await page.waitForFunction(() => document.querySelector("[data-testid=find-count]").textContent === "1 matching");
+    // a query the server cannot read: the message, and a caret under its column
+    await page.goto(`${base}search?lookback=48h`);
+    const bad = '{ resource.service.name = "frontend" && duration > 10 }';
+    await page.getByTestId("traceql").fill(bad);
+    await page.getByTestId("find").click();
+    const error = page.getByTestId("query-error");
+    await error.waitFor();
+    const [line, caret] = (await error.innerText()).split("\n");
+    assert.equal(line, bad);
+    assert.equal(caret.indexOf("^"), bad.indexOf("10"));
+    assert.match(caret, /column 47: duration is compared with a duration/);
+    await shot("traceql-error");
+  });
+
   await check("results come a page of 20 at a time", async () => {
     await page.goto(`${base}search?service=paged-shop&lookback=48h&limit=100`);
     await page.getByTestId("page-of").waitFor();

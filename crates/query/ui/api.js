@@ -13,7 +13,8 @@ async function get(path, params, init) {
   const response = await fetch(url(path, params), init);
   const body = await response.json().catch(() => null);
   if (!response.ok) {
-    const message = body?.errors?.map((e) => e.msg).join("; ") || response.statusText;
+    // Jaeger's v1 envelope, or api_v3's
+    const message = body?.errors?.map((e) => e.msg).join("; ") || body?.error?.message || response.statusText;
     throw new Error(`${response.status}: ${message}`);
   }
   return body;
@@ -25,6 +26,9 @@ export const operations = async (service, spanKind) =>
   (await get("api/operations", { service, spanKind })).data ?? [];
 
 export const searchTraces = async (params) => (await get("api/traces", params)).data ?? [];
+
+/** A TraceQL search (docs/query-language.md): OTLP traces, the spans matched, how far it went. */
+export const traceql = async (params) => get("api/v3/search", params);
 
 export const trace = async (id) => (await get(`api/traces/${encodeURIComponent(id)}`)).data?.[0];
 

@@ -56,6 +56,20 @@ export async function searchPage(container, params) {
   const limit = h("input", { name: "limit", type: "number", min: 1, max: 10000, value: 20, "aria-label": "Limit" });
   const sort = h("select", { "aria-label": "Sort results" }, SORTS.map(([v, l]) => h("option", { value: v }, l)));
   const submit = h("button", { type: "submit", "data-testid": "find" }, "Find traces");
+  // a TraceQL query, when given, is the search: the fields above are not used
+  const traceql = h("input", {
+    name: "q", placeholder: '{ resource.service.name = "frontend" } >> { status = error }',
+    "aria-label": "TraceQL query", "data-testid": "traceql", size: 60, spellcheck: "false",
+  });
+  const queryError = h("pre", { class: "query-error", role: "alert", "data-testid": "query-error", hidden: true });
+  const syntax = h("details", { class: "syntax-help" }, h("summary", {}, "Query syntax"),
+    h("p", {}, "Selectors { ... } over name, status (error, ok, unset), kind (server, client, …), duration (10ms), ",
+      "resource.service.name, span.<attribute>, resource.<attribute>, .<attribute>; ",
+      "compared with = != > >= < <= =~ !~ and combined with && || ! ( ). Between selectors: ",
+      "> child, >> descendant, ~ sibling, && and ||. After them: | count() > 2, | avg(duration) > 1s. ",
+      "A query names the service of one span every match has."),
+    h("pre", {}, '{ resource.service.name = "frontend" && span.http.status_code >= 500 }\n',
+      '{ resource.service.name = "frontend" } > { name = "charge" && status = error }'));
 
   async function loadOperations(selected) {
     operation.replaceChildren(h("option", { value: "" }, "all operations"));
@@ -73,7 +87,8 @@ export async function searchPage(container, params) {
     field("Service", service), field("Span kind", kind), field("Operation", operation),
     field("Tags", tags), field("Lookback", lookback), custom,
     field("Min duration", minDuration), field("Max duration", maxDuration),
-    field("Limit", limit), submit);
+    field("Limit", limit), h("label", { class: "field traceql" }, h("span", {}, "TraceQL"), traceql),
+    submit, queryError, syntax);
   const plot = h("div", { class: "scatter", "data-testid": "scatter" });
   const summary = h("p", { class: "summary", "aria-live": "polite" });
   const list = h("ol", { class: "results", "data-testid": "results" });
@@ -105,6 +120,7 @@ export async function searchPage(container, params) {
   maxDuration.value = params.get("maxDuration") ?? "";
   limit.value = params.get("limit") ?? "20";
   sort.value = params.get("sort") ?? "recent";
+  traceql.value = params.get("q") ?? "";
   if (lookback.value === "custom") {
     custom.hidden = false;
     start.value = params.get("start") ?? "";
@@ -163,6 +179,7 @@ export async function searchPage(container, params) {
       service: service.value, operation: operation.value, spanKind: kind.value, tags: tags.value,
       lookback: lookback.value, minDuration: minDuration.value, maxDuration: maxDuration.value,
       limit: limit.value, sort: sort.value, results: layout.value === "table" ? "table" : "",
+      q: traceql.value.trim(),
     };
     if (lookback.value === "custom") Object.assign(query, { start: start.value, end: end.value });
     setQuery(Object.fromEntries(Object.entries(query).filter(([, v]) => v)));
@@ -182,7 +199,12 @@ export async function searchPage(container, params) {
     summary.textContent = "Searching…";
     page = 0;
     list.replaceChildren();
+    queryError.hidden = true;
     try {
+      if (query.q) {
+        await runQuery(query.q, apiParams);
+        return;
+      }
       traces = (await api.searchTraces(apiParams)).map(buildTrace);
       show();
     } catch (e) {
@@ -190,15 +212,43 @@ export async function searchPage(container, params) {
       showError(list, e);
     }
   }
+  // TraceQL: the server's OTLP answer turned into UI traces by the server's
+  // own mapping (/api/transform), each with the spans the query matched
+  async function runQuery(q, window) {
+    const micros = (us) => new Date(us / 1000).toISOString();
+    let answer;
+    try {
+      answer = await api.traceql({ q, start: micros(window.start), end: micros(window.end), limit: limit.value });
+    } catch (e) {
+      summary.textContent = "";
+      const column = /column (\d+):/.exec(e.message);
+      queryError.textContent = column
+        ? `${q}\n${" ".repeat(Number(column[1]) - 1)}^ ${e.message.replace(/^\d+: q: /, "")}`
+        : e.message;
+      queryError.hidden = false;
+      return;
+    }
+    const matched = new Map(answer.matches.map((m) => [m.traceId.replace(/^0+/, ""), m.spanIds]));
+    const found = answer.matches.length
+      ? await api.transform(JSON.stringify({ resourceSpans: answer.result.resourceSpans }))
+      : [];
+    traces = found.map(buildTrace);
+    for (const t of traces) t.matched = matched.get(t.id.replace(/^0+/, "")) ?? [];
+    show();
+    const s = answer.search;
+    const more = s.limitReached || s.responseLimitReached ? " (limit reached: there may be more)"
+      : s.complete ? "" : ` (stopped after ${s.candidatesRead} candidate traces)`;
+    summary.textContent = `${traces.length} trace${traces.length === 1 ? "" : "s"}${more}`;
+  }
   form.addEventListener("submit", (e) => {
     e.preventDefault();
-    if (!service.value) {
+    if (!service.value && !traceql.value.trim()) {
       summary.textContent = "Choose a service first.";
       return;
     }
     run();
   });
-  if (service.value) await run();
+  if (service.value || traceql.value) await run();
 }
 
 function resultItem(t, selected, compareButton) {
@@ -213,12 +263,13 @@ function resultItem(t, selected, compareButton) {
   const services = [...t.services].sort((a, b) => b[1] - a[1]);
   return h("li", { class: "result", "data-trace-id": t.id },
     check,
-    h("a", { href: `trace/${t.id}`, class: "result-title" },
+    h("a", { href: t.matched ? `trace/${t.id}?uiFind=${encodeURIComponent(t.matched.join(" "))}` : `trace/${t.id}`, class: "result-title" },
       h("strong", {}, `${t.rootService}: ${t.rootOperation}`),
       h("span", { class: "muted" }, ` ${t.id.slice(0, 7)}`)),
     h("span", { class: "duration" }, formatDuration(t.duration)),
     h("span", { class: "spans" }, `${t.spans.length} spans`),
     t.errors ? h("span", { class: "errors" }, `${t.errors} errors`) : null,
+    t.matched ? h("span", { class: "matched", "data-testid": "matched" }, `${t.matched.length} matched`) : null,
     h("span", { class: "services" }, services.map(([s, n]) => h("span", { class: "chip" }, `${s} (${n})`))),
     h("time", { datetime: new Date(t.start / 1000).toISOString() }, formatTime(t.start)),
   );

@@ -228,10 +228,11 @@ function timeline(container, trace, critical) {
     recompute();
   });
   showCritical.addEventListener("change", draw);
+  // as Jaeger's find: a span matches when it holds any of the words
   find.addEventListener("input", () => {
-    const q = find.value.trim().toLowerCase();
-    matches = new Set(q ? trace.spans.filter((s) => spanText(s).includes(q)) : []);
-    found.textContent = q ? `${matches.size} matching` : "";
+    const words = find.value.trim().toLowerCase().split(/\s+/).filter(Boolean);
+    matches = new Set(words.length ? trace.spans.filter((s) => words.some((w) => spanText(s).includes(w))) : []);
+    found.textContent = words.length ? `${matches.size} matching` : "";
     draw();
   });
   const zoom = () => {
@@ -244,6 +245,12 @@ function timeline(container, trace, critical) {
   to.addEventListener("input", zoom);
   new ResizeObserver(() => draw()).observe(scroller);
   recompute();
+  // Jaeger's ?uiFind=: the spans a search matched, found on arrival
+  const uiFind = params.get("uiFind");
+  if (uiFind) {
+    find.value = uiFind;
+    find.dispatchEvent(new Event("input"));
+  }
 }
 
 function spanText(span) {

@@ -136,8 +136,8 @@ pub enum AggregateFn {
     MinDuration,
 }
 
-/// The query written back as text the parser reads to the same AST, every
-/// compound in parentheses.
+/// The query written back as text the parser reads to the same AST, with
+/// parentheses only where the operators' binding needs them.
 impl std::fmt::Display for Query {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.spansets)?;
@@ -154,33 +154,75 @@ impl std::fmt::Display for Query {
     }
 }
 
+/// Binding strength of a spanset operator: `||` < `&&` < `> >> ~`.
+fn spanset_rank(s: &Spanset) -> u8 {
+    match s {
+        Spanset::Or(..) => 0,
+        Spanset::And(..) => 1,
+        Spanset::Structural(..) => 2,
+        Spanset::Selector(_) => 3,
+    }
+}
+
+/// `inner` as an operand of an operator of `rank`: in parentheses when it
+/// binds looser, or as loose on the right (the operators read left to right).
+fn operand<T: std::fmt::Display>(
+    f: &mut std::fmt::Formatter<'_>,
+    inner: &T,
+    inner_rank: u8,
+    rank: u8,
+    right: bool,
+) -> std::fmt::Result {
+    if inner_rank < rank || (right && inner_rank == rank) {
+        write!(f, "({inner})")
+    } else {
+        write!(f, "{inner}")
+    }
+}
+
 impl std::fmt::Display for Spanset {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Spanset::Selector(None) => write!(f, "{{ }}"),
-            Spanset::Selector(Some(filter)) => write!(f, "{{ {filter} }}"),
-            Spanset::And(a, b) => write!(f, "({a} && {b})"),
-            Spanset::Or(a, b) => write!(f, "({a} || {b})"),
-            Spanset::Structural(r, a, b) => {
-                let op = match r {
-                    Relation::Child => ">",
-                    Relation::Descendant => ">>",
-                    Relation::Sibling => "~",
-                };
-                write!(f, "({a} {op} {b})")
-            }
-        }
+        let (a, op, b) = match self {
+            Spanset::Selector(None) => return write!(f, "{{ }}"),
+            Spanset::Selector(Some(filter)) => return write!(f, "{{ {filter} }}"),
+            Spanset::And(a, b) => (a, "&&", b),
+            Spanset::Or(a, b) => (a, "||", b),
+            Spanset::Structural(Relation::Child, a, b) => (a, ">", b),
+            Spanset::Structural(Relation::Descendant, a, b) => (a, ">>", b),
+            Spanset::Structural(Relation::Sibling, a, b) => (a, "~", b),
+        };
+        let rank = spanset_rank(self);
+        operand(f, a.as_ref(), spanset_rank(a), rank, false)?;
+        write!(f, " {op} ")?;
+        operand(f, b.as_ref(), spanset_rank(b), rank, true)
+    }
+}
+
+/// Binding strength inside a selector: `||` < `&&` < `!` and comparisons.
+fn filter_rank(filter: &Filter) -> u8 {
+    match filter {
+        Filter::Or(..) => 0,
+        Filter::And(..) => 1,
+        Filter::Not(_) | Filter::Compare(..) => 2,
     }
 }
 
 impl std::fmt::Display for Filter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Filter::Compare(field, op, literal) => write!(f, "{field} {op} {literal}"),
-            Filter::And(a, b) => write!(f, "({a} && {b})"),
-            Filter::Or(a, b) => write!(f, "({a} || {b})"),
-            Filter::Not(inner) => write!(f, "!({inner})"),
-        }
+        let (a, op, b) = match self {
+            Filter::Compare(field, op, literal) => return write!(f, "{field} {op} {literal}"),
+            Filter::Not(inner) => {
+                f.write_str("!")?;
+                // a comparison after `!` is read whole, so it needs no parentheses
+                return operand(f, inner.as_ref(), filter_rank(inner), 2, false);
+            }
+            Filter::And(a, b) => (a, "&&", b),
+            Filter::Or(a, b) => (a, "||", b),
+        };
+        let rank = filter_rank(self);
+        operand(f, a.as_ref(), filter_rank(a), rank, false)?;
+        write!(f, " {op} ")?;
+        operand(f, b.as_ref(), filter_rank(b), rank, true)
     }
 }
 
@@ -233,7 +275,9 @@ impl std::fmt::Display for Literal {
             Literal::String(s) => quoted(f, s),
             Literal::Regex(re) => quoted(f, regex_source(re)),
             Literal::Int(i) => write!(f, "{i}"),
-            Literal::Float(x) => write!(f, "{x:?}"),
+            // plain digits with a point: no exponent, which would read as a unit
+            Literal::Float(x) if x.fract() == 0.0 => write!(f, "{x}.0"),
+            Literal::Float(x) => write!(f, "{x}"),
             Literal::Bool(b) => write!(f, "{b}"),
             Literal::Duration(d) => write!(f, "{}ns", d.as_nanos()),
             Literal::Status(s) => f.write_str(match s {

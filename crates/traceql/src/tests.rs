@@ -259,6 +259,8 @@ fn every_construct_reads_back_from_its_text() {
         r#"{ .a =~ "x\d+\." || !(span.b != nil) }"#,
         "{ duration >= 1.5s && kind = consumer && resource.k8s.pod-name != \"x\" }",
         "{ span.n <= -3 && span.f > 2.25 && span.b = false }",
+        "{ .f = 100000000000000000000.0 && .g = 0.0000001 && .h = 2.0 && .i = -0.0 }",
+        "{ duration > 0.1ms && duration < 18446744073709551615ns }",
         r#"({ status = ok } >> { kind = internal }) ~ { name != "x" } || { } && { status = unset }"#,
         "{ duration < 10us } | count() >= 2 | avg(duration) > 1ms | max(duration) < 1h | min(duration) != 5ns",
     ] {
@@ -266,6 +268,23 @@ fn every_construct_reads_back_from_its_text() {
         let text = q.to_string();
         assert_eq!(parse(&text).unwrap(), q, "{query} wrote {text}");
     }
+}
+
+#[test]
+fn long_chains_print_back_within_the_nesting_bound() {
+    let chain = vec!["{ .a = 1 }"; 200].join(" && ");
+    let ors = vec![".a = 1"; 200].join(" || ");
+    let nots = format!("{{ {}.a = 1 }}", "!".repeat(60));
+    for query in [chain, format!("{{ {ors} }}"), nots] {
+        let q = parse(&query).unwrap();
+        assert_eq!(parse(&q.to_string()).unwrap(), q);
+    }
+    // parentheses that change the reading stay
+    let q = parse("{ .a = 1 } || ({ .b = 1 } || { .c = 1 }) && { .d = 1 }").unwrap();
+    assert_eq!(
+        q.to_string(),
+        "{ .a = 1 } || ({ .b = 1 } || { .c = 1 }) && { .d = 1 }"
+    );
 }
 
 #[test]

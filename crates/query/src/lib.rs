@@ -8,6 +8,7 @@ mod http;
 mod metrics;
 mod prometheus;
 mod read;
+pub mod search;
 mod ui;
 pub mod uimodel;
 

@@ -2,25 +2,20 @@
 //! subset (docs/query-language.md), as OTLP JSON like the rest of api_v3,
 //! with the spans each query matched and how far the search went.
 //!
-//! The store's own search narrows the candidates (the service, operation,
-//! tags and durations one span of every match must have, see
-//! [`spoor_traceql::plan`]); each candidate is then read and evaluated, until
-//! `limit` traces matched or `searchDepth` candidates were read.
-use std::sync::Arc;
+//! The search itself is [`crate::search`]; this module reads the parameters
+//! and writes the answer.
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures::StreamExt;
 use serde::Serialize;
 use spoor_query_params::{MAX_SEARCH_LIMIT, Params, rfc3339};
-use spoor_storage::TraceQuery;
 
 use super::ApiState;
 use super::api_v3::V3Error;
-use crate::read::found_traces;
+use crate::search::Search;
 
 pub fn routes() -> Router<ApiState> {
     Router::new().route("/api/v3/search", get(search))
@@ -70,8 +65,6 @@ async fn search(
         .filter(|q| !q.trim().is_empty())
         .ok_or_else(|| V3Error::bad_request("parameter q (a TraceQL query) is required".into()))?;
     let query = spoor_traceql::parse(text).map_err(|e| V3Error::bad_request(format!("q: {e}")))?;
-    let candidates =
-        spoor_traceql::plan(&query).map_err(|e| V3Error::bad_request(e.to_string()))?;
     let count = |name: &str, default: usize| -> Result<usize, V3Error> {
         match p.one(name) {
             None | Some("") => Ok(default),
@@ -100,41 +93,30 @@ async fn search(
     if start >= end {
         return Err(V3Error::bad_request("start must be before end".into()));
     }
-    let store_query = TraceQuery {
-        service_name: candidates.service,
-        operation_name: candidates.operation,
-        tags: candidates.tags,
-        start_time_min: start,
-        start_time_max: end,
-        duration_min: candidates.duration_min,
-        duration_max: candidates.duration_max,
-        num_traces: depth,
-    };
-    let ids = s.reader.find_trace_ids(&store_query).await?;
-    let found = ids.len();
-    let mut traces = std::pin::pin!(found_traces(Arc::clone(&s.reader), ids));
-    let (mut read, mut spans, mut bytes) = (0, 0, 0);
+    let found = crate::search::search(
+        &s.reader,
+        &Search {
+            query: &query,
+            start,
+            end,
+            limit,
+            depth,
+            max_spans: s.limits.spans,
+        },
+    )
+    .await?;
+    // the answer within --query.max-response-bytes too; the first match whole
+    let (mut bytes, mut response_limit_reached) = (0, found.span_budget_reached);
     let mut resource_spans = Vec::new();
     let mut matches = Vec::new();
-    let mut response_limit_reached = false;
-    while let Some(trace) = traces.next().await {
-        let trace = trace?;
-        read += 1;
-        let selected = query.matches(&trace);
-        if selected.is_empty() {
-            continue;
-        }
+    for (trace, selected) in &found.traces {
         let otlp = spoor_codec::otlp::spans_to_otlp(&trace.spans);
-        let json = serde_json::to_vec(&otlp).unwrap_or_default();
-        // the first match is sent whole; later ones within the response limits
-        if !matches.is_empty()
-            && (spans + trace.spans.len() > s.limits.spans || bytes + json.len() > s.limits.bytes)
-        {
+        let size = serde_json::to_vec(&otlp).map_or(0, |j| j.len());
+        if !matches.is_empty() && bytes + size > s.limits.bytes {
             response_limit_reached = true;
             break;
         }
-        spans += trace.spans.len();
-        bytes += json.len();
+        bytes += size;
         resource_spans.extend(otlp);
         matches.push(Matched {
             trace_id: format!("{:032x}", trace.spans[0].trace_id.0),
@@ -143,18 +125,14 @@ async fn search(
                 .map(|i| trace.spans[*i].span_id.to_string())
                 .collect(),
         });
-        if matches.len() == limit {
-            break;
-        }
     }
-    let limit_reached = matches.len() == limit;
     let progress = Progress {
         traces_returned: matches.len(),
-        limit_reached,
+        limit_reached: found.limit_reached(limit),
         response_limit_reached,
-        candidates_read: read,
+        candidates_read: found.candidates_read,
         search_depth: depth,
-        complete: found < depth && read == found,
+        complete: found.complete,
         start: rfc3339_text(start),
         end: rfc3339_text(end),
     };

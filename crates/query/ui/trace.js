@@ -76,10 +76,11 @@ export async function tracePage(container, id, params) {
   else if (view === "graph") traceGraph(body, trace);
   else if (view === "flame") flameGraph(body, trace);
   else if (view === "stats") statsTable(body, trace);
-  else timeline(body, trace, critical);
+  else timeline(body, trace, critical, params.get("uiFind"));
 }
 
-function timeline(container, trace, critical) {
+/** `uiFind`: Jaeger's ?uiFind=, words to find on arrival (the spans a search matched). */
+function timeline(container, trace, critical, uiFind) {
   const colors = serviceColors(trace.services);
   const collapsed = new Set();
   let selected = null;
@@ -245,8 +246,6 @@ function timeline(container, trace, critical) {
   to.addEventListener("input", zoom);
   new ResizeObserver(() => draw()).observe(scroller);
   recompute();
-  // Jaeger's ?uiFind=: the spans a search matched, found on arrival
-  const uiFind = params.get("uiFind");
   if (uiFind) {
     find.value = uiFind;
     find.dispatchEvent(new Event("input"));

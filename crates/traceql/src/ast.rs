@@ -80,7 +80,7 @@ pub enum Literal {
     Bool(bool),
     Duration(Duration),
     Status(Status),
-    Kind(Kind),
+    Kind(spoor_model::SpanKind),
     /// `nil`: `!= nil` is "present", `= nil` "absent".
     Nil,
 }
@@ -108,16 +108,6 @@ pub enum Status {
     Error,
     Ok,
     Unset,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Unspecified,
-    Internal,
-    Server,
-    Client,
-    Producer,
-    Consumer,
 }
 
 /// `| count() > 2`, `| avg(duration) >= 1s`, `| max(duration) < 10ms`.
@@ -285,14 +275,8 @@ impl std::fmt::Display for Literal {
                 Status::Ok => "ok",
                 Status::Unset => "unset",
             }),
-            Literal::Kind(k) => f.write_str(match k {
-                Kind::Unspecified => "unspecified",
-                Kind::Internal => "internal",
-                Kind::Server => "server",
-                Kind::Client => "client",
-                Kind::Producer => "producer",
-                Kind::Consumer => "consumer",
-            }),
+            Literal::Kind(spoor_model::SpanKind::Unspecified) => f.write_str("unspecified"),
+            Literal::Kind(k) => f.write_str(k.as_str()),
             Literal::Nil => f.write_str("nil"),
         }
     }

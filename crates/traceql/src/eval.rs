@@ -2,7 +2,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use spoor_model::{Span, SpanKind, Trace, Value};
+use spoor_model::{Span, Trace, Value};
 
 use crate::ast::*;
 
@@ -118,7 +118,7 @@ fn compare(span: &Span, field: &Field, op: Op, literal: &Literal) -> bool {
             _ => false,
         },
         Field::Kind => match literal {
-            Literal::Kind(k) => (kind(span) == *k) == (op == Op::Eq),
+            Literal::Kind(k) => (span.kind() == *k) == (op == Op::Eq),
             _ => false,
         },
         Field::Span(key) => attribute(find(&span.tags, key), op, literal),
@@ -141,17 +141,6 @@ fn status(span: &Span) -> Status {
         Some(Value::String(s)) if s == "OK" => Status::Ok,
         _ if span.is_error() => Status::Error,
         _ => Status::Unset,
-    }
-}
-
-fn kind(span: &Span) -> Kind {
-    match span.kind() {
-        SpanKind::Unspecified => Kind::Unspecified,
-        SpanKind::Internal => Kind::Internal,
-        SpanKind::Server => Kind::Server,
-        SpanKind::Client => Kind::Client,
-        SpanKind::Producer => Kind::Producer,
-        SpanKind::Consumer => Kind::Consumer,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Tokens of a query, each with the column it starts at.
 use crate::ParseError;
+use crate::ast::Op;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Token {
@@ -11,14 +12,8 @@ pub enum Token {
     AndAnd,
     OrOr,
     Not,
-    Eq,
-    Ne,
-    Gt,
-    Ge,
-    Lt,
-    Le,
-    Match,
-    NotMatch,
+    /// A comparison; `>` is also the child operator between selectors.
+    Op(Op),
     Descendant,
     Tilde,
     /// A name: an intrinsic, a scoped attribute (`span.http.method`), a
@@ -62,16 +57,16 @@ pub fn tokens(input: &str) -> Result<Vec<Spanned>, ParseError> {
             ('&', Some('&')) => two(Token::AndAnd),
             ('|', Some('|')) => two(Token::OrOr),
             ('|', _) => (Token::Pipe, 1),
-            ('!', Some('=')) => two(Token::Ne),
-            ('!', Some('~')) => two(Token::NotMatch),
+            ('!', Some('=')) => two(Token::Op(Op::Ne)),
+            ('!', Some('~')) => two(Token::Op(Op::NotMatch)),
             ('!', _) => (Token::Not, 1),
-            ('=', Some('~')) => two(Token::Match),
-            ('=', _) => (Token::Eq, 1),
+            ('=', Some('~')) => two(Token::Op(Op::Match)),
+            ('=', _) => (Token::Op(Op::Eq), 1),
             ('>', Some('>')) => two(Token::Descendant),
-            ('>', Some('=')) => two(Token::Ge),
-            ('>', _) => (Token::Gt, 1),
-            ('<', Some('=')) => two(Token::Le),
-            ('<', _) => (Token::Lt, 1),
+            ('>', Some('=')) => two(Token::Op(Op::Ge)),
+            ('>', _) => (Token::Op(Op::Gt), 1),
+            ('<', Some('=')) => two(Token::Op(Op::Le)),
+            ('<', _) => (Token::Op(Op::Lt), 1),
             ('~', _) => (Token::Tilde, 1),
             ('"', _) => {
                 let (s, width) = string(&chars[i..], column)?;

@@ -12,6 +12,8 @@
 //! aggregate  = ("count" "(" ")" | ("avg"|"max"|"min") "(" "duration" ")") op literal
 //! ```
 use crate::ParseError;
+use spoor_model::SpanKind;
+
 use crate::ast::*;
 use crate::lex::{Spanned, Token, tokens};
 
@@ -113,7 +115,7 @@ impl Parser {
         let mut left = self.primary()?;
         loop {
             let relation = match self.peek().map(|t| &t.token) {
-                Some(Token::Gt) => Relation::Child,
+                Some(Token::Op(Op::Gt)) => Relation::Child,
                 Some(Token::Descendant) => Relation::Descendant,
                 Some(Token::Tilde) => Relation::Sibling,
                 _ => return Ok(left),
@@ -221,17 +223,10 @@ impl Parser {
     }
 
     fn op(&mut self) -> Result<Op, ParseError> {
-        let op = match self.peek().map(|t| &t.token) {
-            Some(Token::Eq) => Op::Eq,
-            Some(Token::Ne) => Op::Ne,
-            Some(Token::Gt) => Op::Gt,
-            Some(Token::Ge) => Op::Ge,
-            Some(Token::Lt) => Op::Lt,
-            Some(Token::Le) => Op::Le,
-            Some(Token::Match) => Op::Match,
-            Some(Token::NotMatch) => Op::NotMatch,
-            _ => return Err(self.unexpected("a comparison (= != > >= < <= =~ !~)")),
+        let Some(Token::Op(op)) = self.peek().map(|t| &t.token) else {
+            return Err(self.unexpected("a comparison (= != > >= < <= =~ !~)"));
         };
+        let op = *op;
         self.at += 1;
         Ok(op)
     }
@@ -258,12 +253,10 @@ impl Parser {
                 "error" => Literal::Status(Status::Error),
                 "ok" => Literal::Status(Status::Ok),
                 "unset" => Literal::Status(Status::Unset),
-                "unspecified" => Literal::Kind(Kind::Unspecified),
-                "internal" => Literal::Kind(Kind::Internal),
-                "server" => Literal::Kind(Kind::Server),
-                "client" => Literal::Kind(Kind::Client),
-                "producer" => Literal::Kind(Kind::Producer),
-                "consumer" => Literal::Kind(Kind::Consumer),
+                "unspecified" => Literal::Kind(SpanKind::Unspecified),
+                k @ ("internal" | "server" | "client" | "producer" | "consumer") => {
+                    Literal::Kind(SpanKind::parse(k))
+                }
                 _ => {
                     return Err(ParseError::new(
                         t.column,
@@ -421,14 +414,7 @@ fn describe(token: &Token) -> String {
         Token::AndAnd => "&&".into(),
         Token::OrOr => "||".into(),
         Token::Not => "!".into(),
-        Token::Eq => "=".into(),
-        Token::Ne => "!=".into(),
-        Token::Gt => ">".into(),
-        Token::Ge => ">=".into(),
-        Token::Lt => "<".into(),
-        Token::Le => "<=".into(),
-        Token::Match => "=~".into(),
-        Token::NotMatch => "!~".into(),
+        Token::Op(op) => op.to_string(),
         Token::Descendant => ">>".into(),
         Token::Tilde => "~".into(),
         Token::Ident(n) => format!("{n:?}"),

@@ -99,6 +99,16 @@ async fn send(app: &axum::Router, request: Request<Body>) -> (StatusCode, Json) 
     )
 }
 
+/// Spans in an api_v3 answer's `result.resourceSpans`.
+fn otlp_spans(body: &Json) -> usize {
+    body["result"]["resourceSpans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|rs| rs["scopeSpans"][0]["spans"].as_array().unwrap().len())
+        .sum()
+}
+
 async fn get(app: &axum::Router, uri: &str) -> (StatusCode, Json) {
     send(app, Request::get(uri).body(Body::empty()).unwrap()).await
 }
@@ -440,12 +450,7 @@ async fn api_v3_search_and_summaries() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let spans: usize = body["result"]["resourceSpans"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|rs| rs["scopeSpans"][0]["spans"].as_array().unwrap().len())
-        .sum();
+    let spans = otlp_spans(&body);
     assert_eq!(spans, 2, "the whole trace, not only the matching span");
     let (status, body) = get(
         &app,
@@ -705,12 +710,7 @@ async fn traceql_search_returns_the_traces_and_the_spans_it_matched() {
         body["matches"],
         json!([{"traceId": "00000000000000000000000000000001", "spanIds": ["0000000000000002"]}])
     );
-    let spans: usize = body["result"]["resourceSpans"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|rs| rs["scopeSpans"][0]["spans"].as_array().unwrap().len())
-        .sum();
+    let spans = otlp_spans(&body);
     assert_eq!(spans, 2, "the whole trace");
     let progress = &body["search"];
     assert_eq!(progress["tracesReturned"], 1);

@@ -34,6 +34,15 @@ impl V3Error {
     pub(super) fn bad_request(message: String) -> Self {
         V3Error(StatusCode::BAD_REQUEST, message)
     }
+
+    /// An answer that could not be written: logged, and a plain 500.
+    pub(super) fn internal(e: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "answer not serializable");
+        V3Error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "answer not serializable".into(),
+        )
+    }
 }
 
 impl From<StorageError> for V3Error {

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::extract::{Query, State};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
@@ -106,18 +107,22 @@ async fn search(
     )
     .await?;
     // the answer within --query.max-response-bytes too; the first match whole
-    let (mut bytes, mut response_limit_reached) = (0, found.span_budget_reached);
-    let mut resource_spans = Vec::new();
+    // each trace written once, as OTLP JSON, within --query.max-response-bytes
+    // too (the first match whole)
+    let mut response_limit_reached = found.span_budget_reached;
+    let mut resource_spans: Vec<u8> = Vec::new();
     let mut matches = Vec::new();
     for (trace, selected) in &found.traces {
-        let otlp = spoor_codec::otlp::spans_to_otlp(&trace.spans);
-        let size = serde_json::to_vec(&otlp).map_or(0, |j| j.len());
-        if !matches.is_empty() && bytes + size > s.limits.bytes {
+        let mut json = Vec::new();
+        for rs in spoor_codec::otlp::spans_to_otlp(&trace.spans) {
+            json.push(b',');
+            serde_json::to_writer(&mut json, &rs).map_err(V3Error::internal)?;
+        }
+        if !matches.is_empty() && resource_spans.len() + json.len() > s.limits.bytes {
             response_limit_reached = true;
             break;
         }
-        bytes += size;
-        resource_spans.extend(otlp);
+        resource_spans.extend_from_slice(&json);
         matches.push(Matched {
             trace_id: format!("{:032x}", trace.spans[0].trace_id.0),
             span_ids: selected
@@ -136,12 +141,14 @@ async fn search(
         start: rfc3339_text(start),
         end: rfc3339_text(end),
     };
-    let body = serde_json::json!({
-        "result": { "resourceSpans": resource_spans },
-        "matches": matches,
-        "search": progress,
-    });
-    Ok(axum::Json(body).into_response())
+    let mut body = b"{\"result\":{\"resourceSpans\":[".to_vec();
+    body.extend_from_slice(resource_spans.get(1..).unwrap_or_default());
+    body.extend_from_slice(b"]},\"matches\":");
+    serde_json::to_writer(&mut body, &matches).map_err(V3Error::internal)?;
+    body.extend_from_slice(b",\"search\":");
+    serde_json::to_writer(&mut body, &progress).map_err(V3Error::internal)?;
+    body.push(b'}');
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 fn rfc3339_text(t: SystemTime) -> String {

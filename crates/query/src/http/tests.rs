@@ -765,3 +765,21 @@ async fn traceql_search_errors_name_the_column_or_what_is_missing() {
     let (status, _) = search(&app, r#"{ resource.service.name = "web" }"#, "&limit=0").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn traceql_search_keeps_its_answer_within_the_response_limits() {
+    let limits = ResponseLimits {
+        spans: 1_000,
+        bytes: 100,
+    };
+    let (app, _) = app_with_limits("/", limits).await;
+    let (status, body) = search(&app, r#"{ resource.service.name = "web" }"#, "").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["matches"].as_array().unwrap().len(),
+        1,
+        "the first match, whole"
+    );
+    assert_eq!(body["search"]["responseLimitReached"], true);
+    assert_eq!(body["search"]["limitReached"], false);
+}

@@ -107,6 +107,15 @@ fn fixture() -> Vec<Span> {
 }
 
 const TABLE: &[(&str, &[u128])] = &[
+    // exact integer and boolean values, pushed down to the store's tag search
+    (
+        r#"{ resource.service.name = "frontend" && span.http.status_code = 500 }"#,
+        &[2],
+    ),
+    (
+        r#"{ resource.service.name = "redis" && span.error = true }"#,
+        &[2],
+    ),
     (r#"{ resource.service.name = "frontend" }"#, &[1, 2, 3, 4]),
     (
         r#"{ resource.service.name = "frontend" && span.http.status_code >= 500 }"#,
